@@ -1,0 +1,185 @@
+//! Seasonal regression: a level plus daily harmonics, fitted per series by
+//! recursive least squares with exponential forgetting.
+//!
+//! Server metrics follow the day: traffic, and with it CPU, latency and
+//! I/O, rise and fall on a daily cycle. Holt-Winters needs several whole
+//! days before its per-slot seasonal terms settle (each is updated once a
+//! day); a few harmonics of the daily cycle capture the same shape with
+//! `1 + 2h` coefficients, learned from less than a day of history. Forgetting
+//! lets the fit follow slow changes of level. Once a VM is patched its fit
+//! is frozen (the scorer stops feeding it) and keeps forecasting the
+//! pre-patch behaviour at the right time of day.
+
+use super::{Forecaster, TimeRange};
+use arrow::array::{Array, Float64Array};
+use std::f64::consts::TAU;
+
+const DAY_MS: f64 = 86_400_000.0;
+/// Initial covariance of the coefficients: large means "know nothing yet".
+const INITIAL_COVARIANCE: f64 = 1_000.0;
+
+/// Settings of [`SeasonalRegression`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeasonalRegressionConfig {
+    /// Daily harmonics fitted (0 = level only).
+    pub harmonics: usize,
+    /// Half-life of the forgetting, in windows.
+    pub forgetting_half_life_windows: f64,
+    /// Windows a series must have been observed before it is forecast.
+    pub min_windows: u32,
+}
+
+/// Level + daily harmonics per series, fitted by recursive least squares.
+#[derive(Debug, Clone)]
+pub struct SeasonalRegression {
+    config: SeasonalRegressionConfig,
+    lambda: f64,
+    k: usize,
+    theta: Vec<f64>,
+    covariance: Vec<f64>,
+    windows: Vec<u32>,
+    features: Vec<f64>,
+    scratch: Vec<f64>,
+}
+
+impl SeasonalRegression {
+    /// A forecaster that knows nothing yet.
+    pub fn new(config: SeasonalRegressionConfig) -> SeasonalRegression {
+        let k = 1 + 2 * config.harmonics;
+        SeasonalRegression {
+            config,
+            lambda: 0.5f64.powf(1.0 / config.forgetting_half_life_windows.max(1.0)),
+            k,
+            theta: Vec::new(),
+            covariance: Vec::new(),
+            windows: Vec::new(),
+            features: vec![0.0; k],
+            scratch: vec![0.0; k],
+        }
+    }
+
+    fn ensure_series(&mut self, series: usize) {
+        if self.windows.len() < series {
+            self.theta.resize(series * self.k, 0.0);
+            self.covariance.resize(series * self.k * self.k, 0.0);
+            self.windows.resize(series, 0);
+        }
+    }
+
+    fn set_features(&mut self, window: TimeRange) {
+        let phase = (window.mid_ms() as f64).rem_euclid(DAY_MS) / DAY_MS * TAU;
+        self.features[0] = 1.0;
+        for h in 0..self.config.harmonics {
+            let angle = phase * (h + 1) as f64;
+            self.features[1 + 2 * h] = angle.sin();
+            self.features[2 + 2 * h] = angle.cos();
+        }
+    }
+
+    /// One recursive-least-squares step for slot `i` towards observation `y`.
+    fn update(&mut self, i: usize, y: f64) {
+        let k = self.k;
+        let theta = &mut self.theta[i * k..(i + 1) * k];
+        let p = &mut self.covariance[i * k * k..(i + 1) * k * k];
+        let x = &self.features;
+        if self.windows[i] == 0 {
+            theta.fill(0.0);
+            theta[0] = y;
+            p.fill(0.0);
+            for d in 0..k {
+                p[d * k + d] = INITIAL_COVARIANCE;
+            }
+        }
+        // px = P x ; denominator = lambda + x' P x
+        let px = &mut self.scratch;
+        for r in 0..k {
+            px[r] = (0..k).map(|c| p[r * k + c] * x[c]).sum();
+        }
+        let denominator = self.lambda + (0..k).map(|r| x[r] * px[r]).sum::<f64>();
+        let error = y - (0..k).map(|r| theta[r] * x[r]).sum::<f64>();
+        let inv_lambda = 1.0 / self.lambda;
+        for r in 0..k {
+            let gain = px[r] / denominator;
+            theta[r] += gain * error;
+            for c in 0..k {
+                p[r * k + c] = (p[r * k + c] - gain * px[c]) * inv_lambda;
+            }
+        }
+        self.windows[i] += 1;
+    }
+}
+
+impl Forecaster for SeasonalRegression {
+    fn name(&self) -> &str {
+        "seasonal-regression"
+    }
+
+    fn forecast(&mut self, window: TimeRange, series: usize) -> Float64Array {
+        self.ensure_series(series);
+        self.set_features(window);
+        let k = self.k;
+        Float64Array::from_iter((0..series).map(|i| {
+            (self.windows[i] >= self.config.min_windows).then(|| {
+                let theta = &self.theta[i * k..(i + 1) * k];
+                theta.iter().zip(&self.features).map(|(t, x)| t * x).sum()
+            })
+        }))
+    }
+
+    fn observe(&mut self, window: TimeRange, observed: &Float64Array, learn: &[bool]) {
+        self.ensure_series(observed.len());
+        self.set_features(window);
+        for (i, &learn) in learn.iter().enumerate().take(observed.len()) {
+            if learn && observed.is_valid(i) {
+                self.update(i, observed.value(i));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(i: i64) -> TimeRange {
+        TimeRange { start_ms: i * 300_000, end_ms: (i + 1) * 300_000 }
+    }
+
+    fn daily(i: i64) -> f64 {
+        let phase = window(i).mid_ms() as f64 / DAY_MS * TAU;
+        50.0 + 20.0 * phase.sin() + 5.0 * (2.0 * phase).cos()
+    }
+
+    #[test]
+    fn learns_a_daily_cycle_within_a_day_and_forecasts_it_frozen() {
+        let mut f = SeasonalRegression::new(SeasonalRegressionConfig {
+            harmonics: 2,
+            forgetting_half_life_windows: 2_000.0,
+            min_windows: 12,
+        });
+        assert!(f.forecast(window(0), 1).is_null(0), "no forecast before any history");
+        for i in 0..288 {
+            f.observe(window(i), &Float64Array::from(vec![daily(i)]), &[true]);
+        }
+        // Frozen from here on: forecasts follow the cycle for the next 12 hours.
+        for i in 288..432 {
+            let forecast = f.forecast(window(i), 1).value(0);
+            assert!((forecast - daily(i)).abs() < 0.01, "window {i}: {forecast} vs {}", daily(i));
+        }
+    }
+
+    #[test]
+    fn slots_not_allowed_to_learn_keep_their_fit() {
+        let cfg = SeasonalRegressionConfig { harmonics: 0, forgetting_half_life_windows: 5.0, min_windows: 1 };
+        let mut f = SeasonalRegression::new(cfg);
+        for i in 0..50 {
+            f.observe(window(i), &Float64Array::from(vec![10.0, 10.0]), &[true, true]);
+        }
+        for i in 50..60 {
+            f.observe(window(i), &Float64Array::from(vec![90.0, 90.0]), &[true, false]);
+        }
+        let out = f.forecast(window(60), 2);
+        assert!(out.value(0) > 50.0, "slot 0 followed the new level");
+        assert!((out.value(1) - 10.0).abs() < 1e-6, "slot 1 was frozen");
+    }
+}

@@ -1,0 +1,365 @@
+//! The canary scorer: windows, baselines, forecast, residuals and verdicts
+//! fused into one operator.
+//!
+//! Feed it metric sample batches with [`Operator::process_batch`]; tell it
+//! when VMs are patched and rolled back; [`Operator::on_watermark`] returns a
+//! [`ScoredWindow`] for every window event time has passed. VMs learn
+//! (baseline and forecaster) while they run unpatched, and are judged against
+//! their frozen pre-patch behaviour once patched and settled.
+
+use crate::baseline::{BaselineConfig, Baselines};
+use crate::forecast::{Forecaster, TimeRange};
+use crate::operator::{InputId, Operator};
+use crate::residual::{deviations, window_residuals};
+use crate::series::{SeriesIndex, UNSCORED, dictionary_values_u16, dictionary_values_u32};
+use crate::verdict::{VerdictRules, judge};
+use crate::watermark::WatermarkTracker;
+use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
+use crate::OperatorError;
+use arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
+use arrow::datatypes::{Float64Type, TimestampMillisecondType};
+use bellwether_schemas::metric::{check_sample_batch, columns};
+use bellwether_schemas::{EventTime, MetricVerdict, ScoreRecord, SchemaError};
+use std::sync::Arc;
+
+/// Settings of the scorer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScorerConfig {
+    /// Scored metrics, in slot order.
+    pub metrics: Vec<String>,
+    /// How each metric is judged (same order as `metrics`).
+    pub rules: VerdictRules,
+    /// Smallest residual spread per metric, in the metric's unit.
+    pub spread_floor: Vec<f64>,
+    /// Window shape.
+    pub window: WindowSpec,
+    /// How baselines learn.
+    pub baseline: BaselineConfig,
+    /// Windows kept open at most (bounds memory against bad clocks).
+    pub max_open_windows: usize,
+}
+
+/// Counters of what the scorer has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScorerStats {
+    /// Sample rows received.
+    pub rows_in: u64,
+    /// Rows of metrics the scorer does not score.
+    pub rows_unscored: u64,
+    /// Rows whose value was NaN or infinite.
+    pub rows_invalid: u64,
+    /// Rows that arrived after their window closed (counted, not merged).
+    pub late_rows: u64,
+    /// Rows too far ahead of event time to be believed.
+    pub future_rows: u64,
+    /// Windows closed and scored.
+    pub windows_closed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum VmPhase {
+    /// Unpatched: learns from windows starting at or after `from_ms`.
+    Learning { from_ms: i64 },
+    /// Patched at `since_ms`; judged from windows starting at `judge_from_ms`.
+    Patched { since_ms: i64, judge_from_ms: i64 },
+}
+
+/// One scored window: per-series and per-VM arrays in slot order.
+#[derive(Debug, Clone)]
+pub struct ScoredWindow {
+    /// The window.
+    pub range: TimeRange,
+    /// Scored metrics, in slot order.
+    pub metrics: Arc<Vec<String>>,
+    /// VM ids, in slot order.
+    pub vm_ids: Vec<Arc<str>>,
+    /// Per series: observed window mean.
+    pub observed: Float64Array,
+    /// Per series: forecast.
+    pub forecast: Float64Array,
+    /// Per series: residual RMSE over the window's samples.
+    pub residual_rmse: Float64Array,
+    /// Per series: deviation in sigmas.
+    pub deviation: Float64Array,
+    /// Per series: the baseline level.
+    pub baseline_mean: Float64Array,
+    /// Per series: anomalous.
+    pub anomalous: BooleanArray,
+    /// Per VM: under judgement (patched, settled, baseline ready).
+    pub judged: BooleanArray,
+    /// Per VM: sent at least one scored sample in the window.
+    pub has_data: BooleanArray,
+    /// Per VM: any metric anomalous.
+    pub vm_anomalous: BooleanArray,
+    /// Per VM: RMS deviation in sigmas.
+    pub vm_rmse: Float64Array,
+    /// Per VM: anomaly score in [0, 1].
+    pub vm_score: Float64Array,
+    rules: VerdictRules,
+}
+
+impl ScoredWindow {
+    /// Number of VMs in the window.
+    pub fn vm_count(&self) -> usize {
+        self.vm_ids.len()
+    }
+
+    /// The per-metric verdicts of VM slot `vm` (metrics with data and a forecast).
+    pub fn verdicts(&self, vm: usize) -> Vec<MetricVerdict> {
+        let m = self.metrics.len();
+        (0..m)
+            .filter_map(|metric| {
+                let i = vm * m + metric;
+                if self.deviation.is_null(i) {
+                    return None;
+                }
+                let rule = &self.rules.metrics[metric];
+                Some(MetricVerdict {
+                    metric: self.metrics[metric].clone(),
+                    observed: self.observed.value(i),
+                    forecast: self.forecast.value(i),
+                    residual_rmse: self.residual_rmse.value(i),
+                    baseline_mean: self.baseline_mean.value(i),
+                    deviation: self.deviation.value(i),
+                    threshold: rule.threshold_sigma,
+                    direction: rule.direction,
+                    anomalous: self.anomalous.value(i),
+                })
+            })
+            .collect()
+    }
+
+    /// The score record of VM slot `vm`.
+    pub fn score_record(&self, vm: usize, forecaster: &str, rollout_id: Option<&str>) -> ScoreRecord {
+        ScoreRecord {
+            vm_id: self.vm_ids[vm].to_string(),
+            window_start: EventTime(self.range.start_ms),
+            window_end: EventTime(self.range.end_ms),
+            rollout_id: rollout_id.map(str::to_string),
+            forecaster: forecaster.to_string(),
+            residual_rmse: if self.vm_rmse.is_valid(vm) { self.vm_rmse.value(vm) } else { f64::NAN },
+            anomaly_score: if self.vm_score.is_valid(vm) { self.vm_score.value(vm) } else { 0.0 },
+            anomalous: self.vm_anomalous.value(vm),
+            verdicts: self.verdicts(vm),
+        }
+    }
+}
+
+/// The fused scoring operator.
+pub struct CanaryScorer {
+    config: ScorerConfig,
+    metrics: Arc<Vec<String>>,
+    index: SeriesIndex,
+    windows: WindowAggregator,
+    watermark: WatermarkTracker,
+    baselines: Baselines,
+    forecaster: Box<dyn Forecaster>,
+    phases: Vec<VmPhase>,
+    streak: Vec<u16>,
+    stats: ScorerStats,
+    vm_map: Vec<u32>,
+    metric_map: Vec<u16>,
+    slots: Vec<u32>,
+}
+
+impl CanaryScorer {
+    /// A scorer with no history, forecasting with `forecaster`.
+    pub fn new(config: ScorerConfig, forecaster: Box<dyn Forecaster>) -> Result<CanaryScorer, OperatorError> {
+        let m = config.metrics.len();
+        if m == 0 || config.rules.metrics.len() != m || config.spread_floor.len() != m {
+            return Err(OperatorError::InvalidSetting {
+                setting: "metrics",
+                reason: format!(
+                    "{m} metrics, {} rules and {} spread floors: need one rule and one floor per metric, and at least one metric",
+                    config.rules.metrics.len(),
+                    config.spread_floor.len()
+                ),
+            });
+        }
+        Ok(CanaryScorer {
+            metrics: Arc::new(config.metrics.clone()),
+            index: SeriesIndex::new(&config.metrics),
+            windows: WindowAggregator::new(config.window, config.max_open_windows),
+            watermark: WatermarkTracker::default(),
+            baselines: Baselines::new(config.baseline),
+            forecaster,
+            phases: Vec::new(),
+            streak: Vec::new(),
+            stats: ScorerStats::default(),
+            vm_map: Vec::new(),
+            metric_map: Vec::new(),
+            slots: Vec::new(),
+            config,
+        })
+    }
+
+    /// Name of the forecaster in use.
+    pub fn forecaster_name(&self) -> &str {
+        self.forecaster.name()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ScorerStats {
+        let counters = self.windows.counters();
+        ScorerStats { late_rows: counters.late_rows, future_rows: counters.future_rows, ..self.stats }
+    }
+
+    /// The current watermark (ms), if any.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark.watermark()
+    }
+
+    /// The series index (VM ids and metrics seen).
+    pub fn series(&self) -> &SeriesIndex {
+        &self.index
+    }
+
+    /// Records that `vm_id` was patched at `at_ms`: its baseline and forecast
+    /// freeze as they were before, and it is judged from `at_ms + settle_ms`.
+    pub fn patched(&mut self, vm_id: &str, at_ms: i64, settle_ms: i64) {
+        let vm = self.register_vm(vm_id);
+        self.phases[vm] = VmPhase::Patched { since_ms: at_ms, judge_from_ms: at_ms + settle_ms };
+    }
+
+    /// Records that `vm_id` was rolled back at `at_ms`: no longer judged, it
+    /// learns again from `at_ms + settle_ms`, once it has recovered.
+    pub fn rolled_back(&mut self, vm_id: &str, at_ms: i64, settle_ms: i64) {
+        let vm = self.register_vm(vm_id);
+        self.phases[vm] = VmPhase::Learning { from_ms: at_ms + settle_ms };
+        let m = self.index.metric_count();
+        self.streak[vm * m..(vm + 1) * m].fill(0);
+    }
+
+    /// True when `vm_id` is patched (and not rolled back).
+    pub fn is_patched(&self, vm_id: &str) -> bool {
+        self.index
+            .vm_slot(vm_id)
+            .is_some_and(|vm| matches!(self.phases[vm as usize], VmPhase::Patched { .. }))
+    }
+
+    fn register_vm(&mut self, vm_id: &str) -> usize {
+        let vm = self.index.vm_slot_or_insert(vm_id) as usize;
+        self.grow();
+        vm
+    }
+
+    fn grow(&mut self) {
+        let series = self.index.series_count();
+        self.phases.resize(self.index.vm_count(), VmPhase::Learning { from_ms: i64::MIN });
+        self.streak.resize(series, 0);
+        self.baselines.ensure_series(series);
+        self.windows.ensure_series(series);
+    }
+
+    fn score(&mut self, closed: ClosedWindow) -> Result<ScoredWindow, OperatorError> {
+        let m = self.index.metric_count();
+        let series = self.index.series_count();
+        let range = TimeRange { start_ms: closed.start_ms, end_ms: closed.end_ms };
+        let has_data =
+            BooleanArray::from_iter(closed.sums.count.chunks(m).map(|c| Some(c.iter().any(|&n| n > 0))));
+        let forecast = self.forecaster.forecast(range, series);
+        let residuals = window_residuals(closed.sums, &forecast)?;
+        let spreads = self.baselines.spreads(m, &self.config.spread_floor);
+        let deviation = deviations(&residuals.residual, &spreads)?;
+
+        let mut learn = vec![false; series];
+        let mut judged = vec![false; self.phases.len()];
+        for (vm, phase) in self.phases.iter().enumerate() {
+            let (learns, is_judged) = match *phase {
+                VmPhase::Learning { from_ms } => (range.start_ms >= from_ms, false),
+                VmPhase::Patched { since_ms, judge_from_ms } => (range.end_ms <= since_ms, range.start_ms >= judge_from_ms),
+            };
+            learn[vm * m..(vm + 1) * m].fill(learns);
+            judged[vm] = is_judged;
+        }
+        let verdicts = judge(&self.config.rules, &deviation, &residuals.residual, &judged, &mut self.streak);
+        let baseline_mean = self.baselines.means();
+        self.baselines.learn(&residuals.observed, &residuals.residual, &learn);
+        self.forecaster.observe(range, &residuals.observed, &learn);
+        self.stats.windows_closed += 1;
+
+        Ok(ScoredWindow {
+            range,
+            metrics: self.metrics.clone(),
+            vm_ids: self.index.vm_ids().to_vec(),
+            observed: residuals.observed,
+            forecast,
+            residual_rmse: residuals.residual_rmse,
+            deviation,
+            baseline_mean,
+            anomalous: verdicts.anomalous,
+            judged: BooleanArray::from(judged),
+            has_data,
+            vm_anomalous: verdicts.vm_anomalous,
+            vm_rmse: verdicts.vm_rmse,
+            vm_score: verdicts.vm_score,
+            rules: self.config.rules.clone(),
+        })
+    }
+}
+
+impl Operator for CanaryScorer {
+    type Output = ScoredWindow;
+
+    fn process_batch(&mut self, input: InputId, batch: &RecordBatch) -> Result<(), OperatorError> {
+        check_sample_batch(batch)?;
+        let column = |name: &str| {
+            batch.column_by_name(name).ok_or_else(|| SchemaError::MissingColumn {
+                contract: "metric_sample",
+                column: name.to_string(),
+            })
+        };
+        let (vm_keys, vm_dictionary) = dictionary_values_u32(column(columns::VM_ID)?.as_ref())
+            .ok_or_else(|| wrong_type(columns::VM_ID))?;
+        let (metric_keys, metric_dictionary) = dictionary_values_u16(column(columns::METRIC)?.as_ref())
+            .ok_or_else(|| wrong_type(columns::METRIC))?;
+        let times = column(columns::EVENT_TIME)?.as_primitive::<TimestampMillisecondType>();
+        let values = column(columns::VALUE)?.as_primitive::<Float64Type>().values();
+
+        self.index.map_vm_dictionary(vm_dictionary, &mut self.vm_map);
+        self.index.map_metric_dictionary(metric_dictionary, &mut self.metric_map);
+        self.grow();
+
+        let m = self.index.metric_count() as u32;
+        self.slots.clear();
+        self.slots.extend(vm_keys.iter().zip(metric_keys).zip(values).map(|((&vk, &mk), v)| {
+            let metric = self.metric_map[mk as usize];
+            if metric == UNSCORED || !v.is_finite() {
+                SKIP
+            } else {
+                self.vm_map[vk as usize] * m + metric as u32
+            }
+        }));
+        let skipped = self.slots.iter().filter(|&&s| s == SKIP).count() as u64;
+        let invalid = values.iter().filter(|v| !v.is_finite()).count() as u64;
+        self.stats.rows_in += batch.num_rows() as u64;
+        self.stats.rows_invalid += invalid;
+        self.stats.rows_unscored += skipped - invalid.min(skipped);
+
+        self.windows.add(&self.slots, times.values(), values);
+        if let Some(max) = arrow::compute::max(times) {
+            self.watermark.observe(input, max);
+        }
+        Ok(())
+    }
+
+    fn set_idle(&mut self, input: InputId, idle: bool) {
+        self.watermark.set_idle(input, idle);
+    }
+
+    fn on_watermark(&mut self) -> Result<Vec<ScoredWindow>, OperatorError> {
+        let Some(watermark) = self.watermark.watermark() else {
+            return Ok(Vec::new());
+        };
+        self.windows.close_until(watermark).into_iter().map(|closed| self.score(closed)).collect()
+    }
+}
+
+fn wrong_type(column: &str) -> SchemaError {
+    SchemaError::WrongType {
+        contract: "metric_sample",
+        column: column.to_string(),
+        expected: "a dictionary of strings".into(),
+        found: "another type".into(),
+    }
+}

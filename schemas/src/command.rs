@@ -1,0 +1,170 @@
+//! Commands and reports on the control topic.
+//!
+//! The scoring pipeline writes rollback commands and window reports; the
+//! rollout actor writes patch commands; the rollout actor (and, in the
+//! embedded demo, the simulated fleet) reads them all. Every command has an
+//! id that is derived from what it does, so a command decided twice (after a
+//! crash and replay) has the same id and is executed once.
+
+use crate::{score::MetricVerdict, time::EventTime};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A command's unique id; executing the same id twice is a no-op.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CommandId(pub String);
+
+impl CommandId {
+    /// The id of the patch command for `vm_id` in `rollout_id`.
+    pub fn patch(rollout_id: &str, vm_id: &str) -> CommandId {
+        CommandId(format!("{rollout_id}/patch/{vm_id}"))
+    }
+
+    /// The id of the rollback command for `vm_id` in `rollout_id`: one VM is
+    /// rolled back at most once per rollout, whoever asks and however often.
+    pub fn rollback(rollout_id: &str, vm_id: &str) -> CommandId {
+        CommandId(format!("{rollout_id}/rollback/{vm_id}"))
+    }
+}
+
+impl fmt::Display for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Evidence for a rollback: the verdicts of the metrics that went wrong.
+pub type MetricEvidence = MetricVerdict;
+
+/// Deploy the rollout's patch to one VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchCommand {
+    /// Idempotency key.
+    pub command_id: CommandId,
+    /// The rollout.
+    pub rollout_id: String,
+    /// The patch.
+    pub patch_id: String,
+    /// The VM.
+    pub vm_id: String,
+    /// Wave index, from 0.
+    pub wave: usize,
+    /// When it was decided.
+    pub issued_at: EventTime,
+}
+
+/// What set off a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackTrigger {
+    /// The VM's metrics left their forecast.
+    Anomaly,
+    /// The failure model expects the VM to fail soon.
+    PredictedFailure,
+    /// An operator asked for it.
+    Operator,
+    /// The rollback policy widened a rollback to this VM.
+    Policy,
+}
+
+/// Why a VM is rolled back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackReason {
+    /// What set it off.
+    pub trigger: RollbackTrigger,
+    /// One line for humans, e.g. `response_time_ms 212 vs 131 expected (+9.8σ)`.
+    pub summary: String,
+    /// The metrics that went wrong.
+    pub evidence: Vec<MetricEvidence>,
+}
+
+/// Undo the rollout's patch on one VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackCommand {
+    /// Idempotency key.
+    pub command_id: CommandId,
+    /// The rollout.
+    pub rollout_id: String,
+    /// The VM.
+    pub vm_id: String,
+    /// True when the VM is critical.
+    pub critical: bool,
+    /// Higher goes first: critical VMs outrank the rest, then the worse anomaly.
+    pub priority: u32,
+    /// Why.
+    pub reason: RollbackReason,
+    /// When it was decided.
+    pub issued_at: EventTime,
+}
+
+/// The scoring pipeline's account of one closed window, for the rollout
+/// actor: the actor's clock, and what it needs to judge a baking wave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowReport {
+    /// Window start.
+    pub window_start: EventTime,
+    /// Window end; the actor's clock advances to it.
+    pub window_end: EventTime,
+    /// VMs scored in the window.
+    pub vms_scored: usize,
+    /// Patched VMs scored in the window.
+    pub patched_scored: usize,
+    /// Patched VMs judged anomalous in the window.
+    pub anomalous: Vec<String>,
+    /// Patched VMs that sent no data for the window.
+    pub missing: Vec<String>,
+    /// Rows that arrived after their window closed (counted, not merged), so far.
+    pub late_rows_total: u64,
+}
+
+/// A message on the control topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ControlMessage {
+    /// Patch a VM.
+    Patch(PatchCommand),
+    /// Roll a VM back.
+    Rollback(RollbackCommand),
+    /// A window closed.
+    WindowReport(WindowReport),
+}
+
+impl ControlMessage {
+    /// The message key: the rollout id for commands (so one rollout's
+    /// commands stay in order on one partition), `windows` for reports.
+    pub fn key(&self) -> &str {
+        match self {
+            ControlMessage::Patch(c) => &c.rollout_id,
+            ControlMessage::Rollback(c) => &c.rollout_id,
+            ControlMessage::WindowReport(_) => "windows",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_ids_are_derived_from_what_they_do() {
+        assert_eq!(CommandId::rollback("r1", "vm-3"), CommandId::rollback("r1", "vm-3"));
+        assert_ne!(CommandId::rollback("r1", "vm-3"), CommandId::patch("r1", "vm-3"));
+    }
+
+    #[test]
+    fn control_messages_are_tagged_json() {
+        let msg = ControlMessage::Patch(PatchCommand {
+            command_id: CommandId::patch("r1", "vm-1"),
+            rollout_id: "r1".into(),
+            patch_id: "p".into(),
+            vm_id: "vm-1".into(),
+            wave: 0,
+            issued_at: EventTime(5),
+        });
+        let json = serde_json::to_string(&msg).unwrap();
+        assert!(json.starts_with(r#"{"type":"patch""#), "{json}");
+        assert_eq!(serde_json::from_str::<ControlMessage>(&json).unwrap(), msg);
+        assert_eq!(msg.key(), "r1");
+    }
+}

@@ -1,0 +1,62 @@
+//! Rollout events: the audit trail of everything a rollout did and why.
+
+use crate::{command::{CommandId, RollbackReason}, patch::RolloutState, time::EventTime};
+use serde::{Deserialize, Serialize};
+
+/// Something that happened to a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutEvent {
+    /// The rollout.
+    pub rollout_id: String,
+    /// When (event time).
+    pub time: EventTime,
+    /// What.
+    pub kind: RolloutEventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RolloutEventKind {
+    /// The rollout moved from one state to another.
+    StateChanged {
+        /// Before.
+        from: RolloutState,
+        /// After.
+        to: RolloutState,
+        /// Why, for humans.
+        why: String,
+    },
+    /// A wave's patch commands were issued.
+    WaveStarted {
+        /// Wave index, from 0.
+        wave: usize,
+        /// Its VMs.
+        vms: Vec<String>,
+        /// Part of the canary stage.
+        canary: bool,
+    },
+    /// A wave baked for its full bake time with no anomaly.
+    WaveBaked {
+        /// Wave index.
+        wave: usize,
+    },
+    /// A VM was rolled back.
+    VmRolledBack {
+        /// The VM.
+        vm_id: String,
+        /// The command that did it.
+        command_id: CommandId,
+        /// True when the VM is critical.
+        critical: bool,
+        /// Why.
+        reason: RollbackReason,
+        /// True when the actuator reported success.
+        succeeded: bool,
+    },
+    /// A command whose id was executed before arrived again and was skipped.
+    DuplicateCommandSkipped {
+        /// The repeated id.
+        command_id: CommandId,
+    },
+}

@@ -1,0 +1,47 @@
+//! Bellwether's data contracts.
+//!
+//! Everything that crosses a boundary between bellwether's parts, or between
+//! bellwether and the outside world, is defined here: the Arrow schemas of the
+//! batches the operators compute on, and the serde types of the messages on
+//! the metrics, control and event topics. Each contract carries a version
+//! ([`SCHEMA_VERSION`]) so readers can refuse data they do not understand.
+
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod inventory;
+pub mod metric;
+pub mod patch;
+pub mod score;
+pub mod time;
+pub mod wave;
+
+pub use command::{
+    CommandId, ControlMessage, MetricEvidence, PatchCommand, RollbackCommand, RollbackReason,
+    RollbackTrigger, WindowReport,
+};
+pub use error::SchemaError;
+pub use event::{RolloutEvent, RolloutEventKind};
+pub use inventory::{Criticality, VmRecord};
+pub use metric::{Direction, MetricSample, VmSnapshot};
+pub use patch::{Patch, Rollout, RolloutState};
+pub use score::{MetricVerdict, ScoreRecord};
+pub use time::EventTime;
+pub use wave::{Wave, WavePlan, WaveSize, WaveSpec};
+
+/// Version of every schema and wire format in this crate. Bumped when a
+/// field changes meaning or disappears; adding an optional field does not.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Arrow schema metadata key naming the contract a batch follows.
+pub const SCHEMA_NAME_KEY: &str = "bellwether.schema";
+/// Arrow schema metadata key holding [`SCHEMA_VERSION`].
+pub const SCHEMA_VERSION_KEY: &str = "bellwether.version";
+
+/// Schema metadata that names a contract and its version.
+pub(crate) fn contract_metadata(name: &str) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([
+        (SCHEMA_NAME_KEY.to_string(), name.to_string()),
+        (SCHEMA_VERSION_KEY.to_string(), SCHEMA_VERSION.to_string()),
+    ])
+}

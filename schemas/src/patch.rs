@@ -1,0 +1,80 @@
+//! Patches and the rollouts that carry them across the fleet.
+
+use crate::{time::EventTime, wave::WavePlan};
+use serde::{Deserialize, Serialize};
+
+/// A patch an operator (or an approval rule) approved for rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patch {
+    /// Unique id, e.g. `KB5031356` or `openssl-3.0.13-1`.
+    pub id: String,
+    /// Human title.
+    pub title: String,
+    /// Classification, e.g. `security`, `bugfix`, `feature`.
+    pub classification: String,
+    /// Severity, e.g. `critical`, `important`, `moderate`, `low`.
+    pub severity: String,
+    /// Product the patch applies to, e.g. `linux-kernel`.
+    pub product: String,
+}
+
+/// Where a rollout is in its life. Transitions are made only by the rollout
+/// actor; see `pipeline/src/rollout/state.rs` for the allowed moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    /// Created, nothing deployed yet.
+    Pending,
+    /// Deploying a wave of the canary stage.
+    Canary,
+    /// A deployed wave is baking: its VMs are watched for the bake time.
+    Baking,
+    /// The baked wave was healthy; the next wave is being deployed.
+    Advancing,
+    /// Stopped by an anomaly or an operator; nothing more is deployed.
+    Halted,
+    /// Rolling VMs back.
+    RollingBack,
+    /// Every wave deployed and baked healthy.
+    Completed,
+    /// Every patched VM was rolled back.
+    RolledBack,
+}
+
+impl RolloutState {
+    /// True once the rollout can no longer move on its own.
+    pub fn is_final(self) -> bool {
+        matches!(self, RolloutState::Completed | RolloutState::RolledBack | RolloutState::Halted)
+    }
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutState::Pending => "pending",
+            RolloutState::Canary => "canary",
+            RolloutState::Baking => "baking",
+            RolloutState::Advancing => "advancing",
+            RolloutState::Halted => "halted",
+            RolloutState::RollingBack => "rolling_back",
+            RolloutState::Completed => "completed",
+            RolloutState::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// A patch on its way across the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Unique id.
+    pub id: String,
+    /// The patch being rolled out.
+    pub patch: Patch,
+    /// Canary groups whose VMs go first.
+    pub canary_groups: Vec<String>,
+    /// The waves.
+    pub plan: WavePlan,
+    /// Current state.
+    pub state: RolloutState,
+    /// When it was created.
+    pub created_at: EventTime,
+}
