@@ -80,7 +80,9 @@ pub fn score_schema() -> SchemaRef {
 
 /// Flattens score records into one batch following [`score_schema`].
 pub fn score_batch(records: &[ScoreRecord]) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let rows = || records.iter().flat_map(|r| r.verdicts.iter().map(move |v| (r, v)));
+    let pairs: Vec<(&ScoreRecord, &MetricVerdict)> =
+        records.iter().flat_map(|r| r.verdicts.iter().map(move |v| (r, v))).collect();
+    let rows = || pairs.iter().copied();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(rows().map(|(r, _)| r.vm_id.as_str()))),
         Arc::new(TimestampMillisecondArray::from_iter_values(rows().map(|(r, _)| r.window_start.0)).with_timezone("UTC")),
