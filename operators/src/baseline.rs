@@ -58,7 +58,11 @@ impl Baselines {
                 continue;
             }
             let y = observed.value(i);
-            self.mean[i] = if self.mean[i].is_nan() { y } else { self.mean[i] + a * (y - self.mean[i]) };
+            self.mean[i] = if self.mean[i].is_nan() {
+                y
+            } else {
+                self.mean[i] + a * (y - self.mean[i])
+            };
             if residual.is_valid(i) {
                 let r2 = residual.value(i) * residual.value(i);
                 // Bias-corrected start: the first residuals set the scale.
@@ -93,7 +97,8 @@ impl Baselines {
     /// at `floor[metric]` so a flat-lined series does not turn noise into sigmas.
     pub fn spreads(&self, metric_count: usize, floor: &[f64]) -> Float64Array {
         Float64Array::from_iter((0..self.windows.len()).map(|i| {
-            self.is_ready(i).then(|| self.residual_spread(i).max(floor[i % metric_count]))
+            self.is_ready(i)
+                .then(|| self.residual_spread(i).max(floor[i % metric_count]))
         }))
     }
 }
@@ -104,7 +109,10 @@ mod tests {
 
     #[test]
     fn learns_level_and_spread_only_where_told() {
-        let mut b = Baselines::new(BaselineConfig { half_life_windows: 1e9, min_windows: 2 });
+        let mut b = Baselines::new(BaselineConfig {
+            half_life_windows: 1e9,
+            min_windows: 2,
+        });
         b.ensure_series(2);
         for r in [1.0, -1.0, 1.0, -1.0] {
             b.learn(
@@ -123,9 +131,16 @@ mod tests {
 
     #[test]
     fn the_spread_floor_applies() {
-        let mut b = Baselines::new(BaselineConfig { half_life_windows: 10.0, min_windows: 1 });
+        let mut b = Baselines::new(BaselineConfig {
+            half_life_windows: 10.0,
+            min_windows: 1,
+        });
         b.ensure_series(1);
-        b.learn(&Float64Array::from(vec![5.0]), &Float64Array::from(vec![0.0]), &[true]);
+        b.learn(
+            &Float64Array::from(vec![5.0]),
+            &Float64Array::from(vec![0.0]),
+            &[true],
+        );
         assert_eq!(b.spreads(1, &[0.5]).value(0), 0.5);
     }
 }

@@ -28,7 +28,10 @@ pub struct WindowResiduals {
 }
 
 /// Residuals of one window against `forecast`.
-pub fn window_residuals(sums: WindowSums, forecast: &Float64Array) -> Result<WindowResiduals, ArrowError> {
+pub fn window_residuals(
+    sums: WindowSums,
+    forecast: &Float64Array,
+) -> Result<WindowResiduals, ArrowError> {
     let n = Float64Array::from_iter(sums.count.iter().map(|&c| (c > 0).then_some(c as f64)));
     let sum = Float64Array::from(sums.sum);
     let sum_sq = Float64Array::from(sums.sum_sq);
@@ -39,11 +42,18 @@ pub fn window_residuals(sums: WindowSums, forecast: &Float64Array) -> Result<Win
     let mse = f64s(add(&within, &mul(&residual, &residual)?)?);
     // Rounding can leave a tiny negative variance; it means zero.
     let residual_rmse = mse.unary::<_, Float64Type>(|v| v.max(0.0).sqrt());
-    Ok(WindowResiduals { observed, residual, residual_rmse })
+    Ok(WindowResiduals {
+        observed,
+        residual,
+        residual_rmse,
+    })
 }
 
 /// Deviation in sigmas: residual divided by the baseline's residual spread.
-pub fn deviations(residual: &Float64Array, spread: &Float64Array) -> Result<Float64Array, ArrowError> {
+pub fn deviations(
+    residual: &Float64Array,
+    spread: &Float64Array,
+) -> Result<Float64Array, ArrowError> {
     Ok(f64s(div(residual, spread)?))
 }
 
@@ -60,7 +70,11 @@ mod tests {
     fn residual_rmse_matches_the_definition() {
         // Series 0: samples 1, 3 (mean 2) against forecast 1: rmse = sqrt((0 + 4) / 2).
         // Series 1: no samples. Series 2: samples but no forecast.
-        let sums = WindowSums { count: vec![2, 0, 1], sum: vec![4.0, 0.0, 5.0], sum_sq: vec![10.0, 0.0, 25.0] };
+        let sums = WindowSums {
+            count: vec![2, 0, 1],
+            sum: vec![4.0, 0.0, 5.0],
+            sum_sq: vec![10.0, 0.0, 25.0],
+        };
         let forecast = Float64Array::from(vec![Some(1.0), Some(1.0), None]);
         let r = window_residuals(sums, &forecast).unwrap();
         assert_eq!(r.observed.value(0), 2.0);
@@ -73,7 +87,11 @@ mod tests {
 
     #[test]
     fn deviations_are_null_where_the_baseline_is_not_ready() {
-        let d = deviations(&Float64Array::from(vec![2.0, 2.0]), &Float64Array::from(vec![Some(0.5), None])).unwrap();
+        let d = deviations(
+            &Float64Array::from(vec![2.0, 2.0]),
+            &Float64Array::from(vec![Some(0.5), None]),
+        )
+        .unwrap();
         assert_eq!(d.value(0), 4.0);
         assert!(d.is_null(1));
     }

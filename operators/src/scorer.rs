@@ -7,6 +7,7 @@
 //! (baseline and forecaster) while they run unpatched, and are judged against
 //! their frozen pre-patch behaviour once patched and settled.
 
+use crate::OperatorError;
 use crate::baseline::{BaselineConfig, Baselines};
 use crate::forecast::{Forecaster, TimeRange};
 use crate::operator::{InputId, Operator};
@@ -15,11 +16,10 @@ use crate::series::{SeriesIndex, UNSCORED, dictionary_values_u16, dictionary_val
 use crate::verdict::{VerdictRules, judge};
 use crate::watermark::WatermarkTracker;
 use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
-use crate::OperatorError;
 use arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampMillisecondType};
 use bellwether_schemas::metric::{check_sample_batch, columns};
-use bellwether_schemas::{EventTime, MetricVerdict, ScoreRecord, SchemaError};
+use bellwether_schemas::{EventTime, MetricVerdict, SchemaError, ScoreRecord};
 use std::sync::Arc;
 
 /// Settings of the scorer.
@@ -130,15 +130,28 @@ impl ScoredWindow {
     }
 
     /// The score record of VM slot `vm`.
-    pub fn score_record(&self, vm: usize, forecaster: &str, rollout_id: Option<&str>) -> ScoreRecord {
+    pub fn score_record(
+        &self,
+        vm: usize,
+        forecaster: &str,
+        rollout_id: Option<&str>,
+    ) -> ScoreRecord {
         ScoreRecord {
             vm_id: self.vm_ids[vm].to_string(),
             window_start: EventTime(self.range.start_ms),
             window_end: EventTime(self.range.end_ms),
             rollout_id: rollout_id.map(str::to_string),
             forecaster: forecaster.to_string(),
-            residual_rmse: if self.vm_rmse.is_valid(vm) { self.vm_rmse.value(vm) } else { f64::NAN },
-            anomaly_score: if self.vm_score.is_valid(vm) { self.vm_score.value(vm) } else { 0.0 },
+            residual_rmse: if self.vm_rmse.is_valid(vm) {
+                self.vm_rmse.value(vm)
+            } else {
+                f64::NAN
+            },
+            anomaly_score: if self.vm_score.is_valid(vm) {
+                self.vm_score.value(vm)
+            } else {
+                0.0
+            },
             anomalous: self.vm_anomalous.value(vm),
             verdicts: self.verdicts(vm),
         }
@@ -164,7 +177,10 @@ pub struct CanaryScorer {
 
 impl CanaryScorer {
     /// A scorer with no history, forecasting with `forecaster`.
-    pub fn new(config: ScorerConfig, forecaster: Box<dyn Forecaster>) -> Result<CanaryScorer, OperatorError> {
+    pub fn new(
+        config: ScorerConfig,
+        forecaster: Box<dyn Forecaster>,
+    ) -> Result<CanaryScorer, OperatorError> {
         let m = config.metrics.len();
         if m == 0 || config.rules.metrics.len() != m || config.spread_floor.len() != m {
             return Err(OperatorError::InvalidSetting {
@@ -201,7 +217,11 @@ impl CanaryScorer {
     /// Counters so far.
     pub fn stats(&self) -> ScorerStats {
         let counters = self.windows.counters();
-        ScorerStats { late_rows: counters.late_rows, future_rows: counters.future_rows, ..self.stats }
+        ScorerStats {
+            late_rows: counters.late_rows,
+            future_rows: counters.future_rows,
+            ..self.stats
+        }
     }
 
     /// The current watermark (ms), if any.
@@ -218,14 +238,19 @@ impl CanaryScorer {
     /// freeze as they were before, and it is judged from `at_ms + settle_ms`.
     pub fn patched(&mut self, vm_id: &str, at_ms: i64, settle_ms: i64) {
         let vm = self.register_vm(vm_id);
-        self.phases[vm] = VmPhase::Patched { since_ms: at_ms, judge_from_ms: at_ms + settle_ms };
+        self.phases[vm] = VmPhase::Patched {
+            since_ms: at_ms,
+            judge_from_ms: at_ms + settle_ms,
+        };
     }
 
     /// Records that `vm_id` was rolled back at `at_ms`: no longer judged, it
     /// learns again from `at_ms + settle_ms`, once it has recovered.
     pub fn rolled_back(&mut self, vm_id: &str, at_ms: i64, settle_ms: i64) {
         let vm = self.register_vm(vm_id);
-        self.phases[vm] = VmPhase::Learning { from_ms: at_ms + settle_ms };
+        self.phases[vm] = VmPhase::Learning {
+            from_ms: at_ms + settle_ms,
+        };
         let m = self.index.metric_count();
         self.streak[vm * m..(vm + 1) * m].fill(0);
     }
@@ -245,7 +270,10 @@ impl CanaryScorer {
 
     fn grow(&mut self) {
         let series = self.index.series_count();
-        self.phases.resize(self.index.vm_count(), VmPhase::Learning { from_ms: i64::MIN });
+        self.phases.resize(
+            self.index.vm_count(),
+            VmPhase::Learning { from_ms: i64::MIN },
+        );
         self.streak.resize(series, 0);
         self.baselines.ensure_series(series);
         self.windows.ensure_series(series);
@@ -254,9 +282,17 @@ impl CanaryScorer {
     fn score(&mut self, closed: ClosedWindow) -> Result<ScoredWindow, OperatorError> {
         let m = self.index.metric_count();
         let series = self.index.series_count();
-        let range = TimeRange { start_ms: closed.start_ms, end_ms: closed.end_ms };
-        let has_data =
-            BooleanArray::from_iter(closed.sums.count.chunks(m).map(|c| Some(c.iter().any(|&n| n > 0))));
+        let range = TimeRange {
+            start_ms: closed.start_ms,
+            end_ms: closed.end_ms,
+        };
+        let has_data = BooleanArray::from_iter(
+            closed
+                .sums
+                .count
+                .chunks(m)
+                .map(|c| Some(c.iter().any(|&n| n > 0))),
+        );
         let forecast = self.forecaster.forecast(range, series);
         let residuals = window_residuals(closed.sums, &forecast)?;
         let spreads = self.baselines.spreads(m, &self.config.spread_floor);
@@ -267,14 +303,24 @@ impl CanaryScorer {
         for (vm, phase) in self.phases.iter().enumerate() {
             let (learns, is_judged) = match *phase {
                 VmPhase::Learning { from_ms } => (range.start_ms >= from_ms, false),
-                VmPhase::Patched { since_ms, judge_from_ms } => (range.end_ms <= since_ms, range.start_ms >= judge_from_ms),
+                VmPhase::Patched {
+                    since_ms,
+                    judge_from_ms,
+                } => (range.end_ms <= since_ms, range.start_ms >= judge_from_ms),
             };
             learn[vm * m..(vm + 1) * m].fill(learns);
             judged[vm] = is_judged;
         }
-        let verdicts = judge(&self.config.rules, &deviation, &residuals.residual, &judged, &mut self.streak);
+        let verdicts = judge(
+            &self.config.rules,
+            &deviation,
+            &residuals.residual,
+            &judged,
+            &mut self.streak,
+        );
         let baseline_mean = self.baselines.means();
-        self.baselines.learn(&residuals.observed, &residuals.residual, &learn);
+        self.baselines
+            .learn(&residuals.observed, &residuals.residual, &learn);
         self.forecaster.observe(range, &residuals.observed, &learn);
         self.stats.windows_closed += 1;
 
@@ -304,32 +350,45 @@ impl Operator for CanaryScorer {
     fn process_batch(&mut self, input: InputId, batch: &RecordBatch) -> Result<(), OperatorError> {
         check_sample_batch(batch)?;
         let column = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| SchemaError::MissingColumn {
-                contract: "metric_sample",
-                column: name.to_string(),
-            })
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| SchemaError::MissingColumn {
+                    contract: "metric_sample",
+                    column: name.to_string(),
+                })
         };
         let (vm_keys, vm_dictionary) = dictionary_values_u32(column(columns::VM_ID)?.as_ref())
             .ok_or_else(|| wrong_type(columns::VM_ID))?;
-        let (metric_keys, metric_dictionary) = dictionary_values_u16(column(columns::METRIC)?.as_ref())
-            .ok_or_else(|| wrong_type(columns::METRIC))?;
+        let (metric_keys, metric_dictionary) =
+            dictionary_values_u16(column(columns::METRIC)?.as_ref())
+                .ok_or_else(|| wrong_type(columns::METRIC))?;
         let times = column(columns::EVENT_TIME)?.as_primitive::<TimestampMillisecondType>();
-        let values = column(columns::VALUE)?.as_primitive::<Float64Type>().values();
+        let values = column(columns::VALUE)?
+            .as_primitive::<Float64Type>()
+            .values();
 
-        self.index.map_vm_dictionary(vm_dictionary, &mut self.vm_map);
-        self.index.map_metric_dictionary(metric_dictionary, &mut self.metric_map);
+        self.index
+            .map_vm_dictionary(vm_dictionary, &mut self.vm_map);
+        self.index
+            .map_metric_dictionary(metric_dictionary, &mut self.metric_map);
         self.grow();
 
         let m = self.index.metric_count() as u32;
         self.slots.clear();
-        self.slots.extend(vm_keys.iter().zip(metric_keys).zip(values).map(|((&vk, &mk), v)| {
-            let metric = self.metric_map[mk as usize];
-            if metric == UNSCORED || !v.is_finite() {
-                SKIP
-            } else {
-                self.vm_map[vk as usize] * m + metric as u32
-            }
-        }));
+        self.slots.extend(
+            vm_keys
+                .iter()
+                .zip(metric_keys)
+                .zip(values)
+                .map(|((&vk, &mk), v)| {
+                    let metric = self.metric_map[mk as usize];
+                    if metric == UNSCORED || !v.is_finite() {
+                        SKIP
+                    } else {
+                        self.vm_map[vk as usize] * m + metric as u32
+                    }
+                }),
+        );
         let skipped = self.slots.iter().filter(|&&s| s == SKIP).count() as u64;
         let invalid = values.iter().filter(|v| !v.is_finite()).count() as u64;
         self.stats.rows_in += batch.num_rows() as u64;
@@ -351,7 +410,11 @@ impl Operator for CanaryScorer {
         let Some(watermark) = self.watermark.watermark() else {
             return Ok(Vec::new());
         };
-        self.windows.close_until(watermark).into_iter().map(|closed| self.score(closed)).collect()
+        self.windows
+            .close_until(watermark)
+            .into_iter()
+            .map(|closed| self.score(closed))
+            .collect()
     }
 }
 

@@ -27,7 +27,11 @@ impl SeriesIndex {
     pub fn new(metrics: &[String]) -> SeriesIndex {
         SeriesIndex {
             metrics: metrics.to_vec(),
-            metric_slots: metrics.iter().enumerate().map(|(i, m)| (m.clone(), i as u16)).collect(),
+            metric_slots: metrics
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.clone(), i as u16))
+                .collect(),
             vm_ids: Vec::new(),
             vm_slots: HashMap::new(),
         }
@@ -84,9 +88,12 @@ impl SeriesIndex {
     /// Maps every entry of a batch's metric dictionary to a metric slot, or [`UNSCORED`].
     pub fn map_metric_dictionary(&self, dictionary: &StringArray, out: &mut Vec<u16>) {
         out.clear();
-        out.extend(
-            (0..dictionary.len()).map(|i| self.metric_slots.get(dictionary.value(i)).copied().unwrap_or(UNSCORED)),
-        );
+        out.extend((0..dictionary.len()).map(|i| {
+            self.metric_slots
+                .get(dictionary.value(i))
+                .copied()
+                .unwrap_or(UNSCORED)
+        }));
     }
 }
 

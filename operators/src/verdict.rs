@@ -75,7 +75,11 @@ pub fn judge(
         }
         let is_bad = rule.direction.badness(deviation.value(i)) > rule.threshold_sigma
             && rule.direction.badness(residual.value(i)) > rule.min_change;
-        streak[i] = if is_bad { streak[i].saturating_add(1) } else { 0 };
+        streak[i] = if is_bad {
+            streak[i].saturating_add(1)
+        } else {
+            0
+        };
         bad.push(is_bad);
         anomalous.push(is_bad && streak[i] >= rules.consecutive_windows);
     }
@@ -116,8 +120,16 @@ mod tests {
     fn rules() -> VerdictRules {
         VerdictRules {
             metrics: vec![
-                MetricRule { direction: Direction::Increase, threshold_sigma: 4.0, min_change: 1.0 },
-                MetricRule { direction: Direction::Decrease, threshold_sigma: 4.0, min_change: 1.0 },
+                MetricRule {
+                    direction: Direction::Increase,
+                    threshold_sigma: 4.0,
+                    min_change: 1.0,
+                },
+                MetricRule {
+                    direction: Direction::Decrease,
+                    threshold_sigma: 4.0,
+                    min_change: 1.0,
+                },
             ],
             consecutive_windows: 2,
         }

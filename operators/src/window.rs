@@ -32,7 +32,11 @@ impl WindowSpec {
 
     /// Sliding windows of `size_ms` starting every `slide_ms`; the size must be
     /// a whole multiple of the slide.
-    pub fn sliding(size_ms: i64, slide_ms: i64, allowed_lateness_ms: i64) -> Result<WindowSpec, OperatorError> {
+    pub fn sliding(
+        size_ms: i64,
+        slide_ms: i64,
+        allowed_lateness_ms: i64,
+    ) -> Result<WindowSpec, OperatorError> {
         if size_ms <= 0 || slide_ms <= 0 {
             return Err(OperatorError::InvalidSetting {
                 setting: "window",
@@ -42,7 +46,9 @@ impl WindowSpec {
         if size_ms % slide_ms != 0 {
             return Err(OperatorError::InvalidSetting {
                 setting: "window.slide",
-                reason: format!("window size {size_ms} ms is not a multiple of the slide {slide_ms} ms"),
+                reason: format!(
+                    "window size {size_ms} ms is not a multiple of the slide {slide_ms} ms"
+                ),
             });
         }
         if allowed_lateness_ms < 0 {
@@ -51,7 +57,11 @@ impl WindowSpec {
                 reason: "allowed lateness cannot be negative".into(),
             });
         }
-        Ok(WindowSpec { size_ms, slide_ms, allowed_lateness_ms })
+        Ok(WindowSpec {
+            size_ms,
+            slide_ms,
+            allowed_lateness_ms,
+        })
     }
 
     /// How many windows each sample belongs to.
@@ -73,7 +83,11 @@ pub struct WindowSums {
 
 impl WindowSums {
     fn new(series: usize) -> WindowSums {
-        WindowSums { count: vec![0; series], sum: vec![0.0; series], sum_sq: vec![0.0; series] }
+        WindowSums {
+            count: vec![0; series],
+            sum: vec![0.0; series],
+            sum_sq: vec![0.0; series],
+        }
     }
 
     fn resize(&mut self, series: usize) {
@@ -222,7 +236,8 @@ impl WindowAggregator {
                 return None;
             }
             for k in 1..=needed {
-                self.open.push_front((front - k as i64 * slide, WindowSums::new(self.series)));
+                self.open
+                    .push_front((front - k as i64 * slide, WindowSums::new(self.series)));
             }
             return Some(0);
         }
@@ -240,7 +255,11 @@ impl WindowAggregator {
     /// Closes every window whose end plus allowed lateness the watermark has
     /// reached, oldest first.
     pub fn close_until(&mut self, watermark_ms: i64) -> Vec<ClosedWindow> {
-        let WindowSpec { size_ms, slide_ms, allowed_lateness_ms } = self.spec;
+        let WindowSpec {
+            size_ms,
+            slide_ms,
+            allowed_lateness_ms,
+        } = self.spec;
         let mut closed = Vec::new();
         while let Some(&(start, _)) = self.open.front() {
             if start + size_ms + allowed_lateness_ms > watermark_ms {
@@ -248,12 +267,18 @@ impl WindowAggregator {
             }
             if let Some((start, sums)) = self.open.pop_front() {
                 self.closed_before = start + slide_ms;
-                closed.push(ClosedWindow { start_ms: start, end_ms: start + size_ms, sums });
+                closed.push(ClosedWindow {
+                    start_ms: start,
+                    end_ms: start + size_ms,
+                    sums,
+                });
             }
         }
         // Windows the watermark passed that never opened are closed too, so a
         // row for one of them counts as late instead of opening it.
-        let first_open = (watermark_ms - size_ms - allowed_lateness_ms).div_euclid(slide_ms) * slide_ms + slide_ms;
+        let first_open = (watermark_ms - size_ms - allowed_lateness_ms).div_euclid(slide_ms)
+            * slide_ms
+            + slide_ms;
         self.closed_before = self.closed_before.max(first_open);
         closed
     }
@@ -273,7 +298,10 @@ mod tests {
     fn tumbling_windows_sum_per_series_and_close_on_the_watermark() {
         let mut w = tumbling();
         w.add(&[0, 1, 0, 0], &[1, 2, 9, 12], &[1.0, 10.0, 3.0, 5.0]);
-        assert!(w.close_until(14).is_empty(), "end 10 + lateness 5 not reached");
+        assert!(
+            w.close_until(14).is_empty(),
+            "end 10 + lateness 5 not reached"
+        );
         let closed = w.close_until(15);
         assert_eq!(closed.len(), 1);
         assert_eq!((closed[0].start_ms, closed[0].end_ms), (0, 10));
@@ -301,7 +329,11 @@ mod tests {
         let closed = w.close_until(25);
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].start_ms, 10);
-        assert_eq!(closed[0].sums.sum, vec![0.0, 2.0], "the late 100.0 must not land in a later window");
+        assert_eq!(
+            closed[0].sums.sum,
+            vec![0.0, 2.0],
+            "the late 100.0 must not land in a later window"
+        );
     }
 
     #[test]

@@ -1,1 +1,17 @@
-pub fn x(){}
+//! Bellwether: automated patch canarying with predictive failure analysis.
+//!
+//! This crate is the runtime around the pure operators of
+//! `bellwether-operators`: configuration, the simulated fleet, the
+//! in-process bus and the connector traits, the scoring stage, the rollout
+//! actor, the embedded demo and the command line.
+
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod connector;
+pub mod demo;
+pub mod inventory;
+pub mod rollout;
+pub mod scoring;
+pub mod simulator;
+pub mod summary;

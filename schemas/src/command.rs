@@ -148,8 +148,14 @@ mod tests {
 
     #[test]
     fn command_ids_are_derived_from_what_they_do() {
-        assert_eq!(CommandId::rollback("r1", "vm-3"), CommandId::rollback("r1", "vm-3"));
-        assert_ne!(CommandId::rollback("r1", "vm-3"), CommandId::patch("r1", "vm-3"));
+        assert_eq!(
+            CommandId::rollback("r1", "vm-3"),
+            CommandId::rollback("r1", "vm-3")
+        );
+        assert_ne!(
+            CommandId::rollback("r1", "vm-3"),
+            CommandId::patch("r1", "vm-3")
+        );
     }
 
     #[test]

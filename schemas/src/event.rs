@@ -1,6 +1,10 @@
 //! Rollout events: the audit trail of everything a rollout did and why.
 
-use crate::{command::{CommandId, RollbackReason}, patch::RolloutState, time::EventTime};
+use crate::{
+    command::{CommandId, RollbackReason},
+    patch::RolloutState,
+    time::EventTime,
+};
 use serde::{Deserialize, Serialize};
 
 /// Something that happened to a rollout.

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// How much it hurts when this VM misbehaves. Rollbacks of critical VMs go first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Criticality {
     /// Batch and scratch machines.
@@ -81,7 +83,10 @@ pub fn inventory_schema() -> SchemaRef {
             Field::new("vm_id", DataType::Utf8, false),
             Field::new(
                 "tags",
-                DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false),
+                DataType::Map(
+                    Arc::new(Field::new("entries", DataType::Struct(entries), false)),
+                    false,
+                ),
                 false,
             ),
             Field::new("instance_type", DataType::Utf8, false),
@@ -104,12 +109,22 @@ pub fn inventory_batch(vms: &[VmRecord]) -> Result<RecordBatch, arrow::error::Ar
         tags.append(true)?;
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(vms.iter().map(|v| v.id.as_str()))),
+        Arc::new(StringArray::from_iter_values(
+            vms.iter().map(|v| v.id.as_str()),
+        )),
         Arc::new(tags.finish()),
-        Arc::new(StringArray::from_iter_values(vms.iter().map(|v| v.instance_type.as_str()))),
-        Arc::new(StringArray::from_iter_values(vms.iter().map(|v| v.region.as_str()))),
-        Arc::new(StringArray::from_iter_values(vms.iter().map(|v| v.criticality.as_str()))),
-        Arc::new(BooleanArray::from_iter(vms.iter().map(|v| Some(v.is_critical())))),
+        Arc::new(StringArray::from_iter_values(
+            vms.iter().map(|v| v.instance_type.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            vms.iter().map(|v| v.region.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            vms.iter().map(|v| v.criticality.as_str()),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            vms.iter().map(|v| Some(v.is_critical())),
+        )),
     ];
     RecordBatch::try_new(inventory_schema(), columns)
 }

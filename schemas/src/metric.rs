@@ -3,7 +3,8 @@
 
 use crate::{SchemaError, contract_metadata, time::EventTime};
 use arrow::array::{
-    Array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, UInt16Type, UInt32Type};
 use serde::{Deserialize, Serialize};
@@ -137,8 +138,15 @@ pub fn snapshot_schema(metrics: &[&str]) -> SchemaRef {
         Field::new(columns::VM_ID, vm_id_type(), false),
         Field::new(columns::EVENT_TIME, event_time_type(), false),
     ];
-    fields.extend(metrics.iter().map(|m| Field::new(*m, DataType::Float64, true)));
-    Arc::new(Schema::new_with_metadata(fields, contract_metadata("vm_snapshot")))
+    fields.extend(
+        metrics
+            .iter()
+            .map(|m| Field::new(*m, DataType::Float64, true)),
+    );
+    Arc::new(Schema::new_with_metadata(
+        fields,
+        contract_metadata("vm_snapshot"),
+    ))
 }
 
 /// Builds a long-form sample batch from parallel columns.
@@ -177,7 +185,14 @@ pub fn snapshots_to_samples(wide: &RecordBatch) -> Result<RecordBatch, SchemaErr
     let time = time
         .as_any()
         .downcast_ref::<TimestampMillisecondArray>()
-        .ok_or_else(|| wrong("vm_snapshot", columns::EVENT_TIME, &event_time_type(), time.data_type()))?;
+        .ok_or_else(|| {
+            wrong(
+                "vm_snapshot",
+                columns::EVENT_TIME,
+                &event_time_type(),
+                time.data_type(),
+            )
+        })?;
 
     let schema = wide.schema();
     let metric_fields: Vec<(usize, &str)> = schema
@@ -209,7 +224,8 @@ pub fn snapshots_to_samples(wide: &RecordBatch) -> Result<RecordBatch, SchemaErr
         }
     }
     let vm_ids = DictionaryArray::<UInt32Type>::try_new(vm_keys.into(), vm.values().clone())?;
-    let metrics = DictionaryArray::<UInt16Type>::try_new(metric_keys.into(), Arc::new(names) as ArrayRef)?;
+    let metrics =
+        DictionaryArray::<UInt16Type>::try_new(metric_keys.into(), Arc::new(names) as ArrayRef)?;
     sample_batch(vm_ids, times, metrics, values)
 }
 
@@ -220,17 +236,30 @@ pub fn check_sample_batch(batch: &RecordBatch) -> Result<(), SchemaError> {
             .column_by_name(field.name())
             .ok_or_else(|| missing("metric_sample", field.name()))?;
         if column.data_type() != field.data_type() {
-            return Err(wrong("metric_sample", field.name(), field.data_type(), column.data_type()));
+            return Err(wrong(
+                "metric_sample",
+                field.name(),
+                field.data_type(),
+                column.data_type(),
+            ));
         }
     }
     Ok(())
 }
 
 fn missing(contract: &'static str, column: &str) -> SchemaError {
-    SchemaError::MissingColumn { contract, column: column.to_string() }
+    SchemaError::MissingColumn {
+        contract,
+        column: column.to_string(),
+    }
 }
 
-fn wrong(contract: &'static str, column: &str, expected: &DataType, found: &DataType) -> SchemaError {
+fn wrong(
+    contract: &'static str,
+    column: &str,
+    expected: &DataType,
+    found: &DataType,
+) -> SchemaError {
     SchemaError::WrongType {
         contract,
         column: column.to_string(),
@@ -264,20 +293,35 @@ mod tests {
         assert_eq!(long.num_rows(), 3);
         let vm = long.column(0).as_dictionary::<UInt32Type>();
         let vm_names = vm.values().as_string::<i32>();
-        let ids: Vec<&str> = vm.keys().iter().map(|k| vm_names.value(k.unwrap() as usize)).collect();
+        let ids: Vec<&str> = vm
+            .keys()
+            .iter()
+            .map(|k| vm_names.value(k.unwrap() as usize))
+            .collect();
         assert_eq!(ids, ["vm-1", "vm-2", "vm-1"]);
         let metric = long.column(2).as_dictionary::<UInt16Type>();
         let metric_names = metric.values().as_string::<i32>();
-        let ms: Vec<&str> = metric.keys().iter().map(|k| metric_names.value(k.unwrap() as usize)).collect();
+        let ms: Vec<&str> = metric
+            .keys()
+            .iter()
+            .map(|k| metric_names.value(k.unwrap() as usize))
+            .collect();
         assert_eq!(ms, [names::CPU, names::CPU, names::MEMORY]);
-        let values = long.column(3).as_primitive::<arrow::datatypes::Float64Type>();
+        let values = long
+            .column(3)
+            .as_primitive::<arrow::datatypes::Float64Type>();
         assert_eq!(values.values().to_vec(), vec![10.0, 20.0, 50.0]);
     }
 
     #[test]
     fn a_batch_with_a_wrong_column_type_is_named() {
-        let schema = Arc::new(Schema::new(vec![Field::new("vm_id", DataType::Utf8, false)]));
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["a"]))]).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "vm_id",
+            DataType::Utf8,
+            false,
+        )]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["a"]))]).unwrap();
         let err = check_sample_batch(&batch).unwrap_err().to_string();
         assert!(err.contains("`vm_id`"), "{err}");
     }

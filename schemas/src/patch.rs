@@ -44,7 +44,10 @@ pub enum RolloutState {
 impl RolloutState {
     /// True once the rollout can no longer move on its own.
     pub fn is_final(self) -> bool {
-        matches!(self, RolloutState::Completed | RolloutState::RolledBack | RolloutState::Halted)
+        matches!(
+            self,
+            RolloutState::Completed | RolloutState::RolledBack | RolloutState::Halted
+        )
     }
 
     /// The snake_case name.

@@ -1,7 +1,9 @@
 //! Per-VM scores: what the forecaster expected, what was seen, and the verdict.
 
 use crate::{contract_metadata, metric::Direction, time::EventTime};
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -80,21 +82,47 @@ pub fn score_schema() -> SchemaRef {
 
 /// Flattens score records into one batch following [`score_schema`].
 pub fn score_batch(records: &[ScoreRecord]) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let pairs: Vec<(&ScoreRecord, &MetricVerdict)> =
-        records.iter().flat_map(|r| r.verdicts.iter().map(move |v| (r, v))).collect();
+    let pairs: Vec<(&ScoreRecord, &MetricVerdict)> = records
+        .iter()
+        .flat_map(|r| r.verdicts.iter().map(move |v| (r, v)))
+        .collect();
     let rows = || pairs.iter().copied();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows().map(|(r, _)| r.vm_id.as_str()))),
-        Arc::new(TimestampMillisecondArray::from_iter_values(rows().map(|(r, _)| r.window_start.0)).with_timezone("UTC")),
-        Arc::new(TimestampMillisecondArray::from_iter_values(rows().map(|(r, _)| r.window_end.0)).with_timezone("UTC")),
-        Arc::new(StringArray::from_iter(rows().map(|(r, _)| r.rollout_id.as_deref()))),
-        Arc::new(StringArray::from_iter_values(rows().map(|(_, v)| v.metric.as_str()))),
-        Arc::new(Float64Array::from_iter_values(rows().map(|(_, v)| v.observed))),
-        Arc::new(Float64Array::from_iter_values(rows().map(|(_, v)| v.forecast))),
-        Arc::new(Float64Array::from_iter_values(rows().map(|(_, v)| v.residual_rmse))),
-        Arc::new(Float64Array::from_iter_values(rows().map(|(_, v)| v.deviation))),
-        Arc::new(Float64Array::from_iter_values(rows().map(|(_, v)| v.threshold))),
-        Arc::new(BooleanArray::from_iter(rows().map(|(_, v)| Some(v.anomalous)))),
+        Arc::new(StringArray::from_iter_values(
+            rows().map(|(r, _)| r.vm_id.as_str()),
+        )),
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(rows().map(|(r, _)| r.window_start.0))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(rows().map(|(r, _)| r.window_end.0))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from_iter(
+            rows().map(|(r, _)| r.rollout_id.as_deref()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows().map(|(_, v)| v.metric.as_str()),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows().map(|(_, v)| v.observed),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows().map(|(_, v)| v.forecast),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows().map(|(_, v)| v.residual_rmse),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows().map(|(_, v)| v.deviation),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows().map(|(_, v)| v.threshold),
+        )),
+        Arc::new(BooleanArray::from_iter(
+            rows().map(|(_, v)| Some(v.anomalous)),
+        )),
     ];
     RecordBatch::try_new(score_schema(), columns)
 }

@@ -40,7 +40,12 @@ impl fmt::Display for EventTime {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(f, "{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, (rem % 3600) / 60)
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+            rem / 3600,
+            (rem % 3600) / 60
+        )
     }
 }
 

@@ -37,13 +37,15 @@ impl FromStr for WaveSize {
                 .parse()
                 .map_err(|_| format!("`{s}` is not a percentage like `5%`"))?;
             if !(p > 0.0 && p <= 100.0) {
-                return Err(format!("`{s}`: a wave percentage must be above 0% and at most 100%"));
+                return Err(format!(
+                    "`{s}`: a wave percentage must be above 0% and at most 100%"
+                ));
             }
             Ok(WaveSize::Percent(p))
         } else {
-            let n: usize = s
-                .parse()
-                .map_err(|_| format!("`{s}` is neither a VM count like `10` nor a percentage like `5%`"))?;
+            let n: usize = s.parse().map_err(|_| {
+                format!("`{s}` is neither a VM count like `10` nor a percentage like `5%`")
+            })?;
             if n == 0 {
                 return Err("a wave of 0 VMs patches nothing".to_string());
             }
@@ -133,7 +135,12 @@ mod tests {
         assert_eq!("5%".parse::<WaveSize>().unwrap(), WaveSize::Percent(5.0));
         assert_eq!("12".parse::<WaveSize>().unwrap(), WaveSize::Count(12));
         assert!("0".parse::<WaveSize>().is_err());
-        assert!("150%".parse::<WaveSize>().unwrap_err().contains("at most 100%"));
+        assert!(
+            "150%"
+                .parse::<WaveSize>()
+                .unwrap_err()
+                .contains("at most 100%")
+        );
         assert!("lots".parse::<WaveSize>().is_err());
     }
 
@@ -142,7 +149,11 @@ mod tests {
         let plan = WavePlan {
             waves: ["1%", "5%", "25%", "100%"]
                 .iter()
-                .map(|s| WaveSpec { size: s.parse().unwrap(), bake_minutes: 60, canary: false })
+                .map(|s| WaveSpec {
+                    size: s.parse().unwrap(),
+                    bake_minutes: 60,
+                    canary: false,
+                })
                 .collect(),
         };
         assert_eq!(plan.wave_sizes(300), vec![3, 12, 60, 225]);

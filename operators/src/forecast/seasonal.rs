@@ -142,7 +142,10 @@ mod tests {
     use super::*;
 
     fn window(i: i64) -> TimeRange {
-        TimeRange { start_ms: i * 300_000, end_ms: (i + 1) * 300_000 }
+        TimeRange {
+            start_ms: i * 300_000,
+            end_ms: (i + 1) * 300_000,
+        }
     }
 
     fn daily(i: i64) -> f64 {
@@ -157,26 +160,45 @@ mod tests {
             forgetting_half_life_windows: 2_000.0,
             min_windows: 12,
         });
-        assert!(f.forecast(window(0), 1).is_null(0), "no forecast before any history");
+        assert!(
+            f.forecast(window(0), 1).is_null(0),
+            "no forecast before any history"
+        );
         for i in 0..288 {
             f.observe(window(i), &Float64Array::from(vec![daily(i)]), &[true]);
         }
         // Frozen from here on: forecasts follow the cycle for the next 12 hours.
         for i in 288..432 {
             let forecast = f.forecast(window(i), 1).value(0);
-            assert!((forecast - daily(i)).abs() < 0.01, "window {i}: {forecast} vs {}", daily(i));
+            assert!(
+                (forecast - daily(i)).abs() < 0.01,
+                "window {i}: {forecast} vs {}",
+                daily(i)
+            );
         }
     }
 
     #[test]
     fn slots_not_allowed_to_learn_keep_their_fit() {
-        let cfg = SeasonalRegressionConfig { harmonics: 0, forgetting_half_life_windows: 5.0, min_windows: 1 };
+        let cfg = SeasonalRegressionConfig {
+            harmonics: 0,
+            forgetting_half_life_windows: 5.0,
+            min_windows: 1,
+        };
         let mut f = SeasonalRegression::new(cfg);
         for i in 0..50 {
-            f.observe(window(i), &Float64Array::from(vec![10.0, 10.0]), &[true, true]);
+            f.observe(
+                window(i),
+                &Float64Array::from(vec![10.0, 10.0]),
+                &[true, true],
+            );
         }
         for i in 50..60 {
-            f.observe(window(i), &Float64Array::from(vec![90.0, 90.0]), &[true, false]);
+            f.observe(
+                window(i),
+                &Float64Array::from(vec![90.0, 90.0]),
+                &[true, false],
+            );
         }
         let out = f.forecast(window(60), 2);
         assert!(out.value(0) > 50.0, "slot 0 followed the new level");

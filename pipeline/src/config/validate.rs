@@ -1,0 +1,191 @@
+//! Checks that go beyond types: ranges, cross-references, parseable expressions.
+
+use super::{Config, ConfigError};
+use crate::inventory::selector::{BUILT_IN_CRITICAL_GROUP, Selector};
+use std::collections::BTreeSet;
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.into(),
+        reason: reason.into(),
+        source_name: None,
+    }
+}
+
+fn share(key: &str, value: f64) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{value} is not a share between 0 and 1"),
+        ))
+    }
+}
+
+fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("{value} must be a positive number")))
+    }
+}
+
+fn non_empty<T>(key: &str, list: &[T]) -> Result<(), ConfigError> {
+    if list.is_empty() {
+        Err(invalid(key, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a deserialised config; the error names the first bad key.
+pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
+    if c.fleet.vms == 0 {
+        return Err(invalid("fleet.vms", "a fleet needs at least one VM"));
+    }
+    share("fleet.critical_share", c.fleet.critical_share)?;
+    share("fleet.canary_ring_share", c.fleet.canary_ring_share)?;
+    share("simulation.affected_share", c.simulation.affected_share)?;
+    non_empty("fleet.regions", &c.fleet.regions)?;
+    non_empty("fleet.instance_types", &c.fleet.instance_types)?;
+    non_empty("fleet.roles", &c.fleet.roles)?;
+    if c.fleet.sample_interval_secs == 0 || c.fleet.sample_interval_secs > c.window.size_secs {
+        return Err(invalid(
+            "fleet.sample_interval_secs",
+            format!(
+                "must be between 1 and window.size_secs ({})",
+                c.window.size_secs
+            ),
+        ));
+    }
+
+    positive("simulation.warmup_hours", c.simulation.warmup_hours)?;
+    positive(
+        "simulation.max_rollout_hours",
+        c.simulation.max_rollout_hours,
+    )?;
+    if c.simulation.warmup_hours <= c.baseline.min_hours {
+        return Err(invalid(
+            "simulation.warmup_hours",
+            format!(
+                "{} h of history is not more than baseline.min_hours ({} h): no VM could be judged",
+                c.simulation.warmup_hours, c.baseline.min_hours
+            ),
+        ));
+    }
+    if c.simulation.partitions == 0 {
+        return Err(invalid(
+            "simulation.partitions",
+            "needs at least one partition",
+        ));
+    }
+
+    let mut names = BTreeSet::from([BUILT_IN_CRITICAL_GROUP.to_string()]);
+    for (i, group) in c.canary.groups.iter().enumerate() {
+        let key = format!("canary.groups[{i}]");
+        if !names.insert(group.name.clone()) {
+            return Err(invalid(
+                format!("{key}.name"),
+                format!("group `{}` is defined twice (or is built in)", group.name),
+            ));
+        }
+        Selector::compile(group).map_err(|e| invalid(format!("{key}.{}", e.field), e.reason))?;
+    }
+    non_empty("rollout.canary_groups", &c.rollout.canary_groups)?;
+    for (i, name) in c.rollout.canary_groups.iter().enumerate() {
+        if !names.contains(name) {
+            return Err(invalid(
+                format!("rollout.canary_groups[{i}]"),
+                format!(
+                    "no canary group named `{name}`; known groups: {}",
+                    names.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    non_empty("rollout.waves", &c.rollout.waves)?;
+    if c.rollout.canary_waves == 0 || c.rollout.canary_waves > c.rollout.waves.len() {
+        return Err(invalid(
+            "rollout.canary_waves",
+            format!(
+                "must be between 1 and the number of waves ({})",
+                c.rollout.waves.len()
+            ),
+        ));
+    }
+
+    if c.rollback.max_concurrent == 0 {
+        return Err(invalid(
+            "rollback.max_concurrent",
+            "at least one rollback must be allowed at a time",
+        ));
+    }
+    if c.window.size_secs == 0
+        || c.window.slide_secs == 0
+        || c.window.size_secs % c.window.slide_secs != 0
+    {
+        return Err(invalid(
+            "window.slide_secs",
+            format!(
+                "window.size_secs ({}) must be a positive multiple of slide_secs ({})",
+                c.window.size_secs, c.window.slide_secs
+            ),
+        ));
+    }
+    positive("baseline.half_life_hours", c.baseline.half_life_hours)?;
+    if c.baseline.min_hours < 0.0 {
+        return Err(invalid("baseline.min_hours", "cannot be negative"));
+    }
+    positive(
+        "forecast.forgetting_half_life_hours",
+        c.forecast.forgetting_half_life_hours,
+    )?;
+    if c.forecast.harmonics > 12 {
+        return Err(invalid(
+            "forecast.harmonics",
+            "more than 12 daily harmonics only fits noise",
+        ));
+    }
+
+    let t = &c.thresholds;
+    non_empty("thresholds.metrics", &t.metrics)?;
+    positive("thresholds.sigma", t.sigma)?;
+    if t.consecutive_windows == 0 {
+        return Err(invalid(
+            "thresholds.consecutive_windows",
+            "must be at least 1",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for metric in &t.metrics {
+        if !seen.insert(metric) {
+            return Err(invalid(
+                "thresholds.metrics",
+                format!("`{metric}` is listed twice"),
+            ));
+        }
+        if !t.per_metric.contains_key(metric) {
+            return Err(invalid(
+                format!("thresholds.per_metric.{metric}"),
+                "missing: every scored metric needs at least its direction",
+            ));
+        }
+    }
+    for (metric, rule) in &t.per_metric {
+        let key = format!("thresholds.per_metric.{metric}");
+        if !seen.contains(metric) {
+            return Err(invalid(key, "this metric is not in thresholds.metrics"));
+        }
+        if let Some(sigma) = rule.sigma {
+            positive(&format!("{key}.sigma"), sigma)?;
+        }
+        if rule.min_change < 0.0 {
+            return Err(invalid(format!("{key}.min_change"), "cannot be negative"));
+        }
+        if rule.spread_floor < 0.0 {
+            return Err(invalid(format!("{key}.spread_floor"), "cannot be negative"));
+        }
+    }
+    Ok(())
+}

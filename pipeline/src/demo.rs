@@ -1,0 +1,251 @@
+//! `bellwether demo`: the whole system, embedded, on a simulated fleet.
+//!
+//! The simulated fleet publishes samples on the in-process bus; the scoring
+//! stage and the rollout actor consume and produce exactly as they do over
+//! Kafka. Fleet time advances one sample interval per turn, as fast as the
+//! machine goes, so a day of fleet time takes seconds.
+
+use crate::bus::{BusMetricSource, BusSink, BusSource, Topic};
+use crate::config::Config;
+use crate::connector::{ConnectorError, MessageSink, MessageSource};
+use crate::inventory::Inventory;
+use crate::inventory::selector::Selector;
+use crate::rollout::RolloutActor;
+use crate::rollout::actuator::SimulatorActuator;
+use crate::scoring::{ScoringError, ScoringStage};
+use crate::simulator::{FaultKind, FleetSimulator, PatchQuality};
+use crate::summary::{DemoSummary, summarize};
+use arrow::array::RecordBatch;
+use bellwether_schemas::{ControlMessage, EventTime, Patch, RolloutState, ScoreRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use thiserror::Error;
+
+/// Fleet time at which every demo starts: Monday 2026-11-02 00:00 UTC.
+pub const DEMO_START: EventTime = EventTime(1_793_577_600_000);
+
+/// The demo could not run.
+#[derive(Debug, Error)]
+pub enum DemoError {
+    /// Scoring failed.
+    #[error(transparent)]
+    Scoring(#[from] ScoringError),
+    /// The bus failed.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// A canary group does not compile.
+    #[error("canary group `{group}`: {reason}")]
+    Group {
+        /// The group.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the demo rolls out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// Good or bad patch (and how a bad one breaks VMs).
+    pub quality: PatchQuality,
+}
+
+/// Where the demo is, for a progress line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Fleet time now.
+    pub now: EventTime,
+    /// True before the patch is approved.
+    pub warming_up: bool,
+    /// Rollout state.
+    pub state: RolloutState,
+    /// Waves started.
+    pub waves_started: usize,
+    /// Waves planned.
+    pub waves_planned: usize,
+    /// VMs running the patch.
+    pub patched: usize,
+    /// VMs rolled back.
+    pub rolled_back: usize,
+    /// Fleet size.
+    pub fleet: usize,
+}
+
+/// Keeps score counts and each VM's worst score, not every record.
+#[derive(Debug, Default)]
+pub struct ScoreTally {
+    /// Score records received.
+    pub count: u64,
+    /// Highest anomaly score per VM.
+    pub worst: HashMap<String, f64>,
+}
+
+impl MessageSink<ScoreRecord> for ScoreTally {
+    fn send(&mut self, score: ScoreRecord) -> Result<(), ConnectorError> {
+        self.count += 1;
+        let worst = self.worst.entry(score.vm_id).or_insert(0.0);
+        *worst = worst.max(score.anomaly_score);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// The patch every demo rolls out.
+pub fn demo_patch() -> Patch {
+    Patch {
+        id: "KB-2026-1102".into(),
+        title: "openssl 3.0.15 + kernel 6.1.119 security update".into(),
+        classification: "security".into(),
+        severity: "important".into(),
+        product: "debian-12".into(),
+    }
+}
+
+/// Runs the scenario to the end and summarises it; `progress` is called
+/// every simulated quarter hour.
+pub fn run_demo(
+    config: &Config,
+    options: DemoOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<DemoSummary, DemoError> {
+    let wall = Instant::now();
+    let groups = config
+        .canary
+        .groups
+        .iter()
+        .map(|g| {
+            Selector::compile(g).map_err(|e| DemoError::Group {
+                group: g.name.clone(),
+                reason: e.reason,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let fleet = Arc::new(Mutex::new(FleetSimulator::new(config, options.quality)));
+    let inventory = Arc::new(Inventory::new(lock(&fleet).inventory(), groups));
+    let fleet_size = inventory.vms().len();
+
+    let metrics: Arc<Topic<RecordBatch>> = Topic::new("metrics", config.simulation.partitions);
+    let control: Arc<Topic<ControlMessage>> = Topic::new("control", 1);
+    let mut stage = ScoringStage::new(config, inventory.clone())?;
+    let mut metric_source = BusMetricSource::new(&metrics, "scoring");
+    let mut stage_control = BusSource::new(&control, "scoring");
+    let mut control_sink = BusSink::new(&control);
+    let mut scores = ScoreTally::default();
+    let mut actor = RolloutActor::new(
+        config,
+        inventory.clone(),
+        SimulatorActuator::new(fleet.clone()),
+    );
+    let mut actor_control = BusSource::new(&control, "rollout-actor");
+
+    let interval_ms = config.fleet.sample_interval_secs as i64 * 1000;
+    let patch_at = DEMO_START.plus_ms((config.simulation.warmup_hours * 3_600_000.0) as i64);
+    let deadline = patch_at.plus_ms((config.simulation.max_rollout_hours * 3_600_000.0) as i64);
+    let drain_ms = config.simulation.drain_minutes as i64 * EventTime::MINUTE_MS;
+    let rollout_id = format!("rollout-{}", demo_patch().id.to_lowercase());
+    let mut settled_at: Option<EventTime> = None;
+    let mut now = DEMO_START;
+    let mut turn: u64 = 0;
+
+    loop {
+        if now >= patch_at && actor.rollout().is_none() {
+            actor.start(&rollout_id, demo_patch(), now);
+        }
+        for message in actor.take_outbox() {
+            control_sink.send(message)?;
+        }
+        // The actor executes what is on the control topic before the fleet
+        // reports, as a real actuator acts between two scrapes.
+        run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
+        for (partition, batch) in lock(&fleet).tick(now).into_iter().enumerate() {
+            metrics.publish_to(partition, batch);
+        }
+        stage.step(
+            &mut metric_source,
+            &mut stage_control,
+            &mut control_sink,
+            &mut scores,
+        )?;
+        run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
+
+        if turn % 15 == 0 {
+            progress(&Progress {
+                now,
+                warming_up: now < patch_at,
+                state: actor.state(),
+                waves_started: actor.waves().len(),
+                waves_planned: actor.planned_waves().len(),
+                patched: actor.patched().len(),
+                rolled_back: actor.rollbacks().len(),
+                fleet: fleet_size,
+            });
+        }
+        if actor.is_settled() {
+            let since = *settled_at.get_or_insert(now);
+            if now.0 - since.0 >= drain_ms {
+                break;
+            }
+        }
+        if now >= deadline {
+            break;
+        }
+        now = now.plus_ms(interval_ms);
+        turn += 1;
+    }
+
+    let fleet = lock(&fleet);
+    Ok(summarize(
+        config,
+        options.quality,
+        &fleet,
+        &actor,
+        &stage,
+        &scores,
+        patch_at,
+        now,
+        wall.elapsed(),
+    ))
+}
+
+/// Lets the actor consume the control topic until it has nothing more to say.
+fn run_actor<A: crate::rollout::Actuator>(
+    actor: &mut RolloutActor<A>,
+    source: &mut BusSource<ControlMessage>,
+    sink: &mut BusSink<ControlMessage>,
+) -> Result<(), ConnectorError> {
+    loop {
+        let messages = source.poll(usize::MAX)?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        for message in messages {
+            actor.handle(message);
+        }
+        for message in actor.take_outbox() {
+            sink.send(message)?;
+        }
+        sink.flush()?;
+        // Commit only once the actor's own commands are on the topic.
+        source.commit()?;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Parses the CLI's scenario and fault into a patch quality.
+pub fn patch_quality(scenario: &str, fault: Option<FaultKind>) -> Result<PatchQuality, String> {
+    match (scenario, fault) {
+        ("good", None) => Ok(PatchQuality::Good),
+        ("good", Some(_)) => Err("--fault only applies to --scenario bad".into()),
+        ("bad", fault) => Ok(PatchQuality::Bad(
+            fault.unwrap_or(FaultKind::LatencyRegression),
+        )),
+        (other, _) => Err(format!("unknown scenario `{other}`; use good or bad")),
+    }
+}

@@ -1,0 +1,55 @@
+//! The fleet inventory and its canary groups.
+
+pub mod expression;
+pub mod selector;
+
+use bellwether_schemas::VmRecord;
+use selector::Selector;
+use std::collections::HashMap;
+
+/// The VMs bellwether may patch, with the canary groups over them.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    vms: Vec<VmRecord>,
+    by_id: HashMap<String, usize>,
+    groups: Vec<Selector>,
+}
+
+impl Inventory {
+    /// An inventory of `vms` with the given groups plus the built-in `critical-systems`.
+    pub fn new(vms: Vec<VmRecord>, groups: Vec<Selector>) -> Inventory {
+        let by_id = vms
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id.clone(), i))
+            .collect();
+        let mut all = vec![Selector::critical_systems()];
+        all.extend(groups);
+        Inventory {
+            vms,
+            by_id,
+            groups: all,
+        }
+    }
+
+    /// Every VM, in inventory order.
+    pub fn vms(&self) -> &[VmRecord] {
+        &self.vms
+    }
+
+    /// One VM by id.
+    pub fn vm(&self, id: &str) -> Option<&VmRecord> {
+        self.by_id.get(id).map(|&i| &self.vms[i])
+    }
+
+    /// The group named `name`.
+    pub fn group(&self, name: &str) -> Option<&Selector> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The VMs of group `name`, in inventory order (`None` for an unknown group).
+    pub fn members(&self, name: &str) -> Option<Vec<&VmRecord>> {
+        let group = self.group(name)?;
+        Some(self.vms.iter().filter(|v| group.matches(v)).collect())
+    }
+}

@@ -1,0 +1,429 @@
+//! The rollout actor: deploys waves, executes commands, holds or advances.
+//!
+//! It consumes the control topic. Patch commands (which it issued itself)
+//! and rollback commands (from the scoring stage) are executed through the
+//! [`Actuator`] once per command id; window reports move its clock, which
+//! decides when a wave has baked. The actor never reads the wall clock, so
+//! a simulated day and a real one follow the same rules.
+
+use super::actuator::Actuator;
+use super::planner::plan_waves;
+use super::state::allowed;
+use crate::config::{Config, OnAnomaly, RollbackConfig, RollbackOrder, RolloutConfig};
+use crate::inventory::Inventory;
+use bellwether_schemas::{
+    CommandId, ControlMessage, EventTime, Patch, PatchCommand, RollbackCommand, RollbackReason,
+    Rollout, RolloutEvent, RolloutEventKind, RolloutState, Wave, WavePlan, WaveSpec,
+};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+/// A rollback the actor carried out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RollbackRecord {
+    /// 1 for the first rollback of the rollout, and so on.
+    pub order: usize,
+    /// The VM.
+    pub vm_id: String,
+    /// True when the VM is critical.
+    pub critical: bool,
+    /// Why.
+    pub reason: RollbackReason,
+    /// The command.
+    pub command_id: CommandId,
+    /// When the anomaly was decided.
+    pub detected_at: EventTime,
+    /// When the rollback was carried out.
+    pub executed_at: EventTime,
+    /// False when the actuator failed.
+    pub succeeded: bool,
+}
+
+/// The rollout actor.
+pub struct RolloutActor<A: Actuator> {
+    rollout_config: RolloutConfig,
+    rollback_config: RollbackConfig,
+    inventory: Arc<Inventory>,
+    actuator: A,
+    executed: HashSet<CommandId>,
+    clock: EventTime,
+    rollout: Option<Rollout>,
+    planned: Vec<Vec<String>>,
+    waves: Vec<Wave>,
+    wave_unexecuted: HashSet<String>,
+    patched: BTreeSet<String>,
+    ever_patched: BTreeSet<String>,
+    pending: Vec<RollbackCommand>,
+    rollbacks: Vec<RollbackRecord>,
+    events: Vec<RolloutEvent>,
+    outbox: Vec<ControlMessage>,
+    duplicates: usize,
+}
+
+impl<A: Actuator> RolloutActor<A> {
+    /// An idle actor.
+    pub fn new(config: &Config, inventory: Arc<Inventory>, actuator: A) -> RolloutActor<A> {
+        RolloutActor {
+            rollout_config: config.rollout.clone(),
+            rollback_config: config.rollback.clone(),
+            inventory,
+            actuator,
+            executed: HashSet::new(),
+            clock: EventTime(i64::MIN),
+            rollout: None,
+            planned: Vec::new(),
+            waves: Vec::new(),
+            wave_unexecuted: HashSet::new(),
+            patched: BTreeSet::new(),
+            ever_patched: BTreeSet::new(),
+            pending: Vec::new(),
+            rollbacks: Vec::new(),
+            events: Vec::new(),
+            outbox: Vec::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// The wave plan from the config.
+    pub fn wave_plan(&self) -> WavePlan {
+        let c = &self.rollout_config;
+        WavePlan {
+            waves: c
+                .waves
+                .iter()
+                .enumerate()
+                .map(|(i, size)| WaveSpec {
+                    size: *size,
+                    bake_minutes: if i == 0 {
+                        c.first_bake_minutes
+                    } else {
+                        c.bake_minutes
+                    },
+                    canary: i < c.canary_waves,
+                })
+                .collect(),
+        }
+    }
+
+    /// Starts rolling `patch` out at `now`: plans the waves and issues the
+    /// first wave's patch commands (see [`RolloutActor::take_outbox`]).
+    pub fn start(&mut self, rollout_id: &str, patch: Patch, now: EventTime) {
+        let plan = self.wave_plan();
+        self.clock = self.clock.max(now);
+        self.planned = plan_waves(
+            &self.inventory,
+            &plan,
+            &self.rollout_config.canary_groups,
+            rollout_id,
+        );
+        self.rollout = Some(Rollout {
+            id: rollout_id.to_string(),
+            patch,
+            canary_groups: self.rollout_config.canary_groups.clone(),
+            plan,
+            state: RolloutState::Pending,
+            created_at: now,
+        });
+        self.issue_next_wave();
+    }
+
+    /// Handles one message from the control topic.
+    pub fn handle(&mut self, message: ControlMessage) {
+        match message {
+            ControlMessage::Patch(cmd) => self.on_patch(cmd),
+            ControlMessage::Rollback(cmd) => self.on_rollback(cmd),
+            ControlMessage::WindowReport(report) => {
+                self.clock = self.clock.max(report.window_end);
+                self.execute_rollbacks();
+                self.advance();
+            }
+        }
+    }
+
+    /// Commands the actor decided and wants published on the control topic.
+    pub fn take_outbox(&mut self) -> Vec<ControlMessage> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The rollout, if one was started.
+    pub fn rollout(&self) -> Option<&Rollout> {
+        self.rollout.as_ref()
+    }
+
+    /// The rollout's state (`Pending` before any).
+    pub fn state(&self) -> RolloutState {
+        self.rollout
+            .as_ref()
+            .map_or(RolloutState::Pending, |r| r.state)
+    }
+
+    /// True when the rollout stopped moving and no rollback waits.
+    pub fn is_settled(&self) -> bool {
+        self.state().is_final() && self.pending.is_empty()
+    }
+
+    /// The actor's clock (end of the last window reported).
+    pub fn clock(&self) -> EventTime {
+        self.clock
+    }
+
+    /// Waves deployed so far.
+    pub fn waves(&self) -> &[Wave] {
+        &self.waves
+    }
+
+    /// Waves planned (VM ids per wave).
+    pub fn planned_waves(&self) -> &[Vec<String>] {
+        &self.planned
+    }
+
+    /// VMs running the patch now.
+    pub fn patched(&self) -> &BTreeSet<String> {
+        &self.patched
+    }
+
+    /// VMs that received the patch at some point.
+    pub fn ever_patched(&self) -> &BTreeSet<String> {
+        &self.ever_patched
+    }
+
+    /// Rollbacks carried out, in order.
+    pub fn rollbacks(&self) -> &[RollbackRecord] {
+        &self.rollbacks
+    }
+
+    /// The audit trail.
+    pub fn events(&self) -> &[RolloutEvent] {
+        &self.events
+    }
+
+    /// Commands skipped because their id had been executed before.
+    pub fn duplicates_skipped(&self) -> usize {
+        self.duplicates
+    }
+
+    fn rollout_id(&self) -> String {
+        self.rollout
+            .as_ref()
+            .map(|r| r.id.clone())
+            .unwrap_or_default()
+    }
+
+    fn record(&mut self, kind: RolloutEventKind) {
+        self.events.push(RolloutEvent {
+            rollout_id: self.rollout_id(),
+            time: self.clock,
+            kind,
+        });
+    }
+
+    fn transition(&mut self, to: RolloutState, why: String) {
+        let Some(rollout) = self.rollout.as_mut() else {
+            return;
+        };
+        let from = rollout.state;
+        if from == to || !allowed(from, to) {
+            tracing::debug!(
+                from = from.as_str(),
+                to = to.as_str(),
+                "state change not allowed; ignored"
+            );
+            return;
+        }
+        rollout.state = to;
+        tracing::info!(rollout = %rollout.id, from = from.as_str(), to = to.as_str(), "{why}");
+        self.record(RolloutEventKind::StateChanged { from, to, why });
+    }
+
+    fn is_duplicate(&mut self, id: &CommandId) -> bool {
+        if self.executed.contains(id) || self.pending.iter().any(|p| &p.command_id == id) {
+            self.duplicates += 1;
+            self.record(RolloutEventKind::DuplicateCommandSkipped {
+                command_id: id.clone(),
+            });
+            return true;
+        }
+        false
+    }
+
+    fn issue_next_wave(&mut self) {
+        let Some(rollout) = self.rollout.as_ref() else {
+            return;
+        };
+        let (id, patch_id) = (rollout.id.clone(), rollout.patch.id.clone());
+        let plan = rollout.plan.clone();
+        // Waves that add no VM (tiny fleets) are skipped.
+        let Some(index) =
+            (self.waves.len()..self.planned.len()).find(|&i| !self.planned[i].is_empty())
+        else {
+            self.transition(
+                RolloutState::Completed,
+                "every wave deployed and baked healthy".into(),
+            );
+            return;
+        };
+        let spec = plan.waves[index];
+        let vms = self.planned[index].clone();
+        let target = if spec.canary {
+            RolloutState::Canary
+        } else {
+            RolloutState::Advancing
+        };
+        self.transition(
+            target,
+            format!("deploying wave {} ({} VMs)", index + 1, vms.len()),
+        );
+        while self.waves.len() < index {
+            // Record skipped empty waves so indexes line up with the plan.
+            let i = self.waves.len();
+            self.waves.push(Wave {
+                index: i,
+                vms: Vec::new(),
+                started_at: self.clock,
+                bake_minutes: 0,
+                canary: plan.waves[i].canary,
+            });
+        }
+        for vm in &vms {
+            self.outbox.push(ControlMessage::Patch(PatchCommand {
+                command_id: CommandId::patch(&id, vm),
+                rollout_id: id.clone(),
+                patch_id: patch_id.clone(),
+                vm_id: vm.clone(),
+                wave: index,
+                issued_at: self.clock,
+            }));
+        }
+        self.wave_unexecuted = vms.iter().cloned().collect();
+        self.waves.push(Wave {
+            index,
+            vms: vms.clone(),
+            started_at: self.clock,
+            bake_minutes: spec.bake_minutes,
+            canary: spec.canary,
+        });
+        self.record(RolloutEventKind::WaveStarted {
+            wave: index,
+            vms,
+            canary: spec.canary,
+        });
+    }
+
+    fn on_patch(&mut self, cmd: PatchCommand) {
+        if self.is_duplicate(&cmd.command_id) {
+            return;
+        }
+        self.executed.insert(cmd.command_id.clone());
+        match self.actuator.patch(&cmd) {
+            Ok(()) => {
+                self.patched.insert(cmd.vm_id.clone());
+                self.ever_patched.insert(cmd.vm_id.clone());
+            }
+            Err(e) => tracing::warn!("{e}"),
+        }
+        self.wave_unexecuted.remove(&cmd.vm_id);
+        if self.wave_unexecuted.is_empty()
+            && matches!(self.state(), RolloutState::Canary | RolloutState::Advancing)
+        {
+            let wave = self.waves.len();
+            self.transition(
+                RolloutState::Baking,
+                format!("wave {wave} deployed; baking"),
+            );
+        }
+    }
+
+    fn on_rollback(&mut self, cmd: RollbackCommand) {
+        if self.is_duplicate(&cmd.command_id) {
+            return;
+        }
+        let why = format!("anomaly on {}: {}", cmd.vm_id, cmd.reason.summary);
+        self.pending.push(cmd);
+        if matches!(
+            self.state(),
+            RolloutState::Canary
+                | RolloutState::Baking
+                | RolloutState::Advancing
+                | RolloutState::Halted
+        ) {
+            self.transition(RolloutState::RollingBack, why);
+        }
+    }
+
+    fn execute_rollbacks(&mut self) {
+        match self.rollback_config.order {
+            // Stable sort: among equals, detection order stands.
+            RollbackOrder::CriticalFirst => self
+                .pending
+                .sort_by(|a, b| (b.critical, b.priority).cmp(&(a.critical, a.priority))),
+            RollbackOrder::AsDetected => {}
+        }
+        let take = self.pending.len().min(self.rollback_config.max_concurrent);
+        for cmd in self.pending.drain(..take).collect::<Vec<_>>() {
+            self.executed.insert(cmd.command_id.clone());
+            if !self.patched.contains(&cmd.vm_id) {
+                tracing::warn!(vm = %cmd.vm_id, "rollback for a VM this rollout has not patched; skipped");
+                continue;
+            }
+            let succeeded = match self.actuator.roll_back(&cmd) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    false
+                }
+            };
+            if succeeded {
+                self.patched.remove(&cmd.vm_id);
+            }
+            self.rollbacks.push(RollbackRecord {
+                order: self.rollbacks.len() + 1,
+                vm_id: cmd.vm_id.clone(),
+                critical: cmd.critical,
+                reason: cmd.reason.clone(),
+                command_id: cmd.command_id.clone(),
+                detected_at: cmd.issued_at,
+                executed_at: self.clock,
+                succeeded,
+            });
+            self.record(RolloutEventKind::VmRolledBack {
+                vm_id: cmd.vm_id,
+                command_id: cmd.command_id,
+                critical: cmd.critical,
+                reason: cmd.reason,
+                succeeded,
+            });
+        }
+        if self.pending.is_empty() && self.state() == RolloutState::RollingBack {
+            let n = self.rollbacks.len();
+            match self.rollback_config.on_anomaly {
+                OnAnomaly::Halt => self.transition(
+                    RolloutState::Halted,
+                    format!("halted after {n} rollback(s); nothing more is deployed"),
+                ),
+                OnAnomaly::Continue => self.transition(
+                    RolloutState::Baking,
+                    format!("{n} VM(s) rolled back; continuing without them"),
+                ),
+            }
+        }
+    }
+
+    fn advance(&mut self) {
+        if self.state() != RolloutState::Baking {
+            return;
+        }
+        let Some(wave) = self.waves.last() else {
+            return;
+        };
+        let baked_at = wave
+            .started_at
+            .plus_ms(wave.bake_minutes as i64 * EventTime::MINUTE_MS);
+        if self.clock < baked_at {
+            return;
+        }
+        let index = wave.index;
+        self.record(RolloutEventKind::WaveBaked { wave: index });
+        self.issue_next_wave();
+    }
+}

@@ -1,0 +1,64 @@
+//! Actuators carry out patch and rollback commands on real (or simulated) VMs.
+
+use crate::simulator::FleetSimulator;
+use bellwether_schemas::{PatchCommand, RollbackCommand};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+
+/// An actuator could not carry out a command.
+#[derive(Debug, Error)]
+#[error("{command} on {vm_id} failed: {reason}")]
+pub struct ActuatorError {
+    /// `patch` or `rollback`.
+    pub command: &'static str,
+    /// The VM.
+    pub vm_id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Carries out commands.
+pub trait Actuator {
+    /// Deploys the patch to the command's VM.
+    fn patch(&mut self, command: &PatchCommand) -> Result<(), ActuatorError>;
+    /// Rolls the command's VM back.
+    fn roll_back(&mut self, command: &RollbackCommand) -> Result<(), ActuatorError>;
+}
+
+/// The simulated fleet as an actuator (the embedded demo).
+#[derive(Clone)]
+pub struct SimulatorActuator {
+    fleet: Arc<Mutex<FleetSimulator>>,
+}
+
+impl SimulatorActuator {
+    /// Acts on `fleet`.
+    pub fn new(fleet: Arc<Mutex<FleetSimulator>>) -> SimulatorActuator {
+        SimulatorActuator { fleet }
+    }
+
+    fn with_fleet<R>(&self, f: impl FnOnce(&mut FleetSimulator) -> R) -> R {
+        let mut fleet = self.fleet.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut fleet)
+    }
+}
+
+impl Actuator for SimulatorActuator {
+    fn patch(&mut self, command: &PatchCommand) -> Result<(), ActuatorError> {
+        self.with_fleet(|f| f.patch(&command.vm_id, command.issued_at))
+            .map_err(|e| ActuatorError {
+                command: "patch",
+                vm_id: command.vm_id.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn roll_back(&mut self, command: &RollbackCommand) -> Result<(), ActuatorError> {
+        self.with_fleet(|f| f.roll_back(&command.vm_id, command.issued_at))
+            .map_err(|e| ActuatorError {
+                command: "rollback",
+                vm_id: command.vm_id.clone(),
+                reason: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,9 @@
+//! Rollouts: which VMs get the patch when, and what happens on an anomaly.
+
+pub mod actor;
+pub mod actuator;
+pub mod planner;
+pub mod state;
+
+pub use actor::{RollbackRecord, RolloutActor};
+pub use actuator::{Actuator, ActuatorError};

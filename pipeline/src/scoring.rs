@@ -1,0 +1,287 @@
+//! The scoring stage: metric batches in; scores, rollback commands and
+//! window reports out.
+//!
+//! It wraps the [`CanaryScorer`] operator with what the operator must not
+//! know: which rollout patched which VM (learned from patch commands on the
+//! control topic), how critical each VM is, and which rollback commands were
+//! already issued. [`ScoringStage::step`] is one turn of the loop, the same
+//! over the in-process bus and over Kafka: read control, read metrics, emit
+//! what the watermark released, flush, then commit.
+
+use crate::config::Config;
+use crate::connector::{ConnectorError, MessageSink, MessageSource, MetricSource};
+use crate::inventory::Inventory;
+use bellwether_operators::baseline::BaselineConfig;
+use bellwether_operators::forecast::Forecaster;
+use bellwether_operators::forecast::seasonal::{SeasonalRegression, SeasonalRegressionConfig};
+use bellwether_operators::verdict::{MetricRule, VerdictRules};
+use bellwether_operators::window::WindowSpec;
+use bellwether_operators::{
+    CanaryScorer, Operator, OperatorError, ScoredWindow, ScorerConfig, ScorerStats,
+};
+use bellwether_schemas::{
+    CommandId, ControlMessage, EventTime, MetricVerdict, RollbackCommand, RollbackReason,
+    RollbackTrigger, ScoreRecord, WindowReport,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// The scoring stage failed.
+#[derive(Debug, Error)]
+pub enum ScoringError {
+    /// The operator refused its input or settings.
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    /// A source or sink failed.
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+}
+
+/// Builds the scorer's settings from the config.
+pub fn scorer_config(config: &Config) -> Result<ScorerConfig, OperatorError> {
+    let t = &config.thresholds;
+    let window_ms = config.window.slide_secs as f64 * 1000.0;
+    let per_hour = 3_600_000.0 / window_ms;
+    let rule = |m: &String| {
+        // validate() guarantees every scored metric has its entry.
+        let r = &t.per_metric[m];
+        MetricRule {
+            direction: r.direction,
+            threshold_sigma: r.sigma.unwrap_or(t.sigma),
+            min_change: r.min_change,
+        }
+    };
+    Ok(ScorerConfig {
+        metrics: t.metrics.clone(),
+        rules: VerdictRules {
+            metrics: t.metrics.iter().map(rule).collect(),
+            consecutive_windows: t.consecutive_windows,
+        },
+        spread_floor: t
+            .metrics
+            .iter()
+            .map(|m| t.per_metric[m].spread_floor.max(1e-9))
+            .collect(),
+        window: WindowSpec::sliding(
+            config.window.size_secs as i64 * 1000,
+            config.window.slide_secs as i64 * 1000,
+            config.window.allowed_lateness_secs as i64 * 1000,
+        )?,
+        baseline: BaselineConfig {
+            half_life_windows: config.baseline.half_life_hours * per_hour,
+            min_windows: (config.baseline.min_hours * per_hour).ceil() as u32,
+        },
+        max_open_windows: 4096,
+    })
+}
+
+/// The configured forecaster.
+pub fn forecaster(config: &Config) -> Box<dyn Forecaster> {
+    let per_hour = 3_600_000.0 / (config.window.slide_secs as f64 * 1000.0);
+    match config.forecast.kind {
+        crate::config::ForecastKind::SeasonalRegression => {
+            Box::new(SeasonalRegression::new(SeasonalRegressionConfig {
+                harmonics: config.forecast.harmonics,
+                forgetting_half_life_windows: config.forecast.forgetting_half_life_hours * per_hour,
+                min_windows: 12,
+            }))
+        }
+    }
+}
+
+/// An anomaly the stage acted on: the VM, when, and the evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectedAnomaly {
+    /// The rollout that patched the VM.
+    pub rollout_id: String,
+    /// The VM.
+    pub vm_id: String,
+    /// End of the window it was detected in.
+    pub detected_at: EventTime,
+    /// The anomalous metrics.
+    pub evidence: Vec<MetricVerdict>,
+}
+
+/// The scoring stage.
+pub struct ScoringStage {
+    scorer: CanaryScorer,
+    inventory: Arc<Inventory>,
+    settle_ms: i64,
+    patched_by: HashMap<String, String>,
+    rollbacks_issued: HashSet<CommandId>,
+    anomalies: Vec<DetectedAnomaly>,
+}
+
+impl ScoringStage {
+    /// A stage for `inventory`, configured by `config`.
+    pub fn new(config: &Config, inventory: Arc<Inventory>) -> Result<ScoringStage, ScoringError> {
+        Ok(ScoringStage {
+            scorer: CanaryScorer::new(scorer_config(config)?, forecaster(config))?,
+            inventory,
+            settle_ms: config.rollout.settle_minutes as i64 * 60_000,
+            patched_by: HashMap::new(),
+            rollbacks_issued: HashSet::new(),
+            anomalies: Vec::new(),
+        })
+    }
+
+    /// Counters of the scorer (rows, late rows, windows).
+    pub fn stats(&self) -> ScorerStats {
+        self.scorer.stats()
+    }
+
+    /// The forecaster's name.
+    pub fn forecaster_name(&self) -> &str {
+        self.scorer.forecaster_name()
+    }
+
+    /// Anomalies that led to rollback commands, in detection order.
+    pub fn anomalies(&self) -> &[DetectedAnomaly] {
+        &self.anomalies
+    }
+
+    /// Learns of a patch or rollback from the control topic.
+    pub fn on_control(&mut self, message: &ControlMessage) {
+        match message {
+            ControlMessage::Patch(cmd) => {
+                self.scorer
+                    .patched(&cmd.vm_id, cmd.issued_at.0, self.settle_ms);
+                self.patched_by
+                    .insert(cmd.vm_id.clone(), cmd.rollout_id.clone());
+            }
+            ControlMessage::Rollback(cmd) => {
+                self.scorer
+                    .rolled_back(&cmd.vm_id, cmd.issued_at.0, self.settle_ms);
+                self.patched_by.remove(&cmd.vm_id);
+                self.rollbacks_issued.insert(cmd.command_id.clone());
+            }
+            ControlMessage::WindowReport(_) => {}
+        }
+    }
+
+    /// One turn: control first (so patches are known before their metrics),
+    /// then metrics, then whatever the watermark releases; results are
+    /// flushed before the sources commit.
+    pub fn step(
+        &mut self,
+        metrics: &mut dyn MetricSource,
+        control_in: &mut dyn MessageSource<ControlMessage>,
+        control_out: &mut dyn MessageSink<ControlMessage>,
+        scores_out: &mut dyn MessageSink<ScoreRecord>,
+    ) -> Result<(), ScoringError> {
+        for message in control_in.poll(usize::MAX)? {
+            self.on_control(&message);
+        }
+        for batch in metrics.poll()? {
+            self.scorer.process_batch(batch.input, &batch.samples)?;
+        }
+        for window in self.scorer.on_watermark()? {
+            let (scores, control) = self.decide(&window);
+            for score in scores {
+                scores_out.send(score)?;
+            }
+            for message in control {
+                control_out.send(message)?;
+            }
+        }
+        scores_out.flush()?;
+        control_out.flush()?;
+        metrics.commit()?;
+        control_in.commit()?;
+        Ok(())
+    }
+
+    /// Scores, rollback commands and the window report for one scored window.
+    fn decide(&mut self, window: &ScoredWindow) -> (Vec<ScoreRecord>, Vec<ControlMessage>) {
+        let forecaster = self.scorer.forecaster_name().to_string();
+        let window_end = EventTime(window.range.end_ms);
+        let mut scores = Vec::new();
+        let mut control = Vec::new();
+        let mut report = WindowReport {
+            window_start: EventTime(window.range.start_ms),
+            window_end,
+            vms_scored: 0,
+            patched_scored: 0,
+            anomalous: Vec::new(),
+            missing: Vec::new(),
+            late_rows_total: self.scorer.stats().late_rows,
+        };
+        for vm in 0..window.vm_count() {
+            let vm_id = &window.vm_ids[vm];
+            let has_data = window.has_data.value(vm);
+            report.vms_scored += has_data as usize;
+            let Some(rollout_id) = self.patched_by.get(vm_id.as_ref()).cloned() else {
+                continue;
+            };
+            if !has_data {
+                report.missing.push(vm_id.to_string());
+                continue;
+            }
+            report.patched_scored += 1;
+            if !window.judged.value(vm) {
+                continue;
+            }
+            let score = window.score_record(vm, &forecaster, Some(&rollout_id));
+            if score.anomalous {
+                report.anomalous.push(vm_id.to_string());
+                let command_id = CommandId::rollback(&rollout_id, vm_id);
+                if self.rollbacks_issued.insert(command_id.clone()) {
+                    let command =
+                        self.rollback_command(command_id, &rollout_id, &score, window_end);
+                    self.anomalies.push(DetectedAnomaly {
+                        rollout_id: rollout_id.clone(),
+                        vm_id: vm_id.to_string(),
+                        detected_at: window_end,
+                        evidence: command.reason.evidence.clone(),
+                    });
+                    control.push(ControlMessage::Rollback(command));
+                }
+            }
+            scores.push(score);
+        }
+        control.push(ControlMessage::WindowReport(report));
+        (scores, control)
+    }
+
+    fn rollback_command(
+        &self,
+        command_id: CommandId,
+        rollout_id: &str,
+        score: &ScoreRecord,
+        at: EventTime,
+    ) -> RollbackCommand {
+        let vm = self.inventory.vm(&score.vm_id);
+        let critical = vm.is_some_and(|v| v.is_critical());
+        let rank = vm.map_or(1, |v| v.criticality as u32);
+        let evidence: Vec<MetricVerdict> = score
+            .verdicts
+            .iter()
+            .filter(|v| v.anomalous)
+            .cloned()
+            .collect();
+        let summary = evidence.iter().map(describe).collect::<Vec<_>>().join("; ");
+        RollbackCommand {
+            command_id,
+            rollout_id: rollout_id.to_string(),
+            vm_id: score.vm_id.clone(),
+            critical,
+            // Criticality first, then how bad it is (score in [0, 1] → 0..=999).
+            priority: rank * 1000 + (score.anomaly_score.clamp(0.0, 0.999) * 1000.0) as u32,
+            reason: RollbackReason {
+                trigger: RollbackTrigger::Anomaly,
+                summary,
+                evidence,
+            },
+            issued_at: at,
+        }
+    }
+}
+
+/// One line of evidence: `response_time_ms 212.4 vs 131.0 expected (+9.8σ > 5σ)`.
+pub fn describe(v: &MetricVerdict) -> String {
+    format!(
+        "{} {:.2} vs {:.2} expected ({:+.1}σ, threshold {}σ)",
+        v.metric, v.observed, v.forecast, v.deviation, v.threshold
+    )
+}

@@ -1,0 +1,323 @@
+//! The simulated fleet: the embedded default source of metrics, and the
+//! actuator of the embedded demo.
+//!
+//! Every VM has its own levels, a daily load cycle in its region's local
+//! time, autocorrelated noise, and metrics that move together (load drives
+//! CPU, disk and response time; CPU saturation slows responses; errors eat
+//! into transaction success). A patch reboots a VM (two minutes without
+//! samples); a bad patch breaks a seeded share of the VMs it touches with one
+//! [`FaultKind`]; a rollback reboots the VM into its pre-patch self.
+
+pub mod fault;
+pub mod fleet;
+mod vm;
+
+pub use fault::FaultKind;
+
+use crate::config::Config;
+use arrow::array::{ArrayRef, DictionaryArray, RecordBatch, StringArray};
+use arrow::datatypes::{UInt16Type, UInt32Type};
+use bellwether_schemas::metric::{names, sample_batch};
+use bellwether_schemas::{EventTime, VmRecord};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use thiserror::Error;
+use vm::SimVm;
+
+/// Whether the patch being rolled out is good or bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchQuality {
+    /// Works everywhere (with a slight, harmless improvement).
+    Good,
+    /// Breaks a share of the VMs it touches in this way.
+    Bad(FaultKind),
+}
+
+/// A VM crash: memory ran out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrashEvent {
+    /// The VM.
+    pub vm_id: String,
+    /// When it crashed.
+    pub time: EventTime,
+}
+
+/// A command the simulator cannot carry out.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SimulatorError {
+    /// No VM with that id.
+    #[error("no VM `{0}` in the simulated fleet")]
+    UnknownVm(String),
+}
+
+/// Minutes a VM is down while a patch or rollback reboots it.
+pub const REBOOT_MINUTES: i64 = 2;
+
+/// The simulated fleet.
+pub struct FleetSimulator {
+    vms: Vec<SimVm>,
+    index: HashMap<String, usize>,
+    quality: PatchQuality,
+    partitions: usize,
+    vm_dictionaries: Vec<ArrayRef>,
+    partition_key: Vec<(usize, u32)>,
+    metric_dictionary: ArrayRef,
+    crashes: Vec<CrashEvent>,
+}
+
+impl FleetSimulator {
+    /// A fleet as configured, rolling out a patch of the given quality.
+    pub fn new(config: &Config, quality: PatchQuality) -> FleetSimulator {
+        let seed = config.simulation.seed;
+        let inventory = fleet::generate_inventory(&config.fleet, seed);
+        let partitions = config.simulation.partitions.max(1);
+        let mut per_partition: Vec<Vec<String>> = vec![Vec::new(); partitions];
+        let mut partition_key = Vec::with_capacity(inventory.len());
+        for (i, vm) in inventory.iter().enumerate() {
+            let p = i % partitions;
+            partition_key.push((p, per_partition[p].len() as u32));
+            per_partition[p].push(vm.id.clone());
+        }
+        let vms: Vec<SimVm> = inventory
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| {
+                let mut rng = StdRng::seed_from_u64(
+                    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i as u64 + 1),
+                );
+                let affected =
+                    rand::Rng::random::<f64>(&mut rng) < config.simulation.affected_share;
+                SimVm::new(record, i, affected, rng)
+            })
+            .collect();
+        FleetSimulator {
+            index: vms
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.record.id.clone(), i))
+                .collect(),
+            vms,
+            quality,
+            partitions,
+            vm_dictionaries: per_partition
+                .into_iter()
+                .map(|ids| Arc::new(StringArray::from(ids)) as ArrayRef)
+                .collect(),
+            partition_key,
+            metric_dictionary: Arc::new(StringArray::from(names::ALL.to_vec())),
+            crashes: Vec::new(),
+        }
+    }
+
+    /// The fleet's inventory.
+    pub fn inventory(&self) -> Vec<VmRecord> {
+        self.vms.iter().map(|v| v.record.clone()).collect()
+    }
+
+    /// Number of metric partitions.
+    pub fn partitions(&self) -> usize {
+        self.partitions
+    }
+
+    /// The quality of the patch.
+    pub fn quality(&self) -> PatchQuality {
+        self.quality
+    }
+
+    /// Samples of every VM that is up at `time`, one batch per partition
+    /// (long schema, one row per VM and metric).
+    pub fn tick(&mut self, time: EventTime) -> Vec<RecordBatch> {
+        let mut keys: Vec<Vec<u32>> = vec![Vec::new(); self.partitions];
+        let mut metrics: Vec<Vec<u16>> = vec![Vec::new(); self.partitions];
+        let mut times: Vec<Vec<i64>> = vec![Vec::new(); self.partitions];
+        let mut values: Vec<Vec<f64>> = vec![Vec::new(); self.partitions];
+        for (i, vm) in self.vms.iter_mut().enumerate() {
+            let Some((sample_time, readings)) = vm.sample(time.0, self.quality) else {
+                if let Some(crash) = vm.take_crash() {
+                    self.crashes.push(CrashEvent {
+                        vm_id: vm.record.id.clone(),
+                        time: EventTime(crash),
+                    });
+                }
+                continue;
+            };
+            let (p, key) = self.partition_key[i];
+            for (m, value) in readings.into_iter().enumerate() {
+                keys[p].push(key);
+                metrics[p].push(m as u16);
+                times[p].push(sample_time);
+                values[p].push(value);
+            }
+        }
+        (0..self.partitions)
+            .map(|p| {
+                let vm_ids = DictionaryArray::<UInt32Type>::try_new(
+                    std::mem::take(&mut keys[p]).into(),
+                    self.vm_dictionaries[p].clone(),
+                );
+                let metric = DictionaryArray::<UInt16Type>::try_new(
+                    std::mem::take(&mut metrics[p]).into(),
+                    self.metric_dictionary.clone(),
+                );
+                match (vm_ids, metric) {
+                    (Ok(vm_ids), Ok(metric)) => sample_batch(
+                        vm_ids,
+                        std::mem::take(&mut times[p]),
+                        metric,
+                        std::mem::take(&mut values[p]),
+                    ),
+                    (Err(e), _) | (_, Err(e)) => Err(e.into()),
+                }
+                // Keys index dictionaries built above from the same fleet: a
+                // failure here is a defect in this file, not bad input.
+                .unwrap_or_else(|e| panic!("simulator built an invalid sample batch: {e}"))
+            })
+            .collect()
+    }
+
+    /// Patches `vm_id` at `time`: it reboots, and a bad patch breaks it if it is affected.
+    pub fn patch(&mut self, vm_id: &str, time: EventTime) -> Result<(), SimulatorError> {
+        let vm = self.vm_mut(vm_id)?;
+        vm.patch(time.0);
+        Ok(())
+    }
+
+    /// Rolls `vm_id` back at `time`: it reboots into its pre-patch self.
+    pub fn roll_back(&mut self, vm_id: &str, time: EventTime) -> Result<(), SimulatorError> {
+        let vm = self.vm_mut(vm_id)?;
+        vm.roll_back(time.0);
+        Ok(())
+    }
+
+    /// True when `vm_id` currently runs the patch.
+    pub fn is_patched(&self, vm_id: &str) -> bool {
+        self.index
+            .get(vm_id)
+            .is_some_and(|&i| self.vms[i].is_patched())
+    }
+
+    /// Ground truth: the VMs a bad patch breaks (empty for a good patch).
+    pub fn affected_vms(&self) -> Vec<String> {
+        match self.quality {
+            PatchQuality::Good => Vec::new(),
+            PatchQuality::Bad(_) => self
+                .vms
+                .iter()
+                .filter(|v| v.affected)
+                .map(|v| v.record.id.clone())
+                .collect(),
+        }
+    }
+
+    /// Ground truth: every crash so far.
+    pub fn crashes(&self) -> &[CrashEvent] {
+        &self.crashes
+    }
+
+    fn vm_mut(&mut self, vm_id: &str) -> Result<&mut SimVm, SimulatorError> {
+        let i = *self
+            .index
+            .get(vm_id)
+            .ok_or_else(|| SimulatorError::UnknownVm(vm_id.to_string()))?;
+        Ok(&mut self.vms[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use arrow::array::AsArray;
+    use arrow::datatypes::Float64Type;
+
+    fn fleet(quality: PatchQuality) -> FleetSimulator {
+        let mut config = Config::default_config();
+        config.fleet.vms = 40;
+        FleetSimulator::new(&config, quality)
+    }
+
+    fn mean_of(sim: &mut FleetSimulator, vm: &str, metric: usize, from: i64, minutes: i64) -> f64 {
+        let slot = sim.index[vm];
+        let (p, key) = sim.partition_key[slot];
+        let mut sum = 0.0;
+        let mut n = 0.0;
+        for m in 0..minutes {
+            let batches = sim.tick(EventTime(from + m * 60_000));
+            let b = &batches[p];
+            let vms = b.column(0).as_dictionary::<UInt32Type>().keys().clone();
+            let ms = b.column(2).as_dictionary::<UInt16Type>().keys().clone();
+            let vs = b.column(3).as_primitive::<Float64Type>();
+            for r in 0..b.num_rows() {
+                if vms.value(r) == key && ms.value(r) as usize == metric {
+                    sum += vs.value(r);
+                    n += 1.0;
+                }
+            }
+        }
+        sum / n
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_fleet_and_metrics() {
+        let mut a = fleet(PatchQuality::Good);
+        let mut b = fleet(PatchQuality::Good);
+        assert_eq!(a.inventory(), b.inventory());
+        assert_eq!(a.tick(EventTime(0)), b.tick(EventTime(0)));
+    }
+
+    #[test]
+    fn every_up_vm_reports_every_metric_each_tick() {
+        let mut sim = fleet(PatchQuality::Good);
+        let rows: usize = sim.tick(EventTime(0)).iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 40 * names::ALL.len());
+    }
+
+    #[test]
+    fn a_bad_patch_hurts_an_affected_vm_and_a_rollback_heals_it() {
+        let mut sim = fleet(PatchQuality::Bad(FaultKind::LatencyRegression));
+        let vm = sim.affected_vms()[0].clone();
+        let rt = 4; // response_time_ms
+        let before = mean_of(&mut sim, &vm, rt, 0, 30);
+        sim.patch(&vm, EventTime(30 * 60_000)).unwrap();
+        let during = mean_of(&mut sim, &vm, rt, 40 * 60_000, 20);
+        sim.roll_back(&vm, EventTime(60 * 60_000)).unwrap();
+        let after = mean_of(&mut sim, &vm, rt, 65 * 60_000, 20);
+        assert!(during > before * 1.4, "patched {during} vs before {before}");
+        assert!(
+            (after / before - 1.0).abs() < 0.2,
+            "rolled back {after} vs before {before}"
+        );
+    }
+
+    #[test]
+    fn a_memory_leak_ends_in_a_crash_and_the_vm_goes_silent() {
+        let mut sim = fleet(PatchQuality::Bad(FaultKind::MemoryLeak));
+        let vm = sim.affected_vms()[0].clone();
+        sim.patch(&vm, EventTime(0)).unwrap();
+        for m in 0..200 {
+            sim.tick(EventTime(m * 60_000));
+        }
+        let crash = sim
+            .crashes()
+            .iter()
+            .find(|c| c.vm_id == vm)
+            .expect("the leak crashes the VM");
+        assert!(
+            crash.time.0 > 30 * 60_000,
+            "memory climbs for a while before the crash"
+        );
+    }
+
+    #[test]
+    fn commands_for_unknown_vms_are_refused() {
+        let mut sim = fleet(PatchQuality::Good);
+        assert_eq!(
+            sim.patch("vm-nope", EventTime(0)),
+            Err(SimulatorError::UnknownVm("vm-nope".into()))
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The demo's final summary, as JSON and as text for humans.
+
+use crate::config::Config;
+use crate::demo::ScoreTally;
+use crate::rollout::{Actuator, RolloutActor};
+use crate::scoring::{ScoringStage, describe};
+use crate::simulator::{CrashEvent, FleetSimulator, PatchQuality};
+use bellwether_schemas::{EventTime, MetricVerdict, RolloutState};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// One wave, as it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveSummary {
+    /// 1-based wave number.
+    pub wave: usize,
+    /// Part of the canary stage.
+    pub canary: bool,
+    /// VMs patched in the wave.
+    pub vms: usize,
+    /// When it started.
+    pub started_at: String,
+    /// True when it baked healthy for its full bake time.
+    pub baked: bool,
+}
+
+/// One rollback, as carried out.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackSummary {
+    /// 1 for the first.
+    pub order: usize,
+    /// The VM.
+    pub vm_id: String,
+    /// True for critical VMs.
+    pub critical: bool,
+    /// One line of why.
+    pub reason: String,
+    /// The metrics that went wrong.
+    pub evidence: Vec<MetricVerdict>,
+    /// When the anomaly was decided.
+    pub detected_at: String,
+    /// When the rollback was carried out.
+    pub executed_at: String,
+}
+
+/// What the simulator knows and bellwether had to find out.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroundTruth {
+    /// Patched VMs the bad patch broke.
+    pub affected_patched: Vec<String>,
+    /// Of those, rolled back.
+    pub affected_rolled_back: usize,
+    /// Rolled-back VMs the patch had not broken (false alarms).
+    pub healthy_rolled_back: Vec<String>,
+    /// Crashes (memory leaks).
+    pub crashes: Vec<CrashEvent>,
+}
+
+/// Pipeline counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineCounters {
+    /// Samples received.
+    pub samples_in: u64,
+    /// Samples that arrived after their window closed.
+    pub late_rows: u64,
+    /// Windows scored.
+    pub windows_scored: u64,
+    /// Score records emitted.
+    pub scores_emitted: u64,
+    /// Commands skipped as repeats.
+    pub duplicate_commands_skipped: usize,
+}
+
+/// The demo's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSummary {
+    /// `completed` or `halted`.
+    pub outcome: String,
+    /// The rollout's final state.
+    pub final_state: RolloutState,
+    /// `good` or `bad`.
+    pub scenario: String,
+    /// The fault of a bad patch.
+    pub fault: Option<String>,
+    /// Seed.
+    pub seed: u64,
+    /// VMs in the fleet.
+    pub fleet_size: usize,
+    /// Forecaster used.
+    pub forecaster: String,
+    /// Rollout id.
+    pub rollout_id: String,
+    /// Fleet time when the patch was approved.
+    pub patch_approved_at: String,
+    /// Fleet time at the end.
+    pub ended_at: String,
+    /// Hours of fleet time simulated (history included).
+    pub fleet_hours: f64,
+    /// Wall-clock seconds the demo took.
+    pub wall_seconds: f64,
+    /// VMs that received the patch.
+    pub vms_patched: usize,
+    /// VMs rolled back.
+    pub vms_rolled_back: usize,
+    /// VMs still running the patch at the end.
+    pub vms_on_patch: usize,
+    /// True when a wave past the canary stage was deployed.
+    pub left_canary_stage: bool,
+    /// Waves.
+    pub waves: Vec<WaveSummary>,
+    /// Rollbacks in the order carried out.
+    pub rollbacks: Vec<RollbackSummary>,
+    /// Ground truth from the simulator.
+    pub ground_truth: GroundTruth,
+    /// Counters.
+    pub pipeline: PipelineCounters,
+}
+
+/// Builds the summary at the end of a demo.
+#[allow(clippy::too_many_arguments)]
+pub fn summarize<A: Actuator>(
+    config: &Config,
+    quality: PatchQuality,
+    fleet: &FleetSimulator,
+    actor: &RolloutActor<A>,
+    stage: &ScoringStage,
+    scores: &ScoreTally,
+    patch_at: EventTime,
+    ended: EventTime,
+    wall: Duration,
+) -> DemoSummary {
+    let baked: BTreeSet<usize> = actor
+        .events()
+        .iter()
+        .filter_map(|e| match e.kind {
+            bellwether_schemas::RolloutEventKind::WaveBaked { wave } => Some(wave),
+            _ => None,
+        })
+        .collect();
+    let waves: Vec<WaveSummary> = actor
+        .waves()
+        .iter()
+        .filter(|w| !w.vms.is_empty())
+        .map(|w| WaveSummary {
+            wave: w.index + 1,
+            canary: w.canary,
+            vms: w.vms.len(),
+            started_at: w.started_at.to_string(),
+            baked: baked.contains(&w.index),
+        })
+        .collect();
+    let affected: BTreeSet<String> = fleet.affected_vms().into_iter().collect();
+    let rolled_back: BTreeSet<&String> = actor.rollbacks().iter().map(|r| &r.vm_id).collect();
+    let affected_patched: Vec<String> = actor
+        .ever_patched()
+        .iter()
+        .filter(|v| affected.contains(*v))
+        .cloned()
+        .collect();
+    let stats = stage.stats();
+    let state = actor.state();
+    DemoSummary {
+        outcome: if state == RolloutState::Completed {
+            "completed"
+        } else {
+            "halted"
+        }
+        .into(),
+        final_state: state,
+        scenario: match quality {
+            PatchQuality::Good => "good".into(),
+            PatchQuality::Bad(_) => "bad".into(),
+        },
+        fault: match quality {
+            PatchQuality::Good => None,
+            PatchQuality::Bad(kind) => Some(kind.to_string()),
+        },
+        seed: config.simulation.seed,
+        fleet_size: fleet.inventory().len(),
+        forecaster: stage.forecaster_name().to_string(),
+        rollout_id: actor.rollout().map(|r| r.id.clone()).unwrap_or_default(),
+        patch_approved_at: patch_at.to_string(),
+        ended_at: ended.to_string(),
+        fleet_hours: (ended.0 - crate::demo::DEMO_START.0) as f64 / 3_600_000.0,
+        wall_seconds: wall.as_secs_f64(),
+        vms_patched: actor.ever_patched().len(),
+        vms_rolled_back: actor.rollbacks().len(),
+        vms_on_patch: actor.patched().len(),
+        left_canary_stage: actor.waves().iter().any(|w| !w.canary && !w.vms.is_empty()),
+        waves,
+        rollbacks: actor
+            .rollbacks()
+            .iter()
+            .map(|r| RollbackSummary {
+                order: r.order,
+                vm_id: r.vm_id.clone(),
+                critical: r.critical,
+                reason: r.reason.summary.clone(),
+                evidence: r.reason.evidence.clone(),
+                detected_at: r.detected_at.to_string(),
+                executed_at: r.executed_at.to_string(),
+            })
+            .collect(),
+        ground_truth: GroundTruth {
+            affected_rolled_back: affected_patched
+                .iter()
+                .filter(|v| rolled_back.contains(v))
+                .count(),
+            healthy_rolled_back: rolled_back
+                .iter()
+                .filter(|v| !affected.contains(**v))
+                .map(|v| v.to_string())
+                .collect(),
+            affected_patched,
+            crashes: fleet.crashes().to_vec(),
+        },
+        pipeline: PipelineCounters {
+            samples_in: stats.rows_in,
+            late_rows: stats.late_rows,
+            windows_scored: stats.windows_closed,
+            scores_emitted: scores.count,
+            duplicate_commands_skipped: actor.duplicates_skipped(),
+        },
+    }
+}
+
+/// The summary as text for a terminal.
+pub fn render_text(s: &DemoSummary) -> String {
+    let mut out = String::new();
+    let scenario = match &s.fault {
+        Some(fault) => format!("bad patch ({fault})"),
+        None => "good patch".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "\nbellwether demo: {scenario}, {} VMs, seed {}",
+        s.fleet_size, s.seed
+    );
+    let _ = writeln!(
+        out,
+        "  patch approved {}; fleet time simulated {:.1} h in {:.1} s; forecaster {}",
+        s.patch_approved_at, s.fleet_hours, s.wall_seconds, s.forecaster
+    );
+    let _ = writeln!(out, "\nWaves");
+    for w in &s.waves {
+        let _ = writeln!(
+            out,
+            "  {} {:<7} {:>4} VMs  started {}  {}",
+            w.wave,
+            if w.canary { "canary" } else { "fleet" },
+            w.vms,
+            w.started_at,
+            if w.baked {
+                "baked healthy"
+            } else {
+                "did not finish baking"
+            }
+        );
+    }
+    let _ = writeln!(out, "\nRollbacks ({})", s.rollbacks.len());
+    if s.rollbacks.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for r in &s.rollbacks {
+        let _ = writeln!(
+            out,
+            "  {:>2}. {}{}  detected {}, rolled back {}",
+            r.order,
+            r.vm_id,
+            if r.critical { " [critical]" } else { "" },
+            r.detected_at,
+            r.executed_at
+        );
+        for e in &r.evidence {
+            let _ = writeln!(out, "        {}", describe(e));
+        }
+    }
+    let _ = writeln!(out, "\nOutcome: {}", s.outcome.to_uppercase());
+    let _ = writeln!(
+        out,
+        "  {} of {} VMs received the patch; {} rolled back; {} still run it; {}",
+        s.vms_patched,
+        s.fleet_size,
+        s.vms_rolled_back,
+        s.vms_on_patch,
+        if s.left_canary_stage {
+            "the rollout went past the canary stage"
+        } else {
+            "the patch never left the canary stage"
+        }
+    );
+    if s.fault.is_some() {
+        let _ = writeln!(
+            out,
+            "  ground truth: the patch broke {} of the VMs it reached; {} of them rolled back; {} healthy VM(s) rolled back",
+            s.ground_truth.affected_patched.len(),
+            s.ground_truth.affected_rolled_back,
+            s.ground_truth.healthy_rolled_back.len()
+        );
+        if !s.ground_truth.crashes.is_empty() {
+            let _ = writeln!(out, "  crashes: {}", s.ground_truth.crashes.len());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  pipeline: {} samples, {} windows scored, {} late rows",
+        s.pipeline.samples_in, s.pipeline.windows_scored, s.pipeline.late_rows
+    );
+    out
+}
