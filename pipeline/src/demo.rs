@@ -184,11 +184,15 @@ pub fn run_demo(
                 fleet: fleet_size,
             });
         }
+        // Watch on for the drain time after the rollout last settled: a late
+        // rollback unsettles it and restarts the wait.
         if actor.is_settled() {
             let since = *settled_at.get_or_insert(now);
             if now.0 - since.0 >= drain_ms {
                 break;
             }
+        } else {
+            settled_at = None;
         }
         if now >= deadline {
             break;

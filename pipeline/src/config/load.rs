@@ -64,26 +64,28 @@ pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
 
 fn key_error(errors: figment::Error) -> ConfigError {
     // Report the first error; figment lists the rest in the same way.
-    let error = errors
-        .into_iter()
-        .next()
-        .expect("a figment error holds at least one error");
-    let mut key = error.path.join(".");
+    let Some(error) = errors.into_iter().next() else {
+        return ConfigError::Key {
+            key: String::new(),
+            reason: "invalid configuration".into(),
+            source_name: None,
+        };
+    };
+    let mut path = error.path.clone();
+    // The path ends at the unknown or missing field for some errors, at its
+    // parent for others: name the field once.
+    let mut with_field = |field: &str| {
+        if path.last().map(String::as_str) != Some(field) {
+            path.push(field.to_string());
+        }
+    };
     let reason = match &error.kind {
         figment::error::Kind::UnknownField(field, expected) => {
-            key = if key.is_empty() {
-                field.clone()
-            } else {
-                format!("{key}.{field}")
-            };
+            with_field(field);
             format!("unknown key; expected one of: {}", expected.join(", "))
         }
         figment::error::Kind::MissingField(field) => {
-            key = if key.is_empty() {
-                field.to_string()
-            } else {
-                format!("{key}.{field}")
-            };
+            with_field(field);
             "missing".to_string()
         }
         other => other.to_string(),
@@ -93,7 +95,7 @@ fn key_error(errors: figment::Error) -> ConfigError {
         None => m.name.to_string(),
     });
     ConfigError::Key {
-        key,
+        key: path.join("."),
         reason,
         source_name,
     }

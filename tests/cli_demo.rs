@@ -1,0 +1,63 @@
+//! `bellwether demo` as a user runs it: the JSON summary's contract.
+
+use std::process::Command;
+
+fn demo(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .arg("demo")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
+#[test]
+fn the_default_demo_catches_a_bad_patch_and_explains_each_rollback() {
+    let s = demo(&[]);
+    assert_eq!(s["outcome"], "halted");
+    assert_eq!(s["fleet_size"], 300);
+    assert!(s["vms_patched"].as_u64().unwrap() < 300);
+    let rollbacks = s["rollbacks"].as_array().unwrap();
+    assert_eq!(
+        rollbacks.len() as u64,
+        s["vms_rolled_back"].as_u64().unwrap()
+    );
+    assert!(!rollbacks.is_empty());
+    for r in rollbacks {
+        assert!(r["vm_id"].as_str().unwrap().starts_with("vm-"));
+        assert!(r["critical"].is_boolean());
+        assert!(r["reason"].as_str().unwrap().contains("expected"), "{r}");
+    }
+}
+
+#[test]
+fn flags_choose_the_scenario_fleet_and_seed() {
+    let s = demo(&["--scenario", "good", "--vms", "120", "--seed", "11"]);
+    assert_eq!(s["outcome"], "completed");
+    assert_eq!(s["fleet_size"], 120);
+    assert_eq!(s["vms_patched"], 120);
+    assert_eq!(s["vms_rolled_back"], 0);
+    assert_eq!(s["seed"], 11);
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["demo", "--fault", "gremlins"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("memory-leak"));
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["demo", "--scenario", "good", "--fault", "cpu-spike"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fault only applies"));
+}

@@ -1,0 +1,128 @@
+//! Bad configuration fails at start, naming the key and the reason.
+
+use bellwether::config::{ConfigError, load};
+use std::io::Write;
+use std::process::Command;
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn error_of(text: &str) -> String {
+    let f = file(text);
+    load(Some(f.path()))
+        .expect_err("config must be refused")
+        .to_string()
+}
+
+#[test]
+fn the_shipped_default_loads() {
+    let config = load(None).unwrap();
+    assert_eq!(config.fleet.vms, 300);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_section() {
+    let e = error_of("[fleet]\nvmz = 10\n");
+    assert!(
+        e.contains("`fleet.vmz`") && e.contains("unknown key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_named() {
+    let e = error_of("[fleet]\nvms = \"many\"\n");
+    assert!(e.contains("`fleet.vms`"), "{e}");
+}
+
+#[test]
+fn a_bad_wave_size_is_named() {
+    let e = error_of("[rollout]\nwaves = [\"1%\", \"150%\"]\n");
+    assert!(
+        e.contains("rollout.waves") && e.contains("at most 100%"),
+        "{e}"
+    );
+}
+
+#[test]
+fn range_and_reference_errors_are_named() {
+    assert!(error_of("[fleet]\ncritical_share = 1.5\n").contains("`fleet.critical_share`"));
+    assert!(
+        error_of("[rollout]\ncanary_groups = [\"nope\"]\n").contains("`rollout.canary_groups[0]`")
+    );
+    assert!(
+        error_of("[window]\nsize_secs = 300\nslide_secs = 70\n").contains("`window.slide_secs`")
+    );
+    assert!(
+        error_of("[thresholds.per_metric.gpu_percent]\ndirection = \"increase\"\n")
+            .contains("`thresholds.per_metric.gpu_percent`")
+    );
+    let e = error_of("[thresholds.per_metric.cpu_percent]\ndirection = \"sideways\"\n");
+    assert!(
+        e.contains("thresholds.per_metric.cpu_percent.direction"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bad_group_expression_is_named_with_its_column() {
+    let e = error_of("[[canary.groups]]\nname = \"x\"\nexpression = 'region = \"a\"'\n");
+    assert!(
+        e.contains("`canary.groups[0].expression`") && e.contains("column"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_reported() {
+    let e = load(Some(std::path::Path::new("/nonexistent/bellwether.toml"))).unwrap_err();
+    assert!(matches!(e, ConfigError::File { .. }), "{e}");
+}
+
+#[test]
+fn config_check_exits_non_zero_naming_the_key() {
+    let f = file("[baseline]\nhalf_life_hours = -1\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["config", "check"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`baseline.half_life_hours`"), "{stderr}");
+
+    let ok = file("[fleet]\nvms = 50\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["config", "check"])
+        .arg(ok.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn environment_variables_override_and_are_checked() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["config", "show"])
+        .env("BELLWETHER__FLEET__VMS", "42")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["fleet"]["vms"], 42);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["config", "show"])
+        .env("BELLWETHER__FLEET__VMS", "lots")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`fleet.vms`"));
+}

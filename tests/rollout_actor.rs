@@ -1,0 +1,198 @@
+//! The rollout actor against the simulated fleet: rollback ordering and
+//! idempotent commands.
+
+use bellwether::config::Config;
+use bellwether::inventory::Inventory;
+use bellwether::rollout::RolloutActor;
+use bellwether::rollout::actuator::SimulatorActuator;
+use bellwether::simulator::{FleetSimulator, PatchQuality};
+use bellwether_schemas::{
+    CommandId, ControlMessage, EventTime, Patch, RollbackCommand, RollbackReason, RollbackTrigger,
+    RolloutState, WindowReport,
+};
+use std::sync::{Arc, Mutex};
+
+struct Setup {
+    fleet: Arc<Mutex<FleetSimulator>>,
+    actor: RolloutActor<SimulatorActuator>,
+    inventory: Arc<Inventory>,
+}
+
+fn setup(config: &Config) -> Setup {
+    let fleet = Arc::new(Mutex::new(FleetSimulator::new(config, PatchQuality::Good)));
+    let groups = config
+        .canary
+        .groups
+        .iter()
+        .map(|g| bellwether::inventory::selector::Selector::compile(g).unwrap())
+        .collect();
+    let inventory = Arc::new(Inventory::new(fleet.lock().unwrap().inventory(), groups));
+    let actor = RolloutActor::new(
+        config,
+        inventory.clone(),
+        SimulatorActuator::new(fleet.clone()),
+    );
+    Setup {
+        fleet,
+        actor,
+        inventory,
+    }
+}
+
+fn patch() -> Patch {
+    Patch {
+        id: "p1".into(),
+        title: "t".into(),
+        classification: "security".into(),
+        severity: "low".into(),
+        product: "x".into(),
+    }
+}
+
+/// Starts a rollout and executes its first wave's patch commands.
+fn start(s: &mut Setup, now: EventTime) -> Vec<String> {
+    s.actor.start("r1", patch(), now);
+    for m in s.actor.take_outbox() {
+        s.actor.handle(m);
+    }
+    s.actor.patched().iter().cloned().collect()
+}
+
+fn rollback(vm: &str, critical: bool, priority: u32, at: EventTime) -> ControlMessage {
+    ControlMessage::Rollback(RollbackCommand {
+        command_id: CommandId::rollback("r1", vm),
+        rollout_id: "r1".into(),
+        vm_id: vm.into(),
+        critical,
+        priority,
+        reason: RollbackReason {
+            trigger: RollbackTrigger::Anomaly,
+            summary: "test".into(),
+            evidence: vec![],
+        },
+        issued_at: at,
+    })
+}
+
+fn report(at: EventTime) -> ControlMessage {
+    ControlMessage::WindowReport(WindowReport {
+        window_start: at.plus_ms(-300_000),
+        window_end: at,
+        vms_scored: 0,
+        patched_scored: 0,
+        anomalous: vec![],
+        missing: vec![],
+        late_rows_total: 0,
+    })
+}
+
+#[test]
+fn critical_vms_are_rolled_back_first() {
+    let mut config = Config::default_config();
+    // A first wave large enough to hold critical and non-critical VMs.
+    config.rollout.waves = vec!["20%".parse().unwrap(), "100%".parse().unwrap()];
+    config.rollout.canary_waves = 1;
+    config.rollout.canary_groups = vec!["critical-systems".into(), "canary-ring".into()];
+    let mut s = setup(&config);
+    let now = EventTime(1_000_000);
+    let patched = start(&mut s, now);
+    let critical: Vec<&String> = patched
+        .iter()
+        .filter(|v| s.inventory.vm(v).unwrap().is_critical())
+        .collect();
+    let standard: Vec<&String> = patched
+        .iter()
+        .filter(|v| !s.inventory.vm(v).unwrap().is_critical())
+        .collect();
+    assert!(
+        critical.len() >= 2 && standard.len() >= 2,
+        "wave holds both kinds"
+    );
+
+    // Detected in this order: two standard VMs (one worse), then two critical ones.
+    for m in [
+        rollback(standard[0], false, 1100, now),
+        rollback(standard[1], false, 1900, now),
+        rollback(critical[0], true, 3100, now),
+        rollback(critical[1], true, 3500, now),
+    ] {
+        s.actor.handle(m);
+    }
+    assert_eq!(s.actor.state(), RolloutState::RollingBack);
+    s.actor.handle(report(now.plus_ms(300_000)));
+    let order: Vec<&str> = s
+        .actor
+        .rollbacks()
+        .iter()
+        .map(|r| r.vm_id.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            critical[1].as_str(),
+            critical[0].as_str(),
+            standard[1].as_str(),
+            standard[0].as_str()
+        ]
+    );
+    assert_eq!(s.actor.state(), RolloutState::Halted);
+    let fleet = s.fleet.lock().unwrap();
+    for vm in order {
+        assert!(!fleet.is_patched(vm), "{vm} was rolled back on the fleet");
+    }
+}
+
+#[test]
+fn a_repeated_command_is_executed_once() {
+    let config = Config::default_config();
+    let mut s = setup(&config);
+    let now = EventTime(1_000_000);
+    let patched = start(&mut s, now);
+    let vm = patched[0].clone();
+    s.actor.handle(rollback(&vm, false, 1, now));
+    s.actor.handle(report(now.plus_ms(300_000)));
+    assert_eq!(s.actor.rollbacks().len(), 1);
+    assert!(!s.fleet.lock().unwrap().is_patched(&vm));
+
+    // Re-patch the VM behind the actor's back: executing the repeated
+    // rollback again would undo this, a no-op must not.
+    s.fleet
+        .lock()
+        .unwrap()
+        .patch(&vm, now.plus_ms(400_000))
+        .unwrap();
+    s.actor.handle(rollback(&vm, false, 1, now));
+    s.actor.handle(report(now.plus_ms(600_000)));
+    assert_eq!(s.actor.rollbacks().len(), 1, "the repeat was not executed");
+    assert_eq!(s.actor.duplicates_skipped(), 1);
+    assert!(
+        s.fleet.lock().unwrap().is_patched(&vm),
+        "the fleet saw no second rollback"
+    );
+
+    // A repeated patch command is skipped the same way.
+    let repeat = ControlMessage::Patch(bellwether_schemas::PatchCommand {
+        command_id: CommandId::patch("r1", &vm),
+        rollout_id: "r1".into(),
+        patch_id: "p1".into(),
+        vm_id: vm.clone(),
+        wave: 0,
+        issued_at: now,
+    });
+    s.actor.handle(repeat);
+    assert_eq!(s.actor.duplicates_skipped(), 2);
+}
+
+#[test]
+fn a_wave_advances_only_after_its_bake_time() {
+    let config = Config::default_config();
+    let mut s = setup(&config);
+    let now = EventTime(0);
+    start(&mut s, now);
+    assert_eq!(s.actor.state(), RolloutState::Baking);
+    let bake_ms = config.rollout.first_bake_minutes as i64 * 60_000;
+    s.actor.handle(report(now.plus_ms(bake_ms - 300_000)));
+    assert_eq!(s.actor.waves().len(), 1, "still baking");
+    s.actor.handle(report(now.plus_ms(bake_ms)));
+    assert_eq!(s.actor.waves().len(), 2, "baked healthy: next wave");
+}
