@@ -58,11 +58,11 @@ pub fn judge(
     let series = deviation.len();
     let mut bad = Vec::with_capacity(series);
     let mut anomalous = Vec::with_capacity(series);
-    for i in 0..series {
+    for (i, run) in streak.iter_mut().enumerate().take(series) {
         let vm = i / metric_count;
         let rule = &rules.metrics[i % metric_count];
         if !judged[vm] {
-            streak[i] = 0;
+            *run = 0;
             bad.push(false);
             anomalous.push(false);
             continue;
@@ -70,18 +70,18 @@ pub fn judge(
         if deviation.is_null(i) {
             // No data this window: neither worse nor better; the run waits.
             bad.push(false);
-            anomalous.push(streak[i] >= rules.consecutive_windows);
+            anomalous.push(*run >= rules.consecutive_windows);
             continue;
         }
         let is_bad = rule.direction.badness(deviation.value(i)) > rule.threshold_sigma
             && rule.direction.badness(residual.value(i)) > rule.min_change;
-        streak[i] = if is_bad {
-            streak[i].saturating_add(1)
+        *run = if is_bad {
+            run.saturating_add(1)
         } else {
             0
         };
         bad.push(is_bad);
-        anomalous.push(is_bad && streak[i] >= rules.consecutive_windows);
+        anomalous.push(is_bad && *run >= rules.consecutive_windows);
     }
 
     let vms = series / metric_count.max(1);

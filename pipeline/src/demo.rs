@@ -172,7 +172,7 @@ pub fn run_demo(
         )?;
         run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
 
-        if turn % 15 == 0 {
+        if turn.is_multiple_of(15) {
             progress(&Progress {
                 now,
                 warming_up: now < patch_at,

@@ -123,7 +123,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.window.size_secs == 0
         || c.window.slide_secs == 0
-        || c.window.size_secs % c.window.slide_secs != 0
+        || !c.window.size_secs.is_multiple_of(c.window.slide_secs)
     {
         return Err(invalid(
             "window.slide_secs",

@@ -356,7 +356,7 @@ impl<A: Actuator> RolloutActor<A> {
             // Stable sort: among equals, detection order stands.
             RollbackOrder::CriticalFirst => self
                 .pending
-                .sort_by(|a, b| (b.critical, b.priority).cmp(&(a.critical, a.priority))),
+                .sort_by_key(|c| std::cmp::Reverse((c.critical, c.priority))),
             RollbackOrder::AsDetected => {}
         }
         let take = self.pending.len().min(self.rollback_config.max_concurrent);
