@@ -60,7 +60,9 @@ fn scoring(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("scoring");
     group.throughput(Throughput::Elements(samples));
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     group.bench_function("hot_path_1000_vms", |b| {
         b.iter_batched(
             || warmed_scorer(&config, &history),
@@ -80,18 +82,28 @@ fn scoring(c: &mut Criterion) {
     let slots: Vec<Vec<u32>> = measured
         .iter()
         .map(|b| {
-            let (keys, _) = bellwether_operators::series::dictionary_values_u32(b.column(0).as_ref()).unwrap();
-            let (metrics, _) = bellwether_operators::series::dictionary_values_u16(b.column(2).as_ref()).unwrap();
-            keys.iter().zip(metrics).map(|(&k, &m)| k * 7 + m as u32).collect()
+            let (keys, _) =
+                bellwether_operators::series::dictionary_values_u32(b.column(0).as_ref()).unwrap();
+            let (metrics, _) =
+                bellwether_operators::series::dictionary_values_u16(b.column(2).as_ref()).unwrap();
+            keys.iter()
+                .zip(metrics)
+                .map(|(&k, &m)| k * 7 + m as u32)
+                .collect()
         })
         .collect();
     group.bench_function("window_aggregation_1000_vms", |b| {
         b.iter(|| {
-            let mut windows = WindowAggregator::new(WindowSpec::tumbling(300_000, 120_000).unwrap(), 64);
+            let mut windows =
+                WindowAggregator::new(WindowSpec::tumbling(300_000, 120_000).unwrap(), 64);
             windows.ensure_series(VMS * 7);
             for (batch, slots) in measured.iter().zip(&slots) {
-                let times = arrow::array::AsArray::as_primitive::<arrow::datatypes::TimestampMillisecondType>(batch.column(1));
-                let values = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(batch.column(3));
+                let times = arrow::array::AsArray::as_primitive::<
+                    arrow::datatypes::TimestampMillisecondType,
+                >(batch.column(1));
+                let values = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(
+                    batch.column(3),
+                );
                 windows.add(slots, times.values(), values.values());
             }
             black_box(windows.close_until(i64::MAX).len())

@@ -196,3 +196,26 @@ fn a_wave_advances_only_after_its_bake_time() {
     s.actor.handle(report(now.plus_ms(bake_ms)));
     assert_eq!(s.actor.waves().len(), 2, "baked healthy: next wave");
 }
+
+#[test]
+fn the_continue_policy_rolls_back_and_goes_on_without_the_vm() {
+    let mut config = Config::default_config();
+    config.rollback.on_anomaly = bellwether::config::OnAnomaly::Continue;
+    let mut s = setup(&config);
+    let now = EventTime(0);
+    let patched = start(&mut s, now);
+    let vm = patched[0].clone();
+    s.actor
+        .handle(rollback(&vm, false, 1, now.plus_ms(600_000)));
+    s.actor.handle(report(now.plus_ms(600_000)));
+    assert_eq!(
+        s.actor.state(),
+        RolloutState::Baking,
+        "back to baking without the VM"
+    );
+    assert!(!s.actor.patched().contains(&vm));
+    let bake_ms = config.rollout.first_bake_minutes as i64 * 60_000;
+    s.actor.handle(report(now.plus_ms(bake_ms)));
+    assert_eq!(s.actor.waves().len(), 2, "the rollout went on");
+    assert!(!s.actor.waves()[1].vms.contains(&vm));
+}

@@ -75,11 +75,7 @@ pub fn judge(
         }
         let is_bad = rule.direction.badness(deviation.value(i)) > rule.threshold_sigma
             && rule.direction.badness(residual.value(i)) > rule.min_change;
-        *run = if is_bad {
-            run.saturating_add(1)
-        } else {
-            0
-        };
+        *run = if is_bad { run.saturating_add(1) } else { 0 };
         bad.push(is_bad);
         anomalous.push(is_bad && *run >= rules.consecutive_windows);
     }
