@@ -27,12 +27,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Stable FNV-1a hash of a key, for partitioning.
-fn partition_of(key: &str, partitions: usize) -> usize {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+/// Stable FNV-1a hash of a key: the same on every machine and every run
+/// (std's hasher is randomly seeded), for partitioning and seeding.
+pub fn stable_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash % partitions as u64) as usize
+    })
+}
+
+fn partition_of(key: &str, partitions: usize) -> usize {
+    (stable_hash(key) % partitions as u64) as usize
 }
 
 impl<T: Clone> Topic<T> {

@@ -19,10 +19,7 @@ pub fn plan_waves(
     canary_groups: &[String],
     rollout_id: &str,
 ) -> Vec<Vec<String>> {
-    let seed = rollout_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    });
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = StdRng::seed_from_u64(crate::bus::stable_hash(rollout_id));
     let canary: BTreeSet<&str> = canary_groups
         .iter()
         .filter_map(|g| inventory.members(g))
