@@ -95,6 +95,31 @@ pub struct WavePlan {
 }
 
 impl WavePlan {
+    /// A plan of cumulative `sizes`: the first wave bakes `first_bake_minutes`,
+    /// the others `bake_minutes`, and the first `canary_waves` form the canary stage.
+    pub fn new(
+        sizes: &[WaveSize],
+        first_bake_minutes: u32,
+        bake_minutes: u32,
+        canary_waves: usize,
+    ) -> WavePlan {
+        WavePlan {
+            waves: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &size)| WaveSpec {
+                    size,
+                    bake_minutes: if i == 0 {
+                        first_bake_minutes
+                    } else {
+                        bake_minutes
+                    },
+                    canary: i < canary_waves,
+                })
+                .collect(),
+        }
+    }
+
     /// Number of VMs each wave adds, for a fleet of `fleet` VMs. A wave that
     /// would add none (its cumulative size is already reached) adds none.
     pub fn wave_sizes(&self, fleet: usize) -> Vec<usize> {
@@ -146,16 +171,13 @@ mod tests {
 
     #[test]
     fn wave_sizes_are_cumulative_and_never_empty_first() {
-        let plan = WavePlan {
-            waves: ["1%", "5%", "25%", "100%"]
-                .iter()
-                .map(|s| WaveSpec {
-                    size: s.parse().unwrap(),
-                    bake_minutes: 60,
-                    canary: false,
-                })
-                .collect(),
-        };
+        let sizes: Vec<WaveSize> = ["1%", "5%", "25%", "100%"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let plan = WavePlan::new(&sizes, 120, 60, 2);
+        assert_eq!(plan.waves[0].bake_minutes, 120);
+        assert!(plan.waves[1].canary && !plan.waves[2].canary);
         assert_eq!(plan.wave_sizes(300), vec![3, 12, 60, 225]);
         assert_eq!(plan.wave_sizes(10), vec![1, 0, 2, 7]);
     }

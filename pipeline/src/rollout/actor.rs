@@ -13,7 +13,7 @@ use crate::config::{Config, OnAnomaly, RollbackConfig, RollbackOrder, RolloutCon
 use crate::inventory::Inventory;
 use bellwether_schemas::{
     CommandId, ControlMessage, EventTime, Patch, PatchCommand, RollbackCommand, RollbackReason,
-    Rollout, RolloutEvent, RolloutEventKind, RolloutState, Wave, WavePlan, WaveSpec,
+    Rollout, RolloutEvent, RolloutEventKind, RolloutState, Wave, WavePlan,
 };
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
@@ -88,22 +88,12 @@ impl<A: Actuator> RolloutActor<A> {
     /// The wave plan from the config.
     pub fn wave_plan(&self) -> WavePlan {
         let c = &self.rollout_config;
-        WavePlan {
-            waves: c
-                .waves
-                .iter()
-                .enumerate()
-                .map(|(i, size)| WaveSpec {
-                    size: *size,
-                    bake_minutes: if i == 0 {
-                        c.first_bake_minutes
-                    } else {
-                        c.bake_minutes
-                    },
-                    canary: i < c.canary_waves,
-                })
-                .collect(),
-        }
+        WavePlan::new(
+            &c.waves,
+            c.first_bake_minutes,
+            c.bake_minutes,
+            c.canary_waves,
+        )
     }
 
     /// Starts rolling `patch` out at `now`: plans the waves and issues the

@@ -67,7 +67,6 @@ mod tests {
     use crate::config::Config;
     use crate::inventory::selector::Selector;
     use crate::simulator::fleet::generate_inventory;
-    use bellwether_schemas::WaveSpec;
 
     #[test]
     fn the_canary_stage_comes_from_the_canary_groups_and_covers_regions() {
@@ -80,16 +79,11 @@ mod tests {
             .map(|g| Selector::compile(g).unwrap())
             .collect();
         let inventory = Inventory::new(vms, groups);
-        let plan = WavePlan {
-            waves: ["1%", "5%", "100%"]
-                .iter()
-                .map(|s| WaveSpec {
-                    size: s.parse().unwrap(),
-                    bake_minutes: 60,
-                    canary: false,
-                })
-                .collect(),
-        };
+        let sizes: Vec<_> = ["1%", "5%", "100%"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let plan = WavePlan::new(&sizes, 60, 60, 2);
         let waves = plan_waves(&inventory, &plan, &["canary-ring".to_string()], "r1");
         assert_eq!(
             waves.iter().map(Vec::len).collect::<Vec<_>>(),
