@@ -15,6 +15,7 @@ use bellwether::simulator::{FleetSimulator, PatchQuality};
 use bellwether_operators::window::{WindowAggregator, WindowSpec};
 use bellwether_operators::{CanaryScorer, Operator};
 use bellwether_schemas::EventTime;
+use bellwether_schemas::metric::sample_columns;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
@@ -82,10 +83,8 @@ fn scoring(c: &mut Criterion) {
     let slots: Vec<Vec<u32>> = measured
         .iter()
         .map(|b| {
-            let (keys, _) =
-                bellwether_operators::series::dictionary_values_u32(b.column(0).as_ref()).unwrap();
-            let (metrics, _) =
-                bellwether_operators::series::dictionary_values_u16(b.column(2).as_ref()).unwrap();
+            let c = sample_columns(b).unwrap();
+            let (keys, metrics) = (c.vm_keys, c.metric_keys);
             keys.iter()
                 .zip(metrics)
                 .map(|(&k, &m)| k * 7 + m as u32)
@@ -98,13 +97,8 @@ fn scoring(c: &mut Criterion) {
                 WindowAggregator::new(WindowSpec::tumbling(300_000, 120_000).unwrap(), 64);
             windows.ensure_series(VMS * 7);
             for (batch, slots) in measured.iter().zip(&slots) {
-                let times = arrow::array::AsArray::as_primitive::<
-                    arrow::datatypes::TimestampMillisecondType,
-                >(batch.column(1));
-                let values = arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(
-                    batch.column(3),
-                );
-                windows.add(slots, times.values(), values.values());
+                let c = sample_columns(batch).unwrap();
+                windows.add(slots, c.times.values(), c.values);
             }
             black_box(windows.close_until(i64::MAX).len())
         })

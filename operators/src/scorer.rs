@@ -12,14 +12,13 @@ use crate::baseline::{BaselineConfig, Baselines};
 use crate::forecast::{Forecaster, TimeRange};
 use crate::operator::{InputId, Operator};
 use crate::residual::{deviations, window_residuals};
-use crate::series::{SeriesIndex, UNSCORED, dictionary_values_u16, dictionary_values_u32};
+use crate::series::{SeriesIndex, UNSCORED};
 use crate::verdict::{VerdictRules, judge};
 use crate::watermark::WatermarkTracker;
 use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
-use arrow::array::{Array, AsArray, BooleanArray, Float64Array, RecordBatch};
-use arrow::datatypes::{Float64Type, TimestampMillisecondType};
-use bellwether_schemas::metric::{check_sample_batch, columns};
-use bellwether_schemas::{EventTime, MetricVerdict, SchemaError, ScoreRecord};
+use arrow::array::{Array, BooleanArray, Float64Array, RecordBatch};
+use bellwether_schemas::metric::sample_columns;
+use bellwether_schemas::{EventTime, MetricVerdict, ScoreRecord};
 use std::sync::Arc;
 
 /// Settings of the scorer.
@@ -348,55 +347,42 @@ impl Operator for CanaryScorer {
     type Output = ScoredWindow;
 
     fn process_batch(&mut self, input: InputId, batch: &RecordBatch) -> Result<(), OperatorError> {
-        check_sample_batch(batch)?;
-        let column = |name: &str| {
-            batch
-                .column_by_name(name)
-                .ok_or_else(|| SchemaError::MissingColumn {
-                    contract: "metric_sample",
-                    column: name.to_string(),
-                })
-        };
-        let (vm_keys, vm_dictionary) = dictionary_values_u32(column(columns::VM_ID)?.as_ref())
-            .ok_or_else(|| wrong_type(columns::VM_ID))?;
-        let (metric_keys, metric_dictionary) =
-            dictionary_values_u16(column(columns::METRIC)?.as_ref())
-                .ok_or_else(|| wrong_type(columns::METRIC))?;
-        let times = column(columns::EVENT_TIME)?.as_primitive::<TimestampMillisecondType>();
-        let values = column(columns::VALUE)?
-            .as_primitive::<Float64Type>()
-            .values();
-
+        let columns = sample_columns(batch)?;
         self.index
-            .map_vm_dictionary(vm_dictionary, &mut self.vm_map);
+            .map_vm_dictionary(columns.vm_names, &mut self.vm_map);
         self.index
-            .map_metric_dictionary(metric_dictionary, &mut self.metric_map);
+            .map_metric_dictionary(columns.metric_names, &mut self.metric_map);
         self.grow();
 
         let m = self.index.metric_count() as u32;
+        let (mut unscored, mut invalid) = (0u64, 0u64);
         self.slots.clear();
         self.slots.extend(
-            vm_keys
+            columns
+                .vm_keys
                 .iter()
-                .zip(metric_keys)
-                .zip(values)
+                .zip(columns.metric_keys)
+                .zip(columns.values)
                 .map(|((&vk, &mk), v)| {
                     let metric = self.metric_map[mk as usize];
-                    if metric == UNSCORED || !v.is_finite() {
+                    if metric == UNSCORED {
+                        unscored += 1;
+                        SKIP
+                    } else if !v.is_finite() {
+                        invalid += 1;
                         SKIP
                     } else {
                         self.vm_map[vk as usize] * m + metric as u32
                     }
                 }),
         );
-        let skipped = self.slots.iter().filter(|&&s| s == SKIP).count() as u64;
-        let invalid = values.iter().filter(|v| !v.is_finite()).count() as u64;
         self.stats.rows_in += batch.num_rows() as u64;
+        self.stats.rows_unscored += unscored;
         self.stats.rows_invalid += invalid;
-        self.stats.rows_unscored += skipped - invalid.min(skipped);
 
-        self.windows.add(&self.slots, times.values(), values);
-        if let Some(max) = arrow::compute::max(times) {
+        self.windows
+            .add(&self.slots, columns.times.values(), columns.values);
+        if let Some(max) = arrow::compute::max(columns.times) {
             self.watermark.observe(input, max);
         }
         Ok(())
@@ -415,14 +401,5 @@ impl Operator for CanaryScorer {
             .into_iter()
             .map(|closed| self.score(closed))
             .collect()
-    }
-}
-
-fn wrong_type(column: &str) -> SchemaError {
-    SchemaError::WrongType {
-        contract: "metric_sample",
-        column: column.to_string(),
-        expected: "a dictionary of strings".into(),
-        found: "another type".into(),
     }
 }

@@ -5,8 +5,7 @@
 //! arithmetic instead of hash lookups. A batch's dictionaries are mapped to
 //! slots once per batch, not once per row.
 
-use arrow::array::{Array, AsArray, StringArray};
-use arrow::datatypes::{UInt16Type, UInt32Type};
+use arrow::array::{Array, StringArray};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -95,18 +94,6 @@ impl SeriesIndex {
                 .unwrap_or(UNSCORED)
         }));
     }
-}
-
-/// The dictionary values of a `vm_id` or `metric` column, as strings.
-pub fn dictionary_values_u32(column: &dyn Array) -> Option<(&[u32], &StringArray)> {
-    let dict = column.as_dictionary_opt::<UInt32Type>()?;
-    Some((dict.keys().values(), dict.values().as_string_opt::<i32>()?))
-}
-
-/// The dictionary values of a `metric` column, as strings.
-pub fn dictionary_values_u16(column: &dyn Array) -> Option<(&[u16], &StringArray)> {
-    let dict = column.as_dictionary_opt::<UInt16Type>()?;
-    Some((dict.keys().values(), dict.values().as_string_opt::<i32>()?))
 }
 
 #[cfg(test)]

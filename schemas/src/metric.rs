@@ -3,10 +3,13 @@
 
 use crate::{SchemaError, contract_metadata, time::EventTime};
 use arrow::array::{
-    Array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, DictionaryArray, Float64Array, RecordBatch, StringArray,
     TimestampMillisecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, UInt16Type, UInt32Type};
+use arrow::datatypes::{
+    DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
+    UInt16Type, UInt32Type,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
@@ -229,6 +232,68 @@ pub fn snapshots_to_samples(wide: &RecordBatch) -> Result<RecordBatch, SchemaErr
     sample_batch(vm_ids, times, metrics, values)
 }
 
+/// The columns of a long sample batch, typed: what operators read.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleColumns<'a> {
+    /// Per row: key into `vm_names`.
+    pub vm_keys: &'a [u32],
+    /// The VM id dictionary.
+    pub vm_names: &'a StringArray,
+    /// Per row: event time, ms since the epoch.
+    pub times: &'a TimestampMillisecondArray,
+    /// Per row: key into `metric_names`.
+    pub metric_keys: &'a [u16],
+    /// The metric name dictionary.
+    pub metric_names: &'a StringArray,
+    /// Per row: the value.
+    pub values: &'a [f64],
+}
+
+/// Checks a batch against the long sample schema and returns its typed
+/// columns; the error names the missing or mistyped column.
+pub fn sample_columns(batch: &RecordBatch) -> Result<SampleColumns<'_>, SchemaError> {
+    check_sample_batch(batch)?;
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| missing("metric_sample", name))
+    };
+    let mistyped = |name: &str, expected: &DataType| {
+        let found = batch.column_by_name(name).map(|c| c.data_type().clone());
+        wrong(
+            "metric_sample",
+            name,
+            expected,
+            &found.unwrap_or(DataType::Null),
+        )
+    };
+    let vm = column(columns::VM_ID)?
+        .as_dictionary_opt::<UInt32Type>()
+        .ok_or_else(|| mistyped(columns::VM_ID, &vm_id_type()))?;
+    let metric = column(columns::METRIC)?
+        .as_dictionary_opt::<UInt16Type>()
+        .ok_or_else(|| mistyped(columns::METRIC, &DataType::UInt16))?;
+    Ok(SampleColumns {
+        vm_keys: vm.keys().values(),
+        vm_names: vm
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| mistyped(columns::VM_ID, &vm_id_type()))?,
+        times: column(columns::EVENT_TIME)?
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| mistyped(columns::EVENT_TIME, &event_time_type()))?,
+        metric_keys: metric.keys().values(),
+        metric_names: metric
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| mistyped(columns::METRIC, &DataType::Utf8))?,
+        values: column(columns::VALUE)?
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| mistyped(columns::VALUE, &DataType::Float64))?
+            .values(),
+    })
+}
+
 /// Checks that a batch follows the long sample schema (by column name and type).
 pub fn check_sample_batch(batch: &RecordBatch) -> Result<(), SchemaError> {
     for field in sample_schema().fields() {
@@ -271,7 +336,7 @@ fn wrong(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{AsArray, StringDictionaryBuilder};
+    use arrow::array::StringDictionaryBuilder;
 
     #[test]
     fn wide_snapshot_becomes_one_row_per_measured_metric() {
@@ -289,7 +354,7 @@ mod tests {
         )
         .unwrap();
         let long = snapshots_to_samples(&wide).unwrap();
-        check_sample_batch(&long).unwrap();
+        assert_eq!(sample_columns(&long).unwrap().values, &[10.0, 20.0, 50.0]);
         assert_eq!(long.num_rows(), 3);
         let vm = long.column(0).as_dictionary::<UInt32Type>();
         let vm_names = vm.values().as_string::<i32>();
@@ -322,7 +387,7 @@ mod tests {
         )]));
         let batch =
             RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["a"]))]).unwrap();
-        let err = check_sample_batch(&batch).unwrap_err().to_string();
+        let err = sample_columns(&batch).unwrap_err().to_string();
         assert!(err.contains("`vm_id`"), "{err}");
     }
 
