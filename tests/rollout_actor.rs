@@ -20,13 +20,9 @@ struct Setup {
 
 fn setup(config: &Config) -> Setup {
     let fleet = Arc::new(Mutex::new(FleetSimulator::new(config, PatchQuality::Good)));
-    let groups = config
-        .canary
-        .groups
-        .iter()
-        .map(|g| bellwether::inventory::selector::Selector::compile(g).unwrap())
-        .collect();
-    let inventory = Arc::new(Inventory::new(fleet.lock().unwrap().inventory(), groups));
+    let inventory = Arc::new(
+        Inventory::with_groups(fleet.lock().unwrap().inventory(), &config.canary.groups).unwrap(),
+    );
     let actor = RolloutActor::new(
         config,
         inventory.clone(),

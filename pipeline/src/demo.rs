@@ -9,7 +9,6 @@ use crate::bus::{BusMetricSource, BusSink, BusSource, Topic};
 use crate::config::Config;
 use crate::connector::{ConnectorError, MessageSink, MessageSource};
 use crate::inventory::Inventory;
-use crate::inventory::selector::Selector;
 use crate::rollout::RolloutActor;
 use crate::rollout::actuator::SimulatorActuator;
 use crate::scoring::{ScoringError, ScoringStage};
@@ -113,19 +112,13 @@ pub fn run_demo(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<DemoSummary, DemoError> {
     let wall = Instant::now();
-    let groups = config
-        .canary
-        .groups
-        .iter()
-        .map(|g| {
-            Selector::compile(g).map_err(|e| DemoError::Group {
-                group: g.name.clone(),
-                reason: e.reason,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let fleet = Arc::new(Mutex::new(FleetSimulator::new(config, options.quality)));
-    let inventory = Arc::new(Inventory::new(lock(&fleet).inventory(), groups));
+    let inventory = Inventory::with_groups(lock(&fleet).inventory(), &config.canary.groups)
+        .map_err(|(group, e)| DemoError::Group {
+            group,
+            reason: e.reason,
+        })?;
+    let inventory = Arc::new(inventory);
     let fleet_size = inventory.vms().len();
 
     let metrics: Arc<Topic<RecordBatch>> = Topic::new("metrics", config.simulation.partitions);

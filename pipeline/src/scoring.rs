@@ -76,6 +76,12 @@ pub fn scorer_config(config: &Config) -> Result<ScorerConfig, OperatorError> {
     })
 }
 
+/// Windows a series must have been seen before it is forecast at all (one
+/// hour of five-minute windows). Judgement waits far longer, for
+/// `baseline.min_hours`; this only keeps the first wild fits out of the
+/// baseline's residual spread.
+const FORECAST_MIN_WINDOWS: u32 = 12;
+
 /// The configured forecaster.
 pub fn forecaster(config: &Config) -> Box<dyn Forecaster> {
     let per_hour = 3_600_000.0 / (config.window.slide_secs as f64 * 1000.0);
@@ -84,23 +90,10 @@ pub fn forecaster(config: &Config) -> Box<dyn Forecaster> {
             Box::new(SeasonalRegression::new(SeasonalRegressionConfig {
                 harmonics: config.forecast.harmonics,
                 forgetting_half_life_windows: config.forecast.forgetting_half_life_hours * per_hour,
-                min_windows: 12,
+                min_windows: FORECAST_MIN_WINDOWS,
             }))
         }
     }
-}
-
-/// An anomaly the stage acted on: the VM, when, and the evidence.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectedAnomaly {
-    /// The rollout that patched the VM.
-    pub rollout_id: String,
-    /// The VM.
-    pub vm_id: String,
-    /// End of the window it was detected in.
-    pub detected_at: EventTime,
-    /// The anomalous metrics.
-    pub evidence: Vec<MetricVerdict>,
 }
 
 /// The scoring stage.
@@ -110,7 +103,6 @@ pub struct ScoringStage {
     settle_ms: i64,
     patched_by: HashMap<String, String>,
     rollbacks_issued: HashSet<CommandId>,
-    anomalies: Vec<DetectedAnomaly>,
 }
 
 impl ScoringStage {
@@ -122,7 +114,6 @@ impl ScoringStage {
             settle_ms: config.rollout.settle_minutes as i64 * 60_000,
             patched_by: HashMap::new(),
             rollbacks_issued: HashSet::new(),
-            anomalies: Vec::new(),
         })
     }
 
@@ -134,11 +125,6 @@ impl ScoringStage {
     /// The forecaster's name.
     pub fn forecaster_name(&self) -> &str {
         self.scorer.forecaster_name()
-    }
-
-    /// Anomalies that led to rollback commands, in detection order.
-    pub fn anomalies(&self) -> &[DetectedAnomaly] {
-        &self.anomalies
     }
 
     /// Learns of a patch or rollback from the control topic.
@@ -229,12 +215,6 @@ impl ScoringStage {
                 if self.rollbacks_issued.insert(command_id.clone()) {
                     let command =
                         self.rollback_command(command_id, &rollout_id, &score, window_end);
-                    self.anomalies.push(DetectedAnomaly {
-                        rollout_id: rollout_id.clone(),
-                        vm_id: vm_id.to_string(),
-                        detected_at: window_end,
-                        evidence: command.reason.evidence.clone(),
-                    });
                     control.push(ControlMessage::Rollback(command));
                 }
             }

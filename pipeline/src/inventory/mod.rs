@@ -4,7 +4,7 @@ pub mod expression;
 pub mod selector;
 
 use bellwether_schemas::VmRecord;
-use selector::Selector;
+use selector::{GroupConfig, Selector, SelectorError};
 use std::collections::HashMap;
 
 /// The VMs bellwether may patch, with the canary groups over them.
@@ -30,6 +30,19 @@ impl Inventory {
             by_id,
             groups: all,
         }
+    }
+
+    /// An inventory of `vms` with the configured `groups` compiled (plus the
+    /// built-in `critical-systems`); the error names the group that does not compile.
+    pub fn with_groups(
+        vms: Vec<VmRecord>,
+        groups: &[GroupConfig],
+    ) -> Result<Inventory, (String, SelectorError)> {
+        let compiled = groups
+            .iter()
+            .map(|g| Selector::compile(g).map_err(|e| (g.name.clone(), e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Inventory::new(vms, compiled))
     }
 
     /// Every VM, in inventory order.

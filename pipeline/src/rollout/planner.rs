@@ -65,20 +65,13 @@ fn interleave_regions(vms: Vec<&VmRecord>, rng: &mut StdRng) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::inventory::selector::Selector;
     use crate::simulator::fleet::generate_inventory;
 
     #[test]
     fn the_canary_stage_comes_from_the_canary_groups_and_covers_regions() {
         let config = Config::default_config();
         let vms = generate_inventory(&config.fleet, 3);
-        let groups = config
-            .canary
-            .groups
-            .iter()
-            .map(|g| Selector::compile(g).unwrap())
-            .collect();
-        let inventory = Inventory::new(vms, groups);
+        let inventory = Inventory::with_groups(vms, &config.canary.groups).unwrap();
         let sizes: Vec<_> = ["1%", "5%", "100%"]
             .iter()
             .map(|s| s.parse().unwrap())
