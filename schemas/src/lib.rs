@@ -15,6 +15,7 @@ pub mod patch;
 pub mod score;
 pub mod time;
 pub mod wave;
+pub mod wire;
 
 pub use command::{
     CommandId, ControlMessage, MetricEvidence, PatchCommand, RollbackCommand, RollbackReason,
