@@ -142,7 +142,9 @@ impl ScoringStage {
                 self.patched_by.remove(&cmd.vm_id);
                 self.rollbacks_issued.insert(cmd.command_id.clone());
             }
-            ControlMessage::WindowReport(_) => {}
+            ControlMessage::WindowReport(_)
+            | ControlMessage::Approval(_)
+            | ControlMessage::Execution(_) => {}
         }
     }
 

@@ -118,16 +118,59 @@ pub struct WindowReport {
     pub late_rows_total: u64,
 }
 
+/// An operator (or an approval rule) approved a patch: roll it out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The rollout this approval starts (one rollout per id, ever).
+    pub rollout_id: String,
+    /// The patch.
+    pub patch: crate::Patch,
+    /// Who approved it.
+    pub approved_by: String,
+}
+
+/// What an executed command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Deployed the patch.
+    Patch,
+    /// Rolled the patch back.
+    Rollback,
+}
+
+/// The rollout actor executed a command: the record agents on the VMs obey
+/// (with the `agents` actuator) and operators audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    /// The command executed.
+    pub command_id: CommandId,
+    /// The rollout.
+    pub rollout_id: String,
+    /// The VM.
+    pub vm_id: String,
+    /// What was done.
+    pub action: Action,
+    /// When (the actor's clock).
+    pub executed_at: EventTime,
+    /// 1 for the actor's first execution in this rollout, and so on.
+    pub sequence: usize,
+}
+
 /// A message on the control topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ControlMessage {
+    /// Start a rollout.
+    Approval(Approval),
     /// Patch a VM.
     Patch(PatchCommand),
     /// Roll a VM back.
     Rollback(RollbackCommand),
     /// A window closed.
     WindowReport(WindowReport),
+    /// A command was executed.
+    Execution(Execution),
 }
 
 impl ControlMessage {
@@ -135,8 +178,10 @@ impl ControlMessage {
     /// commands stay in order on one partition), `windows` for reports.
     pub fn key(&self) -> &str {
         match self {
+            ControlMessage::Approval(a) => &a.rollout_id,
             ControlMessage::Patch(c) => &c.rollout_id,
             ControlMessage::Rollback(c) => &c.rollout_id,
+            ControlMessage::Execution(e) => &e.rollout_id,
             ControlMessage::WindowReport(_) => "windows",
         }
     }

@@ -18,7 +18,7 @@ pub mod wave;
 pub mod wire;
 
 pub use command::{
-    CommandId, ControlMessage, MetricEvidence, PatchCommand, RollbackCommand, RollbackReason,
+    Action, Approval, CommandId, Execution, ControlMessage, MetricEvidence, PatchCommand, RollbackCommand, RollbackReason,
     RollbackTrigger, WindowReport,
 };
 pub use error::SchemaError;

@@ -36,6 +36,10 @@ pub struct Config {
     pub forecast: ForecastConfig,
     /// Thresholds and metric directions.
     pub thresholds: ThresholdConfig,
+    /// Kafka topics, formats and client settings (`run`, `actor`, `simulate`).
+    pub kafka: KafkaConfig,
+    /// The rollout actor's durable state and actuator.
+    pub actor: ActorConfig,
 }
 
 /// The simulated fleet.
@@ -207,6 +211,85 @@ pub struct MetricThreshold {
     /// This metric's own threshold, sigmas (default: `thresholds.sigma`).
     #[serde(default)]
     pub sigma: Option<f64>,
+}
+
+/// Kafka topics, formats and client settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Consumer group of the scoring pipeline (instances share its partitions).
+    pub group_id: String,
+    /// librdkafka settings passed through verbatim (`security.protocol`,
+    /// `sasl.mechanism`, `ssl.ca.location`, ...).
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+    /// Topics metrics are read from, each with its format.
+    pub metrics_topics: Vec<MetricsTopic>,
+    /// Commands and window reports.
+    pub control_topic: String,
+    /// Messages that failed to decode, with the reason in their headers.
+    pub dead_letter_topic: String,
+    /// Per-VM scores ("" to publish none).
+    #[serde(default)]
+    pub scores_topic: String,
+    /// Create missing topics at start.
+    pub create_topics: bool,
+    /// Partitions of topics bellwether creates (control: always 1).
+    pub partitions: i32,
+    /// Replication factor of topics bellwether creates.
+    pub replication_factor: i32,
+    /// Seconds without a message after which a partition stops holding
+    /// event time back.
+    pub idle_partition_secs: u64,
+    /// Hours of metrics replayed after a restart to rebuild baselines and
+    /// forecasts: offsets are committed this far behind event time.
+    pub replay_hours: f64,
+    /// Messages decoded into one batch at most.
+    pub max_batch_messages: usize,
+    /// Longest wait for messages in one poll, milliseconds.
+    pub poll_timeout_ms: u64,
+    /// First retry delay when the broker is unreachable, milliseconds.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay, milliseconds.
+    pub retry_max_ms: u64,
+}
+
+/// One metrics topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsTopic {
+    /// Topic name.
+    pub name: String,
+    /// `json` or `line_protocol`.
+    pub format: bellwether_schemas::wire::InputFormat,
+    /// How line protocol maps onto VMs and metrics.
+    #[serde(default)]
+    pub line_protocol: bellwether_schemas::wire::line_protocol::LineProtocolOptions,
+}
+
+/// How the actor carries out commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActuatorKind {
+    /// Publish each executed command on the control topic for the agents on
+    /// the VMs (`bellwether simulate` is one) to carry out.
+    Agents,
+    /// Only log (a dry run).
+    Log,
+}
+
+/// The rollout actor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorConfig {
+    /// Consumer group of the actor on the control topic.
+    pub group_id: String,
+    /// Folder of the actor's durable record of executed commands.
+    pub state_dir: std::path::PathBuf,
+    /// How commands are carried out.
+    pub actuator: ActuatorKind,
 }
 
 impl Config {

@@ -39,8 +39,83 @@ fn non_empty<T>(key: &str, list: &[T]) -> Result<(), ConfigError> {
     }
 }
 
+fn kafka(c: &Config) -> Result<(), ConfigError> {
+    let k = &c.kafka;
+    if k.brokers.trim().is_empty() {
+        return Err(invalid("kafka.brokers", "must name at least one broker"));
+    }
+    non_empty("kafka.metrics_topics", &k.metrics_topics)?;
+    let mut seen = BTreeSet::new();
+    for (i, t) in k.metrics_topics.iter().enumerate() {
+        if t.name.trim().is_empty() {
+            return Err(invalid(format!("kafka.metrics_topics[{i}].name"), "must not be empty"));
+        }
+        if !seen.insert(t.name.as_str()) {
+            return Err(invalid(
+                format!("kafka.metrics_topics[{i}].name"),
+                format!("topic `{}` is listed twice", t.name),
+            ));
+        }
+        if t.line_protocol.vm_tag.is_empty() {
+            return Err(invalid(
+                format!("kafka.metrics_topics[{i}].line_protocol.vm_tag"),
+                "must not be empty",
+            ));
+        }
+    }
+    for (key, topic) in [
+        ("kafka.control_topic", &k.control_topic),
+        ("kafka.dead_letter_topic", &k.dead_letter_topic),
+    ] {
+        if topic.trim().is_empty() {
+            return Err(invalid(key, "must not be empty"));
+        }
+        if seen.contains(topic.as_str()) {
+            return Err(invalid(key, format!("`{topic}` is also a metrics topic")));
+        }
+    }
+    if k.partitions < 1 {
+        return Err(invalid("kafka.partitions", "must be at least 1"));
+    }
+    if k.replication_factor < 1 {
+        return Err(invalid("kafka.replication_factor", "must be at least 1"));
+    }
+    positive("kafka.replay_hours", k.replay_hours)?;
+    if k.replay_hours < c.baseline.min_hours {
+        return Err(invalid(
+            "kafka.replay_hours",
+            format!(
+                "{} is less than baseline.min_hours ({}): a restart could not rebuild the baselines",
+                k.replay_hours, c.baseline.min_hours
+            ),
+        ));
+    }
+    if k.max_batch_messages == 0 {
+        return Err(invalid("kafka.max_batch_messages", "must be at least 1"));
+    }
+    if k.retry_initial_ms == 0 || k.retry_max_ms < k.retry_initial_ms {
+        return Err(invalid(
+            "kafka.retry_initial_ms",
+            "must be at least 1 and at most kafka.retry_max_ms",
+        ));
+    }
+    for key in k.client.keys() {
+        if key == "group.id" || key == "bootstrap.servers" {
+            return Err(invalid(
+                format!("kafka.client.\"{key}\""),
+                "set kafka.group_id / kafka.brokers instead",
+            ));
+        }
+    }
+    if c.actor.group_id.trim().is_empty() {
+        return Err(invalid("actor.group_id", "must not be empty"));
+    }
+    Ok(())
+}
+
 /// Checks a deserialised config; the error names the first bad key.
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
+    kafka(c)?;
     if c.fleet.vms == 0 {
         return Err(invalid("fleet.vms", "a fleet needs at least one VM"));
     }

@@ -12,8 +12,9 @@ use super::state::allowed;
 use crate::config::{Config, OnAnomaly, RollbackConfig, RollbackOrder, RolloutConfig};
 use crate::inventory::Inventory;
 use bellwether_schemas::{
-    CommandId, ControlMessage, EventTime, Patch, PatchCommand, RollbackCommand, RollbackReason,
-    Rollout, RolloutEvent, RolloutEventKind, RolloutState, Wave, WavePlan,
+    Action, Approval, CommandId, ControlMessage, EventTime, Execution, Patch, PatchCommand,
+    RollbackCommand, RollbackReason, Rollout, RolloutEvent, RolloutEventKind, RolloutState, Wave,
+    WavePlan,
 };
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
@@ -47,6 +48,8 @@ pub struct RolloutActor<A: Actuator> {
     inventory: Arc<Inventory>,
     actuator: A,
     executed: HashSet<CommandId>,
+    executed_before: HashSet<CommandId>,
+    newly_executed: Vec<CommandId>,
     clock: EventTime,
     rollout: Option<Rollout>,
     planned: Vec<Vec<String>>,
@@ -59,6 +62,7 @@ pub struct RolloutActor<A: Actuator> {
     events: Vec<RolloutEvent>,
     outbox: Vec<ControlMessage>,
     duplicates: usize,
+    sequence: usize,
 }
 
 impl<A: Actuator> RolloutActor<A> {
@@ -70,6 +74,8 @@ impl<A: Actuator> RolloutActor<A> {
             inventory,
             actuator,
             executed: HashSet::new(),
+            executed_before: HashSet::new(),
+            newly_executed: Vec::new(),
             clock: EventTime(i64::MIN),
             rollout: None,
             planned: Vec::new(),
@@ -82,7 +88,57 @@ impl<A: Actuator> RolloutActor<A> {
             events: Vec::new(),
             outbox: Vec::new(),
             duplicates: 0,
+            sequence: 0,
         }
+    }
+
+    /// Commands executed before a restart (from the actor's ledger). When
+    /// the control topic is replayed, they update the actor's state as
+    /// executed but are not carried out again.
+    pub fn with_executed_before(mut self, ids: impl IntoIterator<Item = CommandId>) -> Self {
+        self.executed_before.extend(ids);
+        self
+    }
+
+    /// Command ids executed since the last call, to be recorded durably once
+    /// their execution records are published.
+    pub fn take_newly_executed(&mut self) -> Vec<CommandId> {
+        std::mem::take(&mut self.newly_executed)
+    }
+
+    /// Carries out a command unless it ran before a restart: true when the
+    /// actuator was called (the outcome record is queued in the outbox).
+    fn carry_out(
+        &mut self,
+        id: &CommandId,
+        vm_id: &str,
+        action: Action,
+        run: impl FnOnce(&mut A) -> Result<(), super::actuator::ActuatorError>,
+    ) -> Option<bool> {
+        self.executed.insert(id.clone());
+        if self.executed_before.contains(id) {
+            return None;
+        }
+        let ok = match run(&mut self.actuator) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("{e}");
+                false
+            }
+        };
+        self.newly_executed.push(id.clone());
+        if ok {
+            self.sequence += 1;
+            self.outbox.push(ControlMessage::Execution(Execution {
+                command_id: id.clone(),
+                rollout_id: self.rollout_id(),
+                vm_id: vm_id.to_string(),
+                action,
+                executed_at: self.clock,
+                sequence: self.sequence,
+            }));
+        }
+        Some(ok)
     }
 
     /// The wave plan from the config.
@@ -121,6 +177,8 @@ impl<A: Actuator> RolloutActor<A> {
     /// Handles one message from the control topic.
     pub fn handle(&mut self, message: ControlMessage) {
         match message {
+            ControlMessage::Approval(approval) => self.on_approval(approval),
+            ControlMessage::Execution(_) => {}
             ControlMessage::Patch(cmd) => self.on_patch(cmd),
             ControlMessage::Rollback(cmd) => self.on_rollback(cmd),
             ControlMessage::WindowReport(report) => {
@@ -300,17 +358,33 @@ impl<A: Actuator> RolloutActor<A> {
         });
     }
 
+    fn on_approval(&mut self, approval: Approval) {
+        match &self.rollout {
+            None => {
+                tracing::info!(rollout = %approval.rollout_id, patch = %approval.patch.id, by = %approval.approved_by, "patch approved; rollout starts");
+                let now = self.clock;
+                self.start(&approval.rollout_id, approval.patch, now);
+            }
+            Some(r) if r.id == approval.rollout_id => {
+                tracing::debug!(rollout = %r.id, "approval seen again; ignored");
+            }
+            Some(r) => tracing::warn!(
+                running = %r.id,
+                approved = %approval.rollout_id,
+                "a rollout is already running; approval ignored (one rollout at a time)"
+            ),
+        }
+    }
+
     fn on_patch(&mut self, cmd: PatchCommand) {
         if self.is_duplicate(&cmd.command_id) {
             return;
         }
-        self.executed.insert(cmd.command_id.clone());
-        match self.actuator.patch(&cmd) {
-            Ok(()) => {
-                self.patched.insert(cmd.vm_id.clone());
-                self.ever_patched.insert(cmd.vm_id.clone());
-            }
-            Err(e) => tracing::warn!("{e}"),
+        let outcome = self.carry_out(&cmd.command_id, &cmd.vm_id, Action::Patch, |a| a.patch(&cmd));
+        // A patch executed before a restart counts as deployed.
+        if outcome != Some(false) {
+            self.patched.insert(cmd.vm_id.clone());
+            self.ever_patched.insert(cmd.vm_id.clone());
         }
         self.wave_unexecuted.remove(&cmd.vm_id);
         if self.wave_unexecuted.is_empty()
@@ -351,18 +425,16 @@ impl<A: Actuator> RolloutActor<A> {
         }
         let take = self.pending.len().min(self.rollback_config.max_concurrent);
         for cmd in self.pending.drain(..take).collect::<Vec<_>>() {
-            self.executed.insert(cmd.command_id.clone());
             if !self.patched.contains(&cmd.vm_id) {
+                self.executed.insert(cmd.command_id.clone());
                 tracing::warn!(vm = %cmd.vm_id, "rollback for a VM this rollout has not patched; skipped");
                 continue;
             }
-            let succeeded = match self.actuator.roll_back(&cmd) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    false
-                }
-            };
+            let succeeded = self
+                .carry_out(&cmd.command_id, &cmd.vm_id, Action::Rollback, |a| {
+                    a.roll_back(&cmd)
+                })
+                .unwrap_or(true);
             if succeeded {
                 self.patched.remove(&cmd.vm_id);
             }
