@@ -166,7 +166,7 @@ impl MetricSource for BusMetricSource {
             .collect())
     }
 
-    fn commit(&mut self) -> Result<(), ConnectorError> {
+    fn commit(&mut self, _watermark: Option<i64>) -> Result<(), ConnectorError> {
         self.consumer.commit();
         Ok(())
     }

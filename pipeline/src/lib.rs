@@ -11,6 +11,7 @@ pub mod config;
 pub mod connector;
 pub mod demo;
 pub mod inventory;
+pub mod kafka;
 pub mod rollout;
 pub mod scoring;
 pub mod simulator;

@@ -164,6 +164,9 @@ impl ScoringStage {
         for batch in metrics.poll()? {
             self.scorer.process_batch(batch.input, &batch.samples)?;
         }
+        for (input, idle) in metrics.idle_changes() {
+            self.scorer.set_idle(input, idle);
+        }
         for window in self.scorer.on_watermark()? {
             let (scores, control) = self.decide(&window);
             for score in scores {
@@ -175,7 +178,7 @@ impl ScoringStage {
         }
         scores_out.flush()?;
         control_out.flush()?;
-        metrics.commit()?;
+        metrics.commit(self.scorer.watermark())?;
         control_in.commit()?;
         Ok(())
     }

@@ -38,8 +38,16 @@ pub enum ConnectorError {
 pub trait MetricSource {
     /// Returns the batches available now (possibly none), without blocking long.
     fn poll(&mut self) -> Result<Vec<MetricBatch>, ConnectorError>;
-    /// Commits everything polled so far.
-    fn commit(&mut self) -> Result<(), ConnectorError>;
+    /// Commits what is no longer needed, now that the results of everything
+    /// polled so far are delivered. `watermark` is the scorer's event time:
+    /// a source that rebuilds state by replay keeps what lies within its
+    /// replay horizon of it uncommitted.
+    fn commit(&mut self, watermark: Option<i64>) -> Result<(), ConnectorError>;
+    /// Inputs that went quiet (true) or were revoked, or came back (false),
+    /// since the last call.
+    fn idle_changes(&mut self) -> Vec<(InputId, bool)> {
+        Vec::new()
+    }
 }
 
 /// Where commands and reports come from.

@@ -1,0 +1,395 @@
+//! The metrics source: a consumer group over the metrics topics, decoding
+//! messages straight into Arrow batches, one batch per partition per poll.
+//!
+//! Offsets: a partition's offset is committed only once the results of what
+//! came before it are delivered (the caller commits after flushing its
+//! sinks) *and* its samples are older than the scorer's watermark minus
+//! `kafka.replay_hours`. A restarted instance (or the new owner of a
+//! partition after a rebalance) therefore replays enough history to rebuild
+//! the baselines and forecasts, and decides again what was not yet decided;
+//! decisions have deterministic ids, so a decision made twice is executed
+//! once.
+
+use super::context::Logging;
+use super::dead_letter::DeadLetters;
+use super::{consumer_config, transport};
+use crate::config::{KafkaConfig, MetricsTopic};
+use crate::connector::{ConnectorError, MetricBatch, MetricSource};
+use bellwether_operators::operator::InputId;
+use bellwether_schemas::wire::line_protocol::LineProtocolDecoder;
+use bellwether_schemas::wire::{InputFormat, SampleBuilder, StagedRows, json};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Counters of the metrics source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Messages read.
+    pub messages: u64,
+    /// Sample rows decoded.
+    pub rows: u64,
+    /// Messages that failed to decode (all dead-lettered).
+    pub dead_letters: u64,
+    /// Messages read per (topic, partition).
+    pub per_partition: HashMap<(String, i32), u64>,
+}
+
+/// Offsets safe to commit, shared with the rebalance callback.
+#[derive(Default)]
+struct Shared {
+    safe: HashMap<(String, i32), i64>,
+    assigned: Vec<(String, i32)>,
+    revoked: Vec<(String, i32)>,
+}
+
+/// Commits safe offsets of partitions about to be revoked, and tells the
+/// source which partitions came and went.
+struct RebalanceContext {
+    logging: Logging,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl ClientContext for RebalanceContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        self.logging.log(level, fac, message);
+    }
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.logging.error(error, reason);
+    }
+}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            let mut commit = TopicPartitionList::new();
+            for e in tpl.elements() {
+                let key = (e.topic().to_string(), e.partition());
+                if let Some(offset) = shared.safe.get(&key) {
+                    let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*offset));
+                }
+                shared.revoked.push(key);
+            }
+            tracing::info!(partitions = tpl.count(), "partitions revoked; committing what is safe");
+            if commit.count() > 0
+                && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
+            {
+                tracing::warn!("commit on revoke failed (the new owner replays a little more): {e}");
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+            let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            for e in tpl.elements() {
+                shared.assigned.push((e.topic().to_string(), e.partition()));
+            }
+        }
+    }
+}
+
+enum Decoder {
+    Json,
+    LineProtocol(LineProtocolDecoder),
+}
+
+struct Partition {
+    key: (String, i32),
+    builder: SampleBuilder,
+    /// (next offset, highest event time up to it), coarsened to a minute.
+    checkpoints: VecDeque<(i64, i64)>,
+    max_event_ms: i64,
+    last_message: Instant,
+    idle: bool,
+    assigned: bool,
+}
+
+/// The metrics source over Kafka.
+pub struct KafkaMetricSource {
+    consumer: BaseConsumer<RebalanceContext>,
+    state: State,
+}
+
+struct State {
+    shared: Arc<Mutex<Shared>>,
+    decoders: HashMap<String, Decoder>,
+    dead_letters: DeadLetters,
+    inputs: HashMap<(String, i32), InputId>,
+    partitions: Vec<Partition>,
+    staged: StagedRows,
+    idle_changes: Vec<(InputId, bool)>,
+    replay_ms: i64,
+    idle_after: Duration,
+    max_messages: usize,
+    poll_timeout: Duration,
+    stats: SourceStats,
+}
+
+impl KafkaMetricSource {
+    /// Joins `kafka.group_id` and subscribes to every metrics topic.
+    pub fn subscribe(
+        kafka: &KafkaConfig,
+        dead_letters: DeadLetters,
+    ) -> Result<KafkaMetricSource, ConnectorError> {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let consumer: BaseConsumer<RebalanceContext> = consumer_config(kafka, &kafka.group_id)
+            .create_with_context(RebalanceContext {
+                logging: Logging::default(),
+                shared: shared.clone(),
+            })
+            .map_err(|e| transport("creating the metrics consumer", e))?;
+        let names: Vec<&str> = kafka.metrics_topics.iter().map(|t| t.name.as_str()).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|e| transport(format!("subscribing to {}", names.join(", ")), e))?;
+        let decoders = kafka
+            .metrics_topics
+            .iter()
+            .map(|t: &MetricsTopic| {
+                let d = match t.format {
+                    InputFormat::Json => Decoder::Json,
+                    InputFormat::LineProtocol => {
+                        Decoder::LineProtocol(LineProtocolDecoder::new(t.line_protocol.clone()))
+                    }
+                };
+                (t.name.clone(), d)
+            })
+            .collect();
+        Ok(KafkaMetricSource {
+            consumer,
+            state: State {
+            shared,
+            decoders,
+            dead_letters,
+            inputs: HashMap::new(),
+            partitions: Vec::new(),
+            staged: StagedRows::new(),
+            idle_changes: Vec::new(),
+            replay_ms: (kafka.replay_hours * 3_600_000.0) as i64,
+            idle_after: Duration::from_secs(kafka.idle_partition_secs),
+            max_messages: kafka.max_batch_messages,
+            poll_timeout: Duration::from_millis(kafka.poll_timeout_ms),
+            stats: SourceStats::default(),
+            },
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SourceStats {
+        SourceStats {
+            dead_letters: self.state.dead_letters.count(),
+            ..self.state.stats.clone()
+        }
+    }
+
+    /// Partitions this instance owns now, as `topic/partition`.
+    pub fn assigned(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .state
+            .partitions
+            .iter()
+            .filter(|p| p.assigned)
+            .map(|p| format!("{}/{}", p.key.0, p.key.1))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl State {
+    fn input(&mut self, key: (String, i32)) -> InputId {
+        if let Some(&i) = self.inputs.get(&key) {
+            return i;
+        }
+        let i = self.partitions.len();
+        self.partitions.push(Partition {
+            key: key.clone(),
+            builder: SampleBuilder::new(),
+            checkpoints: VecDeque::new(),
+            max_event_ms: i64::MIN,
+            last_message: Instant::now(),
+            idle: true,
+            assigned: false,
+        });
+        self.inputs.insert(key, i);
+        i
+    }
+
+    fn apply_rebalance(&mut self) {
+        let (assigned, revoked) = {
+            let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                std::mem::take(&mut shared.assigned),
+                std::mem::take(&mut shared.revoked),
+            )
+        };
+        for key in revoked {
+            let i = self.input(key);
+            let p = &mut self.partitions[i];
+            p.assigned = false;
+            p.checkpoints.clear();
+            // What was decoded but not handed over is replayed by the new owner.
+            p.builder.finish();
+            if !p.idle {
+                p.idle = true;
+                self.idle_changes.push((i, true));
+            }
+        }
+        for key in assigned {
+            let i = self.input(key);
+            let p = &mut self.partitions[i];
+            p.assigned = true;
+            p.last_message = Instant::now();
+            // An assigned partition holds event time back until it sends
+            // data or goes quiet: its data may only be slow to arrive.
+            p.idle = false;
+            self.idle_changes.push((i, false));
+        }
+    }
+
+    fn decode(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> Result<(), ConnectorError> {
+        let key = (message.topic().to_string(), message.partition());
+        let i = match self.inputs.get(&key) {
+            Some(&i) => i,
+            None => self.input(key.clone()),
+        };
+        self.stats.messages += 1;
+        *self.stats.per_partition.entry(key).or_default() += 1;
+        let fallback_ms = message.timestamp().to_millis();
+        self.staged.clear();
+        let decoded = match (message.payload(), self.decoders.get_mut(message.topic())) {
+            (None, _) => Err("empty message".to_string()),
+            (_, None) => Err(format!("no format configured for topic {}", message.topic())),
+            (Some(payload), Some(Decoder::Json)) => {
+                json::decode(payload, fallback_ms, &mut self.staged).map_err(|e| e.to_string())
+            }
+            (Some(payload), Some(Decoder::LineProtocol(d))) => d
+                .decode(payload, fallback_ms, &mut self.staged)
+                .map_err(|e| e.to_string()),
+        };
+        let p = &mut self.partitions[i];
+        p.last_message = Instant::now();
+        if p.idle {
+            p.idle = false;
+            self.idle_changes.push((i, false));
+        }
+        match decoded {
+            Ok(()) => {
+                for (_, t, _, _) in self.staged.iter() {
+                    p.max_event_ms = p.max_event_ms.max(t);
+                }
+                if p.builder.is_full() {
+                    // Rare: tens of thousands of metric names in one poll.
+                    tracing::debug!("metric dictionary full; batch split");
+                }
+                p.builder.append_staged(&self.staged);
+                self.stats.rows += self.staged.len() as u64;
+            }
+            Err(reason) => self.dead_letters.send(message, &reason)?,
+        }
+        let next = message.offset() + 1;
+        let len = p.checkpoints.len();
+        match p.checkpoints.back_mut() {
+            Some(last) if last.1 >= p.max_event_ms - 60_000 && len > 1 => {
+                *last = (next, p.max_event_ms);
+            }
+            _ => p.checkpoints.push_back((next, p.max_event_ms)),
+        }
+        Ok(())
+    }
+}
+
+impl MetricSource for KafkaMetricSource {
+    fn poll(&mut self) -> Result<Vec<MetricBatch>, ConnectorError> {
+        let mut timeout = self.state.poll_timeout;
+        let mut read = 0;
+        while read < self.state.max_messages {
+            let result = self.consumer.poll(timeout);
+            self.state.apply_rebalance();
+            let Some(result) = result else { break };
+            timeout = Duration::ZERO;
+            match result {
+                Ok(message) => {
+                    read += 1;
+                    self.state.decode(&message)?;
+                }
+                Err(e) => {
+                    tracing::warn!("kafka: {e}");
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        let state = &mut self.state;
+        for (i, p) in state.partitions.iter_mut().enumerate() {
+            if p.assigned && !p.idle && now.duration_since(p.last_message) >= state.idle_after {
+                tracing::debug!(topic = %p.key.0, partition = p.key.1, "partition idle");
+                p.idle = true;
+                state.idle_changes.push((i, true));
+            }
+        }
+        Ok(state
+            .partitions
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, p)| !p.builder.is_empty())
+            .map(|(input, p)| MetricBatch {
+                input,
+                samples: p.builder.finish(),
+            })
+            .collect())
+    }
+
+    fn commit(&mut self, watermark: Option<i64>) -> Result<(), ConnectorError> {
+        let consumer = &self.consumer;
+        let state = &mut self.state;
+        state.dead_letters.flush()?;
+        let Some(watermark) = watermark else {
+            return Ok(());
+        };
+        let horizon = watermark.saturating_sub(state.replay_ms);
+        let mut tpl = TopicPartitionList::new();
+        let mut safe = Vec::new();
+        for p in &mut state.partitions {
+            let mut offset = None;
+            while p.checkpoints.front().is_some_and(|c| c.1 < horizon) {
+                offset = p.checkpoints.pop_front().map(|c| c.0);
+            }
+            if let (Some(offset), true) = (offset, p.assigned) {
+                tpl.add_partition_offset(&p.key.0, p.key.1, Offset::Offset(offset))
+                    .map_err(|e| transport("committing offsets", e))?;
+                safe.push((p.key.clone(), offset));
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                let mut shared = state.shared.lock().unwrap_or_else(|p| p.into_inner());
+                shared.safe.extend(safe);
+                Ok(())
+            }
+            Err(e) => {
+                // Not fatal: offsets stay where they were, and a restart
+                // replays a little more. Retried at the next commit.
+                tracing::warn!("committing metrics offsets failed: {e}");
+                for ((topic, partition), offset) in safe {
+                    if let Some(&i) = state.inputs.get(&(topic, partition)) {
+                        state.partitions[i].checkpoints.push_front((offset, i64::MIN));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn idle_changes(&mut self) -> Vec<(InputId, bool)> {
+        std::mem::take(&mut self.state.idle_changes)
+    }
+}
