@@ -5,6 +5,7 @@ use crate::demo::{DemoOptions, Progress, patch_quality, run_demo};
 use crate::simulator::FaultKind;
 use crate::summary::render_text;
 use anyhow::{Context, Result};
+use bellwether_schemas::wire::InputFormat;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -23,9 +24,127 @@ pub struct Cli {
 pub enum Command {
     /// Run a whole canary rollout on a simulated fleet, embedded, in fleet time.
     Demo(DemoArgs),
+    /// Run the scoring pipeline on Kafka (and the rollout actor, unless --no-actor).
+    Run(RunArgs),
+    /// Run the rollout actor alone on the control topic.
+    Actor(ServiceArgs),
+    /// Publish a simulated fleet's metrics on Kafka and obey executed commands.
+    Simulate(SimulateArgs),
+    /// Approve a patch: publish the approval that starts its rollout.
+    Approve(ApproveArgs),
     /// Check or show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+impl Command {
+    /// True for the long-running commands (they log at info by default).
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_) | Command::Actor(_) | Command::Simulate(_) | Command::Approve(_)
+        )
+    }
+}
+
+/// Flags of the Kafka services.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The config file (layered over the defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Bootstrap brokers (overrides kafka.brokers).
+    #[arg(long)]
+    pub brokers: Option<String>,
+}
+
+impl ServiceArgs {
+    fn load(&self) -> Result<Config> {
+        let mut config = config::load(self.config.as_deref())?;
+        if let Some(b) = &self.brokers {
+            config.kafka.brokers = b.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// `bellwether run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config and brokers.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Score only; run the rollout actor separately (`bellwether actor`).
+    #[arg(long)]
+    pub no_actor: bool,
+}
+
+/// `bellwether simulate` flags.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Config and brokers.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Metrics topic (default: the first of kafka.metrics_topics).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// `json` or `line-protocol`.
+    #[arg(long, default_value = "json", value_parser = parse_format)]
+    pub format: InputFormat,
+    /// `bad` (default) or `good`.
+    #[arg(long, default_value = "bad")]
+    pub scenario: String,
+    /// How a bad patch breaks VMs (default latency-regression).
+    #[arg(long, value_parser = parse_fault)]
+    pub fault: Option<FaultKind>,
+    /// Seed of the simulated fleet (default: simulation.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// VMs in the fleet (default: fleet.vms).
+    #[arg(long)]
+    pub vms: Option<usize>,
+    /// Fleet seconds per real second after the warm-up history.
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+    /// Fleet hours before the patch is approved (default: simulation.warmup_hours).
+    #[arg(long)]
+    pub approve_after_hours: Option<f64>,
+    /// Never approve the patch (publish metrics only).
+    #[arg(long, conflicts_with = "approve_after_hours")]
+    pub no_approval: bool,
+    /// Fleet hours to simulate (default: warm-up + simulation.max_rollout_hours).
+    #[arg(long)]
+    pub hours: Option<f64>,
+}
+
+/// `bellwether approve` flags.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Config and brokers.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// The patch id, e.g. KB-2026-1102.
+    #[arg(long)]
+    pub patch: String,
+    /// A title for humans.
+    #[arg(long, default_value = "")]
+    pub title: String,
+    /// The rollout id (default: rollout-<patch id>).
+    #[arg(long)]
+    pub rollout_id: Option<String>,
+    /// Who approves.
+    #[arg(long, default_value = "operator")]
+    pub by: String,
+}
+
+fn parse_format(s: &str) -> Result<InputFormat, String> {
+    match s {
+        "json" => Ok(InputFormat::Json),
+        "line-protocol" | "line_protocol" | "influx" => Ok(InputFormat::LineProtocol),
+        other => Err(format!(
+            "unknown format `{other}`; use json or line-protocol"
+        )),
+    }
 }
 
 /// `bellwether demo` flags.
@@ -76,6 +195,39 @@ fn parse_fault(s: &str) -> Result<FaultKind, String> {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo(args),
+        Command::Run(args) => {
+            let config = args.service.load()?;
+            crate::service::run::run(
+                &config,
+                crate::service::run::RunOptions {
+                    no_actor: args.no_actor,
+                },
+            )
+        }
+        Command::Actor(args) => crate::service::actor::run_actor(&args.load()?),
+        Command::Simulate(args) => simulate(args),
+        Command::Approve(args) => {
+            let config = args.service.load()?;
+            let rollout_id = args
+                .rollout_id
+                .unwrap_or_else(|| format!("rollout-{}", args.patch.to_lowercase()));
+            crate::service::approve::publish_approval(
+                &config,
+                bellwether_schemas::Approval {
+                    rollout_id: rollout_id.clone(),
+                    patch: bellwether_schemas::Patch {
+                        id: args.patch,
+                        title: args.title,
+                        classification: "unspecified".into(),
+                        severity: "unspecified".into(),
+                        product: "unspecified".into(),
+                    },
+                    approved_by: args.by,
+                },
+            )?;
+            println!("approved: {rollout_id}");
+            Ok(())
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             config::load(Some(&file))?;
             println!("{}: ok", file.display());
@@ -114,6 +266,36 @@ fn demo(args: DemoArgs) -> Result<()> {
     } else {
         print!("{}", render_text(&summary));
     }
+    Ok(())
+}
+
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let mut config = args.service.load()?;
+    if let Some(seed) = args.seed {
+        config.simulation.seed = seed;
+    }
+    if let Some(vms) = args.vms {
+        anyhow::ensure!(vms > 0, "--vms must be at least 1");
+        config.fleet.vms = vms;
+    }
+    let quality = patch_quality(&args.scenario, args.fault).map_err(anyhow::Error::msg)?;
+    let warmup = config.simulation.warmup_hours;
+    let options = crate::service::simulate::SimulateOptions {
+        quality,
+        topic: args.topic,
+        format: args.format,
+        speed: args.speed,
+        approve_after_hours: if args.no_approval {
+            None
+        } else {
+            Some(args.approve_after_hours.unwrap_or(warmup))
+        },
+        hours: args
+            .hours
+            .unwrap_or(warmup + config.simulation.max_rollout_hours),
+    };
+    let report = crate::service::simulate::simulate(&config, &options)?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 

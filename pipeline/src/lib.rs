@@ -14,5 +14,6 @@ pub mod inventory;
 pub mod kafka;
 pub mod rollout;
 pub mod scoring;
+pub mod service;
 pub mod simulator;
 pub mod summary;

@@ -122,6 +122,11 @@ impl ScoringStage {
         self.scorer.stats()
     }
 
+    /// The scorer's event time (watermark), ms since the epoch.
+    pub fn watermark(&self) -> Option<i64> {
+        self.scorer.watermark()
+    }
+
     /// The forecaster's name.
     pub fn forecaster_name(&self) -> &str {
         self.scorer.forecaster_name()

@@ -276,8 +276,6 @@ pub enum ActuatorKind {
     /// Publish each executed command on the control topic for the agents on
     /// the VMs (`bellwether simulate` is one) to carry out.
     Agents,
-    /// Only log (a dry run).
-    Log,
 }
 
 /// The rollout actor.
@@ -290,6 +288,11 @@ pub struct ActorConfig {
     pub state_dir: std::path::PathBuf,
     /// How commands are carried out.
     pub actuator: ActuatorKind,
+    /// The fleet's inventory: a JSON array of VM records (`vm_id`, `region`,
+    /// `instance_type`, `criticality`, `tags`). Unset: the simulated fleet of
+    /// `[fleet]`, which is what `bellwether simulate` runs.
+    #[serde(default)]
+    pub inventory_file: Option<std::path::PathBuf>,
 }
 
 impl Config {

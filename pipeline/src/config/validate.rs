@@ -48,7 +48,10 @@ fn kafka(c: &Config) -> Result<(), ConfigError> {
     let mut seen = BTreeSet::new();
     for (i, t) in k.metrics_topics.iter().enumerate() {
         if t.name.trim().is_empty() {
-            return Err(invalid(format!("kafka.metrics_topics[{i}].name"), "must not be empty"));
+            return Err(invalid(
+                format!("kafka.metrics_topics[{i}].name"),
+                "must not be empty",
+            ));
         }
         if !seen.insert(t.name.as_str()) {
             return Err(invalid(

@@ -65,7 +65,10 @@ impl<T: DeserializeOwned> KafkaMessageSource<T> {
             .map(|t| t.partitions().len())
             .unwrap_or(0);
         if partitions == 0 {
-            return Err(transport(format!("reading {topic}"), "the topic does not exist"));
+            return Err(transport(
+                format!("reading {topic}"),
+                "the topic does not exist",
+            ));
         }
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions as i32 {

@@ -69,15 +69,24 @@ impl ConsumerContext for RebalanceContext {
             for e in tpl.elements() {
                 let key = (e.topic().to_string(), e.partition());
                 if let Some(offset) = shared.safe.get(&key) {
-                    let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(*offset));
+                    let _ = commit.add_partition_offset(
+                        e.topic(),
+                        e.partition(),
+                        Offset::Offset(*offset),
+                    );
                 }
                 shared.revoked.push(key);
             }
-            tracing::info!(partitions = tpl.count(), "partitions revoked; committing what is safe");
+            tracing::info!(
+                partitions = tpl.count(),
+                "partitions revoked; committing what is safe"
+            );
             if commit.count() > 0
                 && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
             {
-                tracing::warn!("commit on revoke failed (the new owner replays a little more): {e}");
+                tracing::warn!(
+                    "commit on revoke failed (the new owner replays a little more): {e}"
+                );
             }
         }
     }
@@ -143,7 +152,11 @@ impl KafkaMetricSource {
                 shared: shared.clone(),
             })
             .map_err(|e| transport("creating the metrics consumer", e))?;
-        let names: Vec<&str> = kafka.metrics_topics.iter().map(|t| t.name.as_str()).collect();
+        let names: Vec<&str> = kafka
+            .metrics_topics
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
         consumer
             .subscribe(&names)
             .map_err(|e| transport(format!("subscribing to {}", names.join(", ")), e))?;
@@ -163,18 +176,18 @@ impl KafkaMetricSource {
         Ok(KafkaMetricSource {
             consumer,
             state: State {
-            shared,
-            decoders,
-            dead_letters,
-            inputs: HashMap::new(),
-            partitions: Vec::new(),
-            staged: StagedRows::new(),
-            idle_changes: Vec::new(),
-            replay_ms: (kafka.replay_hours * 3_600_000.0) as i64,
-            idle_after: Duration::from_secs(kafka.idle_partition_secs),
-            max_messages: kafka.max_batch_messages,
-            poll_timeout: Duration::from_millis(kafka.poll_timeout_ms),
-            stats: SourceStats::default(),
+                shared,
+                decoders,
+                dead_letters,
+                inputs: HashMap::new(),
+                partitions: Vec::new(),
+                staged: StagedRows::new(),
+                idle_changes: Vec::new(),
+                replay_ms: (kafka.replay_hours * 3_600_000.0) as i64,
+                idle_after: Duration::from_secs(kafka.idle_partition_secs),
+                max_messages: kafka.max_batch_messages,
+                poll_timeout: Duration::from_millis(kafka.poll_timeout_ms),
+                stats: SourceStats::default(),
             },
         })
     }
@@ -252,7 +265,10 @@ impl State {
         }
     }
 
-    fn decode(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> Result<(), ConnectorError> {
+    fn decode(
+        &mut self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> Result<(), ConnectorError> {
         let key = (message.topic().to_string(), message.partition());
         let i = match self.inputs.get(&key) {
             Some(&i) => i,
@@ -264,7 +280,10 @@ impl State {
         self.staged.clear();
         let decoded = match (message.payload(), self.decoders.get_mut(message.topic())) {
             (None, _) => Err("empty message".to_string()),
-            (_, None) => Err(format!("no format configured for topic {}", message.topic())),
+            (_, None) => Err(format!(
+                "no format configured for topic {}",
+                message.topic()
+            )),
             (Some(payload), Some(Decoder::Json)) => {
                 json::decode(payload, fallback_ms, &mut self.staged).map_err(|e| e.to_string())
             }
@@ -381,7 +400,9 @@ impl MetricSource for KafkaMetricSource {
                 tracing::warn!("committing metrics offsets failed: {e}");
                 for ((topic, partition), offset) in safe {
                     if let Some(&i) = state.inputs.get(&(topic, partition)) {
-                        state.partitions[i].checkpoints.push_front((offset, i64::MIN));
+                        state.partitions[i]
+                            .checkpoints
+                            .push_front((offset, i64::MIN));
                     }
                 }
                 Ok(())

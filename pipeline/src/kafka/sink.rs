@@ -80,7 +80,10 @@ impl SharedProducer {
             }
         }
         if warned {
-            tracing::info!(waited_s = started.elapsed().as_secs(), "Kafka took every queued message");
+            tracing::info!(
+                waited_s = started.elapsed().as_secs(),
+                "Kafka took every queued message"
+            );
         }
         let (failed, reason) = self.inner.context().failures();
         if failed > failed_before {

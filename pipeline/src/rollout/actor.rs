@@ -380,7 +380,9 @@ impl<A: Actuator> RolloutActor<A> {
         if self.is_duplicate(&cmd.command_id) {
             return;
         }
-        let outcome = self.carry_out(&cmd.command_id, &cmd.vm_id, Action::Patch, |a| a.patch(&cmd));
+        let outcome = self.carry_out(&cmd.command_id, &cmd.vm_id, Action::Patch, |a| {
+            a.patch(&cmd)
+        });
         // A patch executed before a restart counts as deployed.
         if outcome != Some(false) {
             self.patched.insert(cmd.vm_id.clone());

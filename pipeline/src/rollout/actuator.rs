@@ -62,3 +62,22 @@ impl Actuator for SimulatorActuator {
             })
     }
 }
+
+/// The `agents` actuator: the actor publishes an execution record on the
+/// control topic for every command it carries out, and the agents on the
+/// VMs (`bellwether simulate` for the simulated fleet) obey those records.
+/// Handing the command over is all this actuator does, so it cannot fail.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentsActuator;
+
+impl Actuator for AgentsActuator {
+    fn patch(&mut self, command: &PatchCommand) -> Result<(), ActuatorError> {
+        tracing::info!(vm = %command.vm_id, wave = command.wave + 1, "patch handed to the VM's agent");
+        Ok(())
+    }
+
+    fn roll_back(&mut self, command: &RollbackCommand) -> Result<(), ActuatorError> {
+        tracing::info!(vm = %command.vm_id, critical = command.critical, reason = %command.reason.summary, "rollback handed to the VM's agent");
+        Ok(())
+    }
+}

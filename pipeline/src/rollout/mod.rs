@@ -2,6 +2,7 @@
 
 pub mod actor;
 pub mod actuator;
+pub mod ledger;
 pub mod planner;
 pub mod state;
 

@@ -54,9 +54,17 @@ pub struct LineProtocolOptions {
     /// Unit of the timestamps.
     #[serde(default)]
     pub precision: Precision,
-    /// `<measurement>_<field>` → bellwether metric name.
+    /// Name samples `<measurement>_<field>` (true, the default) or just
+    /// `<field>` (when the fields already carry bellwether's metric names).
+    #[serde(default = "yes")]
+    pub prefix_measurement: bool,
+    /// Sample name (after prefixing) → bellwether metric name.
     #[serde(default)]
     pub rename: HashMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_vm_tag() -> String {
@@ -68,6 +76,7 @@ impl Default for LineProtocolOptions {
         LineProtocolOptions {
             vm_tag: default_vm_tag(),
             precision: Precision::Ns,
+            prefix_measurement: true,
             rename: HashMap::new(),
         }
     }
@@ -172,8 +181,10 @@ impl LineProtocolDecoder {
                 continue;
             };
             self.name.clear();
-            self.name.push_str(&measurement);
-            self.name.push('_');
+            if self.options.prefix_measurement {
+                self.name.push_str(&measurement);
+                self.name.push('_');
+            }
             self.name.push_str(unescape(k, &mut self.unescaped));
             let metric = match self.options.rename.get(&self.name) {
                 Some(to) => out.intern(to),

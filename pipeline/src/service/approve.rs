@@ -1,0 +1,17 @@
+//! `bellwether approve`: publish a patch approval on the control topic.
+
+use crate::config::Config;
+use crate::connector::MessageSink;
+use crate::kafka::sink::{KafkaSink, SharedProducer};
+use anyhow::Result;
+use bellwether_schemas::{Approval, ControlMessage};
+
+/// Publishes `approval` and waits until Kafka has it.
+pub fn publish_approval(config: &Config, approval: Approval) -> Result<()> {
+    crate::kafka::admin::wait_for_broker(&config.kafka, Some(std::time::Duration::from_secs(60)))?;
+    let producer = SharedProducer::new(&config.kafka)?;
+    let mut sink = KafkaSink::new(producer, &config.kafka.control_topic);
+    sink.send(ControlMessage::Approval(approval))?;
+    sink.flush()?;
+    Ok(())
+}

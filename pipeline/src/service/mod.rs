@@ -1,0 +1,52 @@
+//! The long-running commands on Kafka: `run` (the scoring pipeline, with
+//! the rollout actor in the same process unless told otherwise), `actor`
+//! (the rollout actor alone), `simulate` (a simulated fleet publishing its
+//! metrics and obeying executed commands) and `approve`.
+
+pub mod actor;
+pub mod approve;
+pub mod run;
+pub mod simulate;
+
+use crate::config::Config;
+use crate::inventory::Inventory;
+use crate::simulator::{FleetSimulator, PatchQuality};
+use anyhow::{Context, Result};
+use bellwether_schemas::VmRecord;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set when SIGINT or SIGTERM arrives: loops finish their turn, flush and
+/// commit, then return.
+pub fn shutdown_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, flag.clone()).context("installing signal handlers")?;
+    }
+    Ok(flag)
+}
+
+/// True once shutdown was asked for.
+pub fn stopping(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::Relaxed)
+}
+
+/// The fleet's inventory: `actor.inventory_file`, or the simulated fleet.
+pub fn load_inventory(config: &Config) -> Result<Arc<Inventory>> {
+    let vms: Vec<VmRecord> = match &config.actor.inventory_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("actor.inventory_file: reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "actor.inventory_file: {} is not a JSON array of VM records",
+                    path.display()
+                )
+            })?
+        }
+        None => FleetSimulator::new(config, PatchQuality::Good).inventory(),
+    };
+    let inventory = Inventory::with_groups(vms, &config.canary.groups)
+        .map_err(|(group, e)| anyhow::anyhow!("canary group `{group}`: {}", e.reason))?;
+    Ok(Arc::new(inventory))
+}

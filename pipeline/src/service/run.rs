@@ -1,0 +1,115 @@
+//! `bellwether run`: the scoring pipeline on Kafka, with the rollout actor
+//! in the same process unless `--no-actor`.
+
+use super::actor::ActorService;
+use crate::config::Config;
+use crate::connector::MessageSink;
+use crate::kafka::admin::{ensure_topics, wait_for_broker};
+use crate::kafka::control::KafkaMessageSource;
+use crate::kafka::dead_letter::DeadLetters;
+use crate::kafka::metrics_source::KafkaMetricSource;
+use crate::kafka::sink::{KafkaSink, NullSink, SharedProducer};
+use crate::scoring::ScoringStage;
+use anyhow::Result;
+use bellwether_schemas::{ControlMessage, EventTime, ScoreRecord};
+use std::time::{Duration, Instant};
+
+/// Options of `bellwether run`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Run the scoring pipeline only (the actor runs as `bellwether actor`).
+    pub no_actor: bool,
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub fn run(config: &Config, options: RunOptions) -> Result<()> {
+    let stop = super::shutdown_flag()?;
+    let kafka = &config.kafka;
+    wait_for_broker(kafka, None)?;
+    if kafka.create_topics {
+        ensure_topics(kafka)?;
+    }
+    let inventory = super::load_inventory(config)?;
+    let producer = SharedProducer::new(kafka)?;
+    let dead_letters = DeadLetters::new(producer.clone(), &kafka.dead_letter_topic);
+
+    let mut stage = ScoringStage::new(config, inventory.clone())?;
+    // The stage learns which VMs are patched from the whole control topic
+    // before it reads a metric.
+    let mut control_in = KafkaMessageSource::<ControlMessage>::from_beginning(
+        kafka,
+        &kafka.control_topic,
+        &format!("{}.control", kafka.group_id),
+        dead_letters.clone(),
+    )?;
+    let backlog = control_in.catch_up()?;
+    tracing::info!(messages = backlog.len(), "control topic read");
+    for message in &backlog {
+        stage.on_control(message);
+    }
+    let mut metrics = KafkaMetricSource::subscribe(kafka, dead_letters.clone())?;
+    let mut control_out = KafkaSink::<ControlMessage>::new(producer.clone(), &kafka.control_topic);
+    let mut scores_out: Box<dyn MessageSink<ScoreRecord>> = if kafka.scores_topic.is_empty() {
+        Box::new(NullSink)
+    } else {
+        Box::new(KafkaSink::<ScoreRecord>::new(
+            producer.clone(),
+            &kafka.scores_topic,
+        ))
+    };
+    let mut actor = if options.no_actor {
+        None
+    } else {
+        Some(ActorService::start(
+            config,
+            inventory,
+            producer.clone(),
+            dead_letters.clone(),
+        )?)
+    };
+    tracing::info!(
+        topics = ?kafka.metrics_topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        group = %kafka.group_id,
+        forecaster = stage.forecaster_name(),
+        actor = actor.is_some(),
+        "bellwether is running"
+    );
+
+    let mut last_status = Instant::now();
+    while !super::stopping(&stop) {
+        stage.step(
+            &mut metrics,
+            &mut control_in,
+            &mut control_out,
+            scores_out.as_mut(),
+        )?;
+        if let Some(actor) = actor.as_mut() {
+            actor.step()?;
+        }
+        if last_status.elapsed() >= Duration::from_secs(10) {
+            last_status = Instant::now();
+            let s = stage.stats();
+            let m = metrics.stats();
+            tracing::info!(
+                event_time = %stage.watermark().map_or("-".to_string(), |w| EventTime(w).to_string()),
+                messages = m.messages,
+                rows = m.rows,
+                dead_letters = m.dead_letters,
+                windows = s.windows_closed,
+                late_rows = s.late_rows,
+                partitions = ?metrics.assigned(),
+                rollout = actor.as_ref().map_or("-", |a| a.actor().state().as_str()),
+                "status"
+            );
+        }
+    }
+    tracing::info!("stopping: flushing and committing");
+    // One last turn delivers and commits what is in flight.
+    stage.step(
+        &mut metrics,
+        &mut control_in,
+        &mut control_out,
+        scores_out.as_mut(),
+    )?;
+    Ok(())
+}
