@@ -223,6 +223,11 @@ pub fn run(cli: Cli) -> Result<()> {
                         product: "unspecified".into(),
                     },
                     approved_by: args.by,
+                    approved_at: bellwether_schemas::EventTime(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64),
+                    ),
                 },
             )?;
             println!("approved: {rollout_id}");

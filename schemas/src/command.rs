@@ -127,6 +127,9 @@ pub struct Approval {
     pub patch: crate::Patch,
     /// Who approved it.
     pub approved_by: String,
+    /// When (event time): the rollout starts then, and its first wave bakes
+    /// from then on, however far behind the pipeline is.
+    pub approved_at: EventTime,
 }
 
 /// What an executed command did.

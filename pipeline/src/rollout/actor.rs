@@ -362,7 +362,7 @@ impl<A: Actuator> RolloutActor<A> {
         match &self.rollout {
             None => {
                 tracing::info!(rollout = %approval.rollout_id, patch = %approval.patch.id, by = %approval.approved_by, "patch approved; rollout starts");
-                let now = self.clock;
+                let now = self.clock.max(approval.approved_at);
                 self.start(&approval.rollout_id, approval.patch, now);
             }
             Some(r) if r.id == approval.rollout_id => {

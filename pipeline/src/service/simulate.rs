@@ -132,6 +132,7 @@ pub fn simulate(config: &Config, options: &SimulateOptions) -> Result<Simulation
                 rollout_id: format!("rollout-{}", patch.id.to_lowercase()),
                 patch,
                 approved_by: "bellwether simulate".into(),
+                approved_at: now,
             }))?;
             control_out.flush()?;
             approved = true;

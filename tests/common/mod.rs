@@ -1,0 +1,253 @@
+//! Shared helpers of the integration tests: a real Kafka-protocol broker
+//! (tansu) on a free loopback port, bellwether processes, topic readers.
+#![allow(dead_code)]
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer, DefaultProducerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where tansu is, or None (the test is skipped unless the broker is required).
+pub fn tansu() -> Option<PathBuf> {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin")));
+    for dir in candidates {
+        let path = dir.join("tansu");
+        if path.is_file() {
+            return Some(path);
+        }
+    }
+    if std::env::var_os("BELLWETHER_REQUIRE_BROKER").is_some() {
+        panic!("tansu is not installed; run ./scripts/test, which installs it");
+    }
+    eprintln!("skipped: tansu (a Kafka-protocol broker) is not installed; ./scripts/test installs it");
+    None
+}
+
+/// A tansu broker with in-memory storage on a free port, killed on drop.
+pub struct Broker {
+    child: Child,
+    /// `127.0.0.1:port`.
+    pub address: String,
+}
+
+impl Broker {
+    /// Starts one, or None when tansu is not installed.
+    pub fn start() -> Option<Broker> {
+        let tansu = tansu()?;
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        let address = format!("127.0.0.1:{port}");
+        let started = Instant::now();
+        while TcpStream::connect(&address).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "tansu did not listen on {address}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(Broker { child, address })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bellwether process whose output goes to files in `dir`; killed on drop.
+pub struct Bellwether {
+    /// The process.
+    pub child: Child,
+    /// Its stderr (logs).
+    pub log: PathBuf,
+    /// Its stdout.
+    pub out: PathBuf,
+}
+
+impl Bellwether {
+    /// Starts `bellwether <args>`; `name` names its output files.
+    pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> Bellwether {
+        let log = dir.join(format!("{name}.log"));
+        let out = dir.join(format!("{name}.out"));
+        let child = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+            .args(args)
+            .env("BELLWETHER_LOG", "info,librdkafka=warn")
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("bellwether starts");
+        Bellwether { child, log, out }
+    }
+
+    /// Waits for it to exit (at most `limit`); panics with its log otherwise.
+    pub fn wait(&mut self, limit: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "bellwether failed: {}", self.log_text());
+                return std::fs::read_to_string(&self.out).unwrap();
+            }
+            assert!(started.elapsed() < limit, "bellwether still running after {limit:?}: {}", self.log_tail());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Everything it logged.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its last log lines.
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Bellwether {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config file for one test: a small fleet, fast polling, its own topics.
+pub fn write_config(dir: &Path, broker: &Broker, extra: &str) -> PathBuf {
+    let path = dir.join("bellwether.toml");
+    let text = format!(
+        r#"
+[fleet]
+vms = 60
+
+[kafka]
+brokers = "{brokers}"
+poll_timeout_ms = 50
+idle_partition_secs = 5
+retry_initial_ms = 200
+retry_max_ms = 2000
+
+[actor]
+state_dir = "{state}"
+{extra}
+"#,
+        brokers = broker.address,
+        state = dir.join("actor-state").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A message read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Every message of `topic` now (reads to the end offsets).
+pub fn read_topic(broker: &Broker, topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .set("group.id", "bellwether-tests-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for p in 0..partitions {
+        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();
+        if high > 0 {
+            ends.insert(p, high);
+        }
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    let started = Instant::now();
+    while ends.iter().any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end) {
+        assert!(started.elapsed() < Duration::from_secs(60), "could not read {topic} to its end");
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let m = m.unwrap();
+        next.insert(m.partition(), m.offset() + 1);
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Record {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(|k| k.to_vec()),
+            payload: m.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    out
+}
+
+/// The control topic's messages as JSON values.
+pub fn control_messages(broker: &Broker, topic: &str) -> Vec<serde_json::Value> {
+    read_topic(broker, topic)
+        .into_iter()
+        .map(|r| serde_json::from_slice(&r.payload).expect("control messages are JSON"))
+        .collect()
+}
+
+/// A producer for test input.
+pub fn producer(broker: &Broker) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .create()
+        .unwrap()
+}
+
+/// Sends one record and waits for it.
+pub fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, payload: &[u8]) {
+    p.send(BaseRecord::to(topic).key(key).payload(payload)).unwrap();
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Polls `check` every half second until it returns Some, or panics after `limit`.
+pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
