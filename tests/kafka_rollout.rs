@@ -13,7 +13,11 @@ use std::time::Duration;
 const CONTROL: &str = "bellwether.control";
 
 fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn of_type<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -41,29 +45,55 @@ fn assert_bad_patch_rolled_back(broker: &Broker, report: &Value) {
         .collect();
     let mut executions: HashMap<String, usize> = HashMap::new();
     for e in of_type(&messages, "execution") {
-        *executions.entry(e["command_id"].as_str().unwrap().to_string()).or_default() += 1;
+        *executions
+            .entry(e["command_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     for (id, n) in &executions {
         assert_eq!(*n, 1, "{id} executed {n} times");
     }
     for vm in &rolled_back {
-        assert!(affected.contains(vm), "{vm} rolled back but the patch did not break it");
-        assert!(commands.contains(vm), "{vm} rolled back without a rollback command");
+        assert!(
+            affected.contains(vm),
+            "{vm} rolled back but the patch did not break it"
+        );
+        assert!(
+            commands.contains(vm),
+            "{vm} rolled back without a rollback command"
+        );
         let id = format!("rollout-kb-2026-1102/rollback/{vm}");
-        assert_eq!(executions.get(&id), Some(&1), "{id} not executed exactly once");
+        assert_eq!(
+            executions.get(&id),
+            Some(&1),
+            "{id} not executed exactly once"
+        );
     }
     let broken_left: Vec<&String> = still_patched.intersection(&affected).collect();
-    assert!(broken_left.is_empty(), "broken VMs still on the patch: {broken_left:?}");
+    assert!(
+        broken_left.is_empty(),
+        "broken VMs still on the patch: {broken_left:?}"
+    );
     // Every rollback command carries its evidence.
     for c in of_type(&messages, "rollback") {
-        assert!(c["reason"]["summary"].as_str().unwrap().contains("expected"), "{c}");
-        assert!(!c["reason"]["evidence"].as_array().unwrap().is_empty(), "{c}");
+        assert!(
+            c["reason"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("expected"),
+            "{c}"
+        );
+        assert!(
+            !c["reason"]["evidence"].as_array().unwrap().is_empty(),
+            "{c}"
+        );
     }
 }
 
 #[test]
 fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() {
-    let Some(broker) = Broker::start() else { return };
+    let Some(broker) = Broker::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, "");
     let config = config.to_str().unwrap();
@@ -71,7 +101,9 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
     let mut sim = Bellwether::spawn(
         dir.path(),
         "simulate",
-        &["simulate", "--config", config, "--speed", "600", "--hours", "34"],
+        &[
+            "simulate", "--config", config, "--speed", "600", "--hours", "34",
+        ],
     );
     let out = sim.wait(Duration::from_secs(600));
     let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
@@ -81,7 +113,9 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
 
 #[test]
 fn a_pipeline_killed_mid_rollout_loses_no_rollback_and_repeats_none() {
-    let Some(broker) = Broker::start() else { return };
+    let Some(broker) = Broker::start() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &broker, "");
     let config = config.to_str().unwrap();
@@ -89,7 +123,9 @@ fn a_pipeline_killed_mid_rollout_loses_no_rollback_and_repeats_none() {
     let mut sim = Bellwether::spawn(
         dir.path(),
         "simulate",
-        &["simulate", "--config", config, "--speed", "300", "--hours", "34"],
+        &[
+            "simulate", "--config", config, "--speed", "300", "--hours", "34",
+        ],
     );
     // Kill as soon as the first rollback is on the control topic: others
     // are still to be decided or executed.

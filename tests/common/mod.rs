@@ -5,7 +5,7 @@
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer, DefaultProducerContext};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
@@ -29,7 +29,9 @@ pub fn tansu() -> Option<PathBuf> {
     if std::env::var_os("BELLWETHER_REQUIRE_BROKER").is_some() {
         panic!("tansu is not installed; run ./scripts/test, which installs it");
     }
-    eprintln!("skipped: tansu (a Kafka-protocol broker) is not installed; ./scripts/test installs it");
+    eprintln!(
+        "skipped: tansu (a Kafka-protocol broker) is not installed; ./scripts/test installs it"
+    );
     None
 }
 
@@ -44,10 +46,20 @@ impl Broker {
     /// Starts one, or None when tansu is not installed.
     pub fn start() -> Option<Broker> {
         let tansu = tansu()?;
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/", "--silent"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -56,7 +68,10 @@ impl Broker {
         let address = format!("127.0.0.1:{port}");
         let started = Instant::now();
         while TcpStream::connect(&address).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "tansu did not listen on {address}");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tansu did not listen on {address}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Some(Broker { child, address })
@@ -104,7 +119,11 @@ impl Bellwether {
                 assert!(status.success(), "bellwether failed: {}", self.log_text());
                 return std::fs::read_to_string(&self.out).unwrap();
             }
-            assert!(started.elapsed() < limit, "bellwether still running after {limit:?}: {}", self.log_tail());
+            assert!(
+                started.elapsed() < limit,
+                "bellwether still running after {limit:?}: {}",
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -179,31 +198,49 @@ pub fn read_topic(broker: &Broker, topic: &str) -> Vec<Record> {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
     let partitions = metadata.topics()[0].partitions().len() as i32;
     let mut tpl = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for p in 0..partitions {
-        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
         if high > 0 {
             ends.insert(p, high);
         }
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let mut next: HashMap<i32, i64> = HashMap::new();
     let started = Instant::now();
-    while ends.iter().any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end) {
-        assert!(started.elapsed() < Duration::from_secs(60), "could not read {topic} to its end");
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
+    while ends
+        .iter()
+        .any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "could not read {topic} to its end"
+        );
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let m = m.unwrap();
         next.insert(m.partition(), m.offset() + 1);
         let headers = m
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -236,7 +273,8 @@ pub fn producer(broker: &Broker) -> ThreadedProducer<DefaultProducerContext> {
 
 /// Sends one record and waits for it.
 pub fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &str, payload: &[u8]) {
-    p.send(BaseRecord::to(topic).key(key).payload(payload)).unwrap();
+    p.send(BaseRecord::to(topic).key(key).payload(payload))
+        .unwrap();
     p.flush(Duration::from_secs(30)).unwrap();
 }
 

@@ -1,0 +1,122 @@
+//! Malformed metrics on a real broker: JSON and line protocol that do not
+//! decode land in the dead-letter topic, whole, with headers saying why and
+//! where they came from, and the stream goes on.
+
+mod common;
+
+use common::{Bellwether, Broker, eventually, producer, read_topic, send, write_config};
+use std::time::Duration;
+
+const START_MS: i64 = 1_793_577_600_000;
+
+#[test]
+fn malformed_json_and_line_protocol_are_dead_lettered_and_the_stream_goes_on() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, "");
+    // Two metrics topics, one per format.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[kafka]\n",
+        "[kafka]\nmetrics_topics = [\n  { name = \"m.json\", format = \"json\" },\n  { name = \"m.influx\", format = \"line_protocol\", line_protocol = { vm_tag = \"host\", precision = \"ms\", prefix_measurement = false } },\n]\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let run = Bellwether::spawn(
+        dir.path(),
+        "run",
+        &["run", "--config", config, "--no-actor"],
+    );
+
+    let p = producer(&broker);
+    let bad_json = br#"{"vm_id":"vm-a","time":1793578200000,"metrics":{"cpu_percent":"high"}}"#;
+    let bad_line = b"vm,host=vm-b cpu_percent=lots 1793578200000";
+    eventually(
+        Duration::from_secs(60),
+        "the pipeline to create its topics",
+        || {
+            run.log_text()
+                .contains("bellwether is running")
+                .then_some(())
+        },
+    );
+    for minute in 0..45 {
+        let t = START_MS + minute * 60_000;
+        let json = format!(
+            r#"{{"vm_id":"vm-a","time":{t},"metrics":{{"cpu_percent":{},"response_time_ms":120}}}}"#,
+            40 + minute % 3
+        );
+        send(&p, "m.json", "vm-a", json.as_bytes());
+        let line = format!(
+            "vm,host=vm-b cpu_percent={},response_time_ms=80 {t}",
+            30 + minute % 2
+        );
+        send(&p, "m.influx", "vm-b", line.as_bytes());
+        if minute == 10 {
+            send(&p, "m.json", "vm-a", bad_json);
+            send(&p, "m.influx", "vm-b", bad_line);
+        }
+    }
+
+    let dead = eventually(Duration::from_secs(60), "two dead letters", || {
+        let d = read_topic(&broker, "bellwether.dead-letter");
+        (d.len() >= 2).then_some(d)
+    });
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let json = dead
+        .iter()
+        .find(|d| d.headers["bellwether.source.topic"] == "m.json")
+        .unwrap();
+    assert_eq!(
+        json.payload,
+        bad_json.to_vec(),
+        "the original bytes are kept"
+    );
+    assert_eq!(json.key.as_deref(), Some(&b"vm-a"[..]));
+    assert!(
+        json.headers["bellwether.error"].contains("metric `cpu_percent`"),
+        "{:?}",
+        json.headers
+    );
+    assert_eq!(json.headers["bellwether.source.offset"], "11");
+    assert_eq!(
+        json.headers["bellwether.source.partition"],
+        json_partition(&broker)
+    );
+    let line = dead
+        .iter()
+        .find(|d| d.headers["bellwether.source.topic"] == "m.influx")
+        .unwrap();
+    assert_eq!(line.payload, bad_line.to_vec());
+    assert!(
+        line.headers["bellwether.error"].contains("line 1: field `cpu_percent`"),
+        "{:?}",
+        line.headers
+    );
+
+    // The stream went on: windows after the bad messages were scored with
+    // both VMs, one from each topic.
+    let later = START_MS + 35 * 60_000;
+    eventually(
+        Duration::from_secs(60),
+        "window reports after the bad messages",
+        || {
+            common::control_messages(&broker, "bellwether.control")
+                .into_iter()
+                .find(|m| {
+                    m["type"] == "window_report"
+                        && m["window_end"].as_i64().unwrap() >= later
+                        && m["vms_scored"] == 2
+                })
+        },
+    );
+}
+
+/// The partition vm-a's messages went to (the only one holding m.json data).
+fn json_partition(broker: &Broker) -> String {
+    read_topic(broker, "m.json")
+        .first()
+        .map(|r| r.partition.to_string())
+        .unwrap()
+}
