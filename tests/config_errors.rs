@@ -130,11 +130,23 @@ fn environment_variables_override_and_are_checked() {
 #[test]
 fn bad_kafka_settings_are_named() {
     let e = error_of("[kafka]\nreplay_hours = 1\n");
-    assert!(e.contains("`kafka.replay_hours`") && e.contains("baseline.min_hours"), "{e}");
+    assert!(
+        e.contains("`kafka.replay_hours`") && e.contains("baseline.min_hours"),
+        "{e}"
+    );
     let e = error_of("[kafka]\nmetrics_topics = [{ name = \"m\", format = \"xml\" }]\n");
-    assert!(e.contains("kafka.metrics_topics") && e.contains("xml"), "{e}");
+    assert!(
+        e.contains("kafka.metrics_topics") && e.contains("xml"),
+        "{e}"
+    );
     let e = error_of("[kafka]\ncontrol_topic = \"bellwether.metrics\"\n");
-    assert!(e.contains("`kafka.control_topic`") && e.contains("also a metrics topic"), "{e}");
+    assert!(
+        e.contains("`kafka.control_topic`") && e.contains("also a metrics topic"),
+        "{e}"
+    );
     let e = error_of("[kafka.client]\n\"group.id\" = \"x\"\n");
-    assert!(e.contains("group.id") && e.contains("kafka.group_id"), "{e}");
+    assert!(
+        e.contains("group.id") && e.contains("kafka.group_id"),
+        "{e}"
+    );
 }
