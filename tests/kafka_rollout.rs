@@ -142,3 +142,62 @@ fn a_pipeline_killed_mid_rollout_loses_no_rollback_and_repeats_none() {
     let executed_after = of_type(&control_messages(&broker, CONTROL), "execution").len();
     assert!(executed_after >= executed_before);
 }
+
+#[test]
+fn two_pipeline_instances_in_one_group_split_the_partitions_and_catch_the_patch() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, "");
+    let config = config.to_str().unwrap();
+    let first = Bellwether::spawn(dir.path(), "run-a", &["run", "--config", config]);
+    eventually(
+        Duration::from_secs(60),
+        "the first instance to start",
+        || {
+            first
+                .log_text()
+                .contains("bellwether is running")
+                .then_some(())
+        },
+    );
+    let second = Bellwether::spawn(
+        dir.path(),
+        "run-b",
+        &["run", "--config", config, "--no-actor"],
+    );
+    let mut sim = Bellwether::spawn(
+        dir.path(),
+        "simulate",
+        &[
+            "simulate", "--config", config, "--speed", "600", "--hours", "34",
+        ],
+    );
+    let out = sim.wait(Duration::from_secs(600));
+    let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_bad_patch_rolled_back(&broker, &report);
+    // Each instance owned part of the 4 partitions: its last status line
+    // lists what it owns.
+    let owned = |b: &Bellwether| -> BTreeSet<String> {
+        let log = b.log_text();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains(" status "))
+            .unwrap_or_default()
+            .to_string();
+        line.split('"')
+            .filter(|s| s.starts_with("bellwether.metrics/"))
+            .map(String::from)
+            .collect()
+    };
+    let (a, b) = (owned(&first), owned(&second));
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "a: {a:?}\nb: {b:?}\n{}",
+        second.log_tail()
+    );
+    assert!(a.is_disjoint(&b), "a: {a:?} b: {b:?}");
+    assert_eq!(a.len() + b.len(), 4, "a: {a:?} b: {b:?}");
+}
