@@ -10,6 +10,9 @@
 //! ~/.cargo/bin on a free port; `BELLWETHER_BENCH_VMS` and
 //! `BELLWETHER_BENCH_HOURS` size the topic, default 300 VMs × 24 h).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use bellwether::config::Config;
 use bellwether::connector::{MessageSink, MetricSource};
 use bellwether::kafka::admin::ensure_topics;
@@ -23,8 +26,6 @@ use bellwether::simulator::{FleetSimulator, PatchQuality};
 use bellwether_schemas::wire::json;
 use bellwether_schemas::{ControlMessage, ScoreRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,41 +37,10 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
-    let Some(tansu) = ["tansu"]
-        .iter()
-        .map(|t| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cargo/bin")
-                .join(t)
-        })
-        .find(|p| p.is_file())
-    else {
-        eprintln!("skipped: tansu is not installed (./scripts/test installs it)");
+    let Some(broker) = common::Broker::start() else {
         return;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut broker = Command::new(tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/", "--silent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let address = format!("127.0.0.1:{port}");
-    while TcpStream::connect(&address).is_err() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let address = broker.address.clone();
 
     let mut config = Config::default_config();
     config.fleet.vms = env("BELLWETHER_BENCH_VMS", 300) as usize;
@@ -196,6 +166,4 @@ fn main() {
         latency.max() as f64 / 1000.0,
         latency.len()
     );
-    let _ = broker.kill();
-    let _ = broker.wait();
 }

@@ -15,13 +15,14 @@ fn malformed_json_and_line_protocol_are_dead_lettered_and_the_stream_goes_on() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &broker, "");
-    // Two metrics topics, one per format.
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[kafka]\n",
-        "[kafka]\nmetrics_topics = [\n  { name = \"m.json\", format = \"json\" },\n  { name = \"m.influx\", format = \"line_protocol\", line_protocol = { vm_tag = \"host\", precision = \"ms\", prefix_measurement = false } },\n]\n",
+    let config = write_config(
+        dir.path(),
+        &broker,
+        r#"metrics_topics = [
+  { name = "m.json", format = "json" },
+  { name = "m.influx", format = "line_protocol", line_protocol = { vm_tag = "host", precision = "ms", prefix_measurement = false } },
+]"#,
     );
-    std::fs::write(&config, text).unwrap();
     let config = config.to_str().unwrap();
     let run = Bellwether::spawn(
         dir.path(),

@@ -28,12 +28,14 @@ fn python_clients_publish_metrics_and_read_the_control_topic() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &broker, "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[kafka]\n",
-        "[kafka]\nmetrics_topics = [\n  { name = \"py.json\", format = \"json\" },\n  { name = \"py.influx\", format = \"line_protocol\", line_protocol = { prefix_measurement = false } },\n]\n",
+    let config = write_config(
+        dir.path(),
+        &broker,
+        r#"metrics_topics = [
+  { name = "py.json", format = "json" },
+  { name = "py.influx", format = "line_protocol", line_protocol = { prefix_measurement = false } },
+]"#,
     );
-    std::fs::write(&config, text).unwrap();
     let run = Bellwether::spawn(
         dir.path(),
         "run",

@@ -2,7 +2,7 @@
 
 use crate::config::{self, Config};
 use crate::demo::{DemoOptions, Progress, patch_quality, run_demo};
-use crate::simulator::FaultKind;
+use crate::simulator::{FaultKind, PatchQuality};
 use crate::summary::render_text;
 use anyhow::{Context, Result};
 use bellwether_schemas::wire::InputFormat;
@@ -91,18 +91,9 @@ pub struct SimulateArgs {
     /// `json` or `line-protocol`.
     #[arg(long, default_value = "json", value_parser = parse_format)]
     pub format: InputFormat,
-    /// `bad` (default) or `good`.
-    #[arg(long, default_value = "bad")]
-    pub scenario: String,
-    /// How a bad patch breaks VMs (default latency-regression).
-    #[arg(long, value_parser = parse_fault)]
-    pub fault: Option<FaultKind>,
-    /// Seed of the simulated fleet (default: simulation.seed).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// VMs in the fleet (default: fleet.vms).
-    #[arg(long)]
-    pub vms: Option<usize>,
+    /// The scenario.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     /// Fleet seconds per real second after the warm-up history.
     #[arg(long, default_value_t = 60.0)]
     pub speed: f64,
@@ -147,9 +138,9 @@ fn parse_format(s: &str) -> Result<InputFormat, String> {
     }
 }
 
-/// `bellwether demo` flags.
+/// The simulated scenario: shared by `demo` and `simulate`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub struct ScenarioArgs {
     /// `bad` (default: watch a bad patch get caught) or `good`.
     #[arg(long, default_value = "bad")]
     pub scenario: String,
@@ -163,6 +154,28 @@ pub struct DemoArgs {
     /// VMs in the fleet (default: fleet.vms).
     #[arg(long)]
     pub vms: Option<usize>,
+}
+
+impl ScenarioArgs {
+    /// Applies `--seed` and `--vms` to `config`; the patch's quality.
+    fn apply(&self, config: &mut Config) -> Result<PatchQuality> {
+        if let Some(seed) = self.seed {
+            config.simulation.seed = seed;
+        }
+        if let Some(vms) = self.vms {
+            anyhow::ensure!(vms > 0, "--vms must be at least 1");
+            config.fleet.vms = vms;
+        }
+        patch_quality(&self.scenario, self.fault).map_err(anyhow::Error::msg)
+    }
+}
+
+/// `bellwether demo` flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The scenario.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -248,14 +261,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn demo(args: DemoArgs) -> Result<()> {
     let mut config: Config = config::load(args.config.as_deref())?;
-    if let Some(seed) = args.seed {
-        config.simulation.seed = seed;
-    }
-    if let Some(vms) = args.vms {
-        anyhow::ensure!(vms > 0, "--vms must be at least 1");
-        config.fleet.vms = vms;
-    }
-    let quality = patch_quality(&args.scenario, args.fault).map_err(anyhow::Error::msg)?;
+    let quality = args.scenario.apply(&mut config)?;
 
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -276,14 +282,7 @@ fn demo(args: DemoArgs) -> Result<()> {
 
 fn simulate(args: SimulateArgs) -> Result<()> {
     let mut config = args.service.load()?;
-    if let Some(seed) = args.seed {
-        config.simulation.seed = seed;
-    }
-    if let Some(vms) = args.vms {
-        anyhow::ensure!(vms > 0, "--vms must be at least 1");
-        config.fleet.vms = vms;
-    }
-    let quality = patch_quality(&args.scenario, args.fault).map_err(anyhow::Error::msg)?;
+    let quality = args.scenario.apply(&mut config)?;
     let warmup = config.simulation.warmup_hours;
     let options = crate::service::simulate::SimulateOptions {
         quality,

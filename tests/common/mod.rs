@@ -149,13 +149,23 @@ impl Bellwether {
 
 impl Drop for Bellwether {
     fn drop(&mut self) {
+        // A failing test shows what the process said (its files go with
+        // the test's temporary folder).
+        if std::thread::panicking() {
+            eprintln!(
+                "--- last lines of {} ---\n{}",
+                self.log.display(),
+                self.log_tail()
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// A config file for one test: a small fleet, fast polling, its own topics.
-pub fn write_config(dir: &Path, broker: &Broker, extra: &str) -> PathBuf {
+/// A config file for one test: a small fleet, fast polling; `kafka_extra`
+/// holds more `[kafka]` keys (e.g. `metrics_topics`).
+pub fn write_config(dir: &Path, broker: &Broker, kafka_extra: &str) -> PathBuf {
     let path = dir.join("bellwether.toml");
     let text = format!(
         r#"
@@ -168,10 +178,10 @@ poll_timeout_ms = 50
 idle_partition_secs = 5
 retry_initial_ms = 200
 retry_max_ms = 2000
+{kafka_extra}
 
 [actor]
 state_dir = "{state}"
-{extra}
 "#,
         brokers = broker.address,
         state = dir.join("actor-state").display(),

@@ -34,7 +34,7 @@ pub struct SourceStats {
     /// Messages that failed to decode (all dead-lettered).
     pub dead_letters: u64,
     /// Messages read per (topic, partition).
-    pub per_partition: HashMap<(String, i32), u64>,
+    pub per_partition: Vec<((String, i32), u64)>,
 }
 
 /// Offsets safe to commit, shared with the rebalance callback.
@@ -113,6 +113,7 @@ struct Partition {
     /// (next offset, highest event time up to it), coarsened to a minute.
     checkpoints: VecDeque<(i64, i64)>,
     max_event_ms: i64,
+    messages: u64,
     last_message: Instant,
     idle: bool,
     assigned: bool,
@@ -128,8 +129,9 @@ struct State {
     shared: Arc<Mutex<Shared>>,
     decoders: HashMap<String, Decoder>,
     dead_letters: DeadLetters,
-    inputs: HashMap<(String, i32), InputId>,
     partitions: Vec<Partition>,
+    /// Batches finished early (a builder's metric dictionary filled up).
+    ready: Vec<MetricBatch>,
     staged: StagedRows,
     idle_changes: Vec<(InputId, bool)>,
     replay_ms: i64,
@@ -179,7 +181,7 @@ impl KafkaMetricSource {
                 shared,
                 decoders,
                 dead_letters,
-                inputs: HashMap::new(),
+                ready: Vec::new(),
                 partitions: Vec::new(),
                 staged: StagedRows::new(),
                 idle_changes: Vec::new(),
@@ -196,6 +198,12 @@ impl KafkaMetricSource {
     pub fn stats(&self) -> SourceStats {
         SourceStats {
             dead_letters: self.state.dead_letters.count(),
+            per_partition: self
+                .state
+                .partitions
+                .iter()
+                .map(|p| (p.key.clone(), p.messages))
+                .collect(),
             ..self.state.stats.clone()
         }
     }
@@ -215,21 +223,29 @@ impl KafkaMetricSource {
 }
 
 impl State {
-    fn input(&mut self, key: (String, i32)) -> InputId {
-        if let Some(&i) = self.inputs.get(&key) {
+    /// The input of a partition (partitions are few: a linear search, and
+    /// no key allocated per message).
+    fn find(&self, topic: &str, partition: i32) -> Option<InputId> {
+        self.partitions
+            .iter()
+            .position(|p| p.key.1 == partition && p.key.0 == topic)
+    }
+
+    fn input(&mut self, topic: &str, partition: i32) -> InputId {
+        if let Some(i) = self.find(topic, partition) {
             return i;
         }
         let i = self.partitions.len();
         self.partitions.push(Partition {
-            key: key.clone(),
+            key: (topic.to_string(), partition),
             builder: SampleBuilder::new(),
             checkpoints: VecDeque::new(),
             max_event_ms: i64::MIN,
+            messages: 0,
             last_message: Instant::now(),
             idle: true,
             assigned: false,
         });
-        self.inputs.insert(key, i);
         i
     }
 
@@ -241,8 +257,8 @@ impl State {
                 std::mem::take(&mut shared.revoked),
             )
         };
-        for key in revoked {
-            let i = self.input(key);
+        for (topic, partition) in revoked {
+            let i = self.input(&topic, partition);
             let p = &mut self.partitions[i];
             p.assigned = false;
             p.checkpoints.clear();
@@ -253,8 +269,8 @@ impl State {
                 self.idle_changes.push((i, true));
             }
         }
-        for key in assigned {
-            let i = self.input(key);
+        for (topic, partition) in assigned {
+            let i = self.input(&topic, partition);
             let p = &mut self.partitions[i];
             p.assigned = true;
             p.last_message = Instant::now();
@@ -269,13 +285,8 @@ impl State {
         &mut self,
         message: &rdkafka::message::BorrowedMessage<'_>,
     ) -> Result<(), ConnectorError> {
-        let key = (message.topic().to_string(), message.partition());
-        let i = match self.inputs.get(&key) {
-            Some(&i) => i,
-            None => self.input(key.clone()),
-        };
+        let i = self.input(message.topic(), message.partition());
         self.stats.messages += 1;
-        *self.stats.per_partition.entry(key).or_default() += 1;
         let fallback_ms = message.timestamp().to_millis();
         self.staged.clear();
         let decoded = match (message.payload(), self.decoders.get_mut(message.topic())) {
@@ -292,6 +303,7 @@ impl State {
                 .map_err(|e| e.to_string()),
         };
         let p = &mut self.partitions[i];
+        p.messages += 1;
         p.last_message = Instant::now();
         if p.idle {
             p.idle = false;
@@ -304,7 +316,10 @@ impl State {
                 }
                 if p.builder.is_full() {
                     // Rare: tens of thousands of metric names in one poll.
-                    tracing::debug!("metric dictionary full; batch split");
+                    self.ready.push(MetricBatch {
+                        input: i,
+                        samples: p.builder.finish(),
+                    });
                 }
                 p.builder.append_staged(&self.staged);
                 self.stats.rows += self.staged.len() as u64;
@@ -352,16 +367,19 @@ impl MetricSource for KafkaMetricSource {
                 state.idle_changes.push((i, true));
             }
         }
-        Ok(state
-            .partitions
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, p)| !p.builder.is_empty())
-            .map(|(input, p)| MetricBatch {
-                input,
-                samples: p.builder.finish(),
-            })
-            .collect())
+        let mut batches = std::mem::take(&mut state.ready);
+        batches.extend(
+            state
+                .partitions
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, p)| !p.builder.is_empty())
+                .map(|(input, p)| MetricBatch {
+                    input,
+                    samples: p.builder.finish(),
+                }),
+        );
+        Ok(batches)
     }
 
     fn commit(&mut self, watermark: Option<i64>) -> Result<(), ConnectorError> {
@@ -399,7 +417,7 @@ impl MetricSource for KafkaMetricSource {
                 // replays a little more. Retried at the next commit.
                 tracing::warn!("committing metrics offsets failed: {e}");
                 for ((topic, partition), offset) in safe {
-                    if let Some(&i) = state.inputs.get(&(topic, partition)) {
+                    if let Some(i) = state.find(&topic, partition) {
                         state.partitions[i]
                             .checkpoints
                             .push_front((offset, i64::MIN));

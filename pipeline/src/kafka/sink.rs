@@ -106,7 +106,6 @@ pub struct KafkaSink<T> {
     producer: SharedProducer,
     topic: String,
     buffer: Vec<u8>,
-    sent: u64,
     _type: PhantomData<fn(T)>,
 }
 
@@ -117,14 +116,8 @@ impl<T> KafkaSink<T> {
             producer,
             topic: topic.to_string(),
             buffer: Vec::new(),
-            sent: 0,
             _type: PhantomData,
         }
-    }
-
-    /// Messages sent so far.
-    pub fn sent(&self) -> u64 {
-        self.sent
     }
 }
 
@@ -139,7 +132,6 @@ impl<T: Serialize + Keyed> MessageSink<T> for KafkaSink<T> {
             &self.buffer,
             None,
         )?;
-        self.sent += 1;
         Ok(())
     }
 

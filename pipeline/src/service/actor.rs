@@ -99,14 +99,9 @@ pub fn run_actor(config: &Config) -> Result<()> {
     let producer = SharedProducer::new(&config.kafka)?;
     let dead_letters = DeadLetters::new(producer.clone(), &config.kafka.dead_letter_topic);
     let mut service = ActorService::start(config, inventory, producer, dead_letters)?;
-    let mut last_state = service.actor().state();
     while !super::stopping(&stop) {
         if service.step()? == 0 {
             std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let state = service.actor().state();
-        if state != last_state {
-            last_state = state;
         }
     }
     tracing::info!("rollout actor stopped");

@@ -259,10 +259,7 @@ mod tests {
     ) -> Result<Vec<(String, i64, String, f64)>, DecodeError> {
         let mut out = StagedRows::new();
         decode(payload.as_bytes(), fallback, &mut out)?;
-        Ok(out
-            .iter()
-            .map(|(v, t, m, x)| (v.to_string(), t, m.to_string(), x))
-            .collect())
+        Ok(out.to_owned_rows())
     }
 
     fn row(vm: &str, t: i64, m: &str, x: f64) -> (String, i64, String, f64) {

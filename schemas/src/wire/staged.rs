@@ -88,4 +88,12 @@ impl StagedRows {
             )
         })
     }
+
+    /// The staged rows as owned tuples (for tests).
+    #[cfg(test)]
+    pub(crate) fn to_owned_rows(&self) -> Vec<(String, i64, String, f64)> {
+        self.iter()
+            .map(|(v, t, m, x)| (v.to_string(), t, m.to_string(), x))
+            .collect()
+    }
 }
