@@ -60,7 +60,7 @@ fn malformed_json_and_line_protocol_are_dead_lettered_and_the_stream_goes_on() {
         }
     }
 
-    let dead = eventually(Duration::from_secs(180), "two dead letters", || {
+    let dead = eventually(Duration::from_secs(60), "two dead letters", || {
         let d = read_topic(&broker, "bellwether.dead-letter");
         (d.len() >= 2).then_some(d)
     });
