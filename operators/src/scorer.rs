@@ -19,6 +19,7 @@ use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
 use arrow::array::{Array, BooleanArray, Float64Array, RecordBatch};
 use bellwether_schemas::metric::sample_columns;
 use bellwether_schemas::{EventTime, MetricVerdict, ScoreRecord};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Settings of the scorer.
@@ -172,6 +173,8 @@ pub struct CanaryScorer {
     vm_map: Vec<u32>,
     metric_map: Vec<u16>,
     slots: Vec<u32>,
+    /// Windows the watermark closed that are not scored yet.
+    closed: VecDeque<ClosedWindow>,
 }
 
 impl CanaryScorer {
@@ -204,6 +207,7 @@ impl CanaryScorer {
             vm_map: Vec::new(),
             metric_map: Vec::new(),
             slots: Vec::new(),
+            closed: VecDeque::new(),
             config,
         })
     }
@@ -252,6 +256,22 @@ impl CanaryScorer {
         };
         let m = self.index.metric_count();
         self.streak[vm * m..(vm + 1) * m].fill(0);
+    }
+
+    /// Scores the earliest window the watermark has closed, or None when
+    /// none is left. One at a time, so a caller can act on a window (roll a
+    /// VM back, say) before the next one is scored: the outcome does not
+    /// depend on how many windows one watermark advance releases.
+    pub fn next_window(&mut self) -> Result<Option<ScoredWindow>, OperatorError> {
+        if self.closed.is_empty()
+            && let Some(watermark) = self.watermark.watermark()
+        {
+            self.closed.extend(self.windows.close_until(watermark));
+        }
+        match self.closed.pop_front() {
+            Some(closed) => self.score(closed).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// True when `vm_id` is patched (and not rolled back).
@@ -393,13 +413,10 @@ impl Operator for CanaryScorer {
     }
 
     fn on_watermark(&mut self) -> Result<Vec<ScoredWindow>, OperatorError> {
-        let Some(watermark) = self.watermark.watermark() else {
-            return Ok(Vec::new());
-        };
-        self.windows
-            .close_until(watermark)
-            .into_iter()
-            .map(|closed| self.score(closed))
-            .collect()
+        let mut out = Vec::new();
+        while let Some(window) = self.next_window()? {
+            out.push(window);
+        }
+        Ok(out)
     }
 }

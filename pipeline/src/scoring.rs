@@ -172,7 +172,9 @@ impl ScoringStage {
         for (input, idle) in metrics.idle_changes() {
             self.scorer.set_idle(input, idle);
         }
-        for window in self.scorer.on_watermark()? {
+        // One window at a time: a rollback decided in one window applies
+        // before the next is scored.
+        while let Some(window) = self.scorer.next_window()? {
             let (scores, control) = self.decide(&window);
             for score in scores {
                 scores_out.send(score)?;
@@ -225,6 +227,10 @@ impl ScoringStage {
                 if self.rollbacks_issued.insert(command_id.clone()) {
                     let command =
                         self.rollback_command(command_id, &rollout_id, &score, window_end);
+                    // Applied now, not when read back from the control
+                    // topic: what follows must not depend on how soon that is.
+                    self.scorer.rolled_back(vm_id, window_end.0, self.settle_ms);
+                    self.patched_by.remove(vm_id.as_ref());
                     control.push(ControlMessage::Rollback(command));
                 }
             }
