@@ -1,11 +1,12 @@
 //! The Kafka path end to end on a real broker (tansu): `bellwether
 //! simulate` publishes a fleet that gets a bad patch, `bellwether run`
 //! scores it and its rollout actor rolls the broken VMs back through the
-//! control topic; then the same with the pipeline SIGKILLed mid-rollout.
+//! control topic; then the same with the pipeline SIGKILLed mid-rollout,
+//! and with the broker frozen mid-rollout.
 
 mod common;
 
-use common::{Bellwether, Broker, control_messages, eventually, write_config};
+use common::{Bellwether, Broker, control_messages, eventually, read_topic, write_config};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -155,4 +156,54 @@ fn a_pipeline_killed_mid_rollout_loses_no_rollback_and_repeats_none() {
             )
         });
     assert!(before > 0, "the ledger was empty after the restart");
+}
+
+#[test]
+fn a_broker_that_stops_answering_mid_rollout_loses_nothing_and_is_logged() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker, "");
+    let config = config.to_str().unwrap();
+    let mut run = Bellwether::spawn(dir.path(), "run", &["run", "--config", config]);
+    let mut sim = simulate(dir.path(), config, "300");
+    // Freeze the broker as soon as the rollout has begun, for longer than
+    // bellwether's request timeout (15 s) but shorter than a consumer
+    // group session (45 s): every client sees it go away and come back.
+    eventually(Duration::from_secs(400), "the first patch command", || {
+        let m = control_messages(&broker, CONTROL);
+        (!of_type(&m, "patch").is_empty()).then_some(())
+    });
+    broker.pause();
+    std::thread::sleep(Duration::from_secs(30));
+    broker.resume();
+
+    let report = report_of(&mut sim);
+    assert_bad_patch_rolled_back(&broker, &report);
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "bellwether run gave up: {}",
+        run.log_tail()
+    );
+    // It said what was wrong while it waited.
+    assert!(
+        run.log_text().contains("brokers are down (retrying)"),
+        "{}",
+        run.log_tail()
+    );
+    // Nothing the fleet published was lost or written twice.
+    let published = report["messages"].as_u64().unwrap();
+    assert_eq!(
+        read_topic(&broker, "bellwether.metrics").len() as u64,
+        published
+    );
+    // Every five-minute window was scored, the frozen stretch included.
+    let ends: BTreeSet<i64> = of_type(&control_messages(&broker, CONTROL), "window_report")
+        .iter()
+        .map(|r| r["window_end"].as_i64().unwrap())
+        .collect();
+    let ends: Vec<i64> = ends.into_iter().collect();
+    let gaps: Vec<&[i64]> = ends.windows(2).filter(|w| w[1] - w[0] != 300_000).collect();
+    assert!(gaps.is_empty(), "windows missing between {gaps:?}");
 }

@@ -25,9 +25,17 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     c.set("bootstrap.servers", &kafka.brokers)
         .set("client.id", "bellwether")
         .set("reconnect.backoff.ms", kafka.retry_initial_ms.to_string())
-        .set("reconnect.backoff.max.ms", kafka.retry_max_ms.to_string());
+        .set("reconnect.backoff.max.ms", kafka.retry_max_ms.to_string())
+        // A broker that stops answering is noticed (logged, reconnected)
+        // after 15 s instead of librdkafka's 60.
+        .set("socket.timeout.ms", "15000");
     for (k, v) in &kafka.client {
         c.set(k, v);
+    }
+    if kafka.client.contains_key("debug") {
+        // librdkafka's debug contexts log at debug level: let them through
+        // (shown with BELLWETHER_LOG=librdkafka=debug).
+        c.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
     }
     c
 }
@@ -41,9 +49,11 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
-    for (k, v) in client_config(kafka).config_map() {
+    let client = client_config(kafka);
+    for (k, v) in client.config_map() {
         c.set(k, v);
     }
+    c.set_log_level(client.log_level);
     c
 }
 
@@ -55,9 +65,11 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("acks", "all")
         .set("message.timeout.ms", "0")
         .set("linger.ms", "5");
-    for (k, v) in client_config(kafka).config_map() {
+    let client = client_config(kafka);
+    for (k, v) in client.config_map() {
         c.set(k, v);
     }
+    c.set_log_level(client.log_level);
     c
 }
 
