@@ -3,8 +3,10 @@
 //! consumer that does nothing with the messages and (2) by bellwether's
 //! full scoring pipeline (decode into Arrow, windows, forecasts, scores,
 //! commands produced, offsets committed), on the same broker in the same
-//! run. Prints samples/s of both, their ratio, and p50/p99 latency of the
-//! pipeline's turns (hdrhistogram).
+//! run, and (3) by the pipeline again with its monitor fed (dashboard model
+//! and Prometheus series, HTTP server listening): the monitor's overhead.
+//! Prints samples/s, ratios, and p50/p99 latency of the pipeline's turns
+//! (hdrhistogram).
 //!
 //! `cargo bench --bench kafka_throughput` (starts tansu from PATH or
 //! ~/.cargo/bin on a free port; `BELLWETHER_BENCH_VMS` and
@@ -20,6 +22,8 @@ use bellwether::kafka::control::KafkaMessageSource;
 use bellwether::kafka::dead_letter::DeadLetters;
 use bellwether::kafka::metrics_source::KafkaMetricSource;
 use bellwether::kafka::sink::{KafkaSink, NullSink, SharedProducer};
+use bellwether::monitor::Monitor;
+use bellwether::monitor::server::serve;
 use bellwether::scoring::ScoringStage;
 use bellwether::service::simulate::snapshots;
 use bellwether::simulator::{FleetSimulator, PatchQuality};
@@ -102,21 +106,102 @@ fn main() {
     let raw_secs = first.unwrap().elapsed().as_secs_f64();
     drop(raw);
 
-    // (2) The full pipeline.
-    let dead = DeadLetters::new(producer.clone(), &config.kafka.dead_letter_topic);
+    // (2) The full pipeline, and (3) the same with the monitor fed (the
+    // dashboard's model and every Prometheus series, server listening).
     let inventory = Arc::new(
         bellwether::inventory::Inventory::with_groups(fleet.inventory(), &config.canary.groups)
             .unwrap(),
     );
-    let mut stage = ScoringStage::new(&config, inventory).unwrap();
+    let plain = pipeline_pass(
+        &config,
+        "bench-plain",
+        &producer,
+        &inventory,
+        messages,
+        None,
+    );
+    let monitor = Monitor::new(&inventory, "seasonal-regression");
+    let server = serve("127.0.0.1:0", monitor.clone()).unwrap();
+    let watched = pipeline_pass(
+        &config,
+        "bench-monitored",
+        &producer,
+        &inventory,
+        messages,
+        Some(monitor.clone()),
+    );
+    let scraped = ureq::get(&format!("{}metrics", server.url()))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(scraped.contains("bellwether_records_in_total"));
+
+    let raw_rate = samples as f64 / raw_secs;
+    println!(
+        "raw rdkafka consumer: {:.0} samples/s ({:.0} messages/s, {raw_secs:.2} s)",
+        raw_rate,
+        messages as f64 / raw_secs
+    );
+    for (name, pass) in [
+        ("bellwether pipeline", &plain),
+        ("  with monitor", &watched),
+    ] {
+        let rate = samples as f64 / pass.secs;
+        println!(
+            "{name}: {:.0} samples/s ({:.0} messages/s, {:.2} s), {} windows scored, ratio to raw {:.2}",
+            rate,
+            messages as f64 / pass.secs,
+            pass.secs,
+            pass.windows,
+            rate / raw_rate
+        );
+        println!(
+            "  turn latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} turns)",
+            pass.latency.value_at_quantile(0.5) as f64 / 1000.0,
+            pass.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            pass.latency.max() as f64 / 1000.0,
+            pass.latency.len()
+        );
+    }
+    println!(
+        "monitor overhead: {:+.1}% time",
+        100.0 * (watched.secs / plain.secs - 1.0)
+    );
+}
+
+struct Pass {
+    secs: f64,
+    windows: u64,
+    latency: hdrhistogram::Histogram<u64>,
+}
+
+/// Drains the topic through the scoring stage in consumer group `group`.
+fn pipeline_pass(
+    config: &Config,
+    group: &str,
+    producer: &SharedProducer,
+    inventory: &Arc<bellwether::inventory::Inventory>,
+    messages: u64,
+    monitor: Option<Monitor>,
+) -> Pass {
+    let mut config = config.clone();
+    config.kafka.group_id = group.to_string();
+    let mut dead = DeadLetters::new(producer.clone(), &config.kafka.dead_letter_topic);
+    let mut stage = ScoringStage::new(&config, inventory.clone()).unwrap();
+    if let Some(m) = &monitor {
+        dead = dead.with_monitor(m.clone());
+        stage = stage.with_monitor(m.clone());
+    }
     let mut control_in = KafkaMessageSource::<ControlMessage>::from_beginning(
         &config.kafka,
         &config.kafka.control_topic,
-        "bench-control",
+        &format!("{group}-control"),
         dead.clone(),
     )
     .unwrap();
-    let mut metrics = KafkaMetricSource::subscribe(&config.kafka, dead).unwrap();
+    let mut metrics = KafkaMetricSource::subscribe(&config.kafka, dead, monitor).unwrap();
     let mut control_out =
         KafkaSink::<ControlMessage>::new(producer.clone(), &config.kafka.control_topic);
     let mut scores: Box<dyn MessageSink<ScoreRecord>> = Box::new(NullSink);
@@ -142,28 +227,11 @@ fn main() {
             "pipeline stalled"
         );
     }
-    let pipe_secs = first.unwrap().elapsed().as_secs_f64();
+    let secs = first.unwrap().elapsed().as_secs_f64();
     let _ = MetricSource::commit(&mut metrics, stage.watermark());
-
-    let raw_rate = samples as f64 / raw_secs;
-    let pipe_rate = samples as f64 / pipe_secs;
-    println!(
-        "raw rdkafka consumer: {:.0} samples/s ({:.0} messages/s, {raw_secs:.2} s)",
-        raw_rate,
-        messages as f64 / raw_secs
-    );
-    println!(
-        "bellwether pipeline:  {:.0} samples/s ({:.0} messages/s, {pipe_secs:.2} s), {} windows scored",
-        pipe_rate,
-        messages as f64 / pipe_secs,
-        stage.stats().windows_closed
-    );
-    println!("ratio pipeline/raw: {:.2}", pipe_rate / raw_rate);
-    println!(
-        "pipeline turn latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} turns)",
-        latency.value_at_quantile(0.5) as f64 / 1000.0,
-        latency.value_at_quantile(0.99) as f64 / 1000.0,
-        latency.max() as f64 / 1000.0,
-        latency.len()
-    );
+    Pass {
+        secs,
+        windows: stage.stats().windows_closed,
+        latency,
+    }
 }

@@ -95,6 +95,8 @@ pub struct ScoredWindow {
     pub vm_rmse: Float64Array,
     /// Per VM: anomaly score in [0, 1].
     pub vm_score: Float64Array,
+    /// Time the forecaster took (forecast and update) for this window.
+    pub model_time: std::time::Duration,
     rules: VerdictRules,
 }
 
@@ -312,7 +314,9 @@ impl CanaryScorer {
                 .chunks(m)
                 .map(|c| Some(c.iter().any(|&n| n > 0))),
         );
+        let model_started = std::time::Instant::now();
         let forecast = self.forecaster.forecast(range, series);
+        let mut model_time = model_started.elapsed();
         let residuals = window_residuals(closed.sums, &forecast)?;
         let spreads = self.baselines.spreads(m, &self.config.spread_floor);
         let deviation = deviations(&residuals.residual, &spreads)?;
@@ -340,7 +344,9 @@ impl CanaryScorer {
         let baseline_mean = self.baselines.means();
         self.baselines
             .learn(&residuals.observed, &residuals.residual, &learn);
+        let model_started = std::time::Instant::now();
         self.forecaster.observe(range, &residuals.observed, &learn);
+        model_time += model_started.elapsed();
         self.stats.windows_closed += 1;
 
         Ok(ScoredWindow {
@@ -358,6 +364,7 @@ impl CanaryScorer {
             vm_anomalous: verdicts.vm_anomalous,
             vm_rmse: verdicts.vm_rmse,
             vm_score: verdicts.vm_score,
+            model_time,
             rules: self.config.rules.clone(),
         })
     }

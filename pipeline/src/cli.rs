@@ -2,6 +2,8 @@
 
 use crate::config::{self, Config};
 use crate::demo::{DemoOptions, Progress, patch_quality, run_demo};
+use crate::monitor::Monitor;
+use crate::monitor::server::serve;
 use crate::simulator::{FaultKind, PatchQuality};
 use crate::summary::render_text;
 use anyhow::{Context, Result};
@@ -182,6 +184,17 @@ pub struct DemoArgs {
     /// A config file layered over the defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Serve the live dashboard and /metrics on this address (e.g.
+    /// 127.0.0.1:9464; port 0 picks one) and print its URL.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
+    /// With --serve: keep serving after the scenario ends, until Ctrl-C.
+    #[arg(long, requires = "serve")]
+    pub keep_serving: bool,
+    /// Fleet seconds per real second once the patch is approved (default:
+    /// flat out, or 600 with --serve so the rollout can be watched).
+    #[arg(long)]
+    pub speed: Option<f64>,
 }
 
 /// `bellwether config` subcommands.
@@ -262,12 +275,39 @@ pub fn run(cli: Cli) -> Result<()> {
 fn demo(args: DemoArgs) -> Result<()> {
     let mut config: Config = config::load(args.config.as_deref())?;
     let quality = args.scenario.apply(&mut config)?;
+    if let Some(speed) = args.speed {
+        anyhow::ensure!(
+            speed > 0.0 && speed.is_finite(),
+            "--speed must be a positive number, not {speed}"
+        );
+    }
+    let options = DemoOptions {
+        quality,
+        speed: args.speed.or(args.serve.as_ref().map(|_| 600.0)),
+    };
+
+    let (monitor, server) = match &args.serve {
+        Some(addr) => {
+            let fleet = crate::simulator::FleetSimulator::new(&config, quality).inventory();
+            let inventory = crate::inventory::Inventory::with_groups(fleet, &config.canary.groups)
+                .map_err(|(group, e)| anyhow::anyhow!("canary group `{group}`: {}", e.reason))?;
+            let monitor = Monitor::new(&inventory, crate::scoring::forecaster(&config).name());
+            let server = serve(addr, monitor.clone())?;
+            eprintln!(
+                "dashboard: {}  (metrics: {}metrics)",
+                server.url(),
+                server.url()
+            );
+            (Some(monitor), Some(server))
+        }
+        None => (None, None),
+    };
 
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg}").context("progress bar template")?,
     );
-    let summary = run_demo(&config, DemoOptions { quality }, &mut |p: &Progress| {
+    let summary = run_demo(&config, options, monitor.as_ref(), &mut |p: &Progress| {
         bar.set_message(progress_line(p));
         bar.tick();
     })?;
@@ -276,6 +316,15 @@ fn demo(args: DemoArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print!("{}", render_text(&summary));
+    }
+    if let (Some(server), true) = (&server, args.keep_serving) {
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        eprintln!("still serving {} (Ctrl-C to stop)", server.url());
+        let stop = crate::service::shutdown_flag()?;
+        while !crate::service::stopping(&stop) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
     Ok(())
 }

@@ -9,13 +9,14 @@ use crate::bus::{BusMetricSource, BusSink, BusSource, Topic};
 use crate::config::Config;
 use crate::connector::{ConnectorError, MessageSink, MessageSource};
 use crate::inventory::Inventory;
+use crate::monitor::Monitor;
 use crate::rollout::RolloutActor;
 use crate::rollout::actuator::SimulatorActuator;
 use crate::scoring::{ScoringError, ScoringStage};
 use crate::simulator::{FaultKind, FleetSimulator, PatchQuality};
 use crate::summary::{DemoSummary, summarize};
 use arrow::array::RecordBatch;
-use bellwether_schemas::{ControlMessage, EventTime, Patch, RolloutState, ScoreRecord};
+use bellwether_schemas::{Approval, ControlMessage, EventTime, Patch, RolloutState, ScoreRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -43,11 +44,24 @@ pub enum DemoError {
     },
 }
 
-/// What the demo rolls out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the demo rolls out, and how fast.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DemoOptions {
     /// Good or bad patch (and how a bad one breaks VMs).
     pub quality: PatchQuality,
+    /// Fleet seconds per real second once the patch is approved (None: as
+    /// fast as the machine goes). Warm-up history always runs flat out.
+    pub speed: Option<f64>,
+}
+
+impl DemoOptions {
+    /// A demo of a patch of `quality`, flat out.
+    pub fn new(quality: PatchQuality) -> DemoOptions {
+        DemoOptions {
+            quality,
+            speed: None,
+        }
+    }
 }
 
 /// Where the demo is, for a progress line.
@@ -105,10 +119,12 @@ pub fn demo_patch() -> Patch {
 }
 
 /// Runs the scenario to the end and summarises it; `progress` is called
-/// every simulated quarter hour.
+/// every simulated quarter hour; `monitor`, if any, is fed as the pipeline
+/// runs (the dashboard and `/metrics` of `bellwether demo --serve`).
 pub fn run_demo(
     config: &Config,
     options: DemoOptions,
+    monitor: Option<&Monitor>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<DemoSummary, DemoError> {
     let wall = Instant::now();
@@ -124,6 +140,9 @@ pub fn run_demo(
     let metrics: Arc<Topic<RecordBatch>> = Topic::new("metrics", config.simulation.partitions);
     let control: Arc<Topic<ControlMessage>> = Topic::new("control", 1);
     let mut stage = ScoringStage::new(config, inventory.clone())?;
+    if let Some(m) = monitor {
+        stage = stage.with_monitor(m.clone());
+    }
     let mut metric_source = BusMetricSource::new(&metrics, "scoring");
     let mut stage_control = BusSource::new(&control, "scoring");
     let mut control_sink = BusSink::new(&control);
@@ -143,10 +162,19 @@ pub fn run_demo(
     let mut settled_at: Option<EventTime> = None;
     let mut now = DEMO_START;
     let mut turn: u64 = 0;
+    let mut paced_since: Option<Instant> = None;
 
     loop {
         if now >= patch_at && actor.rollout().is_none() {
             actor.start(&rollout_id, demo_patch(), now);
+            if let Some(m) = monitor {
+                m.on_control(&ControlMessage::Approval(Approval {
+                    rollout_id: rollout_id.clone(),
+                    patch: demo_patch(),
+                    approved_by: "bellwether demo".into(),
+                    approved_at: now,
+                }));
+            }
         }
         for message in actor.take_outbox() {
             control_sink.send(message)?;
@@ -155,6 +183,13 @@ pub fn run_demo(
         // reports, as a real actuator acts between two scrapes.
         run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
         for (partition, batch) in lock(&fleet).tick(now).into_iter().enumerate() {
+            if let Some(m) = monitor {
+                m.telemetry().records_in(
+                    "metrics",
+                    &partition.to_string(),
+                    batch.num_rows() as u64,
+                );
+            }
             metrics.publish_to(partition, batch);
         }
         stage.step(
@@ -164,6 +199,17 @@ pub fn run_demo(
             &mut scores,
         )?;
         run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
+        if let (Some(m), Some(r)) = (monitor, actor.rollout()) {
+            m.on_actor(&r.id, actor.state(), actor.planned_waves().len());
+        }
+        if let Some(speed) = options.speed.filter(|_| now >= patch_at) {
+            let since = *paced_since.get_or_insert_with(Instant::now);
+            let due =
+                std::time::Duration::from_secs_f64((now.0 - patch_at.0) as f64 / 1000.0 / speed);
+            if let Some(wait) = due.checked_sub(since.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
 
         if turn.is_multiple_of(15) {
             progress(&Progress {
@@ -194,6 +240,9 @@ pub fn run_demo(
         turn += 1;
     }
 
+    if let Some(m) = monitor {
+        m.publish();
+    }
     let fleet = lock(&fleet);
     Ok(summarize(
         config,

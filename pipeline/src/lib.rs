@@ -12,6 +12,7 @@ pub mod connector;
 pub mod demo;
 pub mod inventory;
 pub mod kafka;
+pub mod monitor;
 pub mod rollout;
 pub mod scoring;
 pub mod service;

@@ -11,6 +11,7 @@
 use crate::config::Config;
 use crate::connector::{ConnectorError, MessageSink, MessageSource, MetricSource};
 use crate::inventory::Inventory;
+use crate::monitor::Monitor;
 use bellwether_operators::baseline::BaselineConfig;
 use bellwether_operators::forecast::Forecaster;
 use bellwether_operators::forecast::seasonal::{SeasonalRegression, SeasonalRegressionConfig};
@@ -103,6 +104,7 @@ pub struct ScoringStage {
     settle_ms: i64,
     patched_by: HashMap<String, String>,
     rollbacks_issued: HashSet<CommandId>,
+    monitor: Option<Monitor>,
 }
 
 impl ScoringStage {
@@ -114,7 +116,14 @@ impl ScoringStage {
             settle_ms: config.rollout.settle_minutes as i64 * 60_000,
             patched_by: HashMap::new(),
             rollbacks_issued: HashSet::new(),
+            monitor: None,
         })
+    }
+
+    /// Feeds `monitor` (dashboard and Prometheus series) from now on.
+    pub fn with_monitor(mut self, monitor: Monitor) -> ScoringStage {
+        self.monitor = Some(monitor);
+        self
     }
 
     /// Counters of the scorer (rows, late rows, windows).
@@ -163,8 +172,12 @@ impl ScoringStage {
         control_out: &mut dyn MessageSink<ControlMessage>,
         scores_out: &mut dyn MessageSink<ScoreRecord>,
     ) -> Result<(), ScoringError> {
+        let started = std::time::Instant::now();
         for message in control_in.poll(usize::MAX)? {
             self.on_control(&message);
+            if let Some(m) = &self.monitor {
+                m.on_control(&message);
+            }
         }
         for batch in metrics.poll()? {
             self.scorer.process_batch(batch.input, &batch.samples)?;
@@ -174,9 +187,17 @@ impl ScoringStage {
         }
         // One window at a time: a rollback decided in one window applies
         // before the next is scored.
+        let mut windows = 0;
         while let Some(window) = self.scorer.next_window()? {
+            windows += 1;
+            if let Some(m) = &self.monitor {
+                m.telemetry().model_time(window.model_time);
+            }
             let (scores, control) = self.decide(&window);
             for score in scores {
+                if let Some(m) = &self.monitor {
+                    m.on_score(&score);
+                }
                 scores_out.send(score)?;
             }
             for message in control {
@@ -185,6 +206,13 @@ impl ScoringStage {
         }
         scores_out.flush()?;
         control_out.flush()?;
+        if let Some(m) = &self.monitor {
+            let latency = started.elapsed();
+            for _ in 0..windows {
+                m.telemetry().window_latency(latency);
+            }
+            m.publish();
+        }
         metrics.commit(self.scorer.watermark())?;
         control_in.commit()?;
         Ok(())

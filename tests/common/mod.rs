@@ -1,6 +1,9 @@
 //! Shared helpers of the integration tests: a real Kafka-protocol broker
-//! (tansu) on a free loopback port, bellwether processes, topic readers.
+//! (tansu) on a free loopback port, bellwether processes, topic readers,
+//! a headless browser.
 #![allow(dead_code)]
+
+pub mod browser;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -160,6 +163,20 @@ impl Bellwether {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The dashboard URL it printed or logged (`http://127.0.0.1:port/`),
+    /// waiting up to a minute for it.
+    pub fn dashboard_url(&self) -> String {
+        eventually(Duration::from_secs(60), "the dashboard URL", || {
+            let log = self.log_text();
+            let at = log.find("http://127.0.0.1:")?;
+            let url: String = log[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect();
+            url.ends_with('/').then_some(url)
+        })
+    }
+
     /// Its last log lines.
     pub fn log_tail(&self) -> String {
         let text = self.log_text();
@@ -203,6 +220,9 @@ retry_max_ms = 2000
 
 [actor]
 state_dir = "{state}"
+
+[http]
+listen = "127.0.0.1:0"
 "#,
         brokers = broker.address,
         state = dir.join("actor-state").display(),

@@ -40,6 +40,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// The rollout actor's durable state and actuator.
     pub actor: ActorConfig,
+    /// The dashboard and `/metrics`.
+    pub http: HttpConfig,
 }
 
 /// The simulated fleet.
@@ -293,6 +295,15 @@ pub struct ActorConfig {
     /// `[fleet]`, which is what `bellwether simulate` runs.
     #[serde(default)]
     pub inventory_file: Option<std::path::PathBuf>,
+}
+
+/// The HTTP server: dashboard, `/api`, `/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address `bellwether run` serves on (`host:port`); "" serves nothing.
+    /// `bellwether demo` serves only when asked (`--serve`).
+    pub listen: String,
 }
 
 impl Config {

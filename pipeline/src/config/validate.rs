@@ -39,6 +39,21 @@ fn non_empty<T>(key: &str, list: &[T]) -> Result<(), ConfigError> {
     }
 }
 
+fn http(c: &Config) -> Result<(), ConfigError> {
+    let listen = c.http.listen.trim();
+    if !listen.is_empty()
+        && listen
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+    {
+        return Err(invalid(
+            "http.listen",
+            format!("`{listen}` is not host:port (e.g. 127.0.0.1:9464), nor \"\" for no server"),
+        ));
+    }
+    Ok(())
+}
+
 fn kafka(c: &Config) -> Result<(), ConfigError> {
     let k = &c.kafka;
     if k.brokers.trim().is_empty() {
@@ -119,6 +134,7 @@ fn kafka(c: &Config) -> Result<(), ConfigError> {
 /// Checks a deserialised config; the error names the first bad key.
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     kafka(c)?;
+    http(c)?;
     if c.fleet.vms == 0 {
         return Err(invalid("fleet.vms", "a fleet needs at least one VM"));
     }

@@ -55,6 +55,11 @@ impl Inventory {
         self.by_id.get(id).map(|&i| &self.vms[i])
     }
 
+    /// Every canary group's name, the built-in `critical-systems` first.
+    pub fn group_names(&self) -> Vec<&str> {
+        self.groups.iter().map(|g| g.name.as_str()).collect()
+    }
+
     /// The group named `name`.
     pub fn group(&self, name: &str) -> Option<&Selector> {
         self.groups.iter().find(|g| g.name == name)

@@ -2,6 +2,7 @@
 
 use super::sink::SharedProducer;
 use crate::connector::ConnectorError;
+use crate::monitor::Monitor;
 use rdkafka::Message;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub struct DeadLetters {
     producer: SharedProducer,
     topic: String,
     count: Arc<AtomicU64>,
+    monitor: Option<Monitor>,
 }
 
 impl DeadLetters {
@@ -33,7 +35,14 @@ impl DeadLetters {
             producer,
             topic: topic.to_string(),
             count: Arc::new(AtomicU64::new(0)),
+            monitor: None,
         }
+    }
+
+    /// Counts dead letters in `monitor`'s series too.
+    pub fn with_monitor(mut self, monitor: Monitor) -> DeadLetters {
+        self.monitor = Some(monitor);
+        self
     }
 
     /// Messages dead-lettered so far.
@@ -78,6 +87,9 @@ impl DeadLetters {
             Some(headers),
         )?;
         self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.monitor {
+            m.telemetry().dead_lettered(message.topic());
+        }
         Ok(())
     }
 

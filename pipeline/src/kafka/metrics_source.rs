@@ -15,6 +15,7 @@ use super::dead_letter::DeadLetters;
 use super::{consumer_config, transport};
 use crate::config::{KafkaConfig, MetricsTopic};
 use crate::connector::{ConnectorError, MetricBatch, MetricSource};
+use crate::monitor::Monitor;
 use bellwether_operators::operator::InputId;
 use bellwether_schemas::wire::line_protocol::LineProtocolDecoder;
 use bellwether_schemas::wire::{InputFormat, SampleBuilder, StagedRows, json};
@@ -50,6 +51,7 @@ struct Shared {
 struct RebalanceContext {
     logging: Logging,
     shared: Arc<Mutex<Shared>>,
+    monitor: Option<Monitor>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -58,6 +60,21 @@ impl ClientContext for RebalanceContext {
     }
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.logging.error(error, reason);
+    }
+    /// librdkafka's statistics: each assigned partition's consumer lag.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(monitor) = &self.monitor else {
+            return;
+        };
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    monitor
+                        .telemetry()
+                        .consumer_lag(topic, &partition.to_string(), p.consumer_lag);
+                }
+            }
+        }
     }
 }
 
@@ -114,6 +131,8 @@ struct Partition {
     checkpoints: VecDeque<(i64, i64)>,
     max_event_ms: i64,
     messages: u64,
+    /// Messages not yet counted in the monitor's series.
+    unreported: u64,
     last_message: Instant,
     idle: bool,
     assigned: bool,
@@ -139,19 +158,27 @@ struct State {
     max_messages: usize,
     poll_timeout: Duration,
     stats: SourceStats,
+    monitor: Option<Monitor>,
 }
 
 impl KafkaMetricSource {
-    /// Joins `kafka.group_id` and subscribes to every metrics topic.
+    /// Joins `kafka.group_id` and subscribes to every metrics topic;
+    /// `monitor`, if any, gets records in and consumer lag per partition.
     pub fn subscribe(
         kafka: &KafkaConfig,
         dead_letters: DeadLetters,
+        monitor: Option<Monitor>,
     ) -> Result<KafkaMetricSource, ConnectorError> {
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let consumer: BaseConsumer<RebalanceContext> = consumer_config(kafka, &kafka.group_id)
+        let mut config = consumer_config(kafka, &kafka.group_id);
+        if monitor.is_some() && !kafka.client.contains_key("statistics.interval.ms") {
+            config.set("statistics.interval.ms", "5000");
+        }
+        let consumer: BaseConsumer<RebalanceContext> = config
             .create_with_context(RebalanceContext {
                 logging: Logging::default(),
                 shared: shared.clone(),
+                monitor: monitor.clone(),
             })
             .map_err(|e| transport("creating the metrics consumer", e))?;
         let names: Vec<&str> = kafka
@@ -190,6 +217,7 @@ impl KafkaMetricSource {
                 max_messages: kafka.max_batch_messages,
                 poll_timeout: Duration::from_millis(kafka.poll_timeout_ms),
                 stats: SourceStats::default(),
+                monitor,
             },
         })
     }
@@ -242,6 +270,7 @@ impl State {
             checkpoints: VecDeque::new(),
             max_event_ms: i64::MIN,
             messages: 0,
+            unreported: 0,
             last_message: Instant::now(),
             idle: true,
             assigned: false,
@@ -304,6 +333,7 @@ impl State {
         };
         let p = &mut self.partitions[i];
         p.messages += 1;
+        p.unreported += 1;
         p.last_message = Instant::now();
         if p.idle {
             p.idle = false;
@@ -365,6 +395,14 @@ impl MetricSource for KafkaMetricSource {
                 tracing::debug!(topic = %p.key.0, partition = p.key.1, "partition idle");
                 p.idle = true;
                 state.idle_changes.push((i, true));
+            }
+        }
+        if let Some(monitor) = &state.monitor {
+            for p in state.partitions.iter_mut().filter(|p| p.unreported > 0) {
+                monitor
+                    .telemetry()
+                    .records_in(&p.key.0, &p.key.1.to_string(), p.unreported);
+                p.unreported = 0;
             }
         }
         let mut batches = std::mem::take(&mut state.ready);

@@ -9,6 +9,8 @@ use crate::kafka::control::KafkaMessageSource;
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::metrics_source::KafkaMetricSource;
 use crate::kafka::sink::{KafkaSink, NullSink, SharedProducer};
+use crate::monitor::Monitor;
+use crate::monitor::server::serve;
 use crate::scoring::ScoringStage;
 use anyhow::Result;
 use bellwether_schemas::{ControlMessage, EventTime, ScoreRecord};
@@ -30,10 +32,20 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
         ensure_topics(kafka)?;
     }
     let inventory = super::load_inventory(config)?;
-    let producer = SharedProducer::new(kafka)?;
-    let dead_letters = DeadLetters::new(producer.clone(), &kafka.dead_letter_topic);
-
     let mut stage = ScoringStage::new(config, inventory.clone())?;
+    let monitor = Monitor::new(&inventory, stage.forecaster_name());
+    let _server = if config.http.listen.trim().is_empty() {
+        None
+    } else {
+        let server = serve(config.http.listen.trim(), monitor.clone())?;
+        tracing::info!(url = %server.url(), "dashboard and /metrics served");
+        Some(server)
+    };
+    stage = stage.with_monitor(monitor.clone());
+    let producer = SharedProducer::new(kafka)?;
+    let dead_letters =
+        DeadLetters::new(producer.clone(), &kafka.dead_letter_topic).with_monitor(monitor.clone());
+
     // The stage learns which VMs are patched from the whole control topic
     // before it reads a metric.
     let mut control_in = KafkaMessageSource::<ControlMessage>::from_beginning(
@@ -47,7 +59,8 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     for message in &backlog {
         stage.on_control(message);
     }
-    let mut metrics = KafkaMetricSource::subscribe(kafka, dead_letters.clone())?;
+    let mut metrics =
+        KafkaMetricSource::subscribe(kafka, dead_letters.clone(), Some(monitor.clone()))?;
     let mut control_out = KafkaSink::<ControlMessage>::new(producer.clone(), &kafka.control_topic);
     let mut scores_out: Box<dyn MessageSink<ScoreRecord>> = if kafka.scores_topic.is_empty() {
         Box::new(NullSink)
@@ -85,6 +98,10 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
         )?;
         if let Some(actor) = actor.as_mut() {
             actor.step()?;
+            let a = actor.actor();
+            if let Some(r) = a.rollout() {
+                monitor.on_actor(&r.id, a.state(), a.planned_waves().len());
+            }
         }
         if last_status.elapsed() >= Duration::from_secs(10) {
             last_status = Instant::now();

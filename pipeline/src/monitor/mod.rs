@@ -1,0 +1,116 @@
+//! Watching bellwether: Prometheus series ([`telemetry`]), the dashboard's
+//! model of the fleet ([`view`]) and the HTTP server that serves both
+//! ([`server`]).
+//!
+//! A [`Monitor`] is shared by the pipeline (which feeds it what crosses the
+//! control topic, the scores and the actor's state) and the server (which
+//! reads it). Feeding it costs a lock and a few map updates per message.
+
+pub mod server;
+pub mod telemetry;
+pub mod view;
+
+use crate::inventory::Inventory;
+use bellwether_schemas::{ControlMessage, RolloutState, ScoreRecord};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use telemetry::Telemetry;
+use tokio::sync::watch;
+use view::{FleetView, Snapshot};
+
+/// The shared handle.
+#[derive(Clone)]
+pub struct Monitor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    view: Mutex<FleetView>,
+    telemetry: Telemetry,
+    dirty: AtomicBool,
+    version: watch::Sender<u64>,
+}
+
+impl Monitor {
+    /// A monitor of `inventory`'s fleet, scored by `forecaster`.
+    pub fn new(inventory: &Inventory, forecaster: &str) -> Monitor {
+        let telemetry = Telemetry::new();
+        telemetry.model_in_use(forecaster, env!("CARGO_PKG_VERSION"));
+        Monitor {
+            inner: Arc::new(Inner {
+                view: Mutex::new(FleetView::new(inventory, forecaster)),
+                telemetry,
+                dirty: AtomicBool::new(false),
+                version: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// The Prometheus series.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
+    }
+
+    fn view(&self) -> MutexGuard<'_, FleetView> {
+        self.inner.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes in one control-topic message.
+    pub fn on_control(&self, message: &ControlMessage) {
+        self.view().on_control(message);
+        self.inner.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes in one score.
+    pub fn on_score(&self, score: &ScoreRecord) {
+        self.view().on_score(score);
+        self.inner.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes in the in-process rollout actor's state.
+    pub fn on_actor(&self, rollout_id: &str, state: RolloutState, waves_planned: usize) {
+        self.view().on_actor(rollout_id, state, waves_planned);
+        self.inner.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Publishes what changed since the last call: the rollout series are
+    /// updated and the dashboards told. Called once per pipeline turn.
+    pub fn publish(&self) {
+        if !self.inner.dirty.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let snapshot = self.snapshot();
+        let t = &self.inner.telemetry;
+        for r in &snapshot.rollouts {
+            t.patched_ratio
+                .with_label_values(&[&r.id])
+                .set(r.patched_percent / 100.0);
+            t.rolled_back
+                .with_label_values(&[&r.id])
+                .set(r.rollbacks.len() as i64);
+            let last = r.anomaly.last().map_or(0.0, |p| p.max);
+            t.anomaly_score.with_label_values(&[&r.id]).set(last);
+            for g in &r.groups {
+                t.group_health
+                    .with_label_values(&[&r.id, &g.name])
+                    .set(g.health.level());
+            }
+            for w in &r.waves {
+                t.wave_patched
+                    .with_label_values(&[&r.id, &w.wave.to_string()])
+                    .set(w.patched as i64);
+            }
+        }
+        self.inner.version.send_modify(|v| *v += 1);
+    }
+
+    /// What the dashboard shows now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.view().snapshot()
+    }
+
+    /// Changes as they are published.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.version.subscribe()
+    }
+}

@@ -1,0 +1,183 @@
+//! The HTTP server: the dashboard (page, script and styles built into the
+//! binary, so it works with no internet), its live feed (server-sent
+//! events), a JSON snapshot and `/metrics` for Prometheus.
+
+use super::Monitor;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::get;
+use futures_util::stream::{self, Stream};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+use thiserror::Error;
+
+const INDEX: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/style.css");
+
+/// Dashboards get at most this many updates a second.
+const MAX_UPDATES_PER_SEC: u64 = 4;
+
+/// The server could not start.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The address is taken or invalid.
+    #[error("http.listen: cannot listen on `{addr}`: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A running server; it stops when dropped.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// The dashboard's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves `monitor` on `addr` (e.g. `127.0.0.1:9464`; port 0 picks a free
+/// one) from a thread of its own.
+pub fn serve(addr: &str, monitor: Monitor) -> Result<Server, ServerError> {
+    let bind_error = |reason: String| ServerError::Bind {
+        addr: addr.to_string(),
+        reason,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| bind_error(e.to_string()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| bind_error(e.to_string()))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| bind_error(e.to_string()))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| bind_error(e.to_string()))?;
+    let thread = std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("http server: {e}");
+                        return;
+                    }
+                };
+                let app = router(monitor);
+                let shutdown = async {
+                    let _ = stopped.await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!("http server: {e}");
+                }
+            })
+        })
+        .map_err(|e| bind_error(e.to_string()))?;
+    Ok(Server {
+        addr: local,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+/// The routes.
+pub fn router(monitor: Monitor) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(INDEX) }))
+        .route(
+            "/assets/app.js",
+            get(|| async { asset("text/javascript", APP_JS) }),
+        )
+        .route(
+            "/assets/style.css",
+            get(|| async { asset("text/css", STYLE) }),
+        )
+        .route("/api/snapshot", get(snapshot))
+        .route("/api/events", get(events))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(monitor)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn not_found(uri: Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such page: {}; try / (dashboard), /metrics, /api/snapshot or /api/events\n",
+            uri.path()
+        ),
+    )
+        .into_response()
+}
+
+async fn snapshot(State(monitor): State<Monitor>) -> Response {
+    Json(monitor.snapshot()).into_response()
+}
+
+async fn metrics(State(monitor): State<Monitor>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        monitor.telemetry().render(),
+    )
+        .into_response()
+}
+
+/// A snapshot at once, then one per published change (at most four a
+/// second).
+async fn events(
+    State(monitor): State<Monitor>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let updates = monitor.subscribe();
+    let stream = stream::unfold(
+        (monitor, updates, true),
+        |(monitor, mut updates, first)| async move {
+            if !first {
+                updates.changed().await.ok()?;
+                tokio::time::sleep(Duration::from_millis(1000 / MAX_UPDATES_PER_SEC)).await;
+                updates.mark_unchanged();
+            }
+            let json = serde_json::to_string(&monitor.snapshot()).unwrap_or_default();
+            let event = Event::default().event("snapshot").data(json);
+            Some((Ok(event), (monitor, updates, false)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,445 @@
+//! What the dashboard shows, built from what crosses the control topic
+//! (approvals, patch and rollback commands, execution records, window
+//! reports), the scores of patched VMs and, when the rollout actor runs in
+//! the same process, its state.
+
+use crate::inventory::Inventory;
+use bellwether_schemas::{Action, ControlMessage, EventTime, RolloutState, ScoreRecord};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// A VM whose last anomaly score reaches this is shown yellow.
+pub const YELLOW_SCORE: f64 = 0.5;
+/// Anomaly-score points kept per rollout (a day of five-minute windows).
+const SCORE_POINTS: usize = 288;
+
+/// Health of a canary group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Every patched VM of the group looks as forecast.
+    Green,
+    /// A patched VM is drifting (anomaly score at least 0.5).
+    Yellow,
+    /// A VM of the group was found anomalous or rolled back.
+    Red,
+}
+
+impl Health {
+    /// 0 green, 1 yellow, 2 red (the Prometheus value).
+    pub fn level(self) -> i64 {
+        self as i64
+    }
+}
+
+/// The fleet and its rollouts as the dashboard shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// VMs in the fleet.
+    pub fleet_size: usize,
+    /// Event time of the last scored window.
+    pub fleet_time: Option<EventTime>,
+    /// VMs scored in that window.
+    pub vms_scored: usize,
+    /// Forecaster in use.
+    pub forecaster: String,
+    /// Rollouts, newest first.
+    pub rollouts: Vec<RolloutSnapshot>,
+}
+
+/// One rollout.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutSnapshot {
+    /// Rollout id.
+    pub id: String,
+    /// Patch id.
+    pub patch_id: String,
+    /// Patch title.
+    pub patch_title: String,
+    /// Who approved it.
+    pub approved_by: String,
+    /// State (from the actor when it runs here, else from the commands seen).
+    pub state: String,
+    /// VMs running the patch now.
+    pub patched: usize,
+    /// Percent of the fleet running the patch now.
+    pub patched_percent: f64,
+    /// Waves: VMs commanded and VMs running the patch.
+    pub waves: Vec<WaveSnapshot>,
+    /// Waves the plan has (when the actor runs here).
+    pub waves_planned: Option<usize>,
+    /// Canary groups and their health.
+    pub groups: Vec<GroupSnapshot>,
+    /// Anomaly score of the patched VMs over time.
+    pub anomaly: Vec<ScorePoint>,
+    /// The patched VMs with the highest last score.
+    pub top_vms: Vec<VmScore>,
+    /// Predicted failure risk; None until a failure model is loaded.
+    pub failure_risk: Option<f64>,
+    /// Rolled-back VMs, in the order the rollbacks were decided.
+    pub rollbacks: Vec<RollbackSnapshot>,
+}
+
+/// One wave.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveSnapshot {
+    /// Wave number, from 1.
+    pub wave: usize,
+    /// VMs it was to patch.
+    pub vms: usize,
+    /// Of those, running the patch now.
+    pub patched: usize,
+}
+
+/// One canary group.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupSnapshot {
+    /// Group name.
+    pub name: String,
+    /// VMs in the group.
+    pub vms: usize,
+    /// Of those, patched in this rollout (now or before a rollback).
+    pub reached: usize,
+    /// Health.
+    pub health: Health,
+}
+
+/// Anomaly scores of one window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScorePoint {
+    /// Window end.
+    pub t: i64,
+    /// Highest score.
+    pub max: f64,
+    /// Mean score.
+    pub mean: f64,
+}
+
+/// A VM's last score.
+#[derive(Debug, Clone, Serialize)]
+pub struct VmScore {
+    /// VM.
+    pub vm: String,
+    /// Anomaly score.
+    pub score: f64,
+}
+
+/// One rollback.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackSnapshot {
+    /// VM.
+    pub vm: String,
+    /// Critical VM.
+    pub critical: bool,
+    /// One-line reason.
+    pub reason: String,
+    /// Per-metric evidence.
+    pub evidence: Vec<Evidence>,
+    /// When it was decided.
+    pub decided_at: EventTime,
+    /// When it was carried out (None: not yet).
+    pub executed_at: Option<EventTime>,
+}
+
+/// One metric's evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    /// Metric.
+    pub metric: String,
+    /// Observed value.
+    pub observed: f64,
+    /// Forecast.
+    pub forecast: f64,
+    /// Deviation in sigmas.
+    pub deviation: f64,
+    /// Threshold in sigmas.
+    pub threshold: f64,
+}
+
+#[derive(Debug, Default)]
+struct Rollout {
+    id: String,
+    patch_id: String,
+    patch_title: String,
+    approved_by: String,
+    state: Option<RolloutState>,
+    waves_planned: Option<usize>,
+    wave_of: HashMap<String, usize>,
+    patched: BTreeSet<String>,
+    reached: BTreeSet<String>,
+    anomalous: BTreeSet<String>,
+    last_score: HashMap<String, f64>,
+    window: Option<(i64, f64, f64, usize)>,
+    anomaly: VecDeque<ScorePoint>,
+    rollbacks: Vec<RollbackSnapshot>,
+    started: u64,
+}
+
+/// The dashboard's model of the fleet.
+pub struct FleetView {
+    fleet_size: usize,
+    groups: Vec<(String, BTreeSet<String>)>,
+    rollouts: BTreeMap<String, Rollout>,
+    fleet_time: Option<EventTime>,
+    vms_scored: usize,
+    forecaster: String,
+    arrivals: u64,
+}
+
+impl FleetView {
+    /// A view of `inventory`'s fleet and canary groups.
+    pub fn new(inventory: &Inventory, forecaster: &str) -> FleetView {
+        let groups = inventory
+            .group_names()
+            .into_iter()
+            .map(|name| {
+                let members = inventory
+                    .members(name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|v| v.id.clone())
+                    .collect();
+                (name.to_string(), members)
+            })
+            .collect();
+        FleetView {
+            fleet_size: inventory.vms().len(),
+            groups,
+            rollouts: BTreeMap::new(),
+            fleet_time: None,
+            vms_scored: 0,
+            forecaster: forecaster.to_string(),
+            arrivals: 0,
+        }
+    }
+
+    fn rollout(&mut self, id: &str) -> &mut Rollout {
+        let arrivals = &mut self.arrivals;
+        self.rollouts.entry(id.to_string()).or_insert_with(|| {
+            *arrivals += 1;
+            Rollout {
+                id: id.to_string(),
+                started: *arrivals,
+                ..Rollout::default()
+            }
+        })
+    }
+
+    /// Takes in one control-topic message.
+    pub fn on_control(&mut self, message: &ControlMessage) {
+        match message {
+            ControlMessage::Approval(a) => {
+                let r = self.rollout(&a.rollout_id);
+                r.patch_id = a.patch.id.clone();
+                r.patch_title = a.patch.title.clone();
+                r.approved_by = a.approved_by.clone();
+            }
+            ControlMessage::Patch(p) => {
+                let r = self.rollout(&p.rollout_id);
+                if r.patch_id.is_empty() {
+                    r.patch_id = p.patch_id.clone();
+                }
+                r.wave_of.insert(p.vm_id.clone(), p.wave);
+            }
+            ControlMessage::Rollback(c) => {
+                let r = self.rollout(&c.rollout_id);
+                if r.rollbacks.iter().any(|b| b.vm == c.vm_id) {
+                    return;
+                }
+                r.anomalous.insert(c.vm_id.clone());
+                r.rollbacks.push(RollbackSnapshot {
+                    vm: c.vm_id.clone(),
+                    critical: c.critical,
+                    reason: c.reason.summary.clone(),
+                    evidence: c
+                        .reason
+                        .evidence
+                        .iter()
+                        .map(|v| Evidence {
+                            metric: v.metric.clone(),
+                            observed: v.observed,
+                            forecast: v.forecast,
+                            deviation: v.deviation,
+                            threshold: v.threshold,
+                        })
+                        .collect(),
+                    decided_at: c.issued_at,
+                    executed_at: None,
+                });
+            }
+            ControlMessage::Execution(e) => {
+                let r = self.rollout(&e.rollout_id);
+                match e.action {
+                    Action::Patch => {
+                        r.patched.insert(e.vm_id.clone());
+                        r.reached.insert(e.vm_id.clone());
+                    }
+                    Action::Rollback => {
+                        r.patched.remove(&e.vm_id);
+                        if let Some(b) = r.rollbacks.iter_mut().find(|b| b.vm == e.vm_id) {
+                            b.executed_at.get_or_insert(e.executed_at);
+                        }
+                    }
+                }
+            }
+            ControlMessage::WindowReport(w) => {
+                if self.fleet_time.is_none_or(|t| w.window_end >= t) {
+                    self.fleet_time = Some(w.window_end);
+                    self.vms_scored = w.vms_scored;
+                }
+            }
+        }
+    }
+
+    /// Takes in the score of one patched VM in one window.
+    pub fn on_score(&mut self, score: &ScoreRecord) {
+        let Some(id) = &score.rollout_id else {
+            return;
+        };
+        let r = self.rollout(id);
+        r.last_score
+            .insert(score.vm_id.clone(), score.anomaly_score);
+        if score.anomalous {
+            r.anomalous.insert(score.vm_id.clone());
+        }
+        let t = score.window_end.0;
+        match &mut r.window {
+            Some((wt, max, sum, n)) if *wt == t => {
+                *max = max.max(score.anomaly_score);
+                *sum += score.anomaly_score;
+                *n += 1;
+            }
+            window => {
+                if let Some((wt, max, sum, n)) = window.take() {
+                    push_point(&mut r.anomaly, wt, max, sum, n);
+                }
+                *window = Some((t, score.anomaly_score, score.anomaly_score, 1));
+            }
+        }
+    }
+
+    /// Takes in the state of the rollout actor running in this process.
+    pub fn on_actor(&mut self, rollout_id: &str, state: RolloutState, waves_planned: usize) {
+        let r = self.rollout(rollout_id);
+        r.state = Some(state);
+        r.waves_planned = Some(waves_planned);
+    }
+
+    /// What the dashboard shows now.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut rollouts: Vec<&Rollout> = self.rollouts.values().collect();
+        rollouts.sort_by_key(|r| std::cmp::Reverse(r.started));
+        Snapshot {
+            fleet_size: self.fleet_size,
+            fleet_time: self.fleet_time,
+            vms_scored: self.vms_scored,
+            forecaster: self.forecaster.clone(),
+            rollouts: rollouts
+                .into_iter()
+                .map(|r| self.rollout_snapshot(r))
+                .collect(),
+        }
+    }
+
+    fn rollout_snapshot(&self, r: &Rollout) -> RolloutSnapshot {
+        let mut waves: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+        for (vm, wave) in &r.wave_of {
+            let w = waves.entry(*wave).or_default();
+            w.0 += 1;
+            w.1 += r.patched.contains(vm) as usize;
+        }
+        let groups = self
+            .groups
+            .iter()
+            .map(|(name, members)| {
+                let reached: Vec<&String> = members.intersection(&r.reached).collect();
+                let health = reached
+                    .iter()
+                    .map(|vm| {
+                        if r.anomalous.contains(*vm) {
+                            Health::Red
+                        } else if r.last_score.get(*vm).is_some_and(|s| *s >= YELLOW_SCORE) {
+                            Health::Yellow
+                        } else {
+                            Health::Green
+                        }
+                    })
+                    .max()
+                    .unwrap_or(Health::Green);
+                GroupSnapshot {
+                    name: name.clone(),
+                    vms: members.len(),
+                    reached: reached.len(),
+                    health,
+                }
+            })
+            .collect();
+        let mut anomaly: Vec<ScorePoint> = r.anomaly.iter().cloned().collect();
+        if let Some((t, max, sum, n)) = r.window {
+            anomaly.push(ScorePoint {
+                t,
+                max,
+                mean: sum / n as f64,
+            });
+        }
+        let mut top: Vec<VmScore> = r
+            .last_score
+            .iter()
+            .filter(|(vm, _)| r.patched.contains(*vm))
+            .map(|(vm, s)| VmScore {
+                vm: vm.clone(),
+                score: *s,
+            })
+            .collect();
+        top.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.vm.cmp(&b.vm)));
+        top.truncate(5);
+        RolloutSnapshot {
+            id: r.id.clone(),
+            patch_id: r.patch_id.clone(),
+            patch_title: r.patch_title.clone(),
+            approved_by: r.approved_by.clone(),
+            state: r
+                .state
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| derived_state(r)),
+            patched: r.patched.len(),
+            patched_percent: 100.0 * r.patched.len() as f64 / self.fleet_size.max(1) as f64,
+            waves: waves
+                .into_iter()
+                .map(|(wave, (vms, patched))| WaveSnapshot {
+                    wave: wave + 1,
+                    vms,
+                    patched,
+                })
+                .collect(),
+            waves_planned: r.waves_planned,
+            groups,
+            anomaly,
+            top_vms: top,
+            failure_risk: None,
+            rollbacks: r.rollbacks.clone(),
+        }
+    }
+}
+
+fn push_point(points: &mut VecDeque<ScorePoint>, t: i64, max: f64, sum: f64, n: usize) {
+    if points.len() == SCORE_POINTS {
+        points.pop_front();
+    }
+    points.push_back(ScorePoint {
+        t,
+        max,
+        mean: sum / n.max(1) as f64,
+    });
+}
+
+/// The state as far as the commands tell (no actor in this process).
+fn derived_state(r: &Rollout) -> String {
+    if !r.rollbacks.is_empty() {
+        "rolling_back".into()
+    } else if !r.wave_of.is_empty() {
+        "deploying".into()
+    } else {
+        "approved".into()
+    }
+}

@@ -1,0 +1,122 @@
+//! A real Prometheus server (Debian's `prometheus`) scrapes `bellwether
+//! demo --serve` and answers PromQL about the rollout.
+
+mod common;
+
+use common::{Bellwether, eventually};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+fn query(prometheus: &str, promql: &str) -> Vec<Value> {
+    let reply: Value = match ureq::get(&format!("{prometheus}/api/v1/query"))
+        .query("query", promql)
+        .call()
+    {
+        Ok(r) => r.into_body().read_json().unwrap(),
+        Err(_) => return Vec::new(),
+    };
+    reply["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn value(sample: &Value) -> f64 {
+    sample["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn prometheus_scrapes_the_rollout_progress() {
+    if !Path::new(PROMETHEUS).exists() {
+        if std::env::var_os("BELLWETHER_REQUIRE_BROWSER").is_some() {
+            panic!("prometheus is not installed; run ./scripts/test, which installs it");
+        }
+        eprintln!("skipped: prometheus not installed; ./scripts/test installs it");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Bellwether::spawn(
+        dir.path(),
+        "demo",
+        &[
+            "demo",
+            "--serve",
+            "127.0.0.1:0",
+            "--speed",
+            "1200",
+            "--keep-serving",
+        ],
+    );
+    let target = demo
+        .dashboard_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: bellwether\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(PROMETHEUS)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+        .spawn()
+        .expect("prometheus starts");
+    let prometheus = format!("http://127.0.0.1:{port}");
+
+    let up = eventually(
+        Duration::from_secs(60),
+        "prometheus to scrape bellwether",
+        || query(&prometheus, "up{job=\"bellwether\"}").pop(),
+    );
+    assert_eq!(value(&up), 1.0, "{up}");
+    // The rollout's progress, as a dashboard panel would ask for it.
+    let progress = eventually(
+        Duration::from_secs(180),
+        "rollout progress in Prometheus",
+        || {
+            query(
+                &prometheus,
+                "max by (rollout) (max_over_time(bellwether_rollout_patched_ratio[10m]))",
+            )
+            .into_iter()
+            .find(|s| value(s) > 0.0)
+        },
+    );
+    assert_eq!(
+        progress["metric"]["rollout"], "rollout-kb-2026-1102",
+        "{progress}"
+    );
+    assert!(value(&progress) <= 1.0);
+    // The bad patch turned a canary group red and rolled a VM back.
+    let red = eventually(Duration::from_secs(180), "a red canary group", || {
+        query(&prometheus, "bellwether_canary_group_health == 2").pop()
+    });
+    assert_eq!(red["metric"]["rollout"], "rollout-kb-2026-1102");
+    let rolled_back = query(&prometheus, "bellwether_rollout_vms_rolled_back");
+    assert!(
+        rolled_back.iter().any(|s| value(s) >= 1.0),
+        "{rolled_back:?}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
