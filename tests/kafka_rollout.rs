@@ -120,6 +120,39 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
     let report = report_of(&mut sim);
     assert_bad_patch_rolled_back(&broker, &report);
     assert!(run.log_text().contains("halted"), "{}", run.log_tail());
+
+    // `bellwether run` serves the rollout to Prometheus and the dashboard.
+    let url = run.dashboard_url();
+    let metrics = ureq::get(&format!("{url}metrics"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    for series in [
+        "bellwether_records_in_total{partition=\"0\",topic=\"bellwether.metrics\"}",
+        "bellwether_consumer_lag_records{partition=\"0\",topic=\"bellwether.metrics\"}",
+        "bellwether_window_latency_seconds_count",
+        "bellwether_rollout_patched_ratio{rollout=\"rollout-kb-2026-1102\"}",
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
+    let rolled_back = metrics
+        .lines()
+        .find(|l| l.starts_with("bellwether_rollout_vms_rolled_back{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert_eq!(
+        rolled_back as usize,
+        report["rolled_back_vms"].as_array().unwrap().len()
+    );
+    let snapshot: Value = ureq::get(&format!("{url}api/snapshot"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_json()
+        .unwrap();
+    assert_eq!(snapshot["rollouts"][0]["state"], "halted", "{snapshot}");
 }
 
 #[test]

@@ -443,3 +443,113 @@ fn derived_state(r: &Rollout) -> String {
         "approved".into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::simulator::{FleetSimulator, PatchQuality};
+    use bellwether_schemas::{
+        CommandId, Execution, PatchCommand, RollbackCommand, RollbackReason, RollbackTrigger,
+    };
+
+    fn view() -> (FleetView, Vec<String>, Vec<String>) {
+        let config = Config::default_config();
+        let vms = FleetSimulator::new(&config, PatchQuality::Good).inventory();
+        let inventory = Inventory::with_groups(vms, &config.canary.groups).unwrap();
+        let ring: Vec<String> = inventory
+            .members("canary-ring")
+            .unwrap()
+            .iter()
+            .map(|v| v.id.clone())
+            .collect();
+        let critical: Vec<String> = inventory
+            .members("critical-systems")
+            .unwrap()
+            .iter()
+            .map(|v| v.id.clone())
+            .collect();
+        (FleetView::new(&inventory, "test"), ring, critical)
+    }
+
+    fn patch(vm: &str, wave: usize) -> [ControlMessage; 2] {
+        [
+            ControlMessage::Patch(PatchCommand {
+                command_id: CommandId::patch("r", vm),
+                rollout_id: "r".into(),
+                patch_id: "KB".into(),
+                vm_id: vm.into(),
+                wave,
+                issued_at: EventTime(0),
+            }),
+            ControlMessage::Execution(Execution {
+                command_id: CommandId::patch("r", vm),
+                rollout_id: "r".into(),
+                vm_id: vm.into(),
+                action: Action::Patch,
+                executed_at: EventTime(1),
+                sequence: 0,
+            }),
+        ]
+    }
+
+    fn score(vm: &str, t: i64, s: f64) -> ScoreRecord {
+        ScoreRecord {
+            vm_id: vm.into(),
+            window_start: EventTime(t - 300_000),
+            window_end: EventTime(t),
+            rollout_id: Some("r".into()),
+            forecaster: "test".into(),
+            residual_rmse: 0.0,
+            anomaly_score: s,
+            anomalous: false,
+            verdicts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn groups_turn_yellow_then_red_and_rollbacks_count_once() {
+        let (mut v, ring, critical) = view();
+        for m in patch(&ring[0], 0).iter().chain(&patch(&ring[1], 0)) {
+            v.on_control(m);
+        }
+        v.on_score(&score(&ring[0], 600_000, 0.2));
+        let s = v.snapshot();
+        let r = &s.rollouts[0];
+        assert_eq!(r.patched, 2);
+        assert!((r.patched_percent - 200.0 / s.fleet_size as f64).abs() < 1e-9);
+        let health = |r: &RolloutSnapshot, name: &str| {
+            r.groups.iter().find(|g| g.name == name).unwrap().health
+        };
+        assert_eq!(health(r, "canary-ring"), Health::Green);
+        assert!(!critical.contains(&ring[0]));
+
+        v.on_score(&score(&ring[0], 900_000, 0.7));
+        assert_eq!(health(&v.snapshot().rollouts[0], "canary-ring"), Health::Yellow);
+
+        let rollback = ControlMessage::Rollback(RollbackCommand {
+            command_id: CommandId::rollback("r", &ring[0]),
+            rollout_id: "r".into(),
+            vm_id: ring[0].clone(),
+            critical: false,
+            priority: 1,
+            reason: RollbackReason {
+                trigger: RollbackTrigger::Anomaly,
+                summary: "response_time_ms 200 vs 100 expected".into(),
+                evidence: Vec::new(),
+            },
+            issued_at: EventTime(900_000),
+        });
+        v.on_control(&rollback);
+        v.on_control(&rollback);
+        let s = v.snapshot();
+        let r = &s.rollouts[0];
+        assert_eq!(health(r, "canary-ring"), Health::Red);
+        assert_eq!(r.rollbacks.len(), 1);
+        assert_eq!(r.rollbacks[0].executed_at, None);
+        assert_eq!(r.waves[0].vms, 2);
+        // Two windows of scores: one closed point and the open one.
+        assert_eq!(r.anomaly.len(), 2);
+        assert_eq!(r.anomaly[1].max, 0.7);
+    }
+}
