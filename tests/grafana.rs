@@ -52,6 +52,9 @@ fn every_grafana_query_names_a_series_bellwether_exports() {
         }
     }
     let missing: Vec<&String> = asked.difference(&exported).collect();
-    assert!(missing.is_empty(), "not exported: {missing:?}; exported: {exported:?}");
+    assert!(
+        missing.is_empty(),
+        "not exported: {missing:?}; exported: {exported:?}"
+    );
     assert!(asked.len() >= 9, "{asked:?}");
 }

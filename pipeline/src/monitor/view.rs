@@ -525,7 +525,10 @@ mod tests {
         assert!(!critical.contains(&ring[0]));
 
         v.on_score(&score(&ring[0], 900_000, 0.7));
-        assert_eq!(health(&v.snapshot().rollouts[0], "canary-ring"), Health::Yellow);
+        assert_eq!(
+            health(&v.snapshot().rollouts[0], "canary-ring"),
+            Health::Yellow
+        );
 
         let rollback = ControlMessage::Rollback(RollbackCommand {
             command_id: CommandId::rollback("r", &ring[0]),
