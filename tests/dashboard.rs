@@ -43,6 +43,7 @@ fn the_dashboard_shows_a_bad_patch_live_in_a_browser() {
             "--speed",
             "1200",
             "--keep-serving",
+            "--no-history",
         ],
     );
     let url = demo.dashboard_url();

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 fn demo(quality: PatchQuality, seed: u64) -> DemoSummary {
     let mut config = Config::default_config();
     config.simulation.seed = seed;
-    run_demo(&config, DemoOptions::new(quality), None, &mut |_| {}).expect("demo runs")
+    run_demo(&config, DemoOptions::new(quality), None, None, &mut |_| {}).expect("demo runs")
 }
 
 #[test]

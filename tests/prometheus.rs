@@ -50,6 +50,7 @@ fn prometheus_scrapes_the_rollout_progress() {
             "--speed",
             "1200",
             "--keep-serving",
+            "--no-history",
         ],
     );
     let target = demo

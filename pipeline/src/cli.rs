@@ -34,9 +34,27 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Approve a patch: publish the approval that starts its rollout.
     Approve(ApproveArgs),
+    /// Query the history with SQL (no query: an interactive prompt).
+    Sql(SqlArgs),
     /// Check or show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// `bellwether sql` flags.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query; without one, an interactive prompt.
+    pub query: Option<String>,
+    /// The history folder (default: history.dir of the config).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// A config file layered over the defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: crate::history::sql::OutputFormat,
 }
 
 impl Command {
@@ -195,6 +213,12 @@ pub struct DemoArgs {
     /// flat out, or 600 with --serve so the rollout can be watched).
     #[arg(long)]
     pub speed: Option<f64>,
+    /// Where to write the Parquet history (default: history.dir).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Keep no history.
+    #[arg(long, conflicts_with = "history")]
+    pub no_history: bool,
 }
 
 /// `bellwether config` subcommands.
@@ -259,6 +283,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("approved: {rollout_id}");
             Ok(())
         }
+        Command::Sql(args) => sql(args),
         Command::Config(ConfigCommand::Check { file }) => {
             config::load(Some(&file))?;
             println!("{}: ok", file.display());
@@ -303,19 +328,47 @@ fn demo(args: DemoArgs) -> Result<()> {
         None => (None, None),
     };
 
+    let history = if args.no_history {
+        None
+    } else {
+        let dir = args
+            .history
+            .clone()
+            .unwrap_or_else(|| config.history.dir.clone());
+        let samples = config.history.samples == crate::config::SampleRetention::Raw;
+        Some(std::sync::Arc::new(std::sync::Mutex::new(
+            crate::history::History::open(&dir, samples)?,
+        )))
+    };
+
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg}").context("progress bar template")?,
     );
-    let summary = run_demo(&config, options, monitor.as_ref(), &mut |p: &Progress| {
-        bar.set_message(progress_line(p));
-        bar.tick();
-    })?;
+    let summary = run_demo(
+        &config,
+        options,
+        monitor.as_ref(),
+        history.as_ref(),
+        &mut |p: &Progress| {
+            bar.set_message(progress_line(p));
+            bar.tick();
+        },
+    )?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print!("{}", render_text(&summary));
+    }
+    if let Some(h) = &history {
+        let h = h.lock().unwrap_or_else(|p| p.into_inner());
+        let rows: u64 = h.written().iter().map(|(_, n)| n).sum();
+        eprintln!(
+            "history: {} ({rows} rows); try: bellwether sql --history {} \"SELECT vm_id, reason FROM commands WHERE action = 'rollback'\"",
+            h.root().display(),
+            h.root().display()
+        );
     }
     if let (Some(server), true) = (&server, args.keep_serving) {
         use std::io::Write;
@@ -327,6 +380,66 @@ fn demo(args: DemoArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn sql(args: SqlArgs) -> Result<()> {
+    use crate::history::sql;
+    let config = config::load(args.config.as_deref())?;
+    let root = args.history.unwrap_or(config.history.dir);
+    anyhow::ensure!(
+        root.is_dir(),
+        "no history at {} (run `bellwether demo` or pass --history DIR)",
+        root.display()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let ctx = sql::context(&root).await?;
+        if let Some(q) = args.query {
+            let batches = sql::query(&ctx, &q).await?;
+            print!("{}", sql::render(&batches, args.format)?);
+            return Ok(());
+        }
+        use std::io::{BufRead, Write};
+        eprintln!(
+            "bellwether sql over {}: tables {}; end a query with ';', quit with \\q",
+            root.display(),
+            crate::history::tables::TABLES.join(", ")
+        );
+        let stdin = std::io::stdin();
+        let mut statement = String::new();
+        loop {
+            eprint!(
+                "{}",
+                if statement.is_empty() {
+                    "bellwether> "
+                } else {
+                    "       ...> "
+                }
+            );
+            std::io::stderr().flush()?;
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line)? == 0 {
+                break;
+            }
+            let trimmed = line.trim();
+            if statement.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit") {
+                break;
+            }
+            statement.push_str(&line);
+            if !trimmed.ends_with(';') {
+                continue;
+            }
+            let q = std::mem::take(&mut statement);
+            match sql::query(&ctx, q.trim().trim_end_matches(';')).await {
+                Ok(batches) => print!("{}", sql::render(&batches, args.format)?),
+                Err(e) => eprintln!("error: {e}"),
+            }
+            std::io::stdout().flush()?;
+        }
+        Ok(())
+    })
 }
 
 fn simulate(args: SimulateArgs) -> Result<()> {

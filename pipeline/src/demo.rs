@@ -8,6 +8,7 @@
 use crate::bus::{BusMetricSource, BusSink, BusSource, Topic};
 use crate::config::Config;
 use crate::connector::{ConnectorError, MessageSink, MessageSource};
+use crate::history::SharedHistory;
 use crate::inventory::Inventory;
 use crate::monitor::Monitor;
 use crate::rollout::RolloutActor;
@@ -34,6 +35,9 @@ pub enum DemoError {
     /// The bus failed.
     #[error(transparent)]
     Connector(#[from] ConnectorError),
+    /// History could not be written.
+    #[error(transparent)]
+    History(#[from] crate::history::writer::HistoryError),
     /// A canary group does not compile.
     #[error("canary group `{group}`: {reason}")]
     Group {
@@ -120,11 +124,13 @@ pub fn demo_patch() -> Patch {
 
 /// Runs the scenario to the end and summarises it; `progress` is called
 /// every simulated quarter hour; `monitor`, if any, is fed as the pipeline
-/// runs (the dashboard and `/metrics` of `bellwether demo --serve`).
+/// runs (the dashboard and `/metrics` of `bellwether demo --serve`), and
+/// `history`, if any, gets every sample, score, command and event.
 pub fn run_demo(
     config: &Config,
     options: DemoOptions,
     monitor: Option<&Monitor>,
+    history: Option<&SharedHistory>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<DemoSummary, DemoError> {
     let wall = Instant::now();
@@ -142,6 +148,10 @@ pub fn run_demo(
     let mut stage = ScoringStage::new(config, inventory.clone())?;
     if let Some(m) = monitor {
         stage = stage.with_monitor(m.clone());
+    }
+    if let Some(h) = history {
+        stage = stage.with_history(h.clone());
+        lock(h).model_version(stage.forecaster_name(), env!("CARGO_PKG_VERSION"), "{}")?;
     }
     let mut metric_source = BusMetricSource::new(&metrics, "scoring");
     let mut stage_control = BusSource::new(&control, "scoring");
@@ -167,13 +177,17 @@ pub fn run_demo(
     loop {
         if now >= patch_at && actor.rollout().is_none() {
             actor.start(&rollout_id, demo_patch(), now);
+            let approval = ControlMessage::Approval(Approval {
+                rollout_id: rollout_id.clone(),
+                patch: demo_patch(),
+                approved_by: "bellwether demo".into(),
+                approved_at: now,
+            });
             if let Some(m) = monitor {
-                m.on_control(&ControlMessage::Approval(Approval {
-                    rollout_id: rollout_id.clone(),
-                    patch: demo_patch(),
-                    approved_by: "bellwether demo".into(),
-                    approved_at: now,
-                }));
+                m.on_control(&approval);
+            }
+            if let Some(h) = history {
+                lock(h).control(&approval);
             }
         }
         for message in actor.take_outbox() {
@@ -189,6 +203,9 @@ pub fn run_demo(
                     &partition.to_string(),
                     batch.num_rows() as u64,
                 );
+            }
+            if let Some(h) = history {
+                lock(h).samples(&batch)?;
             }
             metrics.publish_to(partition, batch);
         }
@@ -242,6 +259,15 @@ pub fn run_demo(
 
     if let Some(m) = monitor {
         m.publish();
+    }
+    if let Some(h) = history {
+        let mut h = lock(h);
+        // What the actor said after the stage's last turn.
+        for message in stage_control.poll(usize::MAX)? {
+            h.control(&message);
+        }
+        h.rollout_events(actor.events())?;
+        h.flush()?;
     }
     let fleet = lock(&fleet);
     Ok(summarize(

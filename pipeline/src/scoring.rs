@@ -10,6 +10,7 @@
 
 use crate::config::Config;
 use crate::connector::{ConnectorError, MessageSink, MessageSource, MetricSource};
+use crate::history::SharedHistory;
 use crate::inventory::Inventory;
 use crate::monitor::Monitor;
 use bellwether_operators::baseline::BaselineConfig;
@@ -105,6 +106,7 @@ pub struct ScoringStage {
     patched_by: HashMap<String, String>,
     rollbacks_issued: HashSet<CommandId>,
     monitor: Option<Monitor>,
+    history: Option<SharedHistory>,
 }
 
 impl ScoringStage {
@@ -117,7 +119,15 @@ impl ScoringStage {
             patched_by: HashMap::new(),
             rollbacks_issued: HashSet::new(),
             monitor: None,
+            history: None,
         })
+    }
+
+    /// Records scores, verdicts and control-topic messages in `history`
+    /// from now on (the caller flushes it).
+    pub fn with_history(mut self, history: SharedHistory) -> ScoringStage {
+        self.history = Some(history);
+        self
     }
 
     /// Feeds `monitor` (dashboard and Prometheus series) from now on.
@@ -178,6 +188,11 @@ impl ScoringStage {
             if let Some(m) = &self.monitor {
                 m.on_control(&message);
             }
+            if let Some(h) = &self.history {
+                h.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .control(&message);
+            }
         }
         for batch in metrics.poll()? {
             self.scorer.process_batch(batch.input, &batch.samples)?;
@@ -197,6 +212,9 @@ impl ScoringStage {
             for score in scores {
                 if let Some(m) = &self.monitor {
                     m.on_score(&score);
+                }
+                if let Some(h) = &self.history {
+                    h.lock().unwrap_or_else(|p| p.into_inner()).score(&score);
                 }
                 scores_out.send(score)?;
             }

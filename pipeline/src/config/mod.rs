@@ -42,6 +42,8 @@ pub struct Config {
     pub actor: ActorConfig,
     /// The dashboard and `/metrics`.
     pub http: HttpConfig,
+    /// Parquet history.
+    pub history: HistoryConfig,
 }
 
 /// The simulated fleet.
@@ -304,6 +306,28 @@ pub struct HttpConfig {
     /// Address `bellwether run` serves on (`host:port`); "" serves nothing.
     /// `bellwether demo` serves only when asked (`--serve`).
     pub listen: String,
+}
+
+/// Samples kept in history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleRetention {
+    /// Every sample.
+    Raw,
+    /// None (scores, verdicts, commands and events are still kept).
+    None,
+}
+
+/// History in Parquet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Folder of the tables; "" keeps no history (`bellwether run`).
+    pub dir: std::path::PathBuf,
+    /// Which metric samples are kept.
+    pub samples: SampleRetention,
+    /// Buffered rows are written at least this often (`bellwether run`).
+    pub flush_secs: u64,
 }
 
 impl Config {

@@ -135,6 +135,7 @@ fn kafka(c: &Config) -> Result<(), ConfigError> {
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     kafka(c)?;
     http(c)?;
+    positive("history.flush_secs", c.history.flush_secs as f64)?;
     if c.fleet.vms == 0 {
         return Err(invalid("fleet.vms", "a fleet needs at least one VM"));
     }

@@ -1,0 +1,416 @@
+//! The history tables: their Arrow schemas and how records become rows.
+//! Column by column documentation is in the README ("History and SQL").
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use bellwether_schemas::{ControlMessage, RolloutEvent, ScoreRecord};
+use std::sync::Arc;
+
+/// Table names, in the order `bellwether sql` lists them.
+pub const TABLES: [&str; 8] = [
+    "samples",
+    "scores",
+    "verdicts",
+    "commands",
+    "executions",
+    "window_reports",
+    "rollout_events",
+    "model_versions",
+];
+
+fn ts(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        false,
+    )
+}
+
+fn text(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+fn float(name: &str) -> Field {
+    Field::new(name, DataType::Float64, false)
+}
+
+/// The schema of `table`.
+pub fn schema(table: &str) -> SchemaRef {
+    let fields = match table {
+        "samples" => vec![
+            ts("time"),
+            text("vm_id", false),
+            text("metric", false),
+            float("value"),
+        ],
+        "scores" => vec![
+            ts("window_start"),
+            ts("window_end"),
+            text("rollout_id", true),
+            text("vm_id", false),
+            text("forecaster", false),
+            float("residual_rmse"),
+            float("anomaly_score"),
+            Field::new("anomalous", DataType::Boolean, false),
+        ],
+        "verdicts" => vec![
+            ts("window_end"),
+            text("rollout_id", true),
+            text("vm_id", false),
+            text("metric", false),
+            float("observed"),
+            float("forecast"),
+            float("baseline_mean"),
+            float("deviation"),
+            float("threshold"),
+            Field::new("anomalous", DataType::Boolean, false),
+        ],
+        "commands" => vec![
+            ts("issued_at"),
+            text("command_id", false),
+            text("rollout_id", false),
+            text("vm_id", false),
+            text("action", false),
+            Field::new("wave", DataType::Int64, true),
+            Field::new("critical", DataType::Boolean, true),
+            Field::new("priority", DataType::Int64, true),
+            text("trigger", true),
+            text("reason", true),
+            text("evidence", true),
+        ],
+        "executions" => vec![
+            ts("executed_at"),
+            text("command_id", false),
+            text("rollout_id", false),
+            text("vm_id", false),
+            text("action", false),
+            Field::new("sequence", DataType::Int64, false),
+        ],
+        "window_reports" => vec![
+            ts("window_start"),
+            ts("window_end"),
+            Field::new("vms_scored", DataType::Int64, false),
+            Field::new("patched_scored", DataType::Int64, false),
+            text("anomalous", false),
+            text("missing", false),
+            Field::new("late_rows_total", DataType::Int64, false),
+        ],
+        "rollout_events" => vec![
+            ts("time"),
+            text("rollout_id", false),
+            text("event", false),
+            text("detail", false),
+        ],
+        "model_versions" => vec![
+            ts("loaded_at"),
+            text("forecaster", false),
+            text("version", false),
+            text("detail", false),
+        ],
+        other => panic!("no history table {other}"),
+    };
+    Arc::new(Schema::new(fields))
+}
+
+fn utc(b: TimestampMillisecondBuilder) -> TimestampMillisecondBuilder {
+    b.with_timezone("UTC")
+}
+
+fn batch(table: &str, columns: Vec<ArrayRef>) -> RecordBatch {
+    // Columns are built right above in schema order: a mismatch is a defect.
+    RecordBatch::try_new(schema(table), columns)
+        .unwrap_or_else(|e| panic!("history table {table}: {e}"))
+}
+
+/// Score and verdict rows of `scores`.
+pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
+    let mut s = (
+        utc(TimestampMillisecondBuilder::new()),
+        utc(TimestampMillisecondBuilder::new()),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        BooleanBuilder::new(),
+    );
+    let mut v = (
+        utc(TimestampMillisecondBuilder::new()),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        BooleanBuilder::new(),
+    );
+    for r in scores {
+        s.0.append_value(r.window_start.0);
+        s.1.append_value(r.window_end.0);
+        s.2.append_option(r.rollout_id.as_deref());
+        s.3.append_value(&r.vm_id);
+        s.4.append_value(&r.forecaster);
+        s.5.append_value(r.residual_rmse);
+        s.6.append_value(r.anomaly_score);
+        s.7.append_value(r.anomalous);
+        for m in &r.verdicts {
+            v.0.append_value(r.window_end.0);
+            v.1.append_option(r.rollout_id.as_deref());
+            v.2.append_value(&r.vm_id);
+            v.3.append_value(&m.metric);
+            v.4.append_value(m.observed);
+            v.5.append_value(m.forecast);
+            v.6.append_value(m.baseline_mean);
+            v.7.append_value(m.deviation);
+            v.8.append_value(m.threshold);
+            v.9.append_value(m.anomalous);
+        }
+    }
+    (
+        batch(
+            "scores",
+            vec![
+                Arc::new(s.0.finish()),
+                Arc::new(s.1.finish()),
+                Arc::new(s.2.finish()),
+                Arc::new(s.3.finish()),
+                Arc::new(s.4.finish()),
+                Arc::new(s.5.finish()),
+                Arc::new(s.6.finish()),
+                Arc::new(s.7.finish()),
+            ],
+        ),
+        batch(
+            "verdicts",
+            vec![
+                Arc::new(v.0.finish()),
+                Arc::new(v.1.finish()),
+                Arc::new(v.2.finish()),
+                Arc::new(v.3.finish()),
+                Arc::new(v.4.finish()),
+                Arc::new(v.5.finish()),
+                Arc::new(v.6.finish()),
+                Arc::new(v.7.finish()),
+                Arc::new(v.8.finish()),
+                Arc::new(v.9.finish()),
+            ],
+        ),
+    )
+}
+
+/// The event time a control message is filed under.
+pub fn control_time(m: &ControlMessage) -> i64 {
+    match m {
+        ControlMessage::Approval(a) => a.approved_at.0,
+        ControlMessage::Patch(p) => p.issued_at.0,
+        ControlMessage::Rollback(r) => r.issued_at.0,
+        ControlMessage::Execution(e) => e.executed_at.0,
+        ControlMessage::WindowReport(w) => w.window_end.0,
+    }
+}
+
+/// Rows of the control-topic tables: (commands, executions, window_reports,
+/// approvals as rollout events).
+pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 4] {
+    let mut c = (
+        utc(TimestampMillisecondBuilder::new()),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+        BooleanBuilder::new(),
+        Int64Builder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let mut e = (
+        utc(TimestampMillisecondBuilder::new()),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+    );
+    let mut w = (
+        utc(TimestampMillisecondBuilder::new()),
+        utc(TimestampMillisecondBuilder::new()),
+        Int64Builder::new(),
+        Int64Builder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+    );
+    let mut events = Vec::new();
+    for m in messages {
+        match m {
+            ControlMessage::Patch(p) => {
+                c.0.append_value(p.issued_at.0);
+                c.1.append_value(&p.command_id.0);
+                c.2.append_value(&p.rollout_id);
+                c.3.append_value(&p.vm_id);
+                c.4.append_value("patch");
+                c.5.append_value(p.wave as i64);
+                c.6.append_null();
+                c.7.append_null();
+                c.8.append_null();
+                c.9.append_null();
+                c.10.append_null();
+            }
+            ControlMessage::Rollback(r) => {
+                c.0.append_value(r.issued_at.0);
+                c.1.append_value(&r.command_id.0);
+                c.2.append_value(&r.rollout_id);
+                c.3.append_value(&r.vm_id);
+                c.4.append_value("rollback");
+                c.5.append_null();
+                c.6.append_value(r.critical);
+                c.7.append_value(r.priority as i64);
+                c.8.append_value(
+                    serde_json::to_value(r.reason.trigger)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                );
+                c.9.append_value(&r.reason.summary);
+                c.10.append_value(serde_json::to_string(&r.reason.evidence).unwrap_or_default());
+            }
+            ControlMessage::Execution(x) => {
+                e.0.append_value(x.executed_at.0);
+                e.1.append_value(&x.command_id.0);
+                e.2.append_value(&x.rollout_id);
+                e.3.append_value(&x.vm_id);
+                e.4.append_value(match x.action {
+                    bellwether_schemas::Action::Patch => "patch",
+                    bellwether_schemas::Action::Rollback => "rollback",
+                });
+                e.5.append_value(x.sequence as i64);
+            }
+            ControlMessage::WindowReport(r) => {
+                w.0.append_value(r.window_start.0);
+                w.1.append_value(r.window_end.0);
+                w.2.append_value(r.vms_scored as i64);
+                w.3.append_value(r.patched_scored as i64);
+                w.4.append_value(r.anomalous.join(","));
+                w.5.append_value(r.missing.join(","));
+                w.6.append_value(r.late_rows_total as i64);
+            }
+            ControlMessage::Approval(a) => events.push((
+                a.approved_at.0,
+                a.rollout_id.clone(),
+                "approved".to_string(),
+                serde_json::json!({"patch": a.patch, "approved_by": a.approved_by}).to_string(),
+            )),
+        }
+    }
+    [
+        batch(
+            "commands",
+            vec![
+                Arc::new(c.0.finish()),
+                Arc::new(c.1.finish()),
+                Arc::new(c.2.finish()),
+                Arc::new(c.3.finish()),
+                Arc::new(c.4.finish()),
+                Arc::new(c.5.finish()),
+                Arc::new(c.6.finish()),
+                Arc::new(c.7.finish()),
+                Arc::new(c.8.finish()),
+                Arc::new(c.9.finish()),
+                Arc::new(c.10.finish()),
+            ],
+        ),
+        batch(
+            "executions",
+            vec![
+                Arc::new(e.0.finish()),
+                Arc::new(e.1.finish()),
+                Arc::new(e.2.finish()),
+                Arc::new(e.3.finish()),
+                Arc::new(e.4.finish()),
+                Arc::new(e.5.finish()),
+            ],
+        ),
+        batch(
+            "window_reports",
+            vec![
+                Arc::new(w.0.finish()),
+                Arc::new(w.1.finish()),
+                Arc::new(w.2.finish()),
+                Arc::new(w.3.finish()),
+                Arc::new(w.4.finish()),
+                Arc::new(w.5.finish()),
+                Arc::new(w.6.finish()),
+            ],
+        ),
+        event_rows(&events),
+    ]
+}
+
+/// Rows of `rollout_events` from the actor's events.
+pub fn rollout_event_rows(events: &[&RolloutEvent]) -> RecordBatch {
+    let rows: Vec<(i64, String, String, String)> = events
+        .iter()
+        .map(|e| {
+            let detail = serde_json::to_value(&e.kind).unwrap_or_default();
+            let name = detail["event"].as_str().unwrap_or("unknown").to_string();
+            (e.time.0, e.rollout_id.clone(), name, detail.to_string())
+        })
+        .collect();
+    event_rows(&rows)
+}
+
+fn event_rows(rows: &[(i64, String, String, String)]) -> RecordBatch {
+    let mut t = utc(TimestampMillisecondBuilder::new());
+    let (mut r, mut k, mut d) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    for (time, rollout, kind, detail) in rows {
+        t.append_value(*time);
+        r.append_value(rollout);
+        k.append_value(kind);
+        d.append_value(detail);
+    }
+    batch(
+        "rollout_events",
+        vec![
+            Arc::new(t.finish()),
+            Arc::new(r.finish()),
+            Arc::new(k.finish()),
+            Arc::new(d.finish()),
+        ],
+    )
+}
+
+/// One `model_versions` row.
+pub fn model_version_row(
+    loaded_at_ms: i64,
+    forecaster: &str,
+    version: &str,
+    detail: &str,
+) -> RecordBatch {
+    let mut t = utc(TimestampMillisecondBuilder::new());
+    t.append_value(loaded_at_ms);
+    let col = |v: &str| {
+        let mut b = StringBuilder::new();
+        b.append_value(v);
+        Arc::new(b.finish()) as ArrayRef
+    };
+    batch(
+        "model_versions",
+        vec![
+            Arc::new(t.finish()),
+            col(forecaster),
+            col(version),
+            col(detail),
+        ],
+    )
+}

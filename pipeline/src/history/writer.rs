@@ -1,0 +1,205 @@
+//! One history table on disk: Arrow batches buffered per date (and hour)
+//! partition, written as ZSTD Parquet files under
+//! `<root>/<table>/date=YYYY-MM-DD[/hour=HH]/`.
+//!
+//! A file is written to `<name>.parquet.tmp`, synced, then renamed: readers
+//! (which only list `*.parquet`) never see a half-written file, and a crash
+//! leaves at most a `.tmp` that the next start deletes. File names carry
+//! the writer's start time and a sequence number, so a restarted writer
+//! never overwrites what an earlier one wrote.
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Writing history failed.
+#[derive(Debug, Error)]
+pub enum HistoryError {
+    /// A file could not be written.
+    #[error("history: writing {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Rows did not fit the table's schema (a defect, reported not hidden).
+    #[error("history table {table}: {reason}")]
+    Rows {
+        /// The table.
+        table: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A partition: `date=YYYY-MM-DD` and, for hourly tables, `hour=HH`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PartitionKey {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    /// `HH` (UTC), for hourly tables.
+    pub hour: Option<String>,
+}
+
+impl PartitionKey {
+    /// The partition of event time `ms` (UTC).
+    pub fn of(ms: i64, hourly: bool) -> PartitionKey {
+        let text = bellwether_schemas::EventTime(ms).to_string();
+        PartitionKey {
+            date: text[..10].to_string(),
+            hour: hourly.then(|| text[11..13].to_string()),
+        }
+    }
+
+    fn dir(&self, table: &Path) -> PathBuf {
+        let d = table.join(format!("date={}", self.date));
+        match &self.hour {
+            Some(h) => d.join(format!("hour={h}")),
+            None => d,
+        }
+    }
+}
+
+/// One table's writer.
+pub struct TableWriter {
+    name: String,
+    dir: PathBuf,
+    schema: SchemaRef,
+    hourly: bool,
+    row_group_rows: usize,
+    run: String,
+    seq: u64,
+    buffered: BTreeMap<PartitionKey, (Vec<RecordBatch>, usize)>,
+    rows_written: u64,
+    files_written: u64,
+}
+
+impl TableWriter {
+    /// A writer of table `name` under `root`; `.tmp` files an earlier crash
+    /// left are deleted.
+    pub fn new(
+        root: &Path,
+        name: &str,
+        schema: SchemaRef,
+        hourly: bool,
+        row_group_rows: usize,
+        run: &str,
+    ) -> TableWriter {
+        let dir = root.join(name);
+        remove_tmp_files(&dir);
+        TableWriter {
+            name: name.to_string(),
+            dir,
+            schema,
+            hourly,
+            row_group_rows: row_group_rows.max(1),
+            run: run.to_string(),
+            seq: 0,
+            buffered: BTreeMap::new(),
+            rows_written: 0,
+            files_written: 0,
+        }
+    }
+
+    /// The table's schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// True for tables partitioned by hour as well as date.
+    pub fn hourly(&self) -> bool {
+        self.hourly
+    }
+
+    /// Buffers `batch` (rows of one partition).
+    pub fn push(&mut self, key: PartitionKey, batch: RecordBatch) -> Result<(), HistoryError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if batch.schema() != self.schema {
+            return Err(HistoryError::Rows {
+                table: self.name.clone(),
+                reason: format!("schema {:?} is not the table's", batch.schema()),
+            });
+        }
+        let entry = self.buffered.entry(key.clone()).or_default();
+        entry.1 += batch.num_rows();
+        entry.0.push(batch);
+        if entry.1 >= self.row_group_rows * 4 {
+            self.write_partition(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every buffered partition to its own file.
+    pub fn flush(&mut self) -> Result<(), HistoryError> {
+        let keys: Vec<PartitionKey> = self.buffered.keys().cloned().collect();
+        for key in keys {
+            self.write_partition(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Rows and files written so far.
+    pub fn written(&self) -> (u64, u64) {
+        (self.rows_written, self.files_written)
+    }
+
+    fn write_partition(&mut self, key: &PartitionKey) -> Result<(), HistoryError> {
+        let Some((batches, rows)) = self.buffered.remove(key) else {
+            return Ok(());
+        };
+        if rows == 0 {
+            return Ok(());
+        }
+        let dir = key.dir(&self.dir);
+        self.seq += 1;
+        let path = dir.join(format!("part-{}-{:06}.parquet", self.run, self.seq));
+        let tmp = path.with_extension("parquet.tmp");
+        let fail = |p: &Path, e: &dyn std::fmt::Display| HistoryError::Write {
+            path: p.to_path_buf(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
+        let batch = concat_batches(&self.schema, &batches).map_err(|e| fail(&tmp, &e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).map_err(|e| fail(&tmp, &e))?,
+            ))
+            .set_max_row_group_row_count(Some(self.row_group_rows))
+            .build();
+        let file = std::fs::File::create(&tmp).map_err(|e| fail(&tmp, &e))?;
+        let mut writer = ArrowWriter::try_new(file, self.schema.clone(), Some(props))
+            .map_err(|e| fail(&tmp, &e))?;
+        writer.write(&batch).map_err(|e| fail(&tmp, &e))?;
+        let file = writer.into_inner().map_err(|e| fail(&tmp, &e))?;
+        file.sync_all().map_err(|e| fail(&tmp, &e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| fail(&path, &e))?;
+        self.rows_written += rows as u64;
+        self.files_written += 1;
+        Ok(())
+    }
+}
+
+/// Deletes `*.parquet.tmp` below `dir` (left by a crash mid-write).
+fn remove_tmp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            remove_tmp_files(&path);
+        } else if path.to_string_lossy().ends_with(".parquet.tmp") {
+            tracing::warn!(file = %path.display(), "removing a history file a crash left half-written");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
