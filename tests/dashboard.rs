@@ -41,7 +41,7 @@ fn the_dashboard_shows_a_bad_patch_live_in_a_browser() {
             "--serve",
             "127.0.0.1:0",
             "--speed",
-            "1200",
+            "600",
             "--keep-serving",
             "--no-history",
         ],
@@ -50,7 +50,9 @@ fn the_dashboard_shows_a_bad_patch_live_in_a_browser() {
     let browser = Browser::start();
     browser.open(&url);
 
-    // Live: the fleet clock on the page moves while the demo runs.
+    // Live: the fleet clock on the page moves while the demo runs (the
+    // rollout's ~4 fleet hours take ~24 s at 600x, time for the browser to
+    // start and load the page on a slow machine).
     let first = eventually(Duration::from_secs(60), "a first update", || {
         let page = browser.eval(READ_PAGE);
         (page["live"] == "live" && page["fleet"].as_str()?.contains("fleet time"))
