@@ -202,3 +202,49 @@ fn statements_other_than_queries_are_refused() {
     // Queries on an empty history work.
     assert_eq!(sql(&history, "SELECT count(*) AS n FROM scores")[0]["n"], 0);
 }
+
+#[test]
+fn pyarrow_reads_the_same_rows() {
+    let python = match std::env::var("BELLWETHER_PYTHON") {
+        Ok(p) => p,
+        Err(_) if std::env::var_os("BELLWETHER_REQUIRE_BROKER").is_some() => {
+            panic!("BELLWETHER_PYTHON is not set; run ./scripts/test")
+        }
+        Err(_) => {
+            eprintln!("skipped: BELLWETHER_PYTHON (with pyarrow) is not set");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    demo(&history);
+    let tables = ["samples", "scores", "verdicts", "commands", "executions"];
+    let mut args = vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/read_history.py").to_string(),
+        history.to_str().unwrap().to_string(),
+    ];
+    args.extend(tables.iter().map(|t| t.to_string()));
+    let out = Command::new(python).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    for table in tables {
+        let n = sql(&history, &format!("SELECT count(*) AS n FROM {table}"));
+        assert_eq!(read["rows"][table], n[0]["n"], "{table}");
+    }
+    let ours: Vec<Value> = sql(
+        &history,
+        "SELECT vm_id, reason, date FROM commands WHERE action = 'rollback' ORDER BY vm_id, reason",
+    )
+    .into_iter()
+    .map(|r| serde_json::json!([r["vm_id"], r["reason"], r["date"]]))
+    .collect();
+    assert!(!ours.is_empty());
+    assert_eq!(read["rollbacks"], Value::Array(ours));
+    assert_eq!(read["samples_schema"]["time"], "timestamp[ms, tz=UTC]");
+    assert_eq!(read["samples_schema"]["value"], "double");
+}
