@@ -33,19 +33,7 @@ fn the_dashboard_shows_a_bad_patch_live_in_a_browser() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let demo = Bellwether::spawn(
-        dir.path(),
-        "demo",
-        &[
-            "demo",
-            "--serve",
-            "127.0.0.1:0",
-            "--speed",
-            "600",
-            "--keep-serving",
-            "--no-history",
-        ],
-    );
+    let demo = Bellwether::serving_demo(dir.path(), "600");
     let url = demo.dashboard_url();
     let browser = Browser::start();
     browser.open(&url);

@@ -40,19 +40,7 @@ fn prometheus_scrapes_the_rollout_progress() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let demo = Bellwether::spawn(
-        dir.path(),
-        "demo",
-        &[
-            "demo",
-            "--serve",
-            "127.0.0.1:0",
-            "--speed",
-            "1200",
-            "--keep-serving",
-            "--no-history",
-        ],
-    );
+    let demo = Bellwether::serving_demo(dir.path(), "1200");
     let target = demo
         .dashboard_url()
         .trim_start_matches("http://")

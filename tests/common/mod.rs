@@ -163,6 +163,24 @@ impl Bellwether {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `bellwether demo` serving its dashboard on a free port, paced at
+    /// `speed`x, kept up after the scenario, writing no history.
+    pub fn serving_demo(dir: &Path, speed: &str) -> Bellwether {
+        Bellwether::spawn(
+            dir,
+            "demo",
+            &[
+                "demo",
+                "--serve",
+                "127.0.0.1:0",
+                "--speed",
+                speed,
+                "--keep-serving",
+                "--no-history",
+            ],
+        )
+    }
+
     /// The dashboard URL it printed or logged (`http://127.0.0.1:port/`),
     /// waiting up to a minute for it.
     pub fn dashboard_url(&self) -> String {
