@@ -51,14 +51,7 @@ impl History {
         let writers = tables::TABLES
             .iter()
             .map(|&name| {
-                let w = TableWriter::new(
-                    root,
-                    name,
-                    tables::schema(name),
-                    name == "samples",
-                    ROW_GROUP_ROWS,
-                    &run,
-                );
+                let w = TableWriter::new(root, name, tables::schema(name), ROW_GROUP_ROWS, &run);
                 (name, w)
             })
             .collect();

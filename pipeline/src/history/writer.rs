@@ -72,7 +72,6 @@ pub struct TableWriter {
     name: String,
     dir: PathBuf,
     schema: SchemaRef,
-    hourly: bool,
     row_group_rows: usize,
     run: String,
     seq: u64,
@@ -88,7 +87,6 @@ impl TableWriter {
         root: &Path,
         name: &str,
         schema: SchemaRef,
-        hourly: bool,
         row_group_rows: usize,
         run: &str,
     ) -> TableWriter {
@@ -98,7 +96,6 @@ impl TableWriter {
             name: name.to_string(),
             dir,
             schema,
-            hourly,
             row_group_rows: row_group_rows.max(1),
             run: run.to_string(),
             seq: 0,
@@ -106,16 +103,6 @@ impl TableWriter {
             rows_written: 0,
             files_written: 0,
         }
-    }
-
-    /// The table's schema.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    /// True for tables partitioned by hour as well as date.
-    pub fn hourly(&self) -> bool {
-        self.hourly
     }
 
     /// Buffers `batch` (rows of one partition).

@@ -67,10 +67,12 @@ impl Monitor {
         self.inner.dirty.store(true, Ordering::Relaxed);
     }
 
-    /// Takes in the in-process rollout actor's state.
+    /// Takes in the in-process rollout actor's state (called every turn;
+    /// only a change is published).
     pub fn on_actor(&self, rollout_id: &str, state: RolloutState, waves_planned: usize) {
-        self.view().on_actor(rollout_id, state, waves_planned);
-        self.inner.dirty.store(true, Ordering::Relaxed);
+        if self.view().on_actor(rollout_id, state, waves_planned) {
+            self.inner.dirty.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Publishes what changed since the last call: the rollout series are

@@ -2,8 +2,8 @@
 //!
 //! Names follow Prometheus conventions: a `bellwether_` prefix, base units
 //! in the name (`_seconds`, `_ratio`), `_total` on counters. Latencies are
-//! measured into hdrhistograms (exact quantiles for the status log) and
-//! exported as Prometheus histograms with fixed buckets at scrape time.
+//! measured into hdrhistograms and exported as Prometheus histograms with
+//! fixed buckets at scrape time.
 
 use hdrhistogram::Histogram as Hdr;
 use prometheus::core::{Collector, Desc};
@@ -172,11 +172,6 @@ impl Telemetry {
             .set(1);
     }
 
-    /// p50 and p99 window latency so far.
-    pub fn window_latency_quantiles(&self) -> (Duration, Duration) {
-        self.window_latency.quantiles()
-    }
-
     /// Everything, in Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -222,14 +217,6 @@ impl HdrCollector {
         let micros = (d.as_micros() as u64).clamp(1, 3_600_000_000);
         let mut hdr = self.hdr.lock().unwrap_or_else(|p| p.into_inner());
         let _ = hdr.record(micros);
-    }
-
-    fn quantiles(&self) -> (Duration, Duration) {
-        let hdr = self.hdr.lock().unwrap_or_else(|p| p.into_inner());
-        (
-            Duration::from_micros(hdr.value_at_quantile(0.5)),
-            Duration::from_micros(hdr.value_at_quantile(0.99)),
-        )
     }
 }
 

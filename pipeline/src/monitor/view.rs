@@ -318,11 +318,19 @@ impl FleetView {
         }
     }
 
-    /// Takes in the state of the rollout actor running in this process.
-    pub fn on_actor(&mut self, rollout_id: &str, state: RolloutState, waves_planned: usize) {
+    /// Takes in the state of the rollout actor running in this process;
+    /// true when it changed.
+    pub fn on_actor(
+        &mut self,
+        rollout_id: &str,
+        state: RolloutState,
+        waves_planned: usize,
+    ) -> bool {
         let r = self.rollout(rollout_id);
+        let changed = r.state != Some(state) || r.waves_planned != Some(waves_planned);
         r.state = Some(state);
         r.waves_planned = Some(waves_planned);
+        changed
     }
 
     /// What the dashboard shows now.
