@@ -121,7 +121,7 @@ fn main() {
         None,
     );
     let monitor = Monitor::new(&inventory, "seasonal-regression");
-    let server = serve("127.0.0.1:0", monitor.clone()).unwrap();
+    let server = serve("127.0.0.1:0", monitor.clone(), None).unwrap();
     let watched = pipeline_pass(
         &config,
         "bench-monitored",

@@ -42,7 +42,11 @@ fn sql(history: &Path, query: &str) -> Vec<Value> {
 }
 
 fn demo(history: &Path) -> Value {
-    let out = bellwether(&[
+    demo_with(history, &[])
+}
+
+fn demo_with(history: &Path, more: &[&str]) -> Value {
+    let mut args = vec![
         "demo",
         "--json",
         "--vms",
@@ -51,7 +55,9 @@ fn demo(history: &Path) -> Value {
         "1",
         "--history",
         history.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(more);
+    let out = bellwether(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -126,7 +132,11 @@ fn what_the_demo_wrote_is_what_sql_returns() {
     // Files are ZSTD Parquet, renamed into place: no temporary file left.
     let leftovers: Vec<_> = walk(&history)
         .into_iter()
-        .filter(|p| !p.ends_with(".parquet"))
+        .filter(|p| {
+            !p.ends_with(".parquet")
+                && !p.ends_with("/_checkpoint.json")
+                && !p.ends_with("/_writer.lock")
+        })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
@@ -171,7 +181,7 @@ fn a_crash_mid_write_leaves_no_visible_corrupt_file() {
     assert!(n[0]["n"].as_u64().is_some(), "{n:?}");
     // The next writer clears what the crash left, and its files are whole.
     let summary = demo(&history);
-    assert!(walk(&history).iter().all(|p| p.ends_with(".parquet")));
+    assert!(walk(&history).iter().all(|p| !p.ends_with(".tmp")));
     let rollbacks = sql(
         &history,
         "SELECT count(*) AS n FROM commands WHERE action = 'rollback'",
@@ -247,4 +257,140 @@ fn pyarrow_reads_the_same_rows() {
     assert_eq!(read["rollbacks"], Value::Array(ours));
     assert_eq!(read["samples_schema"]["time"], "timestamp[ms, tz=UTC]");
     assert_eq!(read["samples_schema"]["value"], "double");
+}
+
+#[test]
+fn downsampled_history_holds_each_buckets_aggregate_of_the_raw_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let down = dir.path().join("down");
+    demo(&raw);
+    let config = dir.path().join("downsampled.toml");
+    std::fs::write(
+        &config,
+        "[history]\nsamples = \"downsampled\"\ndownsample_secs = 600\n\
+         downsample_aggregate = \"mean\"\n\
+         downsample_per_metric = { error_rate_percent = \"max\" }\n",
+    )
+    .unwrap();
+    // The same seed: the same fleet, sample for sample.
+    demo_with(&down, &["--config", config.to_str().unwrap()]);
+
+    let bucketed = |metric: &str, aggregate: &str| {
+        sql(
+            &raw,
+            &format!(
+                "SELECT vm_id, date_bin(INTERVAL '10 minutes', time) AS t, {aggregate}(value) AS v \
+                 FROM samples WHERE metric = '{metric}' GROUP BY 1, 2 ORDER BY 1, 2"
+            ),
+        )
+    };
+    let stored = |metric: &str| {
+        sql(
+            &down,
+            &format!(
+                "SELECT vm_id, time AS t, value AS v FROM samples \
+                 WHERE metric = '{metric}' ORDER BY 1, 2"
+            ),
+        )
+    };
+    for (metric, aggregate) in [("cpu_percent", "avg"), ("error_rate_percent", "max")] {
+        let want = bucketed(metric, aggregate);
+        let got = stored(metric);
+        assert!(want.len() > 60 * 30 * 6, "{metric}: {} buckets", want.len());
+        assert_eq!(got.len(), want.len(), "{metric}: one row per VM and bucket");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((&g["vm_id"], &g["t"]), (&w["vm_id"], &w["t"]));
+            let (g, w) = (g["v"].as_f64().unwrap(), w["v"].as_f64().unwrap());
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{metric}: {g} vs {w}"
+            );
+        }
+    }
+    // One row per VM, metric and bucket the raw samples touch, no more.
+    let n = |h: &Path, q: &str| sql(h, q)[0]["n"].as_u64().unwrap();
+    let buckets = n(
+        &raw,
+        "SELECT count(*) AS n FROM (SELECT DISTINCT vm_id, metric, \
+         date_bin(INTERVAL '10 minutes', time) FROM samples)",
+    );
+    assert_eq!(n(&down, "SELECT count(*) AS n FROM samples"), buckets);
+    assert!(n(&raw, "SELECT count(*) AS n FROM samples") > buckets * 9);
+}
+
+#[test]
+fn the_http_sql_endpoint_answers_queries_and_refuses_the_rest_with_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let demo = Bellwether::spawn(
+        dir.path(),
+        "demo",
+        &[
+            "demo",
+            "--vms",
+            "60",
+            "--seed",
+            "1",
+            "--serve",
+            "127.0.0.1:0",
+            "--speed",
+            "1000000",
+            "--keep-serving",
+            "--history",
+            history.to_str().unwrap(),
+        ],
+    );
+    let url = demo.dashboard_url();
+    common::eventually(Duration::from_secs(120), "the demo's end", || {
+        demo.log_text().contains("still serving").then_some(())
+    });
+    let rollbacks_sql =
+        "SELECT vm_id, reason FROM commands WHERE action = 'rollback' ORDER BY vm_id";
+    // GET with the query in the URL: a JSON array of rows, as the CLI sees them.
+    let got: Vec<Value> = ureq::get(&format!("{url}api/sql"))
+        .query("q", rollbacks_sql)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_json()
+        .unwrap();
+    assert!(!got.is_empty());
+    assert_eq!(got, sql(&history, rollbacks_sql));
+    // POST with the query as the body, as CSV.
+    let csv = ureq::post(&format!("{url}api/sql?format=csv"))
+        .send("SELECT count(*) AS n FROM scores")
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    let n = sql(&history, "SELECT count(*) AS n FROM scores")[0]["n"].to_string();
+    assert_eq!(csv, format!("n\n{n}\n"));
+    // Anything but a query: 400 and why.
+    for (statement, says) in [
+        ("DROP TABLE samples", "only queries"),
+        (
+            "INSERT INTO commands SELECT * FROM commands",
+            "only queries",
+        ),
+        ("COPY samples TO '/tmp/x.parquet'", "only queries"),
+        ("SELECT * FROM no_such_table", "no_such_table"),
+        ("", "empty body"),
+    ] {
+        let response = ureq::post(&format!("{url}api/sql"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(statement)
+            .unwrap();
+        assert_eq!(response.status(), 400, "{statement}");
+        let body: Value = response.into_body().read_json().unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(says), "{statement}: {error}");
+    }
+    // The history is untouched.
+    assert_eq!(
+        sql(&history, "SELECT count(*) AS n FROM scores")[0]["n"].to_string(),
+        n
+    );
 }

@@ -311,13 +311,36 @@ fn demo(args: DemoArgs) -> Result<()> {
         speed: args.speed.or(args.serve.as_ref().map(|_| 600.0)),
     };
 
+    let dir = args
+        .history
+        .clone()
+        .unwrap_or_else(|| config.history.dir.clone());
+    let history = if args.no_history || dir.as_os_str().is_empty() {
+        None
+    } else {
+        let options = crate::history::HistoryOptions::from_config(
+            &config.history,
+            config.window.allowed_lateness_secs as i64 * 1000,
+            false,
+        );
+        Some(std::sync::Arc::new(std::sync::Mutex::new(
+            crate::history::History::open(&dir, options)?,
+        )))
+    };
+
     let (monitor, server) = match &args.serve {
         Some(addr) => {
             let fleet = crate::simulator::FleetSimulator::new(&config, quality).inventory();
             let inventory = crate::inventory::Inventory::with_groups(fleet, &config.canary.groups)
                 .map_err(|(group, e)| anyhow::anyhow!("canary group `{group}`: {}", e.reason))?;
             let monitor = Monitor::new(&inventory, crate::scoring::forecaster(&config).name());
-            let server = serve(addr, monitor.clone())?;
+            let root = history.as_ref().map(|h| {
+                h.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .root()
+                    .to_path_buf()
+            });
+            let server = serve(addr, monitor.clone(), root)?;
             eprintln!(
                 "dashboard: {}  (metrics: {}metrics)",
                 server.url(),
@@ -326,19 +349,6 @@ fn demo(args: DemoArgs) -> Result<()> {
             (Some(monitor), Some(server))
         }
         None => (None, None),
-    };
-
-    let history = if args.no_history {
-        None
-    } else {
-        let dir = args
-            .history
-            .clone()
-            .unwrap_or_else(|| config.history.dir.clone());
-        let samples = config.history.samples == crate::config::SampleRetention::Raw;
-        Some(std::sync::Arc::new(std::sync::Mutex::new(
-            crate::history::History::open(&dir, samples)?,
-        )))
     };
 
     let bar = ProgressBar::new_spinner();

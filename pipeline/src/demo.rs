@@ -187,7 +187,7 @@ pub fn run_demo(
                 m.on_control(&approval);
             }
             if let Some(h) = history {
-                lock(h).control(&approval);
+                lock(h).control(&approval, None);
             }
         }
         for message in actor.take_outbox() {
@@ -203,9 +203,6 @@ pub fn run_demo(
                     &partition.to_string(),
                     batch.num_rows() as u64,
                 );
-            }
-            if let Some(h) = history {
-                lock(h).samples(&batch)?;
             }
             metrics.publish_to(partition, batch);
         }
@@ -264,10 +261,10 @@ pub fn run_demo(
         let mut h = lock(h);
         // What the actor said after the stage's last turn.
         for message in stage_control.poll(usize::MAX)? {
-            h.control(&message);
+            h.control(&message, None);
         }
         h.rollout_events(actor.events())?;
-        h.flush()?;
+        h.finish()?;
     }
     let fleet = lock(&fleet);
     Ok(summarize(

@@ -38,6 +38,13 @@ pub enum ScoringError {
     /// A source or sink failed.
     #[error(transparent)]
     Connector(#[from] ConnectorError),
+    /// History could not be written.
+    #[error(transparent)]
+    History(#[from] crate::history::writer::HistoryError),
+}
+
+fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, crate::history::History> {
+    history.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Builds the scorer's settings from the config.
@@ -123,8 +130,8 @@ impl ScoringStage {
         })
     }
 
-    /// Records scores, verdicts and control-topic messages in `history`
-    /// from now on (the caller flushes it).
+    /// Records metric samples, scores, verdicts and control-topic messages
+    /// in `history` from now on (the caller flushes it).
     pub fn with_history(mut self, history: SharedHistory) -> ScoringStage {
         self.history = Some(history);
         self
@@ -183,18 +190,21 @@ impl ScoringStage {
         scores_out: &mut dyn MessageSink<ScoreRecord>,
     ) -> Result<(), ScoringError> {
         let started = std::time::Instant::now();
-        for message in control_in.poll(usize::MAX)? {
-            self.on_control(&message);
+        let messages = control_in.poll(usize::MAX)?;
+        let offsets = control_in.last_offsets();
+        for (i, message) in messages.iter().enumerate() {
+            self.on_control(message);
             if let Some(m) = &self.monitor {
-                m.on_control(&message);
+                m.on_control(message);
             }
             if let Some(h) = &self.history {
-                h.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .control(&message);
+                lock(h).control(message, offsets.get(i).copied());
             }
         }
         for batch in metrics.poll()? {
+            if let Some(h) = &self.history {
+                lock(h).samples(&batch.samples)?;
+            }
             self.scorer.process_batch(batch.input, &batch.samples)?;
         }
         for (input, idle) in metrics.idle_changes() {
@@ -214,7 +224,7 @@ impl ScoringStage {
                     m.on_score(&score);
                 }
                 if let Some(h) = &self.history {
-                    h.lock().unwrap_or_else(|p| p.into_inner()).score(&score);
+                    lock(h).score(&score);
                 }
                 scores_out.send(score)?;
             }
@@ -230,6 +240,9 @@ impl ScoringStage {
                 m.telemetry().window_latency(latency);
             }
             m.publish();
+        }
+        if let Some(h) = &self.history {
+            lock(h).advance(self.scorer.watermark())?;
         }
         metrics.commit(self.scorer.watermark())?;
         control_in.commit()?;

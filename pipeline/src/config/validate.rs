@@ -131,11 +131,38 @@ fn kafka(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn history(c: &Config) -> Result<(), ConfigError> {
+    let h = &c.history;
+    positive("history.flush_secs", h.flush_secs as f64)?;
+    positive("history.maintenance_secs", h.maintenance_secs as f64)?;
+    if h.downsample_secs == 0 || 86_400 % h.downsample_secs != 0 {
+        return Err(invalid(
+            "history.downsample_secs",
+            "must divide a day (e.g. 60, 300, 3600)",
+        ));
+    }
+    if h.compact_min_files < 2 {
+        return Err(invalid(
+            "history.compact_min_files",
+            "must be at least 2 (merging one file gains nothing)",
+        ));
+    }
+    for metric in h.downsample_per_metric.keys() {
+        if !c.thresholds.metrics.contains(metric) {
+            return Err(invalid(
+                format!("history.downsample_per_metric.{metric}"),
+                "is not a metric of thresholds.metrics",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a deserialised config; the error names the first bad key.
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     kafka(c)?;
     http(c)?;
-    positive("history.flush_secs", c.history.flush_secs as f64)?;
+    history(c)?;
     if c.fleet.vms == 0 {
         return Err(invalid("fleet.vms", "a fleet needs at least one VM"));
     }

@@ -56,6 +56,11 @@ pub trait MessageSource<T> {
     fn poll(&mut self, max: usize) -> Result<Vec<T>, ConnectorError>;
     /// Commits everything polled so far.
     fn commit(&mut self) -> Result<(), ConnectorError>;
+    /// The offsets of the messages the last poll returned, in order, for a
+    /// source that has them (Kafka); empty otherwise.
+    fn last_offsets(&self) -> &[i64] {
+        &[]
+    }
 }
 
 /// Where commands, scores and events go.

@@ -141,3 +141,20 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, S
         }
     }
 }
+
+/// `batches` as one JSON array of row objects.
+pub fn render_json_array(batches: &[RecordBatch]) -> Result<String, SqlError> {
+    let out = |e: &dyn std::fmt::Display| SqlError::Output(e.to_string());
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::ArrayWriter::new(&mut buf);
+        for b in batches {
+            w.write(b).map_err(|e| out(&e))?;
+        }
+        w.finish().map_err(|e| out(&e))?;
+    }
+    if buf.is_empty() {
+        return Ok("[]".to_string());
+    }
+    String::from_utf8(buf).map_err(|e| out(&e))
+}

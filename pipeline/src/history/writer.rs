@@ -9,7 +9,6 @@
 //! never overwrites what an earlier one wrote.
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -134,6 +133,11 @@ impl TableWriter {
         Ok(())
     }
 
+    /// The sequence number of the last file written.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Rows and files written so far.
     pub fn written(&self) -> (u64, u64) {
         (self.rows_written, self.files_written)
@@ -155,19 +159,11 @@ impl TableWriter {
             reason: e.to_string(),
         };
         std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
-        let batch = concat_batches(&self.schema, &batches).map_err(|e| fail(&tmp, &e))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(3).map_err(|e| fail(&tmp, &e))?,
-            ))
-            .set_max_row_group_row_count(Some(self.row_group_rows))
-            .build();
-        let file = std::fs::File::create(&tmp).map_err(|e| fail(&tmp, &e))?;
-        let mut writer = ArrowWriter::try_new(file, self.schema.clone(), Some(props))
-            .map_err(|e| fail(&tmp, &e))?;
-        writer.write(&batch).map_err(|e| fail(&tmp, &e))?;
-        let file = writer.into_inner().map_err(|e| fail(&tmp, &e))?;
-        file.sync_all().map_err(|e| fail(&tmp, &e))?;
+        let mut file = ParquetFile::create(&tmp, self.schema.clone(), self.row_group_rows)?;
+        for batch in &batches {
+            file.write(batch)?;
+        }
+        file.finish()?;
         std::fs::rename(&tmp, &path).map_err(|e| fail(&path, &e))?;
         self.rows_written += rows as u64;
         self.files_written += 1;
@@ -175,8 +171,59 @@ impl TableWriter {
     }
 }
 
+/// A Parquet file being written the way every history file is: ZSTD,
+/// row groups of a set size, synced to disk when finished.
+pub struct ParquetFile {
+    path: PathBuf,
+    writer: ArrowWriter<std::fs::File>,
+}
+
+impl ParquetFile {
+    /// Creates `path` for rows of `schema`.
+    pub fn create(
+        path: &Path,
+        schema: SchemaRef,
+        row_group_rows: usize,
+    ) -> Result<ParquetFile, HistoryError> {
+        let fail = |e: &dyn std::fmt::Display| HistoryError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).map_err(|e| fail(&e))?,
+            ))
+            .set_max_row_group_row_count(Some(row_group_rows))
+            .build();
+        let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
+        let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| fail(&e))?;
+        Ok(ParquetFile {
+            path: path.to_path_buf(),
+            writer,
+        })
+    }
+
+    /// Appends rows.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), HistoryError> {
+        self.writer.write(batch).map_err(|e| HistoryError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes the footer and syncs the file to disk.
+    pub fn finish(self) -> Result<(), HistoryError> {
+        let fail = |e: &dyn std::fmt::Display| HistoryError::Write {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let file = self.writer.into_inner().map_err(|e| fail(&e))?;
+        file.sync_all().map_err(|e| fail(&e))
+    }
+}
+
 /// Deletes `*.parquet.tmp` below `dir` (left by a crash mid-write).
-fn remove_tmp_files(dir: &Path) {
+pub fn remove_tmp_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -22,6 +22,7 @@ pub struct KafkaMessageSource<T> {
     topic: String,
     dead_letters: DeadLetters,
     next: HashMap<i32, i64>,
+    offsets: Vec<i64>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -83,6 +84,7 @@ impl<T: DeserializeOwned> KafkaMessageSource<T> {
             topic: topic.to_string(),
             dead_letters,
             next: HashMap::new(),
+            offsets: Vec::new(),
             _type: PhantomData,
         })
     }
@@ -105,12 +107,14 @@ impl<T: DeserializeOwned> KafkaMessageSource<T> {
             }
         }
         let mut out = Vec::new();
+        let mut offsets = Vec::new();
         let started = Instant::now();
         while ends
             .iter()
             .any(|(p, end)| self.next.get(p).copied().unwrap_or(0) < *end)
         {
             out.extend(self.poll_for(Duration::from_millis(200), usize::MAX)?);
+            offsets.append(&mut self.offsets);
             if started.elapsed() > Duration::from_secs(300) {
                 return Err(transport(
                     format!("reading {} to its end", self.topic),
@@ -118,11 +122,13 @@ impl<T: DeserializeOwned> KafkaMessageSource<T> {
                 ));
             }
         }
+        self.offsets = offsets;
         Ok(out)
     }
 
     fn poll_for(&mut self, wait: Duration, max: usize) -> Result<Vec<T>, ConnectorError> {
         let mut out = Vec::new();
+        self.offsets.clear();
         let mut timeout = wait;
         while out.len() < max {
             let Some(result) = self.consumer.poll(timeout) else {
@@ -138,7 +144,10 @@ impl<T: DeserializeOwned> KafkaMessageSource<T> {
             };
             self.next.insert(message.partition(), message.offset() + 1);
             match serde_json::from_slice::<T>(message.payload().unwrap_or_default()) {
-                Ok(value) => out.push(value),
+                Ok(value) => {
+                    out.push(value);
+                    self.offsets.push(message.offset());
+                }
                 Err(e) => self.dead_letters.send(&message, &format!("json: {e}"))?,
             }
         }
@@ -149,6 +158,10 @@ impl<T: DeserializeOwned> KafkaMessageSource<T> {
 impl<T: DeserializeOwned> MessageSource<T> for KafkaMessageSource<T> {
     fn poll(&mut self, max: usize) -> Result<Vec<T>, ConnectorError> {
         self.poll_for(Duration::ZERO, max)
+    }
+
+    fn last_offsets(&self) -> &[i64] {
+        &self.offsets
     }
 
     fn commit(&mut self) -> Result<(), ConnectorError> {

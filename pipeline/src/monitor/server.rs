@@ -1,10 +1,12 @@
 //! The HTTP server: the dashboard (page, script and styles built into the
 //! binary, so it works with no internet), its live feed (server-sent
-//! events), a JSON snapshot and `/metrics` for Prometheus.
+//! events), a JSON snapshot, `/metrics` for Prometheus and read-only SQL
+//! over the history (`/api/sql`).
 
 use super::Monitor;
+use crate::history::sql;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Json, Response};
@@ -12,6 +14,7 @@ use axum::routing::get;
 use futures_util::stream::{self, Stream};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -62,8 +65,13 @@ impl Drop for Server {
 }
 
 /// Serves `monitor` on `addr` (e.g. `127.0.0.1:9464`; port 0 picks a free
-/// one) from a thread of its own.
-pub fn serve(addr: &str, monitor: Monitor) -> Result<Server, ServerError> {
+/// one) from a thread of its own; `history`, the history folder `/api/sql`
+/// queries (none: it answers 404).
+pub fn serve(
+    addr: &str,
+    monitor: Monitor,
+    history: Option<PathBuf>,
+) -> Result<Server, ServerError> {
     let bind_error = |reason: String| ServerError::Bind {
         addr: addr.to_string(),
         reason,
@@ -91,7 +99,7 @@ pub fn serve(addr: &str, monitor: Monitor) -> Result<Server, ServerError> {
                         return;
                     }
                 };
-                let app = router(monitor);
+                let app = router(AppState { monitor, history });
                 let shutdown = async {
                     let _ = stopped.await;
                 };
@@ -111,8 +119,23 @@ pub fn serve(addr: &str, monitor: Monitor) -> Result<Server, ServerError> {
     })
 }
 
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The dashboard's and Prometheus' source.
+    pub monitor: Monitor,
+    /// The history folder `/api/sql` queries.
+    pub history: Option<PathBuf>,
+}
+
+impl axum::extract::FromRef<AppState> for Monitor {
+    fn from_ref(state: &AppState) -> Monitor {
+        state.monitor.clone()
+    }
+}
+
 /// The routes.
-pub fn router(monitor: Monitor) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Html(INDEX) }))
         .route(
@@ -126,8 +149,9 @@ pub fn router(monitor: Monitor) -> Router {
         .route("/api/snapshot", get(snapshot))
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
+        .route("/api/sql", get(sql_get).post(sql_post))
         .fallback(not_found)
-        .with_state(monitor)
+        .with_state(state)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -138,7 +162,7 @@ async fn not_found(uri: Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         format!(
-            "no such page: {}; try / (dashboard), /metrics, /api/snapshot or /api/events\n",
+            "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events or /api/sql?q=SELECT...\n",
             uri.path()
         ),
     )
@@ -180,4 +204,96 @@ async fn events(
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Query string of `GET /api/sql`.
+#[derive(Debug, serde::Deserialize)]
+struct SqlParams {
+    /// The query.
+    q: Option<String>,
+    /// `json` (default: an array of row objects) or `csv`.
+    format: Option<String>,
+}
+
+/// `GET /api/sql?q=SELECT...&format=json|csv`.
+async fn sql_get(State(state): State<AppState>, Query(params): Query<SqlParams>) -> Response {
+    match params.q {
+        Some(q) => run_sql(state.history, q, params.format).await,
+        None => bad_request("missing the query: /api/sql?q=SELECT ... (or POST it as the body)"),
+    }
+}
+
+/// `POST /api/sql[?format=csv]` with the query as the body.
+async fn sql_post(
+    State(state): State<AppState>,
+    Query(params): Query<SqlParams>,
+    body: String,
+) -> Response {
+    if body.trim().is_empty() {
+        return bad_request("empty body: POST the SQL query as the request body");
+    }
+    run_sql(state.history, body, params.format).await
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
+}
+
+/// Runs the query on a thread of its own (a long scan must not hold up the
+/// dashboard's feed) and answers with the rows or a 4xx saying why not.
+async fn run_sql(history: Option<PathBuf>, query: String, format: Option<String>) -> Response {
+    let csv = match format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return bad_request(&format!("format={other} is not one of json, csv"));
+        }
+    };
+    let Some(root) = history else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "this process keeps no history (history.dir is empty)" })),
+        )
+            .into_response();
+    };
+    let (done, result) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("sql".into())
+        .spawn(move || {
+            let answer = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| sql::SqlError::Query(e.to_string()))
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        let ctx = sql::context(&root).await?;
+                        let batches = sql::query(&ctx, &query).await?;
+                        if csv {
+                            sql::render(&batches, sql::OutputFormat::Csv)
+                        } else {
+                            sql::render_json_array(&batches)
+                        }
+                    })
+                });
+            let _ = done.send(answer);
+        });
+    if let Err(e) = spawned {
+        return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+    }
+    match result.await {
+        Ok(Ok(body)) => {
+            let content_type = if csv {
+                "text/csv; charset=utf-8"
+            } else {
+                "application/json"
+            };
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Ok(Err(e)) => bad_request(&e.to_string()),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the query thread died").into_response(),
+    }
 }

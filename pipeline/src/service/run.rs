@@ -4,6 +4,9 @@
 use super::actor::ActorService;
 use crate::config::Config;
 use crate::connector::MessageSink;
+use crate::connector::MessageSource;
+use crate::history::maintenance::{Maintenance, MaintenancePolicy};
+use crate::history::{History, HistoryOptions, SharedHistory};
 use crate::kafka::admin::{ensure_topics, wait_for_broker};
 use crate::kafka::control::KafkaMessageSource;
 use crate::kafka::dead_letter::DeadLetters;
@@ -14,6 +17,7 @@ use crate::monitor::server::serve;
 use crate::scoring::ScoringStage;
 use anyhow::Result;
 use bellwether_schemas::{ControlMessage, EventTime, ScoreRecord};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Options of `bellwether run`.
@@ -34,10 +38,26 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     let inventory = super::load_inventory(config)?;
     let mut stage = ScoringStage::new(config, inventory.clone())?;
     let monitor = Monitor::new(&inventory, stage.forecaster_name());
+    let history = open_history(config, stage.forecaster_name())?;
+    let _maintenance = history.as_ref().map(|_| {
+        let h = &config.history;
+        Maintenance::spawn(
+            &h.dir,
+            MaintenancePolicy {
+                compact_min_files: h.compact_min_files,
+                retention_days: h.retention_days,
+            },
+            Duration::from_secs(h.maintenance_secs),
+        )
+    });
+    if let Some(h) = &history {
+        stage = stage.with_history(h.clone());
+    }
     let _server = if config.http.listen.trim().is_empty() {
         None
     } else {
-        let server = serve(config.http.listen.trim(), monitor.clone())?;
+        let root = history.as_ref().map(|_| config.history.dir.clone());
+        let server = serve(config.http.listen.trim(), monitor.clone(), root)?;
         tracing::info!(url = %server.url(), "dashboard and /metrics served");
         Some(server)
     };
@@ -56,8 +76,12 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     )?;
     let backlog = control_in.catch_up()?;
     tracing::info!(messages = backlog.len(), "control topic read");
-    for message in &backlog {
+    let offsets = control_in.last_offsets().to_vec();
+    for (i, message) in backlog.iter().enumerate() {
         stage.on_control(message);
+        if let Some(h) = &history {
+            lock(h).control(message, offsets.get(i).copied());
+        }
     }
     let mut metrics =
         KafkaMetricSource::subscribe(kafka, dead_letters.clone(), Some(monitor.clone()))?;
@@ -89,6 +113,9 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     );
 
     let mut last_status = Instant::now();
+    let mut last_flush = Instant::now();
+    let flush_every = Duration::from_secs(config.history.flush_secs);
+    let mut events_recorded = 0;
     while !super::stopping(&stop) {
         stage.step(
             &mut metrics,
@@ -102,6 +129,18 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             if let Some(r) = a.rollout() {
                 monitor.on_actor(&r.id, a.state(), a.planned_waves().len());
             }
+            if let Some(h) = &history {
+                let events = a.events();
+                lock(h).rollout_events(&events[events_recorded.min(events.len())..])?;
+                events_recorded = events.len();
+            }
+        }
+        if let Some(h) = history
+            .as_ref()
+            .filter(|_| last_flush.elapsed() >= flush_every)
+        {
+            last_flush = Instant::now();
+            lock(h).flush()?;
         }
         if last_status.elapsed() >= Duration::from_secs(10) {
             last_status = Instant::now();
@@ -128,5 +167,28 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
         &mut control_out,
         scores_out.as_mut(),
     )?;
+    if let Some(h) = &history {
+        // Open downsampled buckets stay open: a restart replays them.
+        lock(h).flush()?;
+    }
     Ok(())
+}
+
+/// The history `run` writes (none when `history.dir` is ""), resuming an
+/// earlier run's: what that one wrote is skipped when the restart replays.
+fn open_history(config: &Config, forecaster: &str) -> Result<Option<SharedHistory>> {
+    let h = &config.history;
+    if h.dir.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let options =
+        HistoryOptions::from_config(h, config.window.allowed_lateness_secs as i64 * 1000, true);
+    let mut history = History::open(&h.dir, options)?;
+    history.model_version(forecaster, env!("CARGO_PKG_VERSION"), "{}")?;
+    tracing::info!(dir = %h.dir.display(), samples = ?h.samples, "history written");
+    Ok(Some(Arc::new(Mutex::new(history))))
+}
+
+fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, History> {
+    history.lock().unwrap_or_else(|p| p.into_inner())
 }
