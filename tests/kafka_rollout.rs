@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{Bellwether, Broker, control_messages, eventually, read_topic, write_config};
+use common::{
+    Bellwether, Broker, control_messages, eventually, history_sql, read_topic, write_config,
+};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -153,6 +155,94 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
         .read_json()
         .unwrap();
     assert_eq!(snapshot["rollouts"][0]["state"], "halted", "{snapshot}");
+
+    // Its history answers "which VMs were rolled back, and why" over HTTP.
+    let rolled_back = strings(&report["rolled_back_vms"]);
+    let rows: Vec<Value> = eventually(Duration::from_secs(60), "rollbacks in history", || {
+        let rows: Vec<Value> = ureq::get(&format!("{url}api/sql"))
+            .query(
+                "q",
+                "SELECT vm_id, reason FROM commands WHERE action = 'rollback'",
+            )
+            .call()
+            .ok()?
+            .into_body()
+            .read_json()
+            .ok()?;
+        (rows.len() == rolled_back.len()).then_some(rows)
+    });
+    for row in rows {
+        assert!(
+            rolled_back.contains(row["vm_id"].as_str().unwrap()),
+            "{row}"
+        );
+        assert!(
+            row["reason"].as_str().unwrap().contains("expected"),
+            "{row}"
+        );
+    }
+}
+
+/// Checks the history `run` wrote against what went through Kafka: every
+/// metric message's samples once, one score per VM and window, and every
+/// control-topic message once, however often `run` was restarted.
+fn assert_history_exact(broker: &Broker, history: &std::path::Path, report: &Value) {
+    let n = |q: &str| history_sql(history, q)[0]["n"].as_u64().unwrap();
+    let messages = report["messages"].as_u64().unwrap();
+    eventually(
+        Duration::from_secs(120),
+        "every metric message in history",
+        || {
+            (n("SELECT count(*) AS n FROM (SELECT DISTINCT vm_id, time FROM samples)") == messages)
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        n("SELECT count(*) AS n FROM samples"),
+        n("SELECT count(*) AS n FROM (SELECT DISTINCT vm_id, time, metric FROM samples)"),
+        "samples written twice"
+    );
+    let scores = n("SELECT count(*) AS n FROM scores");
+    assert!(scores > 0);
+    assert_eq!(
+        scores,
+        n("SELECT count(*) AS n FROM (SELECT DISTINCT vm_id, window_end FROM scores)"),
+        "scores written twice"
+    );
+    assert_eq!(
+        n("SELECT count(*) AS n FROM rollout_events"),
+        n("SELECT count(*) AS n FROM (SELECT DISTINCT * FROM rollout_events)"),
+        "rollout events written twice"
+    );
+    // The control topic, message for message (it may itself hold repeats
+    // a restarted producer sent; the history holds what the topic holds).
+    let count = |messages: &[Value], kinds: &[&str]| {
+        messages
+            .iter()
+            .filter(|m| kinds.contains(&m["type"].as_str().unwrap_or("")))
+            .count() as u64
+    };
+    eventually(
+        Duration::from_secs(60),
+        "the control topic in history",
+        || {
+            let topic = control_messages(broker, CONTROL);
+            let got = [
+                n("SELECT count(*) AS n FROM commands"),
+                n("SELECT count(*) AS n FROM executions"),
+                n("SELECT count(*) AS n FROM window_reports"),
+            ];
+            let want = [
+                count(&topic, &["patch", "rollback"]),
+                count(&topic, &["execution"]),
+                count(&topic, &["window_report"]),
+            ];
+            (got == want).then_some(())
+        },
+    );
+    // Small files were merged while the pipeline ran.
+    let merged = common::files_named(history, "compact-");
+    assert!(merged > 0, "no merged file in {}", history.display());
 }
 
 #[test]
@@ -189,6 +279,9 @@ fn a_pipeline_killed_mid_rollout_loses_no_rollback_and_repeats_none() {
             )
         });
     assert!(before > 0, "the ledger was empty after the restart");
+    // The history resumed where the killed pipeline left it: nothing lost,
+    // nothing twice.
+    assert_history_exact(&broker, &dir.path().join("history"), &report);
 }
 
 #[test]

@@ -219,7 +219,8 @@ impl Drop for Bellwether {
     }
 }
 
-/// A config file for one test: a small fleet, fast polling; `kafka_extra`
+/// A config file for one test: a small fleet, fast polling, history in
+/// `dir/history` flushed every second and compacted as it goes; `kafka_extra`
 /// holds more `[kafka]` keys (e.g. `metrics_topics`).
 pub fn write_config(dir: &Path, broker: &Broker, kafka_extra: &str) -> PathBuf {
     let path = dir.join("bellwether.toml");
@@ -241,9 +242,16 @@ state_dir = "{state}"
 
 [http]
 listen = "127.0.0.1:0"
+
+[history]
+dir = "{history}"
+flush_secs = 1
+compact_min_files = 4
+maintenance_secs = 1
 "#,
         brokers = broker.address,
         state = dir.join("actor-state").display(),
+        history = dir.join("history").display(),
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -364,4 +372,54 @@ pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
         assert!(started.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Rows of a read-only query over a history folder (`bellwether sql`), as
+/// JSON objects; retried while a merge running alongside removes files.
+pub fn history_sql(history: &Path, query: &str) -> Vec<serde_json::Value> {
+    let mut last = String::new();
+    for _ in 0..20 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bellwether"))
+            .args([
+                "sql",
+                "--history",
+                history.to_str().unwrap(),
+                "--format",
+                "json",
+                query,
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("bellwether sql runs");
+        if out.status.success() {
+            return String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("{query}: {last}");
+}
+
+/// How many files below `dir` have names starting with `prefix`.
+pub fn files_named(dir: &Path, prefix: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                files_named(&path, prefix)
+            } else {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix)) as usize
+            }
+        })
+        .sum()
 }

@@ -24,8 +24,9 @@ pub struct Checkpoint {
     pub run: String,
     /// Per table: files of `run` up to this sequence number are committed.
     pub committed: BTreeMap<String, u64>,
-    /// Raw samples: per VM, samples before this event time (ms) are written.
-    pub samples_through: BTreeMap<String, i64>,
+    /// Raw samples: per VM and metric, samples before this event time (ms)
+    /// are written.
+    pub samples_through: BTreeMap<String, BTreeMap<String, i64>>,
     /// Downsampled samples: buckets starting before this time are written.
     pub buckets_through: Option<i64>,
     /// Scores of windows ending at or before this time are written.
@@ -130,7 +131,10 @@ mod tests {
             run: "42".into(),
             ..Checkpoint::default()
         };
-        c.samples_through.insert("vm-1".into(), 1000);
+        c.samples_through
+            .entry("vm-1".into())
+            .or_default()
+            .insert("cpu".into(), 1000);
         c.events_through = Some((5, 2));
         c.save(dir.path()).unwrap();
         assert_eq!(Checkpoint::load(dir.path()).unwrap(), Some(c));

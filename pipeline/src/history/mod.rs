@@ -81,6 +81,10 @@ pub struct History {
     floor: Checkpoint,
     /// What this one has written, or will have at its next flush.
     progress: Checkpoint,
+    /// Per VM and metric: samples before this time were taken in. A VM's
+    /// samples of one metric arrive in time order (Kafka keeps a key's
+    /// messages in order), so an older one is a replay, not news.
+    seen: HashMap<Arc<str>, HashMap<Arc<str>, i64>>,
     events_at_floor: usize,
     /// Held while it writes: one writer per folder.
     _lock: std::fs::File,
@@ -133,16 +137,33 @@ impl History {
             })
             .collect();
         let floor = if options.resume {
-            earlier.clone()
+            earlier
         } else {
             Checkpoint::default()
         };
-        // Progress starts where the earlier run stopped: a run that writes
-        // nothing new must not forget what the one before it wrote.
+        // Progress starts where the earlier run stopped (when resuming): a
+        // run that writes nothing new must not forget what that one wrote.
         let progress = Checkpoint {
             run,
             committed: BTreeMap::new(),
-            ..earlier
+            ..floor.clone()
+        };
+        // Samples already taken in, per VM and metric: raw ones resume from
+        // the checkpoint; downsampled ones from the first open bucket.
+        let seen = if options.samples == SampleRetention::Raw {
+            floor
+                .samples_through
+                .iter()
+                .map(|(vm, metrics)| {
+                    let metrics = metrics
+                        .iter()
+                        .map(|(m, t)| (Arc::<str>::from(m.as_str()), *t))
+                        .collect();
+                    (Arc::<str>::from(vm.as_str()), metrics)
+                })
+                .collect()
+        } else {
+            HashMap::new()
         };
         let downsampler = (options.samples == SampleRetention::Downsampled).then(|| {
             Downsampler::new(
@@ -163,6 +184,7 @@ impl History {
             control: Vec::new(),
             floor,
             progress,
+            seen,
             events_at_floor: 0,
             _lock: lock,
         })
@@ -197,42 +219,45 @@ impl History {
             .map(|i| Arc::from(cols.metric_names.value(i)))
             .collect();
         let times = cols.times.values();
+        // Replays (a restart's, or a rebalance's within a run) are skipped:
+        // per VM and metric, only samples past the newest taken in pass.
+        let m_len = metric_names.len();
+        let mut through = vec![i64::MIN; vm_names.len() * m_len];
+        for (v, vm) in vm_names.iter().enumerate() {
+            if let Some(per_metric) = self.seen.get(vm) {
+                for (m, metric) in metric_names.iter().enumerate() {
+                    if let Some(t) = per_metric.get(metric) {
+                        through[v * m_len + m] = *t;
+                    }
+                }
+            }
+        }
+        let mut changed = vec![false; through.len()];
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                let slot = cols.vm_keys[i] as usize * m_len + cols.metric_keys[i] as usize;
+                let news = times[i] >= through[slot];
+                if news {
+                    through[slot] = times[i] + 1;
+                    changed[slot] = true;
+                }
+                Some(news)
+            })
+            .collect();
+        for (slot, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
+            let (v, m) = (slot / m_len, slot % m_len);
+            self.seen
+                .entry(vm_names[v].clone())
+                .or_default()
+                .insert(metric_names[m].clone(), through[slot]);
+        }
         if let Some(d) = self.downsampler.as_mut() {
-            for i in 0..batch.num_rows() {
+            for i in (0..batch.num_rows()).filter(|&i| keep.value(i)) {
                 let vm = &vm_names[cols.vm_keys[i] as usize];
                 let metric = &metric_names[cols.metric_keys[i] as usize];
                 d.add(times[i], vm, metric, cols.values[i]);
             }
             return Ok(());
-        }
-        // Raw: per VM, skip what an earlier run wrote; note how far this goes.
-        let floors: Vec<i64> = vm_names
-            .iter()
-            .map(|vm| {
-                self.floor
-                    .samples_through
-                    .get(vm.as_ref())
-                    .copied()
-                    .unwrap_or(i64::MIN)
-            })
-            .collect();
-        let mut through = vec![i64::MIN; vm_names.len()];
-        let keep: BooleanArray = (0..batch.num_rows())
-            .map(|i| {
-                let vm = cols.vm_keys[i] as usize;
-                through[vm] = through[vm].max(times[i] + 1);
-                Some(times[i] >= floors[vm])
-            })
-            .collect();
-        for (vm, t) in vm_names.iter().zip(through) {
-            if t > i64::MIN {
-                let entry = self
-                    .progress
-                    .samples_through
-                    .entry(vm.to_string())
-                    .or_insert(t);
-                *entry = (*entry).max(t);
-            }
         }
         let vm_keys = UInt32Array::from(cols.vm_keys.to_vec());
         let metric_keys = UInt32Array::from(
@@ -340,7 +365,10 @@ impl History {
     /// Records a score (and its per-metric verdicts).
     pub fn score(&mut self, score: &ScoreRecord) {
         let end = score.window_end.0;
-        if self.floor.scores_through.is_some_and(|f| end <= f) {
+        // Windows an earlier run wrote, or older than this one's latest.
+        if self.floor.scores_through.is_some_and(|f| end <= f)
+            || self.progress.scores_through.is_some_and(|t| end < t)
+        {
             return;
         }
         self.progress.scores_through =
@@ -352,7 +380,11 @@ impl History {
     /// topic if it came from Kafka.
     pub fn control(&mut self, message: &ControlMessage, offset: Option<i64>) {
         if let Some(offset) = offset {
-            if self.floor.control_next_offset.is_some_and(|f| offset < f) {
+            if self
+                .progress
+                .control_next_offset
+                .is_some_and(|f| offset < f)
+            {
                 return;
             }
             let next = offset + 1;
@@ -443,6 +475,16 @@ impl History {
         }
         for name in tables::TABLES {
             self.writer(name).flush()?;
+        }
+        if self.samples == SampleRetention::Raw {
+            self.progress.samples_through = self
+                .seen
+                .iter()
+                .map(|(vm, metrics)| {
+                    let metrics = metrics.iter().map(|(m, t)| (m.to_string(), *t)).collect();
+                    (vm.to_string(), metrics)
+                })
+                .collect();
         }
         for name in tables::TABLES {
             let seq = self.writers.get(name).map_or(0, |w| w.seq());
