@@ -16,6 +16,8 @@
 pub mod baseline;
 pub mod error;
 pub mod forecast;
+pub mod likelihood;
+pub mod nab;
 pub mod operator;
 pub mod residual;
 pub mod scorer;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod demo;
+pub mod eval;
 pub mod history;
 pub mod inventory;
 pub mod kafka;

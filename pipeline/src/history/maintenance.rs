@@ -16,8 +16,8 @@
 //! date, does not delete a history as soon as it is written.
 
 use super::checkpoint::{self, Checkpoint};
-use super::tables::{TABLES, schema};
-use super::writer::{HistoryError, ParquetFile, remove_tmp_files};
+use super::tables::{TABLES, schema, sort_key};
+use super::writer::{HistoryError, ParquetFile, remove_tmp_files, sorted};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -33,6 +33,9 @@ const ROW_GROUP_ROWS: usize = super::ROW_GROUP_ROWS;
 
 /// A file holding fewer rows than this counts as small.
 const SMALL_FILE_ROWS: i64 = (ROW_GROUP_ROWS * 4) as i64;
+
+/// Rows one merge takes in at most (32 row groups).
+const MAX_MERGE_ROWS: i64 = (ROW_GROUP_ROWS * 32) as i64;
 
 /// What one pass does.
 #[derive(Debug, Clone, Copy)]
@@ -108,25 +111,14 @@ fn partition_dirs(table_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// `YYYY-MM-DD` of a `date=YYYY-MM-DD` folder in `path`, as days since 1970.
+/// The date of a `date=YYYY-MM-DD` folder in `path`, as a day number.
 fn partition_day(path: &Path) -> Option<i64> {
     let date = path
         .components()
         .filter_map(|c| c.as_os_str().to_str())
         .find_map(|c| c.strip_prefix("date="))?;
-    let mut parts = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
-    Some(days_from_civil(y, m, d))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(i64::from(chrono::Datelike::num_days_from_ce(&day)))
 }
 
 fn io_error(path: &Path, e: &dyn std::fmt::Display) -> HistoryError {
@@ -215,19 +207,36 @@ fn compact(
             .file_metadata()
             .num_rows();
         if rows < SMALL_FILE_ROWS {
-            inputs.push(name);
+            inputs.push((name, rows));
         }
     }
     if inputs.len() < min_files.max(2) {
         return Ok(0);
     }
     inputs.sort();
+    // One merge holds at most MAX_MERGE_ROWS (it is sorted in memory); the
+    // rest waits for the next pass.
+    let mut total = 0;
+    let inputs: Vec<String> = inputs
+        .into_iter()
+        .take_while(|(_, rows)| {
+            total += rows;
+            total <= MAX_MERGE_ROWS
+        })
+        .map(|(name, _)| name)
+        .collect();
+    if inputs.len() < 2 {
+        return Ok(0);
+    }
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
     let output = format!("compact-{stamp}.parquet");
     let tmp = partition.join(format!("{output}.tmp"));
     let mut merged = ParquetFile::create(&tmp, schema(table), ROW_GROUP_ROWS)?;
+    // Inputs are small (that is why they are merged): read them whole and
+    // write them in the table's order, as one sorted file.
+    let mut batches = Vec::new();
     for input in &inputs {
         let path = partition.join(input);
         let file = std::fs::File::open(&path).map_err(|e| io_error(&path, &e))?;
@@ -235,10 +244,13 @@ fn compact(
             .and_then(|b| b.build())
             .map_err(|e| io_error(&path, &e))?;
         for batch in reader {
-            let batch = batch.map_err(|e| io_error(&path, &e))?;
-            merged.write(&batch)?;
+            batches.push(batch.map_err(|e| io_error(&path, &e))?);
         }
     }
+    let all = arrow::compute::concat_batches(&schema(table), &batches)
+        .and_then(|b| sorted(&b, sort_key(table)))
+        .map_err(|e| io_error(&tmp, &e))?;
+    merged.write(&all)?;
     merged.finish()?;
     let journal = Journal {
         output: output.clone(),
@@ -328,8 +340,7 @@ mod tests {
     };
 
     fn rows(times: &[i64]) -> RecordBatch {
-        let t: ArrayRef =
-            Arc::new(TimestampMillisecondArray::from(times.to_vec()).with_timezone("UTC"));
+        let t: ArrayRef = Arc::new(TimestampMillisecondArray::from(times.to_vec()));
         let vm: ArrayRef = Arc::new(StringArray::from_iter_values(times.iter().map(|_| "vm-1")));
         let m: ArrayRef = Arc::new(StringArray::from_iter_values(times.iter().map(|_| "cpu")));
         let v: ArrayRef = Arc::new(Float64Array::from_iter_values(
@@ -486,12 +497,12 @@ mod tests {
     }
 
     #[test]
-    fn days_from_civil_counts_from_1970() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2026, 11, 2), 20_759);
+    fn partition_days_count_days() {
+        let day = |p: &str| partition_day(Path::new(p)).unwrap();
         assert_eq!(
-            partition_day(Path::new("/h/samples/date=2026-11-02/hour=05")),
-            Some(20_759)
+            day("/h/samples/date=2026-11-02/hour=05") - day("/h/scores/date=2026-10-31"),
+            2
         );
+        assert_eq!(partition_day(Path::new("/h/samples/date=soon")), None);
     }
 }

@@ -268,8 +268,7 @@ impl History {
         );
         let vms = take(cols.vm_names, &vm_keys, None).map_err(|e| bad(&e))?;
         let metrics = take(cols.metric_names, &metric_keys, None).map_err(|e| bad(&e))?;
-        let time_col: ArrayRef =
-            Arc::new(TimestampMillisecondArray::from(times.to_vec()).with_timezone("UTC"));
+        let time_col: ArrayRef = Arc::new(TimestampMillisecondArray::from(times.to_vec()));
         let values: ArrayRef = Arc::new(Float64Array::from(cols.values.to_vec()));
         let rows = RecordBatch::try_new(
             tables::schema("samples"),
@@ -337,10 +336,9 @@ impl History {
         if rows.is_empty() {
             return Ok(());
         }
-        let times: ArrayRef = Arc::new(
-            TimestampMillisecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-                .with_timezone("UTC"),
-        );
+        let times: ArrayRef = Arc::new(TimestampMillisecondArray::from(
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ));
         let vms: ArrayRef = Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.1.as_ref()),
         ));

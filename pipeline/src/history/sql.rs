@@ -50,7 +50,12 @@ fn with_partitions(table: &str) -> Vec<(String, DataType)> {
 
 /// A session with every history table of `root` registered.
 pub async fn context(root: &Path) -> Result<SessionContext, SqlError> {
-    let ctx = SessionContext::new();
+    // Filters are applied while Parquet is decoded (rows of one VM or
+    // metric, or a time range, are picked out before the rest is read).
+    let config = datafusion::prelude::SessionConfig::new()
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+    let ctx = SessionContext::new_with_config(config);
     for table in TABLES {
         let dir = root.join(table);
         let partitions = with_partitions(table);

@@ -21,10 +21,26 @@ pub const TABLES: [&str; 8] = [
     "model_versions",
 ];
 
+/// The order rows are written in within a file: a query for one VM (or
+/// one metric) then reads only the pages that hold it (Parquet page and
+/// row-group statistics), and sorted ids compress better.
+pub fn sort_key(table: &str) -> &'static [&'static str] {
+    match table {
+        "samples" => &["vm_id", "metric", "time"],
+        "scores" => &["vm_id", "window_end"],
+        "verdicts" => &["vm_id", "metric", "window_end"],
+        _ => &[],
+    }
+}
+
+/// A time column: milliseconds, UTC by convention and without a time-zone
+/// tag (as InfluxDB 3 stores `time`): DataFusion truncates and bins
+/// untagged timestamps several times faster (`date_trunc('hour', time)`
+/// over 11 M rows: 0.1 s instead of 1.2 s on the benchmark machine).
 fn ts(name: &str) -> Field {
     Field::new(
         name,
-        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        DataType::Timestamp(TimeUnit::Millisecond, None),
         false,
     )
 }
@@ -115,10 +131,6 @@ pub fn schema(table: &str) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn utc(b: TimestampMillisecondBuilder) -> TimestampMillisecondBuilder {
-    b.with_timezone("UTC")
-}
-
 fn batch(table: &str, columns: Vec<ArrayRef>) -> RecordBatch {
     // Columns are built right above in schema order: a mismatch is a defect.
     RecordBatch::try_new(schema(table), columns)
@@ -128,8 +140,8 @@ fn batch(table: &str, columns: Vec<ArrayRef>) -> RecordBatch {
 /// Score and verdict rows of `scores`.
 pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
     let mut s = (
-        utc(TimestampMillisecondBuilder::new()),
-        utc(TimestampMillisecondBuilder::new()),
+        TimestampMillisecondBuilder::new(),
+        TimestampMillisecondBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
@@ -138,7 +150,7 @@ pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
         BooleanBuilder::new(),
     );
     let mut v = (
-        utc(TimestampMillisecondBuilder::new()),
+        TimestampMillisecondBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
@@ -218,7 +230,7 @@ pub fn control_time(m: &ControlMessage) -> i64 {
 /// approvals as rollout events).
 pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 4] {
     let mut c = (
-        utc(TimestampMillisecondBuilder::new()),
+        TimestampMillisecondBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
@@ -231,7 +243,7 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 4] {
         StringBuilder::new(),
     );
     let mut e = (
-        utc(TimestampMillisecondBuilder::new()),
+        TimestampMillisecondBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
@@ -239,8 +251,8 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 4] {
         Int64Builder::new(),
     );
     let mut w = (
-        utc(TimestampMillisecondBuilder::new()),
-        utc(TimestampMillisecondBuilder::new()),
+        TimestampMillisecondBuilder::new(),
+        TimestampMillisecondBuilder::new(),
         Int64Builder::new(),
         Int64Builder::new(),
         StringBuilder::new(),
@@ -367,7 +379,7 @@ pub fn rollout_event_rows(events: &[&RolloutEvent]) -> RecordBatch {
 }
 
 fn event_rows(rows: &[(i64, String, String, String)]) -> RecordBatch {
-    let mut t = utc(TimestampMillisecondBuilder::new());
+    let mut t = TimestampMillisecondBuilder::new();
     let (mut r, mut k, mut d) = (
         StringBuilder::new(),
         StringBuilder::new(),
@@ -397,7 +409,7 @@ pub fn model_version_row(
     version: &str,
     detail: &str,
 ) -> RecordBatch {
-    let mut t = utc(TimestampMillisecondBuilder::new());
+    let mut t = TimestampMillisecondBuilder::new();
     t.append_value(loaded_at_ms);
     let col = |v: &str| {
         let mut b = StringBuilder::new();

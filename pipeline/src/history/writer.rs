@@ -9,6 +9,7 @@
 //! never overwrites what an earlier one wrote.
 
 use arrow::array::RecordBatch;
+use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -119,7 +120,11 @@ impl TableWriter {
         entry.1 += batch.num_rows();
         entry.0.push(batch);
         if entry.1 >= self.row_group_rows * 4 {
-            self.write_partition(&key)?;
+            // A failed write keeps the rows buffered for the next flush,
+            // which reports the error: ingestion does not stop for history.
+            if let Err(e) = self.write_partition(&key) {
+                tracing::warn!("{e} (kept in memory, retried at the next flush)");
+            }
         }
         Ok(())
     }
@@ -150,6 +155,21 @@ impl TableWriter {
         if rows == 0 {
             return Ok(());
         }
+        if let Err(e) = self.write_file(key, &batches) {
+            // Nothing is lost: the rows wait for the next attempt.
+            self.buffered.insert(key.clone(), (batches, rows));
+            return Err(e);
+        }
+        self.rows_written += rows as u64;
+        self.files_written += 1;
+        Ok(())
+    }
+
+    fn write_file(
+        &mut self,
+        key: &PartitionKey,
+        batches: &[RecordBatch],
+    ) -> Result<(), HistoryError> {
         let dir = key.dir(&self.dir);
         self.seq += 1;
         let path = dir.join(format!("part-{}-{:06}.parquet", self.run, self.seq));
@@ -159,16 +179,32 @@ impl TableWriter {
             reason: e.to_string(),
         };
         std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
+        let batch = concat_batches(&self.schema, batches).map_err(|e| fail(&tmp, &e))?;
+        let batch =
+            sorted(&batch, super::tables::sort_key(&self.name)).map_err(|e| fail(&tmp, &e))?;
         let mut file = ParquetFile::create(&tmp, self.schema.clone(), self.row_group_rows)?;
-        for batch in &batches {
-            file.write(batch)?;
-        }
+        file.write(&batch)?;
         file.finish()?;
-        std::fs::rename(&tmp, &path).map_err(|e| fail(&path, &e))?;
-        self.rows_written += rows as u64;
-        self.files_written += 1;
-        Ok(())
+        std::fs::rename(&tmp, &path).map_err(|e| fail(&path, &e))
     }
+}
+
+/// `batch` ordered by the columns `key` names (unchanged for an empty key).
+pub fn sorted(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, arrow::error::ArrowError> {
+    if key.is_empty() || batch.num_rows() < 2 {
+        return Ok(batch.clone());
+    }
+    let columns = key
+        .iter()
+        .map(|name| {
+            Ok(SortColumn {
+                values: batch.column(batch.schema().index_of(name)?).clone(),
+                options: None,
+            })
+        })
+        .collect::<Result<Vec<_>, arrow::error::ArrowError>>()?;
+    let indices = lexsort_to_indices(&columns, None)?;
+    take_record_batch(batch, &indices)
 }
 
 /// A Parquet file being written the way every history file is: ZSTD,
@@ -235,5 +271,40 @@ pub fn remove_tmp_files(dir: &Path) {
             tracing::warn!(file = %path.display(), "removing a history file a crash left half-written");
             let _ = std::fs::remove_file(&path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::tables::schema;
+    use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+    use std::sync::Arc;
+
+    fn rows(n: i64) -> RecordBatch {
+        let t: ArrayRef = Arc::new(TimestampMillisecondArray::from((0..n).collect::<Vec<_>>()));
+        let s: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|_| "x")));
+        let v: ArrayRef = Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64)));
+        RecordBatch::try_new(schema("samples"), vec![t, s.clone(), s, v]).unwrap()
+    }
+
+    #[test]
+    fn a_failed_write_keeps_its_rows_for_the_next_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = TableWriter::new(dir.path(), "samples", schema("samples"), 100, "1");
+        let key = PartitionKey::of(0, true);
+        // A file where the partition's folder must go: the write fails.
+        let blocked = dir.path().join("samples/date=1970-01-01");
+        std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
+        std::fs::write(&blocked, b"in the way").unwrap();
+        w.push(key.clone(), rows(10)).unwrap();
+        let err = w.flush().unwrap_err().to_string();
+        assert!(err.contains("date=1970-01-01"), "{err}");
+        assert_eq!(w.written(), (0, 0));
+        // More rows arrive; once the way is clear, all of them are written.
+        w.push(key, rows(5)).unwrap();
+        std::fs::remove_file(&blocked).unwrap();
+        w.flush().unwrap();
+        assert_eq!(w.written(), (15, 1));
     }
 }

@@ -264,7 +264,9 @@ async fn run_sql(history: Option<PathBuf>, query: String, format: Option<String>
     let spawned = std::thread::Builder::new()
         .name("sql".into())
         .spawn(move || {
-            let answer = tokio::runtime::Builder::new_current_thread()
+            // DataFusion runs a query's partitions as tasks: a runtime
+            // with a worker per core lets them run in parallel.
+            let answer = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| sql::SqlError::Query(e.to_string()))

@@ -140,7 +140,11 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             .filter(|_| last_flush.elapsed() >= flush_every)
         {
             last_flush = Instant::now();
-            lock(h).flush()?;
+            // History must not stop rollbacks: a failed flush keeps its rows
+            // and is retried; the checkpoint does not move past them.
+            if let Err(e) = lock(h).flush() {
+                tracing::warn!("history: {e} (retried in {} s)", flush_every.as_secs());
+            }
         }
         if last_status.elapsed() >= Duration::from_secs(10) {
             last_status = Instant::now();

@@ -1,0 +1,3 @@
+//! Evaluations of the detector on labelled data.
+
+pub mod nab;
