@@ -64,6 +64,11 @@ pub struct NabArgs {
     /// a likelihood of 1 - 1e-5).
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f64,
+    /// Rows after an alert during which it is not raised again unless it
+    /// grows (48 rows of 5 minutes: Alertmanager's default repeat interval
+    /// of 4 h); 0 scores every row on its own.
+    #[arg(long, default_value_t = 48)]
+    pub realert_after: usize,
     /// A config file layered over the defaults (the forecaster's settings).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -550,6 +555,7 @@ fn eval_nab(args: NabArgs) -> Result<()> {
             s,
             crate::scoring::forecaster(&config),
             Default::default(),
+            args.realert_after,
         ));
         bar.inc(1);
     }

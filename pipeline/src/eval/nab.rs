@@ -176,11 +176,13 @@ fn read_series(path: &Path, key: String, windows: &[[String; 2]]) -> Result<Seri
 }
 
 /// The anomaly score of every row of `series`, from `forecaster` (fresh,
-/// one series) and the anomaly likelihood of its residuals.
+/// one series) and the anomaly likelihood of its residuals; an alert is
+/// not raised again within `realert_after` rows ([`rising_edges`]).
 pub fn detect(
     series: &Series,
     mut forecaster: Box<dyn Forecaster>,
     likelihood: LikelihoodConfig,
+    realert_after: usize,
 ) -> Vec<f64> {
     let step = series
         .times_ms
@@ -191,7 +193,7 @@ pub fn detect(
         .unwrap_or(300_000);
     let mut l = AnomalyLikelihood::new(likelihood);
     let learn = [true];
-    series
+    let raw = series
         .times_ms
         .iter()
         .zip(&series.values)
@@ -205,6 +207,22 @@ pub fn detect(
             let score = l.update(residual);
             forecaster.observe(range, &Float64Array::from(vec![x]), &learn);
             score
+        })
+        .collect::<Vec<f64>>();
+    rising_edges(&raw, realert_after)
+}
+
+/// An alert already raised is not raised again: a row keeps its score only
+/// if it is higher than every score of the `rows` before it.
+pub fn rising_edges(scores: &[f64], rows: usize) -> Vec<f64> {
+    if rows == 0 {
+        return scores.to_vec();
+    }
+    (0..scores.len())
+        .map(|i| {
+            let from = i.saturating_sub(rows);
+            let before = scores[from..i].iter().copied().fold(0.0, f64::max);
+            if scores[i] > before { scores[i] } else { 0.0 }
         })
         .collect()
 }
@@ -292,6 +310,14 @@ pub fn write_results(out: &Path, series: &[Series], scores: &[Vec<f64>]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alert_is_not_raised_again_until_it_grows_or_the_quiet_time_passes() {
+        let s = [0.0, 0.9, 0.8, 0.95, 0.1, 0.0, 0.7];
+        assert_eq!(rising_edges(&s, 0), s.to_vec());
+        assert_eq!(rising_edges(&s, 3), [0.0, 0.9, 0.0, 0.95, 0.0, 0.0, 0.0]);
+        assert_eq!(rising_edges(&s, 2), [0.0, 0.9, 0.0, 0.95, 0.0, 0.0, 0.7]);
+    }
 
     #[test]
     fn nab_timestamps_parse_with_and_without_fractions() {
