@@ -136,6 +136,8 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
         "bellwether_consumer_lag_records{partition=\"0\",topic=\"bellwether.metrics\"}",
         "bellwether_window_latency_seconds_count",
         "bellwether_rollout_patched_ratio{rollout=\"rollout-kb-2026-1102\"}",
+        "bellwether_history_rows_written{table=\"samples\"}",
+        "bellwether_history_write_errors_total 0",
     ] {
         assert!(metrics.contains(series), "no {series} in:\n{metrics}");
     }

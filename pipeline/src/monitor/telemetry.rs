@@ -32,6 +32,10 @@ pub struct Telemetry {
     pub rolled_back: IntGaugeVec,
     /// VMs running the patch, per wave.
     pub wave_patched: IntGaugeVec,
+    /// Rows this process wrote to each history table.
+    pub history_rows: IntGaugeVec,
+    /// History flushes that failed (their rows are kept and retried).
+    pub history_write_errors: IntCounterVec,
 }
 
 /// Bucket bounds (seconds) of the latency histograms.
@@ -122,6 +126,16 @@ impl Telemetry {
                 "bellwether_rollout_wave_vms_patched",
                 "VMs running the patch, per wave of the rollout.",
                 &["rollout", "wave"],
+            ),
+            history_rows: int_gauge(
+                "bellwether_history_rows_written",
+                "Rows this process wrote to each Parquet history table.",
+                &["table"],
+            ),
+            history_write_errors: counter(
+                "bellwether_history_write_errors_total",
+                "History flushes that failed; their rows stay buffered and are retried.",
+                &[],
             ),
             registry,
             records_in,

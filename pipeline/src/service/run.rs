@@ -52,6 +52,11 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     });
     if let Some(h) = &history {
         stage = stage.with_history(h.clone());
+        // Exported from the start, at 0.
+        let _ = monitor
+            .telemetry()
+            .history_write_errors
+            .with_label_values(&[] as &[&str]);
     }
     let _server = if config.http.listen.trim().is_empty() {
         None
@@ -142,8 +147,21 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             last_flush = Instant::now();
             // History must not stop rollbacks: a failed flush keeps its rows
             // and is retried; the checkpoint does not move past them.
-            if let Err(e) = lock(h).flush() {
+            let mut h = lock(h);
+            if let Err(e) = h.flush() {
+                monitor
+                    .telemetry()
+                    .history_write_errors
+                    .with_label_values(&[] as &[&str])
+                    .inc();
                 tracing::warn!("history: {e} (retried in {} s)", flush_every.as_secs());
+            }
+            for (table, rows) in h.written() {
+                monitor
+                    .telemetry()
+                    .history_rows
+                    .with_label_values(&[table])
+                    .set(rows as i64);
             }
         }
         if last_status.elapsed() >= Duration::from_secs(10) {
