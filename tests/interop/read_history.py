@@ -15,6 +15,6 @@ for table in tables:
         rows = data.filter(ds.field("action") == "rollback").to_pylist()
         out["rollbacks"] = sorted([r["vm_id"], r["reason"], str(r["date"])] for r in rows)
     if table == "samples":
-        # Types survive: timestamps in UTC, values as doubles.
+        # Types survive: millisecond timestamps (UTC by convention), doubles.
         out["samples_schema"] = {f.name: str(f.type) for f in data.schema}
 print(json.dumps(out))
