@@ -200,7 +200,20 @@ fn two_pipeline_instances_in_one_group_decide_exactly_what_one_decides() {
     eventually(Duration::from_secs(60), "pair-a to start", || {
         a.log_text().contains("bellwether is running").then_some(())
     });
-    let b = start(dir.path(), "pair-b", &pair);
+    // Each instance writes its own history folder (one writer per folder).
+    let pair_b = dir.path().join("pair/pair-b.toml");
+    let text = std::fs::read_to_string(&pair).unwrap();
+    let history = dir.path().join("pair/history");
+    let own = dir.path().join("pair/history-b");
+    std::fs::write(
+        &pair_b,
+        text.replace(
+            &format!("dir = \"{}\"", history.display()),
+            &format!("dir = \"{}\"", own.display()),
+        ),
+    )
+    .unwrap();
+    let b = start(dir.path(), "pair-b", pair_b.to_str().unwrap());
     // The pair has split the partitions before the first metric arrives,
     // so no partition changes hands while the recording is read.
     eventually(
