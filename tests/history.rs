@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Bellwether;
+use common::{Bellwether, history_sql as sql};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,28 +17,6 @@ fn bellwether(args: &[&str]) -> std::process::Output {
         .env("NO_COLOR", "1")
         .output()
         .expect("bellwether runs")
-}
-
-/// Rows of a query, as JSON objects.
-fn sql(history: &Path, query: &str) -> Vec<Value> {
-    let out = bellwether(&[
-        "sql",
-        "--history",
-        history.to_str().unwrap(),
-        "--format",
-        "json",
-        query,
-    ]);
-    assert!(
-        out.status.success(),
-        "{query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn demo(history: &Path) -> Value {
@@ -130,8 +108,9 @@ fn what_the_demo_wrote_is_what_sql_returns() {
     assert_eq!(events[0]["event"], "approved", "{events:?}");
     assert!(events.iter().any(|e| e["event"] == "state_changed"));
     // Files are ZSTD Parquet, renamed into place: no temporary file left.
-    let leftovers: Vec<_> = walk(&history)
+    let leftovers: Vec<_> = common::walk(&history)
         .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
         .filter(|p| {
             !p.ends_with(".parquet")
                 && !p.ends_with("/_checkpoint.json")
@@ -139,19 +118,6 @@ fn what_the_demo_wrote_is_what_sql_returns() {
         })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path.to_string_lossy().into_owned());
-        }
-    }
-    out
 }
 
 #[test]
@@ -181,7 +147,11 @@ fn a_crash_mid_write_leaves_no_visible_corrupt_file() {
     assert!(n[0]["n"].as_u64().is_some(), "{n:?}");
     // The next writer clears what the crash left, and its files are whole.
     let summary = demo(&history);
-    assert!(walk(&history).iter().all(|p| !p.ends_with(".tmp")));
+    assert!(
+        common::walk(&history)
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".tmp"))
+    );
     let rollbacks = sql(
         &history,
         "SELECT count(*) AS n FROM commands WHERE action = 'rollback'",

@@ -149,7 +149,9 @@ pub struct CorpusScore {
     pub false_positives: usize,
 }
 
-fn normalize(raw: f64, windows: usize, profile: &Profile) -> f64 {
+/// NAB's normalised score of raw score `raw` over `windows` windows:
+/// `100 · (raw - null) / (perfect - null)`.
+pub fn normalize(raw: f64, windows: usize, profile: &Profile) -> f64 {
     let perfect = windows as f64 * profile.tp;
     let null = -(windows as f64) * profile.fn_;
     if perfect == null {

@@ -271,17 +271,11 @@ pub fn report(files: &[ScoredFile], fixed_threshold: f64) -> Vec<ProfileReport> 
                 let t = nab::best_threshold(&others, profile).threshold;
                 raw += nab::score_at(std::slice::from_ref(&files[i]), profile, t).raw;
             }
-            let perfect = windows as f64 * profile.tp;
-            let null = -(windows as f64) * profile.fn_;
             ProfileReport {
                 profile: *profile,
                 fixed: nab::score_at(files, profile, fixed_threshold),
                 tuned: nab::best_threshold(files, profile),
-                leave_one_out: if perfect > null {
-                    100.0 * (raw - null) / (perfect - null)
-                } else {
-                    0.0
-                },
+                leave_one_out: nab::normalize(raw, windows, profile),
             }
         })
         .collect()

@@ -17,7 +17,7 @@
 
 use super::checkpoint::{self, Checkpoint};
 use super::tables::{TABLES, schema, sort_key};
-use super::writer::{HistoryError, ParquetFile, remove_tmp_files, sorted};
+use super::writer::{HistoryError, ParquetFile, sorted};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -282,8 +282,10 @@ impl Maintenance {
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("history-maintenance".into())
+            // Leftovers of an interrupted merge need nothing here: the
+            // writer's start removed stray `.tmp` files, and every pass
+            // completes (or drops) an unfinished journal first.
             .spawn(move || {
-                remove_tmp_files_of_merges(&root);
                 while !flag.load(Ordering::Relaxed) {
                     match run_pass(&root, policy) {
                         Ok(r) if r != MaintenanceReport::default() => {
@@ -305,20 +307,9 @@ impl Maintenance {
                     }
                 }
             })
+            .map_err(|e| tracing::warn!("history maintenance not started: {e}"))
             .ok();
         Maintenance { stop, thread }
-    }
-}
-
-fn remove_tmp_files_of_merges(root: &Path) {
-    for table in TABLES {
-        for partition in partition_dirs(&root.join(table)) {
-            if !partition.join(JOURNAL).exists() {
-                continue;
-            }
-            let _ = finish_journal(&partition);
-        }
-        remove_tmp_files(&root.join(table));
     }
 }
 
@@ -350,27 +341,10 @@ mod tests {
     }
 
     fn read_all(dir: &Path) -> Vec<i64> {
-        let mut out = Vec::new();
-        for path in checkpoint::files_below(dir) {
-            if path.extension().is_some_and(|e| e == "parquet") {
-                let file = std::fs::File::open(&path).unwrap();
-                for b in ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap()
-                {
-                    let b = b.unwrap();
-                    let t = b
-                        .column(0)
-                        .as_any()
-                        .downcast_ref::<TimestampMillisecondArray>()
-                        .unwrap();
-                    out.extend(t.values().iter());
-                }
-            }
-        }
-        out.sort();
-        out
+        crate::history::test_support::sample_rows(dir)
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
     }
 
     fn parquet_files(dir: &Path) -> usize {

@@ -518,13 +518,58 @@ fn take_rows(batch: &RecordBatch, idx: &[u32]) -> Result<RecordBatch, arrow::err
     RecordBatch::try_new(batch.schema(), columns)
 }
 
+/// Test support shared by the history's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::checkpoint;
+    use arrow::array::{Float64Array, StringArray, TimestampMillisecondArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::path::Path;
+
+    /// Every sample row in the Parquet files below `dir`, sorted.
+    pub(crate) fn sample_rows(dir: &Path) -> Vec<(i64, String, String, f64)> {
+        let mut out = Vec::new();
+        for path in checkpoint::files_below(dir) {
+            if path.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            let file = std::fs::File::open(&path).unwrap();
+            for b in ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let b = b.unwrap();
+                let t = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<TimestampMillisecondArray>()
+                    .unwrap();
+                let vm = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+                let m = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
+                let v = b.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
+                for i in 0..b.num_rows() {
+                    out.push((
+                        t.value(i),
+                        vm.value(i).into(),
+                        m.value(i).into(),
+                        v.value(i),
+                    ));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_support::sample_rows;
     use super::*;
     use crate::config::Aggregate;
     use arrow::array::{DictionaryArray, StringArray};
     use arrow::datatypes::{UInt16Type, UInt32Type};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     /// One minute of samples of 3 VMs × 2 metrics at minute `m`.
     fn minute(m: i64) -> RecordBatch {
@@ -564,42 +609,6 @@ mod tests {
         }
     }
 
-    /// Every sample row under `root`, sorted.
-    fn rows(root: &Path) -> Vec<(i64, String, String, f64)> {
-        let mut out = Vec::new();
-        for path in checkpoint::files_below(&root.join("samples")) {
-            if path.extension().is_none_or(|e| e != "parquet") {
-                continue;
-            }
-            let file = std::fs::File::open(&path).unwrap();
-            for b in ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap()
-                .build()
-                .unwrap()
-            {
-                let b = b.unwrap();
-                let t = b
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<TimestampMillisecondArray>()
-                    .unwrap();
-                let vm = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-                let m = b.column(2).as_any().downcast_ref::<StringArray>().unwrap();
-                let v = b.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
-                for i in 0..b.num_rows() {
-                    out.push((
-                        t.value(i),
-                        vm.value(i).into(),
-                        m.value(i).into(),
-                        v.value(i),
-                    ));
-                }
-            }
-        }
-        out.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        out
-    }
-
     /// Writes minutes 0..40 straight through, and again with a crash: the
     /// first writer flushes at minute 17, takes in 8 more minutes (a file
     /// of them written, no checkpoint) and dies; the second replays from
@@ -613,7 +622,7 @@ mod tests {
             h.advance(Some(m * 60_000)).unwrap();
         }
         h.finish().unwrap();
-        let expected = rows(straight.path());
+        let expected = sample_rows(&straight.path().join("samples"));
 
         let crashed = tempfile::tempdir().unwrap();
         let mut h = History::open(crashed.path(), options(samples)).unwrap();
@@ -637,7 +646,7 @@ mod tests {
             h.advance(Some(m * 60_000)).unwrap();
         }
         h.finish().unwrap();
-        assert_eq!(rows(crashed.path()), expected);
+        assert_eq!(sample_rows(&crashed.path().join("samples")), expected);
     }
 
     #[test]
@@ -658,7 +667,7 @@ mod tests {
             h.samples(&minute(m)).unwrap();
         }
         h.finish().unwrap();
-        let got = rows(dir.path());
+        let got = sample_rows(&dir.path().join("samples"));
         // 2 buckets × 3 VMs × 2 metrics; vm-a's cpu in minutes 0-4 is
         // 0, 10, 20, 30, 40 (mean 20); its err is 0.1 + the same (max 40.1).
         assert_eq!(got.len(), 12);

@@ -259,15 +259,9 @@ impl ParquetFile {
 }
 
 /// Deletes `*.parquet.tmp` below `dir` (left by a crash mid-write).
-pub fn remove_tmp_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            remove_tmp_files(&path);
-        } else if path.to_string_lossy().ends_with(".parquet.tmp") {
+fn remove_tmp_files(dir: &Path) {
+    for path in super::checkpoint::files_below(dir) {
+        if path.to_string_lossy().ends_with(".parquet.tmp") {
             tracing::warn!(file = %path.display(), "removing a history file a crash left half-written");
             let _ = std::fs::remove_file(&path);
         }
