@@ -300,13 +300,17 @@ impl History {
             .values()
             .to_vec();
         // Split by hour partition (one tick is usually one hour).
-        let mut by_key: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
+        let mut by_hour: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for (i, t) in times.iter().enumerate() {
-            by_key
-                .entry(PartitionKey::of(*t, true))
+            by_hour
+                .entry(t.div_euclid(3_600_000))
                 .or_default()
                 .push(i as u32);
         }
+        let mut by_key: BTreeMap<PartitionKey, Vec<u32>> = by_hour
+            .into_iter()
+            .map(|(hour, rows)| (PartitionKey::of(hour * 3_600_000, true), rows))
+            .collect();
         if by_key.len() == 1 {
             let (key, _) = by_key.pop_first().unwrap_or_default();
             return self.writer("samples").push(key, rows);

@@ -9,8 +9,10 @@
 //! never overwrites what an earlier one wrote.
 
 use arrow::array::RecordBatch;
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::array::UInt32Array;
+use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -194,17 +196,20 @@ pub fn sorted(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, arrow::e
     if key.is_empty() || batch.num_rows() < 2 {
         return Ok(batch.clone());
     }
+    // Rows converted once to comparable bytes sort several times faster
+    // than a column-by-column comparison of strings.
     let columns = key
         .iter()
-        .map(|name| {
-            Ok(SortColumn {
-                values: batch.column(batch.schema().index_of(name)?).clone(),
-                options: None,
-            })
-        })
+        .map(|name| Ok(batch.column(batch.schema().index_of(name)?).clone()))
         .collect::<Result<Vec<_>, arrow::error::ArrowError>>()?;
-    let indices = lexsort_to_indices(&columns, None)?;
-    take_record_batch(batch, &indices)
+    let fields = columns
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
+    let rows = RowConverter::new(fields)?.convert_columns(&columns)?;
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    take_record_batch(batch, &UInt32Array::from(order))
 }
 
 /// A Parquet file being written the way every history file is: ZSTD,
