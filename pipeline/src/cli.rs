@@ -42,6 +42,59 @@ pub enum Command {
     /// Evaluate the detector on labelled data.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Train an LSTM forecaster and write its model bundle.
+    Train(TrainArgs),
+}
+
+/// `bellwether train` flags.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Where the training data comes from.
+    #[arg(long, value_enum, default_value = "simulator")]
+    pub from: crate::model::command::TrainingSource,
+    /// The history folder (with --from history).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// The CSV file (with --from csv): timestamp,vm_id,metric,value.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Simulated fleet seed (with --from simulator; the demo's fleet is 7).
+    #[arg(long, default_value_t = 1007)]
+    pub seed: u64,
+    /// Simulated hours of unpatched history (with --from simulator).
+    #[arg(long, default_value_t = 48.0)]
+    pub hours: f64,
+    /// A bundle file (*.json) or a models folder.
+    #[arg(long, default_value = "bellwether-models")]
+    pub out: PathBuf,
+    /// Make the new bundle the models folder's promoted one (what
+    /// `forecast.model = "<folder>"` loads).
+    #[arg(long)]
+    pub promote: bool,
+    /// The model's version (default: the UTC time).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Most epochs.
+    #[arg(long, default_value_t = 40)]
+    pub epochs: usize,
+    /// Epochs without a better validation RMSE before stopping early.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    /// Hidden units.
+    #[arg(long, default_value_t = 32)]
+    pub hidden: usize,
+    /// Share of the time range held out for validation (the latest part).
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_share: f64,
+    /// Seed of the initial weights and batch order.
+    #[arg(long, default_value_t = 1)]
+    pub train_seed: u64,
+    /// A config file layered over the defaults (metrics, window).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// No progress bar (epochs are printed instead).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `bellwether eval` subcommands.
@@ -321,6 +374,30 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Sql(args) => sql(args),
         Command::Eval(EvalCommand::Nab(args)) => eval_nab(args),
+        Command::Train(args) => {
+            let config = config::load(args.config.as_deref())?;
+            let request = crate::model::command::TrainRequest {
+                from: args.from,
+                history: args.history,
+                csv: args.csv,
+                seed: args.seed,
+                hours: args.hours,
+                out: args.out,
+                promote: args.promote,
+                version: args.version,
+                options: crate::model::train::TrainOptions {
+                    hidden: args.hidden,
+                    epochs: args.epochs,
+                    patience: args.patience,
+                    validation_share: args.validation_share,
+                    seed: args.train_seed,
+                    ..Default::default()
+                },
+                quiet: args.quiet,
+            };
+            crate::model::command::run_train(&config, &request)?;
+            Ok(())
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             config::load(Some(&file))?;
             println!("{}: ok", file.display());

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod history;
 pub mod inventory;
 pub mod kafka;
+pub mod model;
 pub mod monitor;
 pub mod rollout;
 pub mod scoring;

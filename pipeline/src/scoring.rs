@@ -15,7 +15,6 @@ use crate::inventory::Inventory;
 use crate::monitor::Monitor;
 use bellwether_operators::baseline::BaselineConfig;
 use bellwether_operators::forecast::Forecaster;
-use bellwether_operators::forecast::seasonal::{SeasonalRegression, SeasonalRegressionConfig};
 use bellwether_operators::verdict::{MetricRule, VerdictRules};
 use bellwether_operators::window::WindowSpec;
 use bellwether_operators::{
@@ -25,7 +24,7 @@ use bellwether_schemas::{
     CommandId, ControlMessage, EventTime, MetricVerdict, RollbackCommand, RollbackReason,
     RollbackTrigger, ScoreRecord, WindowReport,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -49,6 +48,16 @@ fn lock(history: &SharedHistory) -> std::sync::MutexGuard<'_, crate::history::Hi
 
 /// Builds the scorer's settings from the config.
 pub fn scorer_config(config: &Config) -> Result<ScorerConfig, OperatorError> {
+    scorer_config_with(config, &BTreeMap::new())
+}
+
+/// The scorer's settings, with thresholds learned with the model for the
+/// metrics whose threshold the config does not set (when
+/// `thresholds.learned` is on).
+pub fn scorer_config_with(
+    config: &Config,
+    learned: &BTreeMap<String, f64>,
+) -> Result<ScorerConfig, OperatorError> {
     let t = &config.thresholds;
     let window_ms = config.window.slide_secs as f64 * 1000.0;
     let per_hour = 3_600_000.0 / window_ms;
@@ -57,7 +66,10 @@ pub fn scorer_config(config: &Config) -> Result<ScorerConfig, OperatorError> {
         let r = &t.per_metric[m];
         MetricRule {
             direction: r.direction,
-            threshold_sigma: r.sigma.unwrap_or(t.sigma),
+            threshold_sigma: r
+                .sigma
+                .or(learned.get(m).copied().filter(|_| t.learned))
+                .unwrap_or(t.sigma),
             min_change: r.min_change,
         }
     };
@@ -85,24 +97,9 @@ pub fn scorer_config(config: &Config) -> Result<ScorerConfig, OperatorError> {
     })
 }
 
-/// Windows a series must have been seen before it is forecast at all (one
-/// hour of five-minute windows). Judgement waits far longer, for
-/// `baseline.min_hours`; this only keeps the first wild fits out of the
-/// baseline's residual spread.
-const FORECAST_MIN_WINDOWS: u32 = 12;
-
-/// The configured forecaster.
+/// The configured forecaster (see [`crate::model::choose_forecaster`]).
 pub fn forecaster(config: &Config) -> Box<dyn Forecaster> {
-    let per_hour = 3_600_000.0 / (config.window.slide_secs as f64 * 1000.0);
-    match config.forecast.kind {
-        crate::config::ForecastKind::SeasonalRegression => {
-            Box::new(SeasonalRegression::new(SeasonalRegressionConfig {
-                harmonics: config.forecast.harmonics,
-                forgetting_half_life_windows: config.forecast.forgetting_half_life_hours * per_hour,
-                min_windows: FORECAST_MIN_WINDOWS,
-            }))
-        }
-    }
+    crate::model::choose_forecaster(config).forecaster
 }
 
 /// The scoring stage.
@@ -114,13 +111,19 @@ pub struct ScoringStage {
     rollbacks_issued: HashSet<CommandId>,
     monitor: Option<Monitor>,
     history: Option<SharedHistory>,
+    model_fallback: Option<String>,
 }
 
 impl ScoringStage {
     /// A stage for `inventory`, configured by `config`.
     pub fn new(config: &Config, inventory: Arc<Inventory>) -> Result<ScoringStage, ScoringError> {
+        let choice = crate::model::choose_forecaster(config);
         Ok(ScoringStage {
-            scorer: CanaryScorer::new(scorer_config(config)?, forecaster(config))?,
+            scorer: CanaryScorer::new(
+                scorer_config_with(config, &choice.learned_thresholds)?,
+                choice.forecaster,
+            )?,
+            model_fallback: choice.fallback,
             inventory,
             settle_ms: config.rollout.settle_minutes as i64 * 60_000,
             patched_by: HashMap::new(),
@@ -139,6 +142,9 @@ impl ScoringStage {
 
     /// Feeds `monitor` (dashboard and Prometheus series) from now on.
     pub fn with_monitor(mut self, monitor: Monitor) -> ScoringStage {
+        monitor
+            .telemetry()
+            .model_fallback(self.model_fallback.is_some());
         self.monitor = Some(monitor);
         self
     }
@@ -151,6 +157,12 @@ impl ScoringStage {
     /// The scorer's event time (watermark), ms since the epoch.
     pub fn watermark(&self) -> Option<i64> {
         self.scorer.watermark()
+    }
+
+    /// Why the configured model is not in use (the statistical fallback
+    /// replaced it), if it is not.
+    pub fn model_fallback(&self) -> Option<&str> {
+        self.model_fallback.as_deref()
     }
 
     /// The forecaster's name.
@@ -333,10 +345,10 @@ impl ScoringStage {
     }
 }
 
-/// One line of evidence: `response_time_ms 212.4 vs 131.0 expected (+9.8σ > 5σ)`.
+/// One line of evidence: `response_time_ms 212.4 vs 131.0 expected (+9.8σ, threshold 5.0σ)`.
 pub fn describe(v: &MetricVerdict) -> String {
     format!(
-        "{} {:.2} vs {:.2} expected ({:+.1}σ, threshold {}σ)",
+        "{} {:.2} vs {:.2} expected ({:+.1}σ, threshold {:.1}σ)",
         v.metric, v.observed, v.forecast, v.deviation, v.threshold
     )
 }

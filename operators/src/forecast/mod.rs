@@ -6,6 +6,7 @@
 //! [`seasonal::SeasonalRegression`] is always available and is the fallback
 //! whenever a learned model is not.
 
+pub mod lstm;
 pub mod seasonal;
 
 use arrow::array::Float64Array;

@@ -169,8 +169,11 @@ pub struct BaselineSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ForecastKind {
-    /// Level + daily harmonics, recursive least squares.
+    /// Level + daily harmonics, recursive least squares: the statistical
+    /// forecaster, also the fallback when no LSTM model can be loaded.
     SeasonalRegression,
+    /// A trained LSTM (`forecast.model`), run by the fused kernel.
+    Lstm,
 }
 
 /// The forecaster.
@@ -183,6 +186,18 @@ pub struct ForecastConfig {
     pub harmonics: usize,
     /// Half-life of its memory, hours.
     pub forgetting_half_life_hours: f64,
+    /// The LSTM bundle: `builtin`, a bundle file, or a models folder whose
+    /// `promoted` file names the bundle.
+    #[serde(default = "builtin_model")]
+    pub model: String,
+}
+
+fn builtin_model() -> String {
+    "builtin".to_string()
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Thresholds.
@@ -195,6 +210,10 @@ pub struct ThresholdConfig {
     pub sigma: f64,
     /// Bad windows in a row that make an anomaly.
     pub consecutive_windows: u16,
+    /// Use the thresholds learned with the model for metrics without a
+    /// `sigma` of their own (instead of the default `sigma`).
+    #[serde(default = "yes")]
+    pub learned: bool,
     /// Per-metric settings.
     #[serde(default)]
     pub per_metric: BTreeMap<String, MetricThreshold>,

@@ -8,7 +8,9 @@
 use hdrhistogram::Histogram as Hdr;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Histogram, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ pub struct Telemetry {
     window_latency: HdrCollector,
     model_time: HdrCollector,
     model_info: IntGaugeVec,
+    model_fallback: IntGauge,
     /// Share of the fleet running the rollout's patch, 0..1.
     pub patched_ratio: GaugeVec,
     /// Health of a canary group in a rollout: 0 green, 1 yellow, 2 red.
@@ -87,6 +90,14 @@ impl Telemetry {
             "The forecaster in use (value 1), with its name and version.",
             &["forecaster", "version"],
         );
+        let model_fallback = IntGauge::new(
+            "bellwether_model_fallback",
+            "1 when the configured LSTM model could not be loaded and the statistical forecaster scores instead.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(model_fallback.clone()))
+            .expect("unique");
         let window_latency = HdrCollector::new(
             "bellwether_window_latency_seconds",
             "From the metrics batch that closed a window to its decisions being delivered.",
@@ -145,6 +156,7 @@ impl Telemetry {
             window_latency,
             model_time,
             model_info,
+            model_fallback,
         }
     }
 
@@ -184,6 +196,11 @@ impl Telemetry {
         self.model_info
             .with_label_values(&[forecaster, version])
             .set(1);
+    }
+
+    /// Records whether the statistical fallback replaced the configured model.
+    pub fn model_fallback(&self, active: bool) {
+        self.model_fallback.set(i64::from(active));
     }
 
     /// Everything, in Prometheus text format.

@@ -1,0 +1,149 @@
+//! Learned models: training data, the burn trainer, learned thresholds and
+//! the model bundle, and the choice of forecaster at start-up.
+
+pub mod bundle;
+pub mod command;
+pub mod data;
+pub mod thresholds;
+pub mod train;
+
+use crate::config::{Config, ForecastKind};
+use bellwether_operators::forecast::Forecaster;
+use bellwether_operators::forecast::lstm::LstmForecaster;
+use bellwether_operators::forecast::seasonal::{SeasonalRegression, SeasonalRegressionConfig};
+use bundle::ModelBundle;
+use std::collections::BTreeMap;
+
+/// Windows a series must have been seen before the statistical forecaster
+/// forecasts it (one hour of five-minute windows). Judgement waits far
+/// longer, for `baseline.min_hours`; this only keeps the first wild fits
+/// out of the baseline's residual spread.
+const SEASONAL_MIN_WINDOWS: u32 = 12;
+
+/// The forecaster in use and what came with it.
+pub struct ForecasterChoice {
+    /// The forecaster.
+    pub forecaster: Box<dyn Forecaster>,
+    /// Thresholds learned with the model, per metric (sigmas).
+    pub learned_thresholds: BTreeMap<String, f64>,
+    /// Why the configured model is not in use, when the statistical
+    /// fallback replaced it.
+    pub fallback: Option<String>,
+}
+
+/// The statistical forecaster (seasonal regression), as configured.
+pub fn statistical(config: &Config) -> Box<dyn Forecaster> {
+    let per_hour = 3_600_000.0 / (config.window.slide_secs as f64 * 1000.0);
+    Box::new(SeasonalRegression::new(SeasonalRegressionConfig {
+        harmonics: config.forecast.harmonics,
+        forgetting_half_life_windows: config.forecast.forgetting_half_life_hours * per_hour,
+        min_windows: SEASONAL_MIN_WINDOWS,
+    }))
+}
+
+/// The configured forecaster. With `forecast.kind = "lstm"`, loads the
+/// bundle named by `forecast.model`; a missing, corrupt or incompatible
+/// bundle falls back to the statistical forecaster with a warning (never
+/// an error: rollouts keep their safety net).
+pub fn choose_forecaster(config: &Config) -> ForecasterChoice {
+    match config.forecast.kind {
+        ForecastKind::SeasonalRegression => ForecasterChoice {
+            forecaster: statistical(config),
+            learned_thresholds: BTreeMap::new(),
+            fallback: None,
+        },
+        ForecastKind::Lstm => match load_lstm(config) {
+            Ok((forecaster, bundle)) => ForecasterChoice {
+                forecaster: Box::new(forecaster),
+                learned_thresholds: bundle.thresholds,
+                fallback: None,
+            },
+            Err(reason) => {
+                tracing::warn!(
+                    model = %config.forecast.model,
+                    "LSTM model not usable, falling back to the statistical forecaster (seasonal-regression): {reason}"
+                );
+                ForecasterChoice {
+                    forecaster: statistical(config),
+                    learned_thresholds: BTreeMap::new(),
+                    fallback: Some(reason),
+                }
+            }
+        },
+    }
+}
+
+fn load_lstm(config: &Config) -> Result<(LstmForecaster, ModelBundle), String> {
+    let location = &config.forecast.model;
+    let bundle = ModelBundle::load(location).map_err(|e| e.to_string())?;
+    bundle
+        .check_fits(
+            &config.thresholds.metrics,
+            config.window.slide_secs,
+            location,
+        )
+        .map_err(|e| e.to_string())?;
+    let model = bundle.model().map_err(|e| format!("{location}: {e}"))?;
+    let forecaster =
+        LstmForecaster::new(model, &config.thresholds.metrics).map_err(|e| e.to_string())?;
+    Ok((forecaster, bundle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with_model(model: &str) -> Config {
+        let mut config = crate::config::load(None).unwrap();
+        config.forecast.model = model.to_string();
+        config
+    }
+
+    #[test]
+    fn the_builtin_model_is_the_default_and_brings_learned_thresholds() {
+        let choice = choose_forecaster(&crate::config::load(None).unwrap());
+        assert!(choice.fallback.is_none(), "{:?}", choice.fallback);
+        assert!(
+            choice.forecaster.name().starts_with("lstm-"),
+            "{}",
+            choice.forecaster.name()
+        );
+        assert_eq!(choice.learned_thresholds.len(), 7);
+    }
+
+    #[test]
+    fn missing_corrupt_or_incompatible_bundles_fall_back_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let corrupt = dir.path().join("corrupt.json");
+        std::fs::write(&corrupt, &bundle::BUILTIN[..bundle::BUILTIN.len() / 2]).unwrap();
+        let mut other: serde_json::Value = serde_json::from_str(bundle::BUILTIN).unwrap();
+        other["window_secs"] = 60.into();
+        let incompatible = dir.path().join("other.json");
+        std::fs::write(&incompatible, other.to_string()).unwrap();
+        let empty_models = dir.path().join("models");
+        std::fs::create_dir(&empty_models).unwrap();
+        for (location, says) in [
+            (dir.path().join("absent.json"), "absent.json"),
+            (corrupt, "not a readable model bundle"),
+            (incompatible, "trained on 60 s windows"),
+            (empty_models, "promoted"),
+        ] {
+            let choice = choose_forecaster(&config_with_model(location.to_str().unwrap()));
+            let reason = choice.fallback.expect("falls back");
+            assert!(reason.contains(says), "{reason}");
+            assert_eq!(choice.forecaster.name(), "seasonal-regression");
+            assert!(choice.learned_thresholds.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_models_folder_loads_its_promoted_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b: ModelBundle = serde_json::from_str(bundle::BUILTIN).unwrap();
+        b.version = "7".into();
+        b.save(&dir.path().join("lstm-7.json")).unwrap();
+        std::fs::write(dir.path().join("promoted"), "lstm-7.json\n").unwrap();
+        let choice = choose_forecaster(&config_with_model(dir.path().to_str().unwrap()));
+        assert_eq!(choice.forecaster.name(), "lstm-7");
+    }
+}
