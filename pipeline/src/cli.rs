@@ -624,13 +624,13 @@ fn eval_nab(args: NabArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .context("progress bar template")?,
     );
-    let forecaster_name = crate::scoring::forecaster(&config).name().to_string();
+    let forecaster_name = crate::model::statistical(&config).name().to_string();
     let mut scores = Vec::new();
     for s in &series {
         bar.set_message(s.key.clone());
         scores.push(nab::detect(
             s,
-            crate::scoring::forecaster(&config),
+            crate::model::statistical(&config),
             Default::default(),
             args.realert_after,
         ));
