@@ -83,6 +83,23 @@ fn finds_a_planted_shift_stays_quiet_elsewhere_and_writes_nab_results() {
         "{standard}"
     );
     assert_eq!(report.len(), 3);
+    // The default detector is the LSTM: one model per series, trained on
+    // its probation rows, each with its held-out error beside the
+    // seasonal regression's, and used only where it is the better one.
+    assert!(
+        standard["detector"].as_str().unwrap().starts_with("lstm"),
+        "{standard}"
+    );
+    let series = standard["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2, "{standard}");
+    for s in series {
+        let (lstm, seasonal) = (
+            s["lstm_validation_rmse"].as_f64().unwrap(),
+            s["seasonal_validation_rmse"].as_f64().unwrap(),
+        );
+        assert!(lstm.is_finite() && seasonal.is_finite(), "{s}");
+        assert_eq!(s["lstm"].as_bool().unwrap(), lstm < seasonal, "{s}");
+    }
 
     // NAB's result layout: one CSV per series, every row scored in [0, 1].
     for name in ["shift", "quiet"] {
@@ -97,6 +114,29 @@ fn finds_a_planted_shift_stays_quiet_elsewhere_and_writes_nab_results() {
             assert!((0.0..=1.0).contains(&score), "{row}");
         }
     }
+}
+
+#[test]
+fn the_statistical_detector_finds_the_shift_too() {
+    let dir = tempfile::tempdir().unwrap();
+    corpus(dir.path());
+    let out = eval(&[
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--detector",
+        "statistical",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let standard = report.iter().find(|r| r["profile"] == "standard").unwrap();
+    assert_eq!(standard["detector"], "seasonal-regression");
+    assert_eq!(standard["fixed_detected_windows"], 1, "{standard}");
+    assert_eq!(standard["fixed_false_positives"], 0, "{standard}");
 }
 
 #[test]

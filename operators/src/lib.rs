@@ -15,6 +15,7 @@
 
 pub mod baseline;
 pub mod error;
+pub mod failure;
 pub mod forecast;
 pub mod likelihood;
 pub mod nab;

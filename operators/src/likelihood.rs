@@ -2,12 +2,14 @@
 //! recent errors are, given the errors seen before.
 //!
 //! A single large residual on a noisy series means little; a run of them
-//! where residuals are usually small means much. After the idea of
-//! Numenta's anomaly likelihood (Ahmad et al., 2017) and of Hundman et al.'s
-//! smoothed-error thresholds (2018): the absolute residuals are averaged
-//! over a short recent window and compared with the mean and spread of the
-//! absolute residuals over a long trailing window; the tail probability of
-//! that average under a normal fit is the likelihood, reported on a log
+//! where residuals are usually small means much. After Numenta's anomaly
+//! likelihood (Ahmad et al., 2017) and Hundman et al.'s smoothed-error
+//! thresholds (2018): the absolute residuals are averaged over a short
+//! recent window, and that average is compared with the mean and spread of
+//! the same short averages over a long trailing window (as Numenta fits the
+//! distribution of its averaged scores: an average of six residuals varies
+//! far less than one residual does); the tail probability of the current
+//! average under a normal fit is the likelihood, reported on a log
 //! scale so that scores near 1 stay distinguishable
 //! (`score = ln(1 - L) / ln(1e-10)`, clipped to [0, 1]: 0.5 is a
 //! likelihood of 1 - 1e-5).
@@ -19,7 +21,7 @@ use std::collections::VecDeque;
 pub struct LikelihoodConfig {
     /// Residuals the recent average is taken over.
     pub short: usize,
-    /// Residuals the reference distribution is taken over.
+    /// Short averages the reference distribution is taken over.
     pub long: usize,
     /// Residuals needed before any score above 0.
     pub min_history: usize,
@@ -98,6 +100,7 @@ impl AnomalyLikelihood {
         if self.short.len() > self.config.short.max(1) {
             self.short_sum -= self.short.pop_front().unwrap_or(0.0);
         }
+        let avg = self.short_sum / self.short.len() as f64;
         let score = if self.long.len() >= self.config.min_history {
             let n = self.long.len() as f64;
             let mean = self.long_sum / n;
@@ -105,15 +108,14 @@ impl AnomalyLikelihood {
             // A floor on the spread: a series that never moved is not
             // infinitely surprised by its first wiggle.
             let std = var.sqrt().max(1e-3 * mean.abs()).max(1e-12);
-            let avg = self.short_sum / self.short.len() as f64;
             let tail = normal_tail((avg - mean) / std);
             (tail.max(LOG_FLOOR).ln() / LOG_FLOOR.ln()).clamp(0.0, 1.0)
         } else {
             0.0
         };
-        self.long.push_back(e);
-        self.long_sum += e;
-        self.long_sq += e * e;
+        self.long.push_back(avg);
+        self.long_sum += avg;
+        self.long_sq += avg * avg;
         if self.long.len() > self.config.long.max(1) {
             let old = self.long.pop_front().unwrap_or(0.0);
             self.long_sum -= old;

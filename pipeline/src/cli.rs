@@ -125,9 +125,23 @@ pub struct NabArgs {
     /// A config file layered over the defaults (the forecaster's settings).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// `lstm`: an LSTM correction of the seasonal regression, trained on
+    /// each series' probation rows (used where it beats the regression on
+    /// held-out probation rows); `statistical`: the seasonal regression.
+    #[arg(long, value_enum, default_value_t = NabDetector::Lstm)]
+    pub detector: NabDetector,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The forecaster behind `bellwether eval nab`'s anomaly scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NabDetector {
+    /// Per-series LSTM trained on the probation period.
+    Lstm,
+    /// The statistical fallback (seasonal regression).
+    Statistical,
 }
 
 /// `bellwether sql` flags.
@@ -624,18 +638,48 @@ fn eval_nab(args: NabArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .context("progress bar template")?,
     );
-    let forecaster_name = crate::model::statistical(&config).name().to_string();
+    let base = crate::model::seasonal_config(&config);
+    let options = crate::eval::lstm_detector::nab_train_options(base);
     let mut scores = Vec::new();
+    let (mut on_lstm, mut notes) = (0usize, Vec::new());
     for s in &series {
         bar.set_message(s.key.clone());
+        let forecaster = match args.detector {
+            NabDetector::Statistical => crate::model::statistical(&config),
+            NabDetector::Lstm => {
+                let d = crate::eval::lstm_detector::detector_for(s, &options);
+                on_lstm += usize::from(d.lstm);
+                if let Some((lstm, seasonal)) = d.validation {
+                    notes.push(serde_json::json!({
+                        "series": s.key,
+                        "lstm": d.lstm,
+                        "lstm_validation_rmse": lstm,
+                        "seasonal_validation_rmse": seasonal,
+                        "reason": d.reason,
+                    }));
+                } else {
+                    notes.push(
+                        serde_json::json!({"series": s.key, "lstm": false, "reason": d.reason}),
+                    );
+                }
+                d.forecaster
+            }
+        };
         scores.push(nab::detect(
             s,
-            crate::model::statistical(&config),
+            forecaster,
             Default::default(),
             args.realert_after,
         ));
         bar.inc(1);
     }
+    let forecaster_name = match args.detector {
+        NabDetector::Statistical => crate::model::statistical(&config).name().to_string(),
+        NabDetector::Lstm => format!(
+            "lstm per series (LSTM on {on_lstm} of {} series, seasonal-regression on the rest)",
+            series.len()
+        ),
+    };
     bar.finish_and_clear();
     if let Some(out) = &args.out {
         nab::write_results(out, &series, &scores)?;
@@ -658,6 +702,7 @@ fn eval_nab(args: NabArgs) -> Result<()> {
                     "windows": r.fixed.windows,
                     "fixed_detected_windows": r.fixed.detected_windows,
                     "fixed_false_positives": r.fixed.false_positives,
+                    "series": notes,
                 })
             })
             .collect();

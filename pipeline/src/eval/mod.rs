@@ -1,3 +1,4 @@
 //! Evaluations of the detector on labelled data.
 
+pub mod lstm_detector;
 pub mod nab;

@@ -31,14 +31,19 @@ pub struct ForecasterChoice {
     pub fallback: Option<String>,
 }
 
-/// The statistical forecaster (seasonal regression), as configured.
-pub fn statistical(config: &Config) -> Box<dyn Forecaster> {
+/// The seasonal regression's settings, as configured.
+pub fn seasonal_config(config: &Config) -> SeasonalRegressionConfig {
     let per_hour = 3_600_000.0 / (config.window.slide_secs as f64 * 1000.0);
-    Box::new(SeasonalRegression::new(SeasonalRegressionConfig {
+    SeasonalRegressionConfig {
         harmonics: config.forecast.harmonics,
         forgetting_half_life_windows: config.forecast.forgetting_half_life_hours * per_hour,
         min_windows: SEASONAL_MIN_WINDOWS,
-    }))
+    }
+}
+
+/// The statistical forecaster (seasonal regression), as configured.
+pub fn statistical(config: &Config) -> Box<dyn Forecaster> {
+    Box::new(SeasonalRegression::new(seasonal_config(config)))
 }
 
 /// The configured forecaster. With `forecast.kind = "lstm"`, loads the

@@ -101,6 +101,9 @@ pub struct Trained {
     pub validation_rmse: f64,
     /// Validation RMSE per metric.
     pub validation_rmse_per_metric: Vec<f64>,
+    /// Validation RMSE of the seasonal regression alone (no correction),
+    /// same windows and units: what the LSTM must beat to be worth using.
+    pub seasonal_validation_rmse: f64,
     /// Learned threshold per metric, in sigmas of the residual spread.
     pub thresholds: Vec<f64>,
     /// First and last window start used for training, ms.
@@ -501,6 +504,9 @@ pub fn train(
     let validation_rmse_per_metric = (0..p.outputs)
         .map(|i| rmse(&r, &p, split..p.windows, Some(i)))
         .collect();
+    // The seasonal regression alone predicts a normalised residual of 0.
+    let uncorrected: Vec<f32> = p.y.iter().map(|v| -v).collect();
+    let seasonal_validation_rmse = rmse(&uncorrected, &p, split..p.windows, None);
     // Thresholds judge patched VMs, which the forecaster follows on its own
     // predictions: learn them from free-running residuals of the held-out
     // windows, in units of the one-step residual spread the scorer's
@@ -527,6 +533,7 @@ pub fn train(
         best_epoch,
         validation_rmse,
         validation_rmse_per_metric,
+        seasonal_validation_rmse,
         thresholds,
         trained_from_ms: series.window_start(0),
         trained_to_ms: series.window_start(split - 1),
