@@ -3,26 +3,29 @@
 //! the recent pattern of its metrics.
 //!
 //! Anomaly detection asks "does this VM behave differently now?"; this asks
-//! "is it heading for a failure?". Its inputs are the deviations the scorer
-//! already computes (observed minus forecast, in sigmas of the VM's own
-//! residual spread, signed so that positive is the metric's bad direction),
-//! turned into three kinds of features per VM:
-//! - **level**: the latest deviation of each metric;
-//! - **trend**: its least-squares slope over the last [`TREND_WINDOWS`]
-//!   windows (memory climbing for half an hour is a leak, a single high
-//!   window is not);
-//! - **combination**: the product of two metrics' bad-direction levels
+//! "is it heading for a failure?". Its inputs are what the scorer already
+//! computes per window: each metric's observed mean and its deviation
+//! (observed minus forecast, in sigmas of the VM's own residual spread),
+//! turned into four kinds of features per VM:
+//! - **level**: the metric's latest window mean, in its own unit (memory at
+//!   95% is close to the end whatever the VM's usual level);
+//! - **deviation**: the latest deviation, signed so that positive is the
+//!   metric's bad direction;
+//! - **trend**: the least-squares slope of the window means over the last
+//!   [`TREND_WINDOWS`] windows, per window, positive in the bad direction
+//!   (memory climbing for half an hour is a leak, one high window is not);
+//! - **combination**: the product of two metrics' bad-direction deviations
 //!   (memory pressure together with growing latency is worse than either).
 //!
 //! [`FailureModel`] is a logistic model over the standardised features
-//! (trained with burn by `bellwether train-failure`); its weights times a
+//! (trained with burn, `pipeline/src/model/failure.rs`); its weights times a
 //! VM's standardised features are that VM's drivers, so every risk comes
 //! with the features that raised it. Features and risks of all VMs are
 //! computed in one pass per window, in the scorer's window turn.
 
 use crate::error::OperatorError;
 use arrow::array::{Array, Float64Array};
-use bellwether_schemas::Direction;
+use bellwether_schemas::{Direction, RiskDriver};
 
 /// Windows of deviation history a trend is fitted over.
 pub const TREND_WINDOWS: usize = 6;
@@ -39,6 +42,7 @@ const COMBINATION_SCALE: f32 = 10.0;
 pub fn feature_names(metrics: &[String]) -> Vec<String> {
     let mut names = Vec::new();
     names.extend(metrics.iter().map(|m| format!("{m} level")));
+    names.extend(metrics.iter().map(|m| format!("{m} deviation")));
     names.extend(metrics.iter().map(|m| format!("{m} trend")));
     for (i, a) in metrics.iter().enumerate() {
         for b in &metrics[i + 1..] {
@@ -50,16 +54,18 @@ pub fn feature_names(metrics: &[String]) -> Vec<String> {
 
 /// Number of features for `metrics` metrics.
 pub fn feature_count(metrics: usize) -> usize {
-    2 * metrics + metrics * metrics.saturating_sub(1) / 2
+    3 * metrics + metrics * metrics.saturating_sub(1) / 2
 }
 
-/// Keeps the last [`TREND_WINDOWS`] bad-direction deviations of every
-/// series and writes every VM's features.
+/// Keeps the last [`TREND_WINDOWS`] window means of every series and its
+/// latest deviation, and writes every VM's features.
 #[derive(Debug, Clone)]
 pub struct FailureFeatures {
     directions: Vec<Direction>,
-    /// Per series: the last deviations, oldest first.
+    /// Per series: the last window means, oldest first.
     history: Vec<[f32; TREND_WINDOWS]>,
+    /// Per series: the latest bad-direction deviation, clipped.
+    deviation: Vec<f32>,
     /// Per series: how many of `history` are filled.
     filled: Vec<u8>,
     /// `vm × feature`, the latest window's features.
@@ -72,6 +78,7 @@ impl FailureFeatures {
         FailureFeatures {
             directions,
             history: Vec::new(),
+            deviation: Vec::new(),
             filled: Vec::new(),
             features: Vec::new(),
         }
@@ -82,24 +89,29 @@ impl FailureFeatures {
         feature_count(self.directions.len())
     }
 
-    /// Takes one window's deviations (per series slot, null = no data: the
-    /// series keeps its history) and updates every VM's features.
-    pub fn update(&mut self, deviation: &Float64Array) {
+    /// Takes one window's means and deviations (per series slot; null = no
+    /// data or no forecast: the series keeps what it had) and updates every
+    /// VM's features.
+    pub fn update(&mut self, observed: &Float64Array, deviation: &Float64Array) {
         let m = self.directions.len();
-        let series = deviation.len();
+        let series = deviation.len().min(observed.len());
         if self.history.len() < series {
             self.history.resize(series, [0.0; TREND_WINDOWS]);
+            self.deviation.resize(series, 0.0);
             self.filled.resize(series, 0);
         }
         for slot in 0..series {
-            if deviation.is_null(slot) {
-                continue;
+            let direction = self.directions[slot % m];
+            if deviation.is_valid(slot) {
+                self.deviation[slot] =
+                    (direction.badness(deviation.value(slot)) as f32).clamp(CLIP.0, CLIP.1);
             }
-            let bad = self.directions[slot % m].badness(deviation.value(slot)) as f32;
-            let h = &mut self.history[slot];
-            h.rotate_left(1);
-            h[TREND_WINDOWS - 1] = bad.clamp(CLIP.0, CLIP.1);
-            self.filled[slot] = (self.filled[slot] + 1).min(TREND_WINDOWS as u8);
+            if observed.is_valid(slot) {
+                let h = &mut self.history[slot];
+                h.rotate_left(1);
+                h[TREND_WINDOWS - 1] = observed.value(slot) as f32;
+                self.filled[slot] = (self.filled[slot] + 1).min(TREND_WINDOWS as u8);
+            }
         }
         let vms = series / m;
         let width = self.width();
@@ -111,12 +123,14 @@ impl FailureFeatures {
                 let slot = vm * m + metric;
                 let (h, n) = (&self.history[slot], self.filled[slot] as usize);
                 row[metric] = if n > 0 { h[TREND_WINDOWS - 1] } else { 0.0 };
-                row[m + metric] = slope(&h[TREND_WINDOWS - n..]);
+                row[m + metric] = self.deviation[slot];
+                let trend = slope(&h[TREND_WINDOWS - n..]) as f64;
+                row[2 * m + metric] = self.directions[metric].badness(trend) as f32;
             }
-            let mut at = 2 * m;
+            let mut at = 3 * m;
             for a in 0..m {
                 for b in a + 1..m {
-                    row[at] = row[a].max(0.0) * row[b].max(0.0) / COMBINATION_SCALE;
+                    row[at] = row[m + a].max(0.0) * row[m + b].max(0.0) / COMBINATION_SCALE;
                     at += 1;
                 }
             }
@@ -171,17 +185,6 @@ pub struct FailureModel {
     pub horizon_minutes: u32,
     /// Name recorded with every risk (e.g. `failure-3`).
     pub name: String,
-}
-
-/// One feature's part in a VM's risk.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RiskDriver {
-    /// Feature name, e.g. `memory_percent trend`.
-    pub feature: String,
-    /// The feature's value (sigmas, sigmas per window, or scaled sigmas²).
-    pub value: f32,
-    /// Its contribution to the log-odds of failure.
-    pub contribution: f32,
 }
 
 impl FailureModel {
@@ -246,8 +249,8 @@ impl FailureModel {
             .enumerate()
             .map(|(i, &value)| RiskDriver {
                 feature: self.features[i].clone(),
-                value,
-                contribution: self.weights[i] * (value - self.mean[i]) / self.scale[i],
+                value: value as f64,
+                contribution: (self.weights[i] * (value - self.mean[i]) / self.scale[i]) as f64,
             })
             .filter(|d| d.contribution > 0.0)
             .collect();
@@ -274,9 +277,10 @@ mod tests {
         let names = feature_names(&metrics());
         assert_eq!(names.len(), feature_count(3));
         assert_eq!(names[0], "memory level");
-        assert_eq!(names[3], "memory trend");
-        assert_eq!(names[6], "memory × latency");
-        assert_eq!(names[8], "latency × errors");
+        assert_eq!(names[3], "memory deviation");
+        assert_eq!(names[6], "memory trend");
+        assert_eq!(names[9], "memory × latency");
+        assert_eq!(names[11], "latency × errors");
     }
 
     #[test]
@@ -287,41 +291,52 @@ mod tests {
             Direction::Decrease,
         ]);
         for w in 0..6 {
-            // VM 0: memory climbs 2σ a window, latency steady at 4σ,
-            // errors (bad when decreasing) fall 1σ a window.
+            // VM 0: memory climbs 3 points a window (deviation 2σ more each
+            // window), latency steady at 4σ, success (bad when decreasing)
+            // falls 1 point a window.
+            let observed = Float64Array::from(vec![50.0 + 3.0 * w as f64, 2.0, 99.0 - w as f64]);
             let d = Float64Array::from(vec![2.0 * w as f64, 4.0, -(w as f64)]);
-            f.update(&d);
+            f.update(&observed, &d);
         }
         let row = f.row(0);
-        assert_eq!(row[0], 10.0);
-        assert!((row[3] - 2.0).abs() < 1e-5, "{}", row[3]);
-        assert!(row[4].abs() < 1e-5);
+        assert_eq!(row[0], 65.0);
+        assert_eq!(row[3], 10.0);
+        assert_eq!(row[5], 5.0, "bad-direction deviation");
+        assert!((row[6] - 3.0).abs() < 1e-4, "{}", row[6]);
+        assert!(row[7].abs() < 1e-5);
         assert!(
-            (row[5] - 1.0).abs() < 1e-5,
+            (row[8] - 1.0).abs() < 1e-4,
             "bad-direction trend {}",
-            row[5]
+            row[8]
         );
-        assert!((row[6] - 10.0 * 4.0 / COMBINATION_SCALE).abs() < 1e-5);
+        assert!((row[9] - 10.0 * 4.0 / COMBINATION_SCALE).abs() < 1e-5);
     }
 
     #[test]
     fn missing_data_keeps_the_history_and_extremes_are_clipped() {
         let mut f = FailureFeatures::new(vec![Direction::Increase]);
-        f.update(&Float64Array::from(vec![Some(1000.0)]));
-        f.update(&Float64Array::from(vec![None]));
-        assert_eq!(f.row(0)[0], CLIP.1);
+        f.update(
+            &Float64Array::from(vec![Some(7.0)]),
+            &Float64Array::from(vec![Some(1000.0)]),
+        );
+        f.update(
+            &Float64Array::from(vec![None]),
+            &Float64Array::from(vec![None]),
+        );
+        assert_eq!(f.row(0)[0], 7.0);
+        assert_eq!(f.row(0)[1], CLIP.1);
     }
 
     #[test]
     fn risk_rises_with_the_weighted_features_and_drivers_explain_it() {
         let model = FailureModel {
             features: feature_names(&metrics()),
-            mean: vec![0.0; 9],
-            scale: vec![1.0; 9],
+            mean: vec![0.0; 12],
+            scale: vec![1.0; 12],
             weights: {
-                let mut w = vec![0.0; 9];
-                w[3] = 1.5; // memory trend
-                w[6] = 0.5; // memory × latency
+                let mut w = vec![0.0; 12];
+                w[6] = 1.5; // memory trend
+                w[9] = 0.5; // memory × latency
                 w
             },
             bias: -4.0,
@@ -329,10 +344,10 @@ mod tests {
             name: "failure-test".into(),
         };
         model.check_fits(&metrics()).unwrap();
-        let calm = [0.0f32; 9];
-        let mut leaking = [0.0f32; 9];
-        leaking[3] = 4.0;
-        leaking[6] = 2.0;
+        let calm = [0.0f32; 12];
+        let mut leaking = [0.0f32; 12];
+        leaking[6] = 4.0;
+        leaking[9] = 2.0;
         let risk = model.risk(&[calm, leaking].concat());
         assert!(risk[0] < 0.05 && risk[1] > 0.9, "{risk:?}");
         let drivers = model.drivers(&leaking, 3);

@@ -9,6 +9,7 @@
 
 use crate::OperatorError;
 use crate::baseline::{BaselineConfig, Baselines};
+use crate::failure::{FailureFeatures, FailureModel};
 use crate::forecast::{Forecaster, TimeRange};
 use crate::operator::{InputId, Operator};
 use crate::residual::{deviations, window_residuals};
@@ -18,7 +19,7 @@ use crate::watermark::WatermarkTracker;
 use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
 use arrow::array::{Array, BooleanArray, Float64Array, RecordBatch};
 use bellwether_schemas::metric::sample_columns;
-use bellwether_schemas::{EventTime, MetricVerdict, ScoreRecord};
+use bellwether_schemas::{EventTime, FailureRisk, MetricVerdict, ScoreRecord};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -95,9 +96,14 @@ pub struct ScoredWindow {
     pub vm_rmse: Float64Array,
     /// Per VM: anomaly score in [0, 1].
     pub vm_score: Float64Array,
+    /// Per VM: predicted failure risk in [0, 1] (null without a failure model).
+    pub vm_risk: Float64Array,
     /// Time the forecaster took (forecast and update) for this window.
     pub model_time: std::time::Duration,
     rules: VerdictRules,
+    /// The failure model and this window's features (`vm × width`), to
+    /// explain each risk on demand.
+    failure: Option<(Arc<FailureModel>, Arc<Vec<f32>>)>,
 }
 
 impl ScoredWindow {
@@ -156,7 +162,24 @@ impl ScoredWindow {
             },
             anomalous: self.vm_anomalous.value(vm),
             verdicts: self.verdicts(vm),
+            failure: self.failure_risk(vm),
         }
+    }
+
+    /// VM slot `vm`'s predicted failure risk with its three strongest
+    /// drivers, when a failure model is loaded.
+    pub fn failure_risk(&self, vm: usize) -> Option<FailureRisk> {
+        let (model, features) = self.failure.as_ref()?;
+        if self.vm_risk.is_null(vm) {
+            return None;
+        }
+        let width = model.weights.len();
+        Some(FailureRisk {
+            risk: self.vm_risk.value(vm),
+            horizon_minutes: model.horizon_minutes,
+            model: model.name.clone(),
+            drivers: model.drivers(&features[vm * width..(vm + 1) * width], 3),
+        })
     }
 }
 
@@ -169,6 +192,8 @@ pub struct CanaryScorer {
     watermark: WatermarkTracker,
     baselines: Baselines,
     forecaster: Box<dyn Forecaster>,
+    failure: FailureFeatures,
+    failure_model: Option<Arc<FailureModel>>,
     phases: Vec<VmPhase>,
     streak: Vec<u16>,
     stats: ScorerStats,
@@ -203,6 +228,10 @@ impl CanaryScorer {
             watermark: WatermarkTracker::default(),
             baselines: Baselines::new(config.baseline),
             forecaster,
+            failure: FailureFeatures::new(
+                config.rules.metrics.iter().map(|r| r.direction).collect(),
+            ),
+            failure_model: None,
             phases: Vec::new(),
             streak: Vec::new(),
             stats: ScorerStats::default(),
@@ -212,6 +241,24 @@ impl CanaryScorer {
             closed: VecDeque::new(),
             config,
         })
+    }
+
+    /// Predicts every VM's failure risk with `model` from now on.
+    pub fn with_failure_model(mut self, model: FailureModel) -> Result<Self, OperatorError> {
+        model.check_fits(&self.config.metrics)?;
+        self.failure_model = Some(Arc::new(model));
+        Ok(self)
+    }
+
+    /// The failure model in use, if any.
+    pub fn failure_model(&self) -> Option<&FailureModel> {
+        self.failure_model.as_deref()
+    }
+
+    /// Every VM's failure-pattern features after the last scored window
+    /// (what the failure model reads; training data is taken from here).
+    pub fn failure_features(&self) -> &FailureFeatures {
+        &self.failure
     }
 
     /// Name of the forecaster in use.
@@ -320,6 +367,14 @@ impl CanaryScorer {
         let residuals = window_residuals(closed.sums, &forecast)?;
         let spreads = self.baselines.spreads(m, &self.config.spread_floor);
         let deviation = deviations(&residuals.residual, &spreads)?;
+        self.failure.update(&residuals.observed, &deviation);
+        let (vm_risk, failure) = match &self.failure_model {
+            Some(model) => (
+                Float64Array::from(model.risk(self.failure.features())),
+                Some((model.clone(), Arc::new(self.failure.features().to_vec()))),
+            ),
+            None => (Float64Array::new_null(self.index.vm_count()), None),
+        };
 
         let mut learn = vec![false; series];
         let mut judged = vec![false; self.phases.len()];
@@ -364,8 +419,10 @@ impl CanaryScorer {
             vm_anomalous: verdicts.vm_anomalous,
             vm_rmse: verdicts.vm_rmse,
             vm_score: verdicts.vm_score,
+            vm_risk,
             model_time,
             rules: self.config.rules.clone(),
+            failure,
         })
     }
 }

@@ -34,6 +34,30 @@ pub struct MetricVerdict {
     pub anomalous: bool,
 }
 
+/// One feature's part in a VM's predicted failure risk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskDriver {
+    /// Feature name, e.g. `memory_percent trend`.
+    pub feature: String,
+    /// The feature's value (sigmas, sigmas per window, or scaled sigmas²).
+    pub value: f64,
+    /// Its contribution to the log-odds of failure.
+    pub contribution: f64,
+}
+
+/// A VM's predicted failure risk in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureRisk {
+    /// Probability in [0, 1] that the VM fails within `horizon_minutes`.
+    pub risk: f64,
+    /// Minutes ahead the model predicts.
+    pub horizon_minutes: u32,
+    /// The model (e.g. `failure-builtin-1`).
+    pub model: String,
+    /// The features that raised the risk most, largest first.
+    pub drivers: Vec<RiskDriver>,
+}
+
 /// The score of one VM for one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreRecord {
@@ -57,6 +81,9 @@ pub struct ScoreRecord {
     pub anomalous: bool,
     /// Per-metric verdicts.
     pub verdicts: Vec<MetricVerdict>,
+    /// Predicted failure risk, when a failure model is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureRisk>,
 }
 
 /// Arrow schema of scores, one row per VM, window and metric (for history and SQL).
@@ -154,6 +181,7 @@ mod tests {
             anomaly_score: 0.7,
             anomalous: true,
             verdicts: vec![verdict("a", true), verdict("b", false)],
+            failure: None,
         };
         let batch = score_batch(&[record]).unwrap();
         assert_eq!(batch.num_rows(), 2);

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod command;
 pub mod data;
+pub mod failure;
 pub mod thresholds;
 pub mod train;
 

@@ -512,6 +512,7 @@ mod tests {
             anomaly_score: s,
             anomalous: false,
             verdicts: Vec::new(),
+            failure: None,
         }
     }
 
