@@ -65,6 +65,7 @@ fn rollback(vm: &str, critical: bool, priority: u32, at: EventTime) -> ControlMe
             trigger: RollbackTrigger::Anomaly,
             summary: "test".into(),
             evidence: vec![],
+            failure: None,
         },
         issued_at: at,
     })

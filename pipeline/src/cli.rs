@@ -44,6 +44,34 @@ pub enum Command {
     Eval(EvalCommand),
     /// Train an LSTM forecaster and write its model bundle.
     Train(TrainArgs),
+    /// Train the failure-pattern model on simulated rollouts and write its bundle.
+    TrainFailure(TrainFailureArgs),
+}
+
+/// `bellwether train-failure` flags.
+#[derive(Debug, Args)]
+pub struct TrainFailureArgs {
+    /// Fleet seeds of the training rollouts (each: every fault and a good patch).
+    #[arg(long, value_delimiter = ',', default_value = "101,102,103,104")]
+    pub seeds: Vec<u64>,
+    /// Fleet seeds of the held-out rollouts (early stopping, threshold, quality).
+    #[arg(long, value_delimiter = ',', default_value = "105,106")]
+    pub validation_seeds: Vec<u64>,
+    /// VMs per simulated fleet.
+    #[arg(long, default_value_t = 100)]
+    pub vms: usize,
+    /// Minutes ahead a failure is predicted.
+    #[arg(long, default_value_t = 30)]
+    pub horizon_minutes: u32,
+    /// The bundle file to write.
+    #[arg(long, default_value = "bellwether-models/failure.json")]
+    pub out: PathBuf,
+    /// The model's version (default: the UTC time).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// A config file layered over the defaults (metrics, forecaster).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `bellwether train` flags.
@@ -412,6 +440,7 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::model::command::run_train(&config, &request)?;
             Ok(())
         }
+        Command::TrainFailure(args) => train_failure(args),
         Command::Config(ConfigCommand::Check { file }) => {
             config::load(Some(&file))?;
             println!("{}: ok", file.display());
@@ -622,6 +651,74 @@ fn progress_line(p: &Progress) -> String {
             p.rolled_back
         )
     }
+}
+
+fn train_failure(args: TrainFailureArgs) -> Result<()> {
+    use crate::model::failure::{
+        FailureTrainOptions, SimulationPlan, simulate_examples, train_failure,
+    };
+    let config = config::load(args.config.as_deref())?;
+    anyhow::ensure!(
+        !args.seeds.is_empty() && !args.validation_seeds.is_empty(),
+        "--seeds and --validation-seeds each need at least one seed"
+    );
+    anyhow::ensure!(
+        args.seeds
+            .iter()
+            .all(|s| !args.validation_seeds.contains(s)),
+        "--validation-seeds must differ from --seeds (held-out rollouts)"
+    );
+    let version = args
+        .version
+        .unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let plan = |seeds: &[u64]| SimulationPlan {
+        vms: args.vms,
+        ..SimulationPlan::all_faults(seeds)
+    };
+    eprintln!(
+        "simulating {} training and {} held-out rollouts ({} VMs each, no rollbacks)",
+        plan(&args.seeds).rollouts.len(),
+        plan(&args.validation_seeds).rollouts.len(),
+        args.vms
+    );
+    let train = simulate_examples(&config, &plan(&args.seeds), args.horizon_minutes)?;
+    let held_out = simulate_examples(&config, &plan(&args.validation_seeds), args.horizon_minutes)?;
+    let failing =
+        |e: &crate::model::failure::FailureExamples| e.y.iter().filter(|y| **y > 0.5).count();
+    eprintln!(
+        "{} training examples ({} before a failure), {} held out ({} before a failure)",
+        train.len(),
+        failing(&train),
+        held_out.len(),
+        failing(&held_out)
+    );
+    let options = FailureTrainOptions {
+        horizon_minutes: args.horizon_minutes,
+        ..FailureTrainOptions::default()
+    };
+    let trained = train_failure(&train, &held_out, &options, &version)?;
+    let q = trained.validation;
+    let bundle = crate::model::failure_bundle::FailureBundle::new(
+        &trained,
+        &version,
+        format!(
+            "simulated rollouts without rollbacks: seeds {:?} (every fault and a good patch), {} VMs, crashes within {} min as labels; held out: seeds {:?}",
+            args.seeds, args.vms, args.horizon_minutes, args.validation_seeds
+        ),
+    );
+    bundle.save(&args.out)?;
+    println!(
+        "failure model {} ({} steps): on held-out rollouts at risk >= {:.2}: precision {:.3}, recall {:.3} of {} failures, median lead {:.0} min",
+        trained.model.name,
+        trained.epochs,
+        q.threshold,
+        q.precision,
+        q.recall,
+        q.failures,
+        q.median_lead_minutes
+    );
+    println!("written {}", args.out.display());
+    Ok(())
 }
 
 fn eval_nab(args: NabArgs) -> Result<()> {

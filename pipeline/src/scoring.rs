@@ -21,8 +21,8 @@ use bellwether_operators::{
     CanaryScorer, Operator, OperatorError, ScoredWindow, ScorerConfig, ScorerStats,
 };
 use bellwether_schemas::{
-    CommandId, ControlMessage, EventTime, MetricVerdict, RollbackCommand, RollbackReason,
-    RollbackTrigger, ScoreRecord, WindowReport,
+    CommandId, ControlMessage, EventTime, FailureRisk, MetricVerdict, RollbackCommand,
+    RollbackReason, RollbackTrigger, ScoreRecord, WindowReport,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -112,17 +112,25 @@ pub struct ScoringStage {
     monitor: Option<Monitor>,
     history: Option<SharedHistory>,
     model_fallback: Option<String>,
+    /// Risk at or above which a patched VM is rolled back (None: not acted on).
+    failure_act_at: Option<f64>,
 }
 
 impl ScoringStage {
     /// A stage for `inventory`, configured by `config`.
     pub fn new(config: &Config, inventory: Arc<Inventory>) -> Result<ScoringStage, ScoringError> {
         let choice = crate::model::choose_forecaster(config);
+        let failure = crate::model::choose_failure_model(config);
+        let mut scorer = CanaryScorer::new(
+            scorer_config_with(config, &choice.learned_thresholds)?,
+            choice.forecaster,
+        )?;
+        if let Some(model) = failure.model {
+            scorer = scorer.with_failure_model(model)?;
+        }
         Ok(ScoringStage {
-            scorer: CanaryScorer::new(
-                scorer_config_with(config, &choice.learned_thresholds)?,
-                choice.forecaster,
-            )?,
+            scorer,
+            failure_act_at: failure.act_at,
             model_fallback: choice.fallback,
             inventory,
             settle_ms: config.rollout.settle_minutes as i64 * 60_000,
@@ -168,6 +176,11 @@ impl ScoringStage {
     /// The forecaster's name.
     pub fn forecaster_name(&self) -> &str {
         self.scorer.forecaster_name()
+    }
+
+    /// The failure model's name, if one is loaded.
+    pub fn failure_model_name(&self) -> Option<&str> {
+        self.scorer.failure_model().map(|m| m.name.as_str())
     }
 
     /// Learns of a patch or rollback from the control topic.
@@ -292,7 +305,10 @@ impl ScoringStage {
                 continue;
             }
             let score = window.score_record(vm, &forecaster, Some(&rollout_id));
-            if score.anomalous {
+            let predicted = self
+                .failure_act_at
+                .is_some_and(|t| score.failure.as_ref().is_some_and(|f| f.risk >= t));
+            if score.anomalous || predicted {
                 report.anomalous.push(vm_id.to_string());
                 let command_id = CommandId::rollback(&rollout_id, vm_id);
                 if self.rollbacks_issued.insert(command_id.clone()) {
@@ -321,28 +337,64 @@ impl ScoringStage {
         let vm = self.inventory.vm(&score.vm_id);
         let critical = vm.is_some_and(|v| v.is_critical());
         let rank = vm.map_or(1, |v| v.criticality as u32);
+        let predicted = self
+            .failure_act_at
+            .zip(score.failure.as_ref())
+            .filter(|(t, f)| f.risk >= *t)
+            .map(|(_, f)| f);
         let evidence: Vec<MetricVerdict> = score
             .verdicts
             .iter()
-            .filter(|v| v.anomalous)
+            .filter(|v| {
+                v.anomalous
+                    || predicted
+                        .is_some_and(|f| f.drivers.iter().any(|d| d.feature.starts_with(&v.metric)))
+            })
             .cloned()
             .collect();
-        let summary = evidence.iter().map(describe).collect::<Vec<_>>().join("; ");
+        let mut summary = evidence.iter().map(describe).collect::<Vec<_>>().join("; ");
+        if let Some(f) = predicted {
+            summary = format!("{}; {summary}", describe_risk(f));
+        }
+        // Criticality first, then how bad it is: the worse of the anomaly
+        // score and the failure risk, in [0, 1] → 0..=999.
+        let badness = score
+            .anomaly_score
+            .max(score.failure.as_ref().map_or(0.0, |f| f.risk));
         RollbackCommand {
             command_id,
             rollout_id: rollout_id.to_string(),
             vm_id: score.vm_id.clone(),
             critical,
-            // Criticality first, then how bad it is (score in [0, 1] → 0..=999).
-            priority: rank * 1000 + (score.anomaly_score.clamp(0.0, 0.999) * 1000.0) as u32,
+            priority: rank * 1000 + (badness.clamp(0.0, 0.999) * 1000.0) as u32,
             reason: RollbackReason {
-                trigger: RollbackTrigger::Anomaly,
+                trigger: if predicted.is_some() {
+                    RollbackTrigger::PredictedFailure
+                } else {
+                    RollbackTrigger::Anomaly
+                },
                 summary,
                 evidence,
+                failure: score.failure.clone(),
             },
             issued_at: at,
         }
     }
+}
+
+/// A predicted failure in one line: `predicted failure: risk 0.97 within
+/// 30 min (memory_percent level 91.2, memory_percent trend +2.9)`.
+pub fn describe_risk(f: &FailureRisk) -> String {
+    let drivers = f
+        .drivers
+        .iter()
+        .map(|d| format!("{} {:+.2}", d.feature, d.value))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "predicted failure: risk {:.2} within {} min ({drivers})",
+        f.risk, f.horizon_minutes
+    )
 }
 
 /// One line of evidence: `response_time_ms 212.4 vs 131.0 expected (+9.8σ, threshold 5.0σ)`.

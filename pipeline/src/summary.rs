@@ -35,10 +35,14 @@ pub struct RollbackSummary {
     pub vm_id: String,
     /// True for critical VMs.
     pub critical: bool,
+    /// What set it off (`anomaly`, `predicted_failure`, ...).
+    pub trigger: bellwether_schemas::RollbackTrigger,
     /// One line of why.
     pub reason: String,
     /// The metrics that went wrong.
     pub evidence: Vec<MetricVerdict>,
+    /// The predicted failure risk when it was decided, with its drivers.
+    pub failure: Option<bellwether_schemas::FailureRisk>,
     /// When the anomaly was decided.
     pub detected_at: String,
     /// When the rollback was carried out.
@@ -90,6 +94,8 @@ pub struct DemoSummary {
     pub fleet_size: usize,
     /// Forecaster used.
     pub forecaster: String,
+    /// The failure model that predicted failure risks, if one was loaded.
+    pub failure_model: Option<String>,
     /// Rollout id.
     pub rollout_id: String,
     /// Fleet time when the patch was approved.
@@ -180,6 +186,7 @@ pub fn summarize<A: Actuator>(
         seed: config.simulation.seed,
         fleet_size: fleet.inventory().len(),
         forecaster: stage.forecaster_name().to_string(),
+        failure_model: stage.failure_model_name().map(str::to_string),
         rollout_id: actor.rollout().map(|r| r.id.clone()).unwrap_or_default(),
         patch_approved_at: patch_at.to_string(),
         ended_at: ended.to_string(),
@@ -197,8 +204,10 @@ pub fn summarize<A: Actuator>(
                 order: r.order,
                 vm_id: r.vm_id.clone(),
                 critical: r.critical,
+                trigger: r.reason.trigger,
                 reason: r.reason.summary.clone(),
                 evidence: r.reason.evidence.clone(),
+                failure: r.reason.failure.clone(),
                 detected_at: r.detected_at.to_string(),
                 executed_at: r.executed_at.to_string(),
             })
@@ -240,8 +249,12 @@ pub fn render_text(s: &DemoSummary) -> String {
     );
     let _ = writeln!(
         out,
-        "  patch approved {}; fleet time simulated {:.1} h in {:.1} s; forecaster {}",
-        s.patch_approved_at, s.fleet_hours, s.wall_seconds, s.forecaster
+        "  patch approved {}; fleet time simulated {:.1} h in {:.1} s; forecaster {}; failure model {}",
+        s.patch_approved_at,
+        s.fleet_hours,
+        s.wall_seconds,
+        s.forecaster,
+        s.failure_model.as_deref().unwrap_or("none")
     );
     let _ = writeln!(out, "\nWaves");
     for w in &s.waves {
@@ -273,6 +286,17 @@ pub fn render_text(s: &DemoSummary) -> String {
             r.detected_at,
             r.executed_at
         );
+        if let Some(f) = &r.failure {
+            if r.trigger == bellwether_schemas::RollbackTrigger::PredictedFailure {
+                let _ = writeln!(out, "        {}", crate::scoring::describe_risk(f));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "        failure risk {:.2} within {} min",
+                    f.risk, f.horizon_minutes
+                );
+            }
+        }
         for e in &r.evidence {
             let _ = writeln!(out, "        {}", describe(e));
         }

@@ -77,6 +77,10 @@ pub struct RollbackReason {
     pub summary: String,
     /// The metrics that went wrong.
     pub evidence: Vec<MetricEvidence>,
+    /// The predicted failure risk when the VM was rolled back, with the
+    /// features that drove it (when a failure model is loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::FailureRisk>,
 }
 
 /// Undo the rollout's patch on one VM.

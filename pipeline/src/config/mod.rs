@@ -44,6 +44,37 @@ pub struct Config {
     pub http: HttpConfig,
     /// Parquet history.
     pub history: HistoryConfig,
+    /// Predictive failure analysis.
+    #[serde(default)]
+    pub failure: FailureConfig,
+}
+
+/// Predictive failure analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureConfig {
+    /// The failure-pattern model: `builtin` (shipped in the binary), a
+    /// bundle file, or `none`.
+    #[serde(default = "builtin_model")]
+    pub model: String,
+    /// Risk at or above which a patched VM is rolled back before it fails;
+    /// unset: the threshold chosen with the model.
+    #[serde(default)]
+    pub risk_threshold: Option<f64>,
+    /// Roll back on predicted failures (false: risks are scored, shown and
+    /// recorded, never acted on).
+    #[serde(default = "yes")]
+    pub act: bool,
+}
+
+impl Default for FailureConfig {
+    fn default() -> FailureConfig {
+        FailureConfig {
+            model: builtin_model(),
+            risk_threshold: None,
+            act: true,
+        }
+    }
 }
 
 /// The simulated fleet.

@@ -163,6 +163,20 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     kafka(c)?;
     http(c)?;
     history(c)?;
+    if let Some(t) = c.failure.risk_threshold
+        && !(t > 0.0 && t < 1.0)
+    {
+        return Err(invalid(
+            "failure.risk_threshold",
+            format!("{t} is not a risk strictly between 0 and 1"),
+        ));
+    }
+    if c.failure.model.trim().is_empty() {
+        return Err(invalid(
+            "failure.model",
+            "name `builtin`, a bundle file, or `none`",
+        ));
+    }
     if c.fleet.vms == 0 {
         return Err(invalid("fleet.vms", "a fleet needs at least one VM"));
     }

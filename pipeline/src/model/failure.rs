@@ -231,7 +231,8 @@ impl Default for FailureTrainOptions {
     }
 }
 
-/// How well a failure model predicts, on some examples.
+/// How well a failure model predicts, on some examples (0 where a
+/// figure is undefined: no flag, no failure).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FailureQuality {
     /// The risk threshold the figures are taken at.
@@ -311,7 +312,6 @@ pub fn train_failure(
         linear: LinearConfig::new(width, 1).init(&device),
     };
     let mut optim = AdamConfig::new().init();
-    let vx = standardise(validation);
     let mut best: Option<(f64, FailureModel, usize)> = None;
     let mut epochs = 0;
     for epoch in 1..=options.epochs {
@@ -325,7 +325,7 @@ pub fn train_failure(
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(options.learning_rate, net, grads);
         let model = export(&net, &train.features, &mean, &scale, options, version);
-        let v = log_loss(&model, &vx, &validation.y, pos_weight);
+        let v = log_loss(&model, &validation.x, &validation.y, pos_weight);
         if best.as_ref().is_none_or(|(b, _, _)| v < *b) {
             best = Some((v, model, epoch));
         } else if best
@@ -429,7 +429,7 @@ pub fn quality(
         .collect();
     let true_flags = flagged.iter().filter(|&&i| examples.y[i] > 0.5).count();
     let precision = if flagged.is_empty() {
-        f64::NAN
+        0.0
     } else {
         true_flags as f64 / flagged.len() as f64
     };
@@ -456,11 +456,11 @@ pub fn quality(
         threshold,
         precision,
         recall: if failures == 0 {
-            f64::NAN
+            0.0
         } else {
             leads.len() as f64 / failures as f64
         },
-        median_lead_minutes: leads.get(leads.len() / 2).copied().unwrap_or(f64::NAN),
+        median_lead_minutes: leads.get(leads.len() / 2).copied().unwrap_or(0.0),
         failures,
     }
 }

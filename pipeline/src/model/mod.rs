@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod command;
 pub mod data;
 pub mod failure;
+pub mod failure_bundle;
 pub mod thresholds;
 pub mod train;
 
@@ -76,6 +77,60 @@ pub fn choose_forecaster(config: &Config) -> ForecasterChoice {
                 }
             }
         },
+    }
+}
+
+/// The failure model in use and what came with it.
+pub struct FailureChoice {
+    /// The model, or none (`failure.model = "none"`, or it could not be used).
+    pub model: Option<bellwether_operators::failure::FailureModel>,
+    /// Risk at or above which a patched VM is rolled back (None: not acted on).
+    pub act_at: Option<f64>,
+    /// Why the configured model is not in use, if it is not.
+    pub unusable: Option<String>,
+}
+
+/// The configured failure model (`failure.model`). One that is missing,
+/// corrupt or does not fit the scored metrics is left out with a warning:
+/// anomaly detection goes on without predictions, never stops.
+pub fn choose_failure_model(config: &Config) -> FailureChoice {
+    let location = config.failure.model.as_str();
+    if location == "none" {
+        return FailureChoice {
+            model: None,
+            act_at: None,
+            unusable: None,
+        };
+    }
+    let loaded = failure_bundle::FailureBundle::load(location)
+        .map_err(|e| e.to_string())
+        .and_then(|bundle| {
+            let model = bundle.model();
+            model
+                .check_fits(&config.thresholds.metrics)
+                .map_err(|e| format!("{location}: {e}"))?;
+            Ok((model, bundle.threshold))
+        });
+    match loaded {
+        Ok((model, learned)) => FailureChoice {
+            model: Some(model),
+            act_at: config
+                .failure
+                .act
+                .then(|| config.failure.risk_threshold.unwrap_or(learned)),
+            unusable: None,
+        },
+        Err(reason) => {
+            tracing::warn!(
+                model = %location,
+                "failure model not usable, failure risks will not be predicted: {reason}"
+            );
+            FailureChoice {
+                model: None,
+                act_at: None,
+                unusable: Some(reason),
+            }
+        }
     }
 }
 

@@ -549,6 +549,7 @@ mod tests {
                 trigger: RollbackTrigger::Anomaly,
                 summary: "response_time_ms 200 vs 100 expected".into(),
                 evidence: Vec::new(),
+                failure: None,
             },
             issued_at: EventTime(900_000),
         });
