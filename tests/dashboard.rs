@@ -1,7 +1,8 @@
 //! The live dashboard in a real browser (headless Chromium through
 //! chromedriver) while `bellwether demo --serve` rolls out a bad patch:
-//! progress, canary-group health colours and a rolled-back VM with its
-//! reason and evidence appear, and the page updates as fleet time moves.
+//! progress, canary-group health colours, the failure risk and a
+//! rolled-back VM with its reason and evidence appear, and the page
+//! updates as fleet time moves.
 
 mod common;
 
@@ -25,6 +26,7 @@ return {
                                         r.querySelector('.reason').textContent,
                                         r.querySelectorAll('.evidence li').length]),
   chart: document.querySelector('canvas') !== null,
+  risk: document.querySelector('.risk')?.textContent,
 };"#;
 
 #[test]
@@ -79,4 +81,11 @@ fn the_dashboard_shows_a_bad_patch_live_in_a_browser() {
     );
     assert!(rollback[2].as_u64().unwrap() >= 1, "no evidence: {page}");
     assert!(page["chart"].as_bool().unwrap());
+    // The built-in failure model predicts a risk for the patched VMs.
+    let risk = page["risk"].as_str().unwrap();
+    let percent: f64 = risk.trim_end_matches('%').parse().unwrap_or(-1.0);
+    assert!(
+        (0.0..=100.0).contains(&percent),
+        "failure risk {risk:?}: {page}"
+    );
 }

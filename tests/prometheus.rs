@@ -101,6 +101,12 @@ fn prometheus_scrapes_the_rollout_progress() {
         query(&prometheus, "bellwether_canary_group_health == 2").pop()
     });
     assert_eq!(red["metric"]["rollout"], "rollout-kb-2026-1102");
+    // The failure model's risk is exported for the rollout, within [0, 1].
+    let risk = eventually(Duration::from_secs(60), "the failure risk", || {
+        query(&prometheus, "bellwether_rollout_failure_risk").pop()
+    });
+    assert_eq!(risk["metric"]["rollout"], "rollout-kb-2026-1102");
+    assert!((0.0..=1.0).contains(&value(&risk)), "{risk}");
     let rolled_back = query(&prometheus, "bellwether_rollout_vms_rolled_back");
     assert!(
         rolled_back.iter().any(|s| value(s) >= 1.0),

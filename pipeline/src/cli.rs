@@ -130,6 +130,26 @@ pub struct TrainArgs {
 pub enum EvalCommand {
     /// Score every series of a NAB-layout folder with NAB's rules.
     Nab(NabArgs),
+    /// Run a good patch and every fault on many seeded simulated fleets and
+    /// report what reached past the canary stage and what was rolled back.
+    Rollouts(RolloutsArgs),
+}
+
+/// `bellwether eval rollouts` flags.
+#[derive(Debug, Args)]
+pub struct RolloutsArgs {
+    /// Fleet seeds 1..=N.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// VMs per fleet (default: the config's).
+    #[arg(long)]
+    pub vms: Option<usize>,
+    /// A config file layered over the defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the totals as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bellwether eval nab` flags.
@@ -416,6 +436,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Sql(args) => sql(args),
         Command::Eval(EvalCommand::Nab(args)) => eval_nab(args),
+        Command::Eval(EvalCommand::Rollouts(args)) => eval_rollouts(args),
         Command::Train(args) => {
             let config = config::load(args.config.as_deref())?;
             let request = crate::model::command::TrainRequest {
@@ -651,6 +672,60 @@ fn progress_line(p: &Progress) -> String {
             p.rolled_back
         )
     }
+}
+
+fn eval_rollouts(args: RolloutsArgs) -> Result<()> {
+    let mut config = config::load(args.config.as_deref())?;
+    if let Some(vms) = args.vms {
+        anyhow::ensure!(vms > 0, "--vms must be at least 1");
+        config.fleet.vms = vms;
+    }
+    anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+    let seeds: Vec<u64> = (1..=args.seeds).collect();
+    let bar = ProgressBar::new(seeds.len() as u64 * 6);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts")
+            .context("progress bar template")?,
+    );
+    let lines =
+        crate::eval::rollouts::evaluate(&config, &seeds, |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&lines)?);
+        return Ok(());
+    }
+    println!(
+        "{} seeds x (good patch + {} faults), {} VMs each",
+        seeds.len(),
+        crate::simulator::FaultKind::ALL.len(),
+        config.fleet.vms
+    );
+    println!(
+        "{:<20} {:>8} {:>12} {:>14} {:>18} {:>8} {:>10}",
+        "scenario",
+        "rollouts",
+        "past canary",
+        "broken rolled",
+        "healthy rolled",
+        "crashes",
+        "predicted"
+    );
+    for l in &lines {
+        println!(
+            "{:<20} {:>8} {:>12} {:>8}/{:<5} {:>6}/{:<5} {:>5.2}% {:>8} {:>10}",
+            l.scenario,
+            l.rollouts,
+            l.left_canary_stage,
+            l.broken_rolled_back,
+            l.broken_patched,
+            l.healthy_rolled_back,
+            l.healthy_patched,
+            100.0 * l.healthy_rolled_back_share(),
+            l.crashes,
+            l.predicted_failure_rollbacks
+        );
+    }
+    Ok(())
 }
 
 fn train_failure(args: TrainFailureArgs) -> Result<()> {

@@ -2,3 +2,4 @@
 
 pub mod lstm_detector;
 pub mod nab;
+pub mod rollouts;

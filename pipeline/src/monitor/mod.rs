@@ -92,6 +92,9 @@ impl Monitor {
                 .set(r.rollbacks.len() as i64);
             let last = r.anomaly.last().map_or(0.0, |p| p.max);
             t.anomaly_score.with_label_values(&[&r.id]).set(last);
+            if let Some(risk) = r.failure_risk {
+                t.failure_risk.with_label_values(&[&r.id]).set(risk);
+            }
             for g in &r.groups {
                 t.group_health
                     .with_label_values(&[&r.id, &g.name])

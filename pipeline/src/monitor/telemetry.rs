@@ -31,6 +31,8 @@ pub struct Telemetry {
     pub group_health: IntGaugeVec,
     /// Highest anomaly score among the rollout's patched VMs, last window.
     pub anomaly_score: GaugeVec,
+    /// Highest predicted failure risk of the rollout's patched VMs.
+    pub failure_risk: GaugeVec,
     /// VMs rolled back in the rollout.
     pub rolled_back: IntGaugeVec,
     /// VMs running the patch, per wave.
@@ -126,6 +128,11 @@ impl Telemetry {
             anomaly_score: gauge(
                 "bellwether_rollout_anomaly_score",
                 "Highest anomaly score (0 to 1) among the rollout's patched VMs in the last window.",
+                &["rollout"],
+            ),
+            failure_risk: gauge(
+                "bellwether_rollout_failure_risk",
+                "Highest predicted failure risk (0 to 1) among the rollout's patched VMs, last window.",
                 &["rollout"],
             ),
             rolled_back: int_gauge(

@@ -169,6 +169,8 @@ struct Rollout {
     reached: BTreeSet<String>,
     anomalous: BTreeSet<String>,
     last_score: HashMap<String, f64>,
+    /// Per VM: its last predicted failure risk.
+    last_risk: HashMap<String, f64>,
     window: Option<(i64, f64, f64, usize)>,
     anomaly: VecDeque<ScorePoint>,
     rollbacks: Vec<RollbackSnapshot>,
@@ -299,6 +301,9 @@ impl FleetView {
         let r = self.rollout(id);
         r.last_score
             .insert(score.vm_id.clone(), score.anomaly_score);
+        if let Some(f) = &score.failure {
+            r.last_risk.insert(score.vm_id.clone(), f.risk);
+        }
         if score.anomalous {
             r.anomalous.insert(score.vm_id.clone());
         }
@@ -424,7 +429,13 @@ impl FleetView {
             groups,
             anomaly,
             top_vms: top,
-            failure_risk: None,
+            failure_risk: r
+                .last_risk
+                .iter()
+                .filter(|(vm, _)| r.patched.contains(*vm))
+                .map(|(_, risk)| *risk)
+                .reduce(f64::max)
+                .or((!r.last_risk.is_empty()).then_some(0.0)),
             rollbacks: r.rollbacks.clone(),
         }
     }
