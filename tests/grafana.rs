@@ -32,6 +32,7 @@ fn every_grafana_query_names_a_series_bellwether_exports() {
     t.patched_ratio.with_label_values(&["r"]).set(0.5);
     t.group_health.with_label_values(&["r", "g"]).set(2);
     t.anomaly_score.with_label_values(&["r"]).set(0.9);
+    t.failure_risk.with_label_values(&["r"]).set(0.2);
     t.rolled_back.with_label_values(&["r"]).set(1);
     t.wave_patched.with_label_values(&["r", "1"]).set(3);
     let exported: BTreeSet<String> = t
