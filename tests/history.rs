@@ -94,6 +94,21 @@ fn what_the_demo_wrote_is_what_sql_returns() {
     assert_eq!(samples[0]["n"], summary["pipeline"]["samples_in"]);
     let scores = sql(&history, "SELECT count(*) AS n FROM scores");
     assert_eq!(scores[0]["n"], summary["pipeline"]["scores_emitted"]);
+    // Each score keeps the failure model's risk and what drove it.
+    let risks = sql(
+        &history,
+        "SELECT count(*) AS n, min(failure_risk) AS lo, max(failure_risk) AS hi, \
+         min(failure_drivers) AS drivers FROM scores WHERE failure_risk IS NOT NULL",
+    );
+    assert_eq!(
+        risks[0]["n"], summary["pipeline"]["scores_emitted"],
+        "{risks:?}"
+    );
+    assert!(risks[0]["lo"].as_f64().unwrap() >= 0.0 && risks[0]["hi"].as_f64().unwrap() <= 1.0);
+    assert!(
+        risks[0]["drivers"].as_str().unwrap().starts_with('['),
+        "{risks:?}"
+    );
     // Partitions are columns: samples by date and hour.
     let hours = sql(
         &history,

@@ -225,11 +225,10 @@ impl FailureModel {
 
     /// The log-odds of failure of one feature row.
     fn logit(&self, row: &[f32]) -> f32 {
-        let mut z = self.bias;
-        for i in 0..row.len() {
-            z += self.weights[i] * (row[i] - self.mean[i]) / self.scale[i];
-        }
-        z
+        row.iter()
+            .zip(&self.weights)
+            .zip(self.mean.iter().zip(&self.scale))
+            .fold(self.bias, |z, ((x, w), (m, s))| z + w * (x - m) / s)
     }
 
     /// The failure risk in [0, 1] of every VM of `features` (`vm × width`).

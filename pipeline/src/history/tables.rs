@@ -71,6 +71,8 @@ pub fn schema(table: &str) -> SchemaRef {
             float("residual_rmse"),
             float("anomaly_score"),
             Field::new("anomalous", DataType::Boolean, false),
+            Field::new("failure_risk", DataType::Float64, true),
+            text("failure_drivers", true),
         ],
         "verdicts" => vec![
             ts("window_end"),
@@ -148,6 +150,8 @@ pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
         Float64Builder::new(),
         Float64Builder::new(),
         BooleanBuilder::new(),
+        Float64Builder::new(),
+        StringBuilder::new(),
     );
     let mut v = (
         TimestampMillisecondBuilder::new(),
@@ -170,6 +174,12 @@ pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
         s.5.append_value(r.residual_rmse);
         s.6.append_value(r.anomaly_score);
         s.7.append_value(r.anomalous);
+        s.8.append_option(r.failure.as_ref().map(|f| f.risk));
+        s.9.append_option(
+            r.failure
+                .as_ref()
+                .map(|f| serde_json::to_string(&f.drivers).unwrap_or_default()),
+        );
         for m in &r.verdicts {
             v.0.append_value(r.window_end.0);
             v.1.append_option(r.rollout_id.as_deref());
@@ -195,6 +205,8 @@ pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
                 Arc::new(s.5.finish()),
                 Arc::new(s.6.finish()),
                 Arc::new(s.7.finish()),
+                Arc::new(s.8.finish()),
+                Arc::new(s.9.finish()),
             ],
         ),
         batch(

@@ -198,6 +198,49 @@ mod tests {
     }
 
     #[test]
+    fn the_builtin_failure_model_acts_at_its_own_threshold_unless_told_otherwise() {
+        let mut config = crate::config::load(None).unwrap();
+        let choice = choose_failure_model(&config);
+        let model = choice.model.expect("the built-in failure model loads");
+        assert_eq!(model.name, "failure-builtin-1");
+        let learned = failure_bundle::FailureBundle::load("builtin")
+            .unwrap()
+            .threshold;
+        assert_eq!(choice.act_at, Some(learned));
+        config.failure.risk_threshold = Some(0.75);
+        assert_eq!(choose_failure_model(&config).act_at, Some(0.75));
+        config.failure.act = false;
+        let quiet = choose_failure_model(&config);
+        assert!(quiet.model.is_some() && quiet.act_at.is_none());
+        config.failure.model = "none".into();
+        assert!(choose_failure_model(&config).model.is_none());
+    }
+
+    #[test]
+    fn an_unusable_failure_model_is_left_out_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::config::load(None).unwrap();
+        let corrupt = dir.path().join("failure.json");
+        std::fs::write(&corrupt, "{\"format\": ").unwrap();
+        let mut other: failure_bundle::FailureBundle =
+            serde_json::from_str(failure_bundle::BUILTIN).unwrap();
+        other.features.pop();
+        let unfitting = dir.path().join("other.json");
+        other.save(&unfitting).unwrap();
+        for (location, says) in [
+            (dir.path().join("absent.json"), "absent.json"),
+            (corrupt, "not a readable model bundle"),
+            (unfitting, "features"),
+        ] {
+            config.failure.model = location.to_str().unwrap().into();
+            let choice = choose_failure_model(&config);
+            assert!(choice.model.is_none() && choice.act_at.is_none());
+            let reason = choice.unusable.expect("says why");
+            assert!(reason.contains(says), "{reason}");
+        }
+    }
+
+    #[test]
     fn a_models_folder_loads_its_promoted_bundle() {
         let dir = tempfile::tempdir().unwrap();
         let mut b: ModelBundle = serde_json::from_str(bundle::BUILTIN).unwrap();
