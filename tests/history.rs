@@ -380,3 +380,60 @@ fn the_http_sql_endpoint_answers_queries_and_refuses_the_rest_with_400() {
         n
     );
 }
+
+#[test]
+fn crashes_are_recorded_as_outcomes_with_the_metrics_before_them() {
+    // A leak the anomaly rule is blind to and the failure model may not
+    // act on: VMs crash, and each crash is an outcome in the history.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("blind.toml");
+    std::fs::write(
+        &config,
+        "[failure]\nact = false\n\n[thresholds.per_metric.memory_percent]\n\
+         direction = \"increase\"\nmin_change = 3.0\nspread_floor = 0.3\nsigma = 1000.0\n",
+    )
+    .unwrap();
+    let history = dir.path().join("history");
+    let out = bellwether(&[
+        "demo",
+        "--json",
+        "--seed",
+        "1",
+        "--fault",
+        "memory-leak",
+        "--config",
+        config.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let crashes = summary["ground_truth"]["crashes"].as_array().unwrap();
+    assert!(!crashes.is_empty(), "{summary}");
+    let outcomes = sql(
+        &history,
+        "SELECT vm_id, kind, source FROM outcomes ORDER BY time, vm_id",
+    );
+    assert_eq!(outcomes.len(), crashes.len(), "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o["kind"] == "failed" && o["source"] == "simulator")
+    );
+    // What preceded each failure is there to learn from: the VM's memory
+    // in the half hour before it crashed.
+    let before = sql(
+        &history,
+        "SELECT count(*) AS n FROM outcomes o JOIN samples s ON s.vm_id = o.vm_id \
+         AND s.metric = 'memory_percent' \
+         AND s.time BETWEEN o.time - INTERVAL '30 minutes' AND o.time",
+    );
+    assert!(
+        before[0]["n"].as_u64().unwrap() >= 20 * crashes.len() as u64,
+        "{before:?}"
+    );
+}

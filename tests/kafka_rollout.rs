@@ -183,6 +183,57 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
             "{row}"
         );
     }
+
+    // An operator marks one rollback a false alarm: the outcome goes out on
+    // the control topic and lands in run's history, naming the rollback.
+    let vm = rolled_back.iter().next().unwrap().clone();
+    let mut mark = Bellwether::spawn(
+        dir.path(),
+        "mark",
+        &[
+            "mark",
+            "--config",
+            config,
+            "--vm",
+            &vm,
+            "--outcome",
+            "false-alarm",
+            "--rollout-id",
+            "rollout-kb-2026-1102",
+            "--note",
+            "cache warm-up, not the patch",
+        ],
+    );
+    let out = mark.wait(Duration::from_secs(120));
+    assert!(out.contains(&format!("marked: {vm}")), "{out}");
+    let outcomes = control_messages(&broker, CONTROL)
+        .into_iter()
+        .filter(|m| m["type"] == "outcome")
+        .collect::<Vec<_>>();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0]["kind"], "false_alarm");
+    assert_eq!(
+        outcomes[0]["command_id"],
+        format!("rollout-kb-2026-1102/rollback/{vm}")
+    );
+    let rows: Vec<Value> = eventually(Duration::from_secs(60), "the outcome in history", || {
+        let rows: Vec<Value> = ureq::get(&format!("{url}api/sql"))
+            .query(
+                "q",
+                "SELECT vm_id, kind, source, command_id, note FROM outcomes",
+            )
+            .call()
+            .ok()?
+            .into_body()
+            .read_json()
+            .ok()?;
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["vm_id"], vm.as_str());
+    assert_eq!(rows[0]["kind"], "false_alarm");
+    assert_eq!(rows[0]["source"], "operator");
+    assert_eq!(rows[0]["note"], "cache warm-up, not the patch");
 }
 
 /// Checks the history `run` wrote against what went through Kafka: every

@@ -34,6 +34,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Approve a patch: publish the approval that starts its rollout.
     Approve(ApproveArgs),
+    /// Report a VM's outcome (it failed, or its rollback was a false alarm)
+    /// on the control topic, for the history and the models to learn from.
+    Mark(MarkArgs),
     /// Query the history with SQL (no query: an interactive prompt).
     Sql(SqlArgs),
     /// Check or show configuration.
@@ -299,6 +302,43 @@ pub struct ApproveArgs {
     pub by: String,
 }
 
+/// `bellwether mark` flags.
+#[derive(Debug, Args)]
+pub struct MarkArgs {
+    /// Config and brokers.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// The VM.
+    #[arg(long)]
+    pub vm: String,
+    /// What happened: `failed` or `false-alarm`.
+    #[arg(long, value_parser = parse_outcome)]
+    pub outcome: bellwether_schemas::OutcomeKind,
+    /// The rollout it concerns.
+    #[arg(long)]
+    pub rollout_id: Option<String>,
+    /// The rollback judged a false alarm (default with a rollout:
+    /// `<rollout>/rollback/<vm>`).
+    #[arg(long)]
+    pub command_id: Option<String>,
+    /// When it happened, RFC 3339 (default: now).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Free text.
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+fn parse_outcome(s: &str) -> Result<bellwether_schemas::OutcomeKind, String> {
+    match s {
+        "failed" => Ok(bellwether_schemas::OutcomeKind::Failed),
+        "false-alarm" | "false_alarm" => Ok(bellwether_schemas::OutcomeKind::FalseAlarm),
+        other => Err(format!(
+            "unknown outcome `{other}`; use failed or false-alarm"
+        )),
+    }
+}
+
 fn parse_format(s: &str) -> Result<InputFormat, String> {
     match s {
         "json" => Ok(InputFormat::Json),
@@ -407,6 +447,43 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Actor(args) => crate::service::actor::run_actor(&args.load()?),
         Command::Simulate(args) => simulate(args),
+        Command::Mark(args) => {
+            use bellwether_schemas::{CommandId, EventTime, Outcome, OutcomeKind, OutcomeSource};
+            let config = args.service.load()?;
+            let at = match &args.at {
+                Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|e| anyhow::anyhow!("--at `{text}`: {e} (use RFC 3339)"))?,
+                None => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+            };
+            let command_id = match (&args.command_id, &args.rollout_id, args.outcome) {
+                (Some(id), _, _) => Some(CommandId(id.clone())),
+                (None, Some(rollout), OutcomeKind::FalseAlarm) => {
+                    Some(CommandId::rollback(rollout, &args.vm))
+                }
+                _ => None,
+            };
+            anyhow::ensure!(
+                args.outcome != OutcomeKind::FalseAlarm || command_id.is_some(),
+                "--outcome false-alarm judges a rollback: give --rollout-id or --command-id"
+            );
+            crate::service::approve::publish(
+                &config,
+                bellwether_schemas::ControlMessage::Outcome(Outcome {
+                    vm_id: args.vm.clone(),
+                    rollout_id: args.rollout_id,
+                    kind: args.outcome,
+                    source: OutcomeSource::Operator,
+                    at: EventTime(at),
+                    command_id,
+                    note: args.note,
+                }),
+            )?;
+            println!("marked: {}", args.vm);
+            Ok(())
+        }
         Command::Approve(args) => {
             let config = args.service.load()?;
             let rollout_id = args

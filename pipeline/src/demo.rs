@@ -17,7 +17,10 @@ use crate::scoring::{ScoringError, ScoringStage};
 use crate::simulator::{FaultKind, FleetSimulator, PatchQuality};
 use crate::summary::{DemoSummary, summarize};
 use arrow::array::RecordBatch;
-use bellwether_schemas::{Approval, ControlMessage, EventTime, Patch, RolloutState, ScoreRecord};
+use bellwether_schemas::{
+    Approval, ControlMessage, EventTime, Outcome, OutcomeKind, OutcomeSource, Patch, RolloutState,
+    ScoreRecord,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -173,6 +176,7 @@ pub fn run_demo(
     let mut now = DEMO_START;
     let mut turn: u64 = 0;
     let mut paced_since: Option<Instant> = None;
+    let mut crashes_reported = 0;
 
     loop {
         if now >= patch_at && actor.rollout().is_none() {
@@ -196,7 +200,23 @@ pub fn run_demo(
         // The actor executes what is on the control topic before the fleet
         // reports, as a real actuator acts between two scrapes.
         run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
-        for (partition, batch) in lock(&fleet).tick(now).into_iter().enumerate() {
+        let batches = lock(&fleet).tick(now);
+        // A crash is a failure the fleet reports: an outcome on the control
+        // topic, in the history with the metrics that preceded it.
+        let crashes = lock(&fleet).crashes().len();
+        for crash in lock(&fleet).crashes()[crashes_reported..].to_vec() {
+            control_sink.send(ControlMessage::Outcome(Outcome {
+                vm_id: crash.vm_id.clone(),
+                rollout_id: actor.rollout().map(|r| r.id.clone()),
+                kind: OutcomeKind::Failed,
+                source: OutcomeSource::Simulator,
+                at: crash.time,
+                command_id: None,
+                note: "crashed: memory exhausted".into(),
+            }))?;
+        }
+        crashes_reported = crashes;
+        for (partition, batch) in batches.into_iter().enumerate() {
             if let Some(m) = monitor {
                 m.telemetry().records_in(
                     "metrics",

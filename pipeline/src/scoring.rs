@@ -200,7 +200,8 @@ impl ScoringStage {
             }
             ControlMessage::WindowReport(_)
             | ControlMessage::Approval(_)
-            | ControlMessage::Execution(_) => {}
+            | ControlMessage::Execution(_)
+            | ControlMessage::Outcome(_) => {}
         }
     }
 

@@ -164,6 +164,50 @@ pub struct Execution {
     pub sequence: usize,
 }
 
+/// What became of a VM: the labels failure prediction and thresholds
+/// learn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// The VM failed: crashed, lost its health check, or collapsed in errors.
+    Failed,
+    /// A rollback was a false alarm: the VM was fine.
+    FalseAlarm,
+}
+
+/// Who reported an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeSource {
+    /// An operator (`bellwether mark`).
+    Operator,
+    /// A health check.
+    HealthCheck,
+    /// The simulated fleet (its crashes are ground truth).
+    Simulator,
+}
+
+/// A VM's outcome, reported after the fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The VM.
+    pub vm_id: String,
+    /// The rollout it concerns, if known.
+    pub rollout_id: Option<String>,
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// Who says so.
+    pub source: OutcomeSource,
+    /// When it happened (event time).
+    pub at: EventTime,
+    /// The rollback it judges, for a false alarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<CommandId>,
+    /// Free text.
+    #[serde(default)]
+    pub note: String,
+}
+
 /// A message on the control topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -178,6 +222,8 @@ pub enum ControlMessage {
     WindowReport(WindowReport),
     /// A command was executed.
     Execution(Execution),
+    /// A VM's outcome (a failure, a false alarm), for learning.
+    Outcome(Outcome),
 }
 
 impl ControlMessage {
@@ -190,6 +236,7 @@ impl ControlMessage {
             ControlMessage::Rollback(c) => &c.rollout_id,
             ControlMessage::Execution(e) => &e.rollout_id,
             ControlMessage::WindowReport(_) => "windows",
+            ControlMessage::Outcome(o) => o.rollout_id.as_deref().unwrap_or("outcomes"),
         }
     }
 }

@@ -469,11 +469,12 @@ impl History {
                 .push(m);
         }
         for (key, rows) in by_key {
-            let [commands, executions, reports, events] = tables::control_rows(&rows);
+            let [commands, executions, reports, events, outcomes] = tables::control_rows(&rows);
             self.writer("commands").push(key.clone(), commands)?;
             self.writer("executions").push(key.clone(), executions)?;
             self.writer("window_reports").push(key.clone(), reports)?;
-            self.writer("rollout_events").push(key, events)?;
+            self.writer("rollout_events").push(key.clone(), events)?;
+            self.writer("outcomes").push(key, outcomes)?;
         }
         for name in tables::TABLES {
             self.writer(name).flush()?;

@@ -10,7 +10,7 @@ use bellwether_schemas::{ControlMessage, RolloutEvent, ScoreRecord};
 use std::sync::Arc;
 
 /// Table names, in the order `bellwether sql` lists them.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "samples",
     "scores",
     "verdicts",
@@ -19,6 +19,7 @@ pub const TABLES: [&str; 8] = [
     "window_reports",
     "rollout_events",
     "model_versions",
+    "outcomes",
 ];
 
 /// The order rows are written in within a file: a query for one VM (or
@@ -128,6 +129,15 @@ pub fn schema(table: &str) -> SchemaRef {
             text("version", false),
             text("detail", false),
         ],
+        "outcomes" => vec![
+            ts("time"),
+            text("vm_id", false),
+            text("rollout_id", true),
+            text("kind", false),
+            text("source", false),
+            text("command_id", true),
+            text("note", false),
+        ],
         other => panic!("no history table {other}"),
     };
     Arc::new(Schema::new(fields))
@@ -235,12 +245,22 @@ pub fn control_time(m: &ControlMessage) -> i64 {
         ControlMessage::Rollback(r) => r.issued_at.0,
         ControlMessage::Execution(e) => e.executed_at.0,
         ControlMessage::WindowReport(w) => w.window_end.0,
+        ControlMessage::Outcome(o) => o.at.0,
     }
 }
 
 /// Rows of the control-topic tables: (commands, executions, window_reports,
-/// approvals as rollout events).
-pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 4] {
+/// approvals as rollout events, outcomes).
+pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 5] {
+    let mut o = (
+        TimestampMillisecondBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let mut c = (
         TimestampMillisecondBuilder::new(),
         StringBuilder::new(),
@@ -325,6 +345,20 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 4] {
                 w.5.append_value(r.missing.join(","));
                 w.6.append_value(r.late_rows_total as i64);
             }
+            ControlMessage::Outcome(x) => {
+                let name = |v: serde_json::Result<serde_json::Value>| {
+                    v.ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                };
+                o.0.append_value(x.at.0);
+                o.1.append_value(&x.vm_id);
+                o.2.append_option(x.rollout_id.as_deref());
+                o.3.append_value(name(serde_json::to_value(x.kind)));
+                o.4.append_value(name(serde_json::to_value(x.source)));
+                o.5.append_option(x.command_id.as_ref().map(|c| c.0.as_str()));
+                o.6.append_value(&x.note);
+            }
             ControlMessage::Approval(a) => events.push((
                 a.approved_at.0,
                 a.rollout_id.clone(),
@@ -374,6 +408,18 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 4] {
             ],
         ),
         event_rows(&events),
+        batch(
+            "outcomes",
+            vec![
+                Arc::new(o.0.finish()),
+                Arc::new(o.1.finish()),
+                Arc::new(o.2.finish()),
+                Arc::new(o.3.finish()),
+                Arc::new(o.4.finish()),
+                Arc::new(o.5.finish()),
+                Arc::new(o.6.finish()),
+            ],
+        ),
     ]
 }
 

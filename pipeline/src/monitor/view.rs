@@ -290,6 +290,7 @@ impl FleetView {
                     self.vms_scored = w.vms_scored;
                 }
             }
+            ControlMessage::Outcome(_) => {}
         }
     }
 

@@ -178,7 +178,8 @@ impl<A: Actuator> RolloutActor<A> {
     pub fn handle(&mut self, message: ControlMessage) {
         match message {
             ControlMessage::Approval(approval) => self.on_approval(approval),
-            ControlMessage::Execution(_) => {}
+            // Outcomes are for learning; they do not move a rollout.
+            ControlMessage::Execution(_) | ControlMessage::Outcome(_) => {}
             ControlMessage::Patch(cmd) => self.on_patch(cmd),
             ControlMessage::Rollback(cmd) => self.on_rollback(cmd),
             ControlMessage::WindowReport(report) => {
