@@ -203,8 +203,9 @@ pub fn run_demo(
         let batches = lock(&fleet).tick(now);
         // A crash is a failure the fleet reports: an outcome on the control
         // topic, in the history with the metrics that preceded it.
-        let crashes = lock(&fleet).crashes().len();
-        for crash in lock(&fleet).crashes()[crashes_reported..].to_vec() {
+        let new_crashes = lock(&fleet).crashes()[crashes_reported..].to_vec();
+        crashes_reported += new_crashes.len();
+        for crash in new_crashes {
             control_sink.send(ControlMessage::Outcome(Outcome {
                 vm_id: crash.vm_id.clone(),
                 rollout_id: actor.rollout().map(|r| r.id.clone()),
@@ -215,7 +216,6 @@ pub fn run_demo(
                 note: "crashed: memory exhausted".into(),
             }))?;
         }
-        crashes_reported = crashes;
         for (partition, batch) in batches.into_iter().enumerate() {
             if let Some(m) = monitor {
                 m.telemetry().records_in(
