@@ -62,13 +62,7 @@ pub fn detector_for(series: &Series, options: &TrainOptions) -> SeriesDetector {
         reason: Some(reason),
     };
     let probation = probation_rows(series.values.len());
-    let step = series
-        .times_ms
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|d| *d > 0)
-        .min()
-        .unwrap_or(300_000);
+    let step = series.step_ms();
     let metrics = [METRIC.to_string()];
     let mut means = WindowMeans::new(&metrics, step);
     for (&t, &v) in series.times_ms.iter().zip(&series.values).take(probation) {

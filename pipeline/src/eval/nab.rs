@@ -175,6 +175,19 @@ fn read_series(path: &Path, key: String, windows: &[[String; 2]]) -> Result<Seri
     })
 }
 
+impl Series {
+    /// The series' step: the shortest gap between two rows (5 minutes
+    /// when it has fewer than two rows).
+    pub fn step_ms(&self) -> i64 {
+        self.times_ms
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|d| *d > 0)
+            .min()
+            .unwrap_or(300_000)
+    }
+}
+
 /// The anomaly score of every row of `series`, from `forecaster` (fresh,
 /// one series) and the anomaly likelihood of its residuals; an alert is
 /// not raised again within `realert_after` rows ([`rising_edges`]).
@@ -184,13 +197,7 @@ pub fn detect(
     likelihood: LikelihoodConfig,
     realert_after: usize,
 ) -> Vec<f64> {
-    let step = series
-        .times_ms
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .filter(|d| *d > 0)
-        .min()
-        .unwrap_or(300_000);
+    let step = series.step_ms();
     let mut l = AnomalyLikelihood::new(likelihood);
     let learn = [true];
     let raw = series

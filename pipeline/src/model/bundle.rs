@@ -243,17 +243,10 @@ impl ModelBundle {
 
     /// Writes the bundle (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), BundleError> {
-        let io = |source| BundleError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_string(self).expect("a bundle serialises");
-        std::fs::write(&tmp, text + "\n").map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        write_json(
+            path,
+            &serde_json::to_string(self).expect("a bundle serialises"),
+        )
     }
 
     /// The forecaster's model.
@@ -327,4 +320,19 @@ impl ModelBundle {
             reason,
         })
     }
+}
+
+/// Writes `text` to `path` (its folder created): a temporary file, then a
+/// rename, so a reader never sees half a bundle.
+pub fn write_json(path: &Path, text: &str) -> Result<(), BundleError> {
+    let io = |source| BundleError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, format!("{text}\n")).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }

@@ -105,14 +105,9 @@ impl FailureBundle {
 
     /// Writes the bundle to `path` (its folder is created).
     pub fn save(&self, path: &Path) -> Result<(), BundleError> {
-        let io = |source| BundleError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let text = serde_json::to_string_pretty(self).expect("a bundle serialises");
-        std::fs::write(path, text + "\n").map_err(io)
+        super::bundle::write_json(
+            path,
+            &serde_json::to_string_pretty(self).expect("a bundle serialises"),
+        )
     }
 }
