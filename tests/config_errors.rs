@@ -150,3 +150,16 @@ fn bad_kafka_settings_are_named() {
         "{e}"
     );
 }
+
+#[test]
+fn a_bad_failure_setting_is_named() {
+    let e = error_of("[failure]\nrisk_threshold = 1.5\n");
+    assert!(
+        e.contains("`failure.risk_threshold`") && e.contains("between 0 and 1"),
+        "{e}"
+    );
+    let e = error_of("[failure]\nact = \"sometimes\"\n");
+    assert!(e.contains("`failure.act`"), "{e}");
+    let e = error_of("[failure]\nmodle = \"builtin\"\n");
+    assert!(e.contains("`failure.modle`"), "{e}");
+}
