@@ -49,6 +49,29 @@ pub enum Command {
     Train(TrainArgs),
     /// Train the failure-pattern model on simulated rollouts and write its bundle.
     TrainFailure(TrainFailureArgs),
+    /// List or promote the model versions of a models folder.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+/// `bellwether model` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Every bundle of a models folder, its figures, and which is in use.
+    List {
+        /// The models folder.
+        #[arg(long, default_value = "bellwether-models")]
+        models: PathBuf,
+    },
+    /// Make a bundle of the folder the one in use for its kind (also to go
+    /// back to an earlier version); bellwether loads it at its next start.
+    Promote {
+        /// The models folder.
+        #[arg(long, default_value = "bellwether-models")]
+        models: PathBuf,
+        /// The bundle's file name in the folder, e.g. failure-20261130T120000Z.json.
+        bundle: String,
+    },
 }
 
 /// `bellwether train-failure` flags.
@@ -66,9 +89,14 @@ pub struct TrainFailureArgs {
     /// Minutes ahead a failure is predicted.
     #[arg(long, default_value_t = 30)]
     pub horizon_minutes: u32,
-    /// The bundle file to write.
-    #[arg(long, default_value = "bellwether-models/failure.json")]
+    /// A bundle file (*.json) or a models folder (the bundle is written
+    /// there as failure-<version>.json; every version is kept).
+    #[arg(long, default_value = "bellwether-models")]
     pub out: PathBuf,
+    /// Make the new bundle the folder's promoted failure model (what
+    /// `failure.model = "<folder>"` loads).
+    #[arg(long)]
+    pub promote: bool,
     /// The model's version (default: the UTC time).
     #[arg(long)]
     pub version: Option<String>,
@@ -539,6 +567,31 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::TrainFailure(args) => train_failure(args),
+        Command::Model(ModelCommand::List { models }) => {
+            let versions = crate::model::versions::list(&models)?;
+            if versions.is_empty() {
+                println!("no model bundle in {}", models.display());
+            }
+            for v in versions {
+                println!(
+                    "{} {:<8} {:<40} {:<24} {}",
+                    if v.promoted { "*" } else { " " },
+                    v.kind,
+                    v.file,
+                    v.version,
+                    v.figures
+                );
+            }
+            Ok(())
+        }
+        Command::Model(ModelCommand::Promote { models, bundle }) => {
+            let kind = crate::model::versions::promote(&models, &bundle)?;
+            println!(
+                "promoted {bundle} as the {kind} model of {} (loaded at the next start)",
+                models.display()
+            );
+            Ok(())
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             config::load(Some(&file))?;
             println!("{}: ok", file.display());
@@ -858,7 +911,21 @@ fn train_failure(args: TrainFailureArgs) -> Result<()> {
             args.seeds, args.vms, args.horizon_minutes, args.validation_seeds
         ),
     );
-    bundle.save(&args.out)?;
+    let path = if args.out.extension().is_some_and(|e| e == "json") {
+        anyhow::ensure!(
+            !args.promote,
+            "--promote needs a models folder as --out, not a file"
+        );
+        args.out.clone()
+    } else {
+        args.out.join(format!("failure-{version}.json"))
+    };
+    bundle.save(&path)?;
+    if args.promote {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        crate::model::versions::promote(&args.out, &name)?;
+        eprintln!("promoted: {name}");
+    }
     println!(
         "failure model {} ({} steps): on held-out rollouts at risk >= {:.2}: precision {:.3}, recall {:.3} of {} failures, median lead {:.0} min",
         trained.model.name,
@@ -869,7 +936,7 @@ fn train_failure(args: TrainFailureArgs) -> Result<()> {
         q.failures,
         q.median_lead_minutes
     );
-    println!("written {}", args.out.display());
+    println!("written {}", path.display());
     Ok(())
 }
 

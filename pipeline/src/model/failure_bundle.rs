@@ -78,16 +78,26 @@ impl FailureBundle {
         }
     }
 
-    /// Reads `location`: `builtin` (shipped in the binary) or a bundle file.
+    /// Reads `location`: `builtin` (shipped in the binary), a bundle file,
+    /// or a models folder whose `promoted-failure` file names the bundle.
     pub fn load(location: &str) -> Result<FailureBundle, BundleError> {
         let (path, text) = if location == "builtin" {
             ("builtin failure model".to_string(), BUILTIN.to_string())
         } else {
-            let text = std::fs::read_to_string(location).map_err(|source| BundleError::Io {
-                path: location.into(),
+            let mut path = Path::new(location).to_path_buf();
+            if path.is_dir() {
+                let pointer = path.join(super::versions::FAILURE_POINTER);
+                let name = std::fs::read_to_string(&pointer).map_err(|source| BundleError::Io {
+                    path: pointer.display().to_string(),
+                    source,
+                })?;
+                path = path.join(name.trim());
+            }
+            let text = std::fs::read_to_string(&path).map_err(|source| BundleError::Io {
+                path: path.display().to_string(),
                 source,
             })?;
-            (location.to_string(), text)
+            (path.display().to_string(), text)
         };
         let bundle: FailureBundle =
             serde_json::from_str(&text).map_err(|e| BundleError::Corrupt {

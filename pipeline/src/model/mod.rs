@@ -8,6 +8,7 @@ pub mod failure;
 pub mod failure_bundle;
 pub mod thresholds;
 pub mod train;
+pub mod versions;
 
 use crate::config::{Config, ForecastKind};
 use bellwether_operators::forecast::Forecaster;

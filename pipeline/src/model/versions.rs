@@ -1,0 +1,142 @@
+//! A models folder keeps every version of both models, each bundle with
+//! its validation figures, and one pointer file per kind naming the
+//! version in use: `promoted` (the LSTM forecaster) and `promoted-failure`
+//! (the failure model). Promoting a bundle, or going back to an earlier
+//! one, rewrites the pointer (temporary file, then rename); nothing is
+//! deleted.
+
+use super::bundle::ModelBundle;
+use super::failure_bundle::FailureBundle;
+use anyhow::{Context, bail};
+use std::path::Path;
+
+/// The pointer file of the failure model in a models folder.
+pub const FAILURE_POINTER: &str = "promoted-failure";
+/// The pointer file of the LSTM forecaster in a models folder.
+pub const LSTM_POINTER: &str = "promoted";
+
+/// One bundle of a models folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    /// File name in the folder.
+    pub file: String,
+    /// `lstm` or `failure`.
+    pub kind: &'static str,
+    /// The bundle's version.
+    pub version: String,
+    /// Its validation figures, in one line.
+    pub figures: String,
+    /// True when its kind's pointer names it.
+    pub promoted: bool,
+}
+
+fn pointer_names(dir: &Path, pointer: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(pointer))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Which kind of bundle `path` is, with its version and figures; an error
+/// names the file and what is wrong with it.
+fn inspect(path: &Path) -> anyhow::Result<(&'static str, String, String)> {
+    let location = path.display().to_string();
+    if let Ok(b) = FailureBundle::load(&location) {
+        let q = b.validation;
+        return Ok((
+            "failure",
+            b.version,
+            format!(
+                "precision {:.3}, recall {:.3} of {} failures, median lead {:.0} min at risk >= {:.2}",
+                q.precision, q.recall, q.failures, q.median_lead_minutes, b.threshold
+            ),
+        ));
+    }
+    let b = ModelBundle::load(&location)?;
+    Ok((
+        "lstm",
+        b.version,
+        format!("validation RMSE {:.3}", b.training.validation_rmse),
+    ))
+}
+
+/// Every bundle in `dir`, sorted by file name.
+pub fn list(dir: &Path) -> anyhow::Result<Vec<Version>> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| dir.display().to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    let (lstm, failure) = (
+        pointer_names(dir, LSTM_POINTER),
+        pointer_names(dir, FAILURE_POINTER),
+    );
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let (kind, version, figures) = inspect(&dir.join(&file)).ok()?;
+            let pointer = if kind == "lstm" { &lstm } else { &failure };
+            Some(Ok(Version {
+                promoted: pointer.as_deref() == Some(file.as_str()),
+                file,
+                kind,
+                version,
+                figures,
+            }))
+        })
+        .collect()
+}
+
+/// Makes `file` (a bundle in `dir`) the one in use for its kind: the next
+/// start of bellwether with that folder as `forecast.model` or
+/// `failure.model` loads it. Returns the kind.
+pub fn promote(dir: &Path, file: &str) -> anyhow::Result<&'static str> {
+    let path = dir.join(file);
+    if file.contains('/') || !path.is_file() {
+        bail!("{}: no such bundle in the models folder", path.display());
+    }
+    let (kind, _, _) = inspect(&path)?;
+    let pointer = if kind == "lstm" {
+        LSTM_POINTER
+    } else {
+        FAILURE_POINTER
+    };
+    let tmp = dir.join(format!("{pointer}.tmp"));
+    std::fs::write(&tmp, format!("{file}\n")).with_context(|| tmp.display().to_string())?;
+    std::fs::rename(&tmp, dir.join(pointer)).with_context(|| pointer.to_string())?;
+    Ok(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_kept_and_going_back_is_one_promotion() {
+        let dir = tempfile::tempdir().unwrap();
+        let builtin: FailureBundle =
+            serde_json::from_str(super::super::failure_bundle::BUILTIN).unwrap();
+        for v in ["1", "2"] {
+            let mut b = builtin.clone();
+            b.version = v.into();
+            b.save(&dir.path().join(format!("failure-{v}.json")))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("notes.json"), "{}").unwrap();
+        assert_eq!(promote(dir.path(), "failure-2.json").unwrap(), "failure");
+        let location = dir.path().to_str().unwrap();
+        assert_eq!(FailureBundle::load(location).unwrap().version, "2");
+        promote(dir.path(), "failure-1.json").unwrap();
+        assert_eq!(FailureBundle::load(location).unwrap().version, "1");
+        let versions = list(dir.path()).unwrap();
+        assert_eq!(versions.len(), 2, "{versions:?}");
+        assert!(versions[0].promoted && !versions[1].promoted);
+        assert!(versions[1].figures.contains("precision"));
+        let err = promote(dir.path(), "failure-9.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("failure-9.json"), "{err}");
+        assert!(promote(dir.path(), "notes.json").is_err());
+    }
+}
