@@ -242,14 +242,20 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
 fn assert_history_exact(broker: &Broker, history: &std::path::Path, report: &Value) {
     let n = |q: &str| history_sql(history, q)[0]["n"].as_u64().unwrap();
     let messages = report["messages"].as_u64().unwrap();
-    eventually(
-        Duration::from_secs(120),
-        "every metric message in history",
-        || {
-            (n("SELECT count(*) AS n FROM (SELECT DISTINCT vm_id, time FROM samples)") == messages)
-                .then_some(())
-        },
-    );
+    // The restarted run catches up on its own time: on a loaded machine
+    // (three Kafka tests at once on 2 cores) that can take minutes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let held = n("SELECT count(*) AS n FROM (SELECT DISTINCT vm_id, time FROM samples)");
+        if held == messages {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 300 s the history holds {held} of the {messages} metric messages"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert_eq!(
         n("SELECT count(*) AS n FROM samples"),
         n("SELECT count(*) AS n FROM (SELECT DISTINCT vm_id, time, metric FROM samples)"),
