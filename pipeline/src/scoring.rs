@@ -306,10 +306,7 @@ impl ScoringStage {
                 continue;
             }
             let score = window.score_record(vm, &forecaster, Some(&rollout_id));
-            let predicted = self
-                .failure_act_at
-                .is_some_and(|t| score.failure.as_ref().is_some_and(|f| f.risk >= t));
-            if score.anomalous || predicted {
+            if score.anomalous || self.predicted_failure(&score).is_some() {
                 report.anomalous.push(vm_id.to_string());
                 let command_id = CommandId::rollback(&rollout_id, vm_id);
                 if self.rollbacks_issued.insert(command_id.clone()) {
@@ -328,6 +325,12 @@ impl ScoringStage {
         (scores, control)
     }
 
+    /// The score's failure risk when it reaches the threshold acted on.
+    fn predicted_failure<'a>(&self, score: &'a ScoreRecord) -> Option<&'a FailureRisk> {
+        let t = self.failure_act_at?;
+        score.failure.as_ref().filter(|f| f.risk >= t)
+    }
+
     fn rollback_command(
         &self,
         command_id: CommandId,
@@ -338,11 +341,7 @@ impl ScoringStage {
         let vm = self.inventory.vm(&score.vm_id);
         let critical = vm.is_some_and(|v| v.is_critical());
         let rank = vm.map_or(1, |v| v.criticality as u32);
-        let predicted = self
-            .failure_act_at
-            .zip(score.failure.as_ref())
-            .filter(|(t, f)| f.risk >= *t)
-            .map(|(_, f)| f);
+        let predicted = self.predicted_failure(score);
         let evidence: Vec<MetricVerdict> = score
             .verdicts
             .iter()

@@ -207,20 +207,8 @@ impl ModelBundle {
         if location == "builtin" {
             return ModelBundle::parse(BUILTIN, "builtin model");
         }
-        let mut path = Path::new(location).to_path_buf();
-        if path.is_dir() {
-            let pointer = path.join("promoted");
-            let name = std::fs::read_to_string(&pointer).map_err(|source| BundleError::Io {
-                path: pointer.display().to_string(),
-                source,
-            })?;
-            path = path.join(name.trim());
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| BundleError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        ModelBundle::parse(&text, &path.display().to_string())
+        let (path, text) = read_located(location, super::versions::LSTM_POINTER)?;
+        ModelBundle::parse(&text, &path)
     }
 
     fn parse(text: &str, path: &str) -> Result<ModelBundle, BundleError> {
@@ -320,6 +308,23 @@ impl ModelBundle {
             reason,
         })
     }
+}
+
+/// Reads the bundle at `location`: a bundle file, or a models folder whose
+/// `pointer` file names the bundle. Returns the file read and its text.
+pub fn read_located(location: &str, pointer: &str) -> Result<(String, String), BundleError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| BundleError::Io { path, source }
+    };
+    let mut path = Path::new(location).to_path_buf();
+    if path.is_dir() {
+        let pointer = path.join(pointer);
+        let name = std::fs::read_to_string(&pointer).map_err(io(&pointer))?;
+        path = path.join(name.trim());
+    }
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    Ok((path.display().to_string(), text))
 }
 
 /// Writes `text` to `path` (its folder created): a temporary file, then a

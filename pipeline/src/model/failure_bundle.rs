@@ -84,20 +84,7 @@ impl FailureBundle {
         let (path, text) = if location == "builtin" {
             ("builtin failure model".to_string(), BUILTIN.to_string())
         } else {
-            let mut path = Path::new(location).to_path_buf();
-            if path.is_dir() {
-                let pointer = path.join(super::versions::FAILURE_POINTER);
-                let name = std::fs::read_to_string(&pointer).map_err(|source| BundleError::Io {
-                    path: pointer.display().to_string(),
-                    source,
-                })?;
-                path = path.join(name.trim());
-            }
-            let text = std::fs::read_to_string(&path).map_err(|source| BundleError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            (path.display().to_string(), text)
+            super::bundle::read_located(location, super::versions::FAILURE_POINTER)?
         };
         let bundle: FailureBundle =
             serde_json::from_str(&text).map_err(|e| BundleError::Corrupt {
