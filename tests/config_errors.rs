@@ -163,3 +163,18 @@ fn a_bad_failure_setting_is_named() {
     let e = error_of("[failure]\nmodle = \"builtin\"\n");
     assert!(e.contains("`failure.modle`"), "{e}");
 }
+
+#[test]
+fn a_bad_retrain_setting_is_named() {
+    let e = error_of("[retrain]\nheld_out_share = 1.0\n");
+    assert!(
+        e.contains("`retrain.held_out_share`") && e.contains("between 0 and 1"),
+        "{e}"
+    );
+    let e = error_of("[retrain]\nevery_hours = -2\n");
+    assert!(e.contains("`retrain.every_hours`"), "{e}");
+    let e = error_of("[retrain]\nevery = 24\n");
+    assert!(e.contains("`retrain.every`"), "{e}");
+    let e = error_of("[simulation]\nhigh_memory_share = 2\n");
+    assert!(e.contains("`simulation.high_memory_share`"), "{e}");
+}

@@ -250,6 +250,16 @@ impl CanaryScorer {
         Ok(self)
     }
 
+    /// Replaces the failure model (a newly promoted one) from the next
+    /// window on; `None` stops predicting.
+    pub fn set_failure_model(&mut self, model: Option<FailureModel>) -> Result<(), OperatorError> {
+        if let Some(m) = &model {
+            m.check_fits(&self.config.metrics)?;
+        }
+        self.failure_model = model.map(Arc::new);
+        Ok(())
+    }
+
     /// The failure model in use, if any.
     pub fn failure_model(&self) -> Option<&FailureModel> {
         self.failure_model.as_deref()

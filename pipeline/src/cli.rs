@@ -52,6 +52,41 @@ pub enum Command {
     /// List or promote the model versions of a models folder.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Retrain the forecaster and the failure model from recorded history,
+    /// run each in shadow on the latest episodes, promote the better.
+    Retrain(RetrainArgs),
+}
+
+/// `bellwether retrain` flags.
+#[derive(Debug, Args)]
+pub struct RetrainArgs {
+    /// History folders, oldest first (default: history.dir).
+    #[arg(long)]
+    pub history: Vec<PathBuf>,
+    /// The models folder (default: retrain.models).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Retrain only this model: `forecaster` or `failure`.
+    #[arg(long, value_parser = ["forecaster", "failure"])]
+    pub only: Option<String>,
+    /// Share of the latest episodes held out (default: retrain.held_out_share).
+    #[arg(long)]
+    pub held_out_share: Option<f64>,
+    /// The candidates' version (default: the UTC time).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Epochs of the LSTM's training at most (default: retrain.lstm_epochs).
+    #[arg(long)]
+    pub lstm_epochs: Option<usize>,
+    /// Print the reports as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep running and retrain every HOURS (fractions allowed), until Ctrl-C.
+    #[arg(long)]
+    pub every: Option<f64>,
+    /// A config file layered over the defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `bellwether model` subcommands.
@@ -164,6 +199,35 @@ pub enum EvalCommand {
     /// Run a good patch and every fault on many seeded simulated fleets and
     /// report what reached past the canary stage and what was rolled back.
     Rollouts(RolloutsArgs),
+    /// Record rollouts, mark their false alarms, retrain from that history,
+    /// and compare later rollouts before and after.
+    Retraining(RetrainingArgs),
+}
+
+/// `bellwether eval retraining` flags.
+#[derive(Debug, Args)]
+pub struct RetrainingArgs {
+    /// Earlier (recorded) rollouts: fleet seeds 1..=N, each a good patch and every fault.
+    #[arg(long, default_value_t = 4)]
+    pub seeds: u64,
+    /// Later rollouts: fleet seeds 101..=100+N.
+    #[arg(long, default_value_t = 4)]
+    pub later_seeds: u64,
+    /// VMs per fleet (default: the config's).
+    #[arg(long)]
+    pub vms: Option<usize>,
+    /// Retrain the LSTM forecaster too (adds its training and a second replay).
+    #[arg(long)]
+    pub forecaster: bool,
+    /// Working folder (histories and models; emptied first).
+    #[arg(long, default_value = "bellwether-eval-retraining")]
+    pub work: PathBuf,
+    /// A config file layered over the defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bellwether eval rollouts` flags.
@@ -541,6 +605,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Sql(args) => sql(args),
         Command::Eval(EvalCommand::Nab(args)) => eval_nab(args),
+        Command::Eval(EvalCommand::Retraining(args)) => eval_retraining(args),
         Command::Eval(EvalCommand::Rollouts(args)) => eval_rollouts(args),
         Command::Train(args) => {
             let config = config::load(args.config.as_deref())?;
@@ -562,11 +627,13 @@ pub fn run(cli: Cli) -> Result<()> {
                     ..Default::default()
                 },
                 quiet: args.quiet,
+                report_to_stderr: false,
             };
             crate::model::command::run_train(&config, &request)?;
             Ok(())
         }
         Command::TrainFailure(args) => train_failure(args),
+        Command::Retrain(args) => retrain(args),
         Command::Model(ModelCommand::List { models }) => {
             let versions = crate::model::versions::list(&models)?;
             if versions.is_empty() {
@@ -830,30 +897,105 @@ fn eval_rollouts(args: RolloutsArgs) -> Result<()> {
         crate::simulator::FaultKind::ALL.len(),
         config.fleet.vms
     );
-    println!(
-        "{:<20} {:>8} {:>12} {:>14} {:>18} {:>8} {:>10}",
-        "scenario",
-        "rollouts",
-        "past canary",
-        "broken rolled",
-        "healthy rolled",
-        "crashes",
-        "predicted"
+    print!("{}", crate::eval::rollouts::table(&lines));
+    Ok(())
+}
+
+fn eval_retraining(args: RetrainingArgs) -> Result<()> {
+    use crate::eval::retraining::{RetrainingPlan, evaluate_retraining};
+    let mut config = config::load(args.config.as_deref())?;
+    if let Some(vms) = args.vms {
+        anyhow::ensure!(vms > 0, "--vms must be at least 1");
+        config.fleet.vms = vms;
+    }
+    anyhow::ensure!(
+        args.seeds > 0 && args.later_seeds > 0,
+        "--seeds and --later-seeds must be at least 1"
     );
-    for l in &lines {
+    let plan = RetrainingPlan {
+        earlier_seeds: (1..=args.seeds).collect(),
+        later_seeds: (101..=100 + args.later_seeds).collect(),
+        work: args.work,
+        forecaster: args.forecaster,
+    };
+    let r = evaluate_retraining(&config, &plan, |step| eprintln!("{step} ..."))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let vms = config.fleet.vms;
+    println!(
+        "earlier rollouts (seeds 1..={}, {vms} VMs, recorded; {} false alarms marked by the simulated operator):",
+        args.seeds, r.marked_false_alarms
+    );
+    print!("{}", crate::eval::rollouts::table(&r.earlier));
+    println!("\nretraining from their history:");
+    print!("{}", crate::model::retrain::describe(&r.retraining));
+    for (name, lines) in [("before", &r.before), ("after", &r.after)] {
         println!(
-            "{:<20} {:>8} {:>12} {:>8}/{:<5} {:>6}/{:<5} {:>5.2}% {:>8} {:>10}",
-            l.scenario,
-            l.rollouts,
-            l.left_canary_stage,
-            l.broken_rolled_back,
-            l.broken_patched,
-            l.healthy_rolled_back,
-            l.healthy_patched,
-            100.0 * l.healthy_rolled_back_share(),
-            l.crashes,
-            l.predicted_failure_rollbacks
+            "\nlater rollouts (seeds 101..={}), models {name} retraining:",
+            100 + args.later_seeds
         );
+        print!("{}", crate::eval::rollouts::table(lines));
+    }
+    for (name, q) in [
+        ("before", &r.failure_model_before),
+        ("after", &r.failure_model_after),
+    ] {
+        if let Some(q) = q {
+            println!(
+                "failure model {name}, later seeds without rollbacks: precision {:.3}, recall {:.3} of {} crashes, median lead {:.0} min at risk >= {:.2}",
+                q.precision, q.recall, q.failures, q.median_lead_minutes, q.threshold
+            );
+        }
+    }
+    Ok(())
+}
+
+fn retrain(args: RetrainArgs) -> Result<()> {
+    let config = config::load(args.config.as_deref())?;
+    let mut request = crate::model::retrain::RetrainRequest::from_config(&config);
+    if !args.history.is_empty() {
+        request.histories = args.history;
+    }
+    if let Some(m) = args.models {
+        request.models = m;
+    }
+    if let Some(only) = &args.only {
+        request.forecaster = only == "forecaster";
+        request.failure = only == "failure";
+    }
+    if let Some(s) = args.held_out_share {
+        request.held_out_share = s;
+    }
+    if let Some(e) = args.lstm_epochs {
+        request.lstm_epochs = e;
+    }
+    request.version = args.version;
+    if let Some(hours) = args.every {
+        anyhow::ensure!(
+            hours > 0.0 && hours.is_finite(),
+            "--every {hours}: give a positive number of hours"
+        );
+        anyhow::ensure!(
+            request.version.is_none(),
+            "--version names one candidate: leave it out with --every (each run is named by its time)"
+        );
+        let stop = crate::service::shutdown_flag()?;
+        let every = std::time::Duration::from_secs_f64(hours * 3600.0);
+        eprintln!("retraining every {hours} h until Ctrl-C");
+        let _schedule =
+            crate::model::schedule::RetrainSchedule::spawn(config.clone(), request, every);
+        while !crate::service::stopping(&stop) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        return Ok(());
+    }
+    let reports = crate::model::retrain::retrain(&config, &request)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print!("{}", crate::model::retrain::describe(&reports));
     }
     Ok(())
 }

@@ -178,6 +178,27 @@ impl ScoringStage {
         self.scorer.forecaster_name()
     }
 
+    /// Loads the failure model `config` names again, when that is a models
+    /// folder whose promoted bundle changed since (a retraining promoted a
+    /// new one, or an operator went back to an earlier one): from the next
+    /// window on, risks are that model's. Returns the new model's name.
+    /// A bundle that cannot be used leaves the model in use as it is.
+    pub fn reload_promoted_failure_model(&mut self, config: &Config) -> Option<String> {
+        let folder = std::path::Path::new(&config.failure.model);
+        if !folder.is_dir() {
+            return None;
+        }
+        let failure = crate::model::choose_failure_model(config);
+        let model = failure.model?;
+        if self.failure_model_name() == Some(model.name.as_str()) {
+            return None;
+        }
+        let name = model.name.clone();
+        self.scorer.set_failure_model(Some(model)).ok()?;
+        self.failure_act_at = failure.act_at;
+        Some(name)
+    }
+
     /// The failure model's name, if one is loaded.
     pub fn failure_model_name(&self) -> Option<&str> {
         self.scorer.failure_model().map(|m| m.name.as_str())
@@ -403,4 +424,40 @@ pub fn describe(v: &MetricVerdict) -> String {
         "{} {:.2} vs {:.2} expected ({:+.1}σ, threshold {:.1}σ)",
         v.metric, v.observed, v.forecast, v.deviation, v.threshold
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::failure_bundle::{BUILTIN, FailureBundle};
+
+    #[test]
+    fn a_newly_promoted_failure_model_is_loaded_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let builtin: FailureBundle = serde_json::from_str(BUILTIN).unwrap();
+        for v in ["a", "b"] {
+            let mut b = builtin.clone();
+            b.version = v.into();
+            b.threshold = if v == "a" { 0.9 } else { 0.8 };
+            b.save(&dir.path().join(format!("failure-{v}.json")))
+                .unwrap();
+        }
+        crate::model::versions::promote(dir.path(), "failure-a.json").unwrap();
+        let mut config = crate::config::load(None).unwrap();
+        config.failure.model = dir.path().to_string_lossy().into_owned();
+        let mut stage =
+            ScoringStage::new(&config, Arc::new(Inventory::new(vec![], vec![]))).unwrap();
+        assert_eq!(stage.failure_model_name(), Some("failure-a"));
+        assert_eq!(stage.reload_promoted_failure_model(&config), None);
+        crate::model::versions::promote(dir.path(), "failure-b.json").unwrap();
+        assert_eq!(
+            stage.reload_promoted_failure_model(&config).as_deref(),
+            Some("failure-b")
+        );
+        assert_eq!(stage.failure_model_name(), Some("failure-b"));
+        assert_eq!(stage.failure_act_at, Some(0.8));
+        // A built-in or file model is not reloaded.
+        config.failure.model = "builtin".into();
+        assert_eq!(stage.reload_promoted_failure_model(&config), None);
+    }
 }

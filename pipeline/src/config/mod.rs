@@ -47,6 +47,60 @@ pub struct Config {
     /// Predictive failure analysis.
     #[serde(default)]
     pub failure: FailureConfig,
+    /// Scheduled retraining from the history.
+    #[serde(default)]
+    pub retrain: RetrainConfig,
+}
+
+/// Scheduled retraining (`bellwether run`): the models are retrained from
+/// `history.dir`, each candidate run in shadow on the latest episodes and
+/// promoted in `models` only if it beats the model in use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrainConfig {
+    /// Hours between retrainings; 0: only on demand (`bellwether retrain`).
+    #[serde(default)]
+    pub every_hours: f64,
+    /// The models folder candidates are written to and promoted in.
+    #[serde(default = "models_dir")]
+    pub models: std::path::PathBuf,
+    /// Retrain the LSTM forecaster.
+    #[serde(default = "yes")]
+    pub forecaster: bool,
+    /// Retrain the failure model.
+    #[serde(default = "yes")]
+    pub failure: bool,
+    /// Share of the latest patched-VM episodes held out for the shadow run.
+    #[serde(default = "held_out_share")]
+    pub held_out_share: f64,
+    /// Epochs of the LSTM's training at most.
+    #[serde(default = "lstm_epochs")]
+    pub lstm_epochs: usize,
+}
+
+impl Default for RetrainConfig {
+    fn default() -> RetrainConfig {
+        RetrainConfig {
+            every_hours: 0.0,
+            models: models_dir(),
+            forecaster: true,
+            failure: true,
+            held_out_share: held_out_share(),
+            lstm_epochs: lstm_epochs(),
+        }
+    }
+}
+
+fn models_dir() -> std::path::PathBuf {
+    "bellwether-models".into()
+}
+
+fn held_out_share() -> f64 {
+    0.3
+}
+
+fn lstm_epochs() -> usize {
+    40
 }
 
 /// Predictive failure analysis.
@@ -113,6 +167,10 @@ pub struct SimulationConfig {
     pub drain_minutes: u32,
     /// Metric partitions of the embedded bus.
     pub partitions: usize,
+    /// Share of VMs whose memory sits high all day (82-90%, e.g. caches
+    /// sized to their RAM): healthy, yet near where a leak crashes.
+    #[serde(default)]
+    pub high_memory_share: f64,
 }
 
 /// Canary groups.

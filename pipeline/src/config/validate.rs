@@ -177,12 +177,40 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             "name `builtin`, a bundle file, or `none`",
         ));
     }
+    if !(c.retrain.every_hours >= 0.0 && c.retrain.every_hours.is_finite()) {
+        return Err(invalid(
+            "retrain.every_hours",
+            format!(
+                "{} is not a number of hours (0: on demand only)",
+                c.retrain.every_hours
+            ),
+        ));
+    }
+    if !(c.retrain.held_out_share > 0.0 && c.retrain.held_out_share < 1.0) {
+        return Err(invalid(
+            "retrain.held_out_share",
+            format!(
+                "{} is not a share strictly between 0 and 1",
+                c.retrain.held_out_share
+            ),
+        ));
+    }
+    if c.retrain.lstm_epochs == 0 {
+        return Err(invalid(
+            "retrain.lstm_epochs",
+            "training needs at least one epoch",
+        ));
+    }
     if c.fleet.vms == 0 {
         return Err(invalid("fleet.vms", "a fleet needs at least one VM"));
     }
     share("fleet.critical_share", c.fleet.critical_share)?;
     share("fleet.canary_ring_share", c.fleet.canary_ring_share)?;
     share("simulation.affected_share", c.simulation.affected_share)?;
+    share(
+        "simulation.high_memory_share",
+        c.simulation.high_memory_share,
+    )?;
     non_empty("fleet.regions", &c.fleet.regions)?;
     non_empty("fleet.instance_types", &c.fleet.instance_types)?;
     non_empty("fleet.roles", &c.fleet.roles)?;

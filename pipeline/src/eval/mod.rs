@@ -2,4 +2,5 @@
 
 pub mod lstm_detector;
 pub mod nab;
+pub mod retraining;
 pub mod rollouts;

@@ -7,6 +7,7 @@
 use crate::config::Config;
 use crate::demo::{DemoError, DemoOptions, run_demo};
 use crate::simulator::{FaultKind, PatchQuality};
+use crate::summary::DemoSummary;
 use bellwether_schemas::RollbackTrigger;
 use serde::Serialize;
 
@@ -63,6 +64,22 @@ impl RolloutTotals {
 pub fn evaluate(
     config: &Config,
     seeds: &[u64],
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<RolloutTotals>, DemoError> {
+    evaluate_with(
+        config,
+        seeds,
+        |config, quality| run_demo(config, DemoOptions::new(quality), None, None, &mut |_| {}),
+        progress,
+    )
+}
+
+/// As [`evaluate`], with each rollout run by `run` (given the config with
+/// its seed, and the patch).
+pub fn evaluate_with(
+    config: &Config,
+    seeds: &[u64],
+    mut run: impl FnMut(&Config, PatchQuality) -> Result<DemoSummary, DemoError>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<RolloutTotals>, DemoError> {
     let qualities: Vec<PatchQuality> = std::iter::once(PatchQuality::Good)
@@ -84,30 +101,8 @@ pub fn evaluate(
         for (i, &quality) in qualities.iter().enumerate() {
             let mut config = config.clone();
             config.simulation.seed = seed;
-            let s = run_demo(&config, DemoOptions::new(quality), None, None, &mut |_| {})?;
-            let broken = s.ground_truth.affected_patched.len();
-            let line = RolloutTotals {
-                rollouts: 1,
-                left_canary_stage: usize::from(s.left_canary_stage),
-                completed: usize::from(s.outcome == "completed"),
-                healthy_patched: s.vms_patched - broken,
-                healthy_rolled_back: s.ground_truth.healthy_rolled_back.len(),
-                broken_patched: broken,
-                broken_rolled_back: s.ground_truth.affected_rolled_back,
-                crashes: s.ground_truth.crashes.len(),
-                anomaly_rollbacks: s
-                    .rollbacks
-                    .iter()
-                    .filter(|r| r.trigger == RollbackTrigger::Anomaly)
-                    .count(),
-                predicted_failure_rollbacks: s
-                    .rollbacks
-                    .iter()
-                    .filter(|r| r.trigger == RollbackTrigger::PredictedFailure)
-                    .count(),
-                ..RolloutTotals::default()
-            };
-            lines[i].add(&line);
+            let s = run(&config, quality)?;
+            lines[i].add(&totals_of(&s));
             done += 1;
             progress(done, total);
         }
@@ -121,4 +116,53 @@ pub fn evaluate(
     }
     lines.push(bad);
     Ok(lines)
+}
+
+/// The figures of one rollout.
+fn totals_of(s: &DemoSummary) -> RolloutTotals {
+    let broken = s.ground_truth.affected_patched.len();
+    let by = |trigger| s.rollbacks.iter().filter(|r| r.trigger == trigger).count();
+    RolloutTotals {
+        rollouts: 1,
+        left_canary_stage: usize::from(s.left_canary_stage),
+        completed: usize::from(s.outcome == "completed"),
+        healthy_patched: s.vms_patched - broken,
+        healthy_rolled_back: s.ground_truth.healthy_rolled_back.len(),
+        broken_patched: broken,
+        broken_rolled_back: s.ground_truth.affected_rolled_back,
+        crashes: s.ground_truth.crashes.len(),
+        anomaly_rollbacks: by(RollbackTrigger::Anomaly),
+        predicted_failure_rollbacks: by(RollbackTrigger::PredictedFailure),
+        ..RolloutTotals::default()
+    }
+}
+
+/// The totals as the table `bellwether eval rollouts` prints.
+pub fn table(lines: &[RolloutTotals]) -> String {
+    let mut out = format!(
+        "{:<20} {:>8} {:>12} {:>14} {:>18} {:>8} {:>10}\n",
+        "scenario",
+        "rollouts",
+        "past canary",
+        "broken rolled",
+        "healthy rolled",
+        "crashes",
+        "predicted"
+    );
+    for l in lines {
+        out += &format!(
+            "{:<20} {:>8} {:>12} {:>8}/{:<5} {:>6}/{:<5} {:>5.2}% {:>8} {:>10}\n",
+            l.scenario,
+            l.rollouts,
+            l.left_canary_stage,
+            l.broken_rolled_back,
+            l.broken_patched,
+            l.healthy_rolled_back,
+            l.healthy_patched,
+            100.0 * l.healthy_rolled_back_share(),
+            l.crashes,
+            l.predicted_failure_rollbacks
+        );
+    }
+    out
 }

@@ -42,6 +42,10 @@ pub struct TrainRequest {
     pub options: TrainOptions,
     /// No progress bar.
     pub quiet: bool,
+    /// Where the closing report (figures per metric) goes: standard output
+    /// for `bellwether train`, standard error when called by retraining
+    /// (whose own report is the output).
+    pub report_to_stderr: bool,
 }
 
 /// Trains, writes the bundle, and returns its path.
@@ -127,23 +131,30 @@ pub fn run_train(config: &Config, request: &TrainRequest) -> anyhow::Result<Path
         config.window.slide_secs,
     );
     let path = write(&bundle, &request.out, request.promote)?;
-    println!(
+    let say = |line: String| {
+        if request.report_to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    say(format!(
         "model lstm-{version}: best epoch {} of {}, validation RMSE {:.3} (in units of each VM's spread)",
         trained.best_epoch,
         trained.epochs.len(),
         trained.validation_rmse
-    );
-    println!(
+    ));
+    say(format!(
         "{:<30} {:>15} {:>18}",
         "metric", "validation RMSE", "learned threshold"
-    );
+    ));
     for (i, m) in trained.model.metrics.iter().enumerate() {
-        println!(
+        say(format!(
             "{m:<30} {:>15.3} {:>16.1} σ",
             trained.validation_rmse_per_metric[i], trained.thresholds[i]
-        );
+        ));
     }
-    println!("bundle written to {}", path.display());
+    say(format!("bundle written to {}", path.display()));
     Ok(path)
 }
 

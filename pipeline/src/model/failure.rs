@@ -110,6 +110,9 @@ pub enum FailureTrainingError {
     /// The scorer refused its settings or input.
     #[error(transparent)]
     Operator(#[from] bellwether_operators::OperatorError),
+    /// Recorded history could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::model::data::DataError),
     /// Nothing to learn from.
     #[error("no usable examples: {0}")]
     Empty(String),
@@ -336,8 +339,16 @@ pub fn train_failure(
         }
     }
     let (_, model, _) = best.expect("at least one step ran");
+    // The threshold is chosen where failures were seen: the held-out
+    // examples, or the training ones when none of those failed (a short
+    // recorded history).
+    let chosen_on = if validation.y.iter().any(|y| *y > 0.5) {
+        validation
+    } else {
+        train
+    };
+    let threshold = best_threshold(chosen_on, &model.risk(&chosen_on.x));
     let risks = model.risk(&validation.x);
-    let threshold = best_threshold(validation, &risks);
     let validation = quality(validation, &risks, threshold, options.horizon_minutes);
     Ok(TrainedFailure {
         model,

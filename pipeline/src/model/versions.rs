@@ -59,6 +59,24 @@ fn inspect(path: &Path) -> anyhow::Result<(&'static str, String, String)> {
     ))
 }
 
+/// The shadow run's figures of a retrained bundle, from its log.
+fn shadow_figures(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let c = &v["report"]["candidate"];
+    Some(format!(
+        "shadow: caught {}/{}, {} false rollbacks, {}",
+        c["caught"],
+        c["failed"],
+        c["false_rollbacks"],
+        if v["report"]["promoted"] == true {
+            "promoted"
+        } else {
+            "not promoted"
+        }
+    ))
+}
+
 /// Every bundle in `dir`, sorted by file name.
 pub fn list(dir: &Path) -> anyhow::Result<Vec<Version>> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
@@ -75,7 +93,10 @@ pub fn list(dir: &Path) -> anyhow::Result<Vec<Version>> {
     files
         .into_iter()
         .filter_map(|file| {
-            let (kind, version, figures) = inspect(&dir.join(&file)).ok()?;
+            let (kind, version, mut figures) = inspect(&dir.join(&file)).ok()?;
+            if let Some(shadow) = shadow_figures(&dir.join(format!("{file}.shadow"))) {
+                figures = format!("{figures}; {shadow}");
+            }
             let pointer = if kind == "lstm" { &lstm } else { &failure };
             Some(Ok(Version {
                 promoted: pointer.as_deref() == Some(file.as_str()),

@@ -50,6 +50,18 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             Duration::from_secs(h.maintenance_secs),
         )
     });
+    let _retraining = crate::model::schedule::interval(config).map(|every| {
+        let request = crate::model::retrain::RetrainRequest::from_config(config);
+        let folder = request.models.to_string_lossy().into_owned();
+        if config.failure.model != folder || config.forecast.model != folder {
+            tracing::warn!(
+                models = %folder,
+                "retraining is scheduled, but failure.model and forecast.model do not both name its models folder: what it promotes is not what this process loads at its next start"
+            );
+        }
+        tracing::info!(every_hours = config.retrain.every_hours, "retraining scheduled");
+        crate::model::schedule::RetrainSchedule::spawn(config.clone(), request, every)
+    });
     if let Some(h) = &history {
         stage = stage.with_history(h.clone());
         // Exported from the start, at 0.
@@ -118,6 +130,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     );
 
     let mut last_status = Instant::now();
+    let mut last_model_check = Instant::now();
     let mut last_flush = Instant::now();
     let flush_every = Duration::from_secs(config.history.flush_secs);
     let mut events_recorded = 0;
@@ -162,6 +175,12 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                     .history_rows
                     .with_label_values(&[table])
                     .set(rows as i64);
+            }
+        }
+        if last_model_check.elapsed() >= Duration::from_secs(30) {
+            last_model_check = Instant::now();
+            if let Some(name) = stage.reload_promoted_failure_model(config) {
+                tracing::info!(model = %name, "promoted failure model loaded");
             }
         }
         if last_status.elapsed() >= Duration::from_secs(10) {

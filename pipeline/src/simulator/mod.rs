@@ -91,7 +91,13 @@ impl FleetSimulator {
                 );
                 let affected =
                     rand::Rng::random::<f64>(&mut rng) < config.simulation.affected_share;
-                SimVm::new(record, i, affected, rng)
+                // Every n-th VM, so the share draws nothing from the rng.
+                let every = (1.0 / config.simulation.high_memory_share.max(1e-9))
+                    .round()
+                    .clamp(1.0, 1e9) as usize;
+                let high_memory =
+                    config.simulation.high_memory_share > 0.0 && i % every == every - 1;
+                SimVm::new(record, i, affected, high_memory, rng)
             })
             .collect();
         FleetSimulator {

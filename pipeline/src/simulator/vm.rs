@@ -50,7 +50,13 @@ pub(super) struct SimVm {
 }
 
 impl SimVm {
-    pub fn new(record: VmRecord, index: usize, affected: bool, mut rng: StdRng) -> SimVm {
+    pub fn new(
+        record: VmRecord,
+        index: usize,
+        affected: bool,
+        high_memory: bool,
+        mut rng: StdRng,
+    ) -> SimVm {
         let mut u = |lo: f64, hi: f64| rng.random_range(lo..hi);
         let (cpu, response) = match record.tags.get("role").map(String::as_str) {
             Some("db") => (u(25.0, 45.0), u(8.0, 25.0)),
@@ -61,7 +67,11 @@ impl SimVm {
         };
         let levels = Levels {
             cpu,
-            memory: u(35.0, 60.0),
+            memory: if high_memory {
+                u(82.0, 90.0)
+            } else {
+                u(35.0, 60.0)
+            },
             disk: u(30.0, 180.0),
             latency: u(0.8, 3.0),
             response,
