@@ -416,13 +416,32 @@ fn crashes_are_recorded_as_outcomes_with_the_metrics_before_them() {
     assert!(!crashes.is_empty(), "{summary}");
     let outcomes = sql(
         &history,
-        "SELECT vm_id, kind, source FROM outcomes ORDER BY time, vm_id",
+        "SELECT vm_id, kind, source FROM outcomes WHERE source = 'simulator' ORDER BY time, vm_id",
     );
     assert_eq!(outcomes.len(), crashes.len(), "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| o["kind"] == "failed"));
+    // The pipeline saw crashes for itself: a patched VM went silent, which
+    // is a lost health check, reported as a failure. Each such report is a
+    // real crash (within 10 minutes of one); a VM rolled back (on other
+    // symptoms) as it crashed is no longer watched.
+    let unexplained = sql(
+        &history,
+        "SELECT h.vm_id, h.time FROM outcomes h WHERE h.source = 'health_check' AND NOT EXISTS \
+         (SELECT 1 FROM outcomes c WHERE c.source = 'simulator' AND c.vm_id = h.vm_id \
+          AND h.time BETWEEN c.time - INTERVAL '5 minutes' AND c.time + INTERVAL '10 minutes')",
+    );
     assert!(
-        outcomes
-            .iter()
-            .all(|o| o["kind"] == "failed" && o["source"] == "simulator")
+        unexplained.is_empty(),
+        "health-check losses without a crash: {unexplained:?}"
+    );
+    let lost = sql(
+        &history,
+        "SELECT count(*) AS n FROM outcomes WHERE source = 'health_check' AND kind = 'failed'",
+    );
+    assert!(
+        2 * lost[0]["n"].as_u64().unwrap() >= crashes.len() as u64,
+        "{lost:?} health-check losses for {} crashes",
+        crashes.len()
     );
     // What preceded each failure is there to learn from: the VM's memory
     // in the half hour before it crashed.

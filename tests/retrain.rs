@@ -88,7 +88,7 @@ fn retrain_runs_candidates_in_shadow_and_promotes_only_a_better_one() {
     let r = &reports[0];
     assert_eq!(r["kind"], "failure", "{r}");
     assert_eq!(r["candidate_file"], "failure-r1.json", "{r}");
-    assert_eq!(r["current"]["model"], "failure-builtin-1", "{r}");
+    assert_eq!(r["current"]["model"], "failure-builtin-2", "{r}");
     assert_eq!(r["candidate"]["model"], "failure-r1", "{r}");
     // Both judged on the same held-out episodes: the latest ones, here the
     // good patch's VMs, none of which failed.

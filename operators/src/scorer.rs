@@ -17,7 +17,7 @@ use crate::series::{SeriesIndex, UNSCORED};
 use crate::verdict::{VerdictRules, judge};
 use crate::watermark::WatermarkTracker;
 use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
-use arrow::array::{Array, BooleanArray, Float64Array, RecordBatch};
+use arrow::array::{Array, BooleanArray, Float64Array, RecordBatch, UInt32Array};
 use bellwether_schemas::metric::sample_columns;
 use bellwether_schemas::{EventTime, FailureRisk, MetricVerdict, ScoreRecord};
 use std::collections::VecDeque;
@@ -90,6 +90,8 @@ pub struct ScoredWindow {
     pub judged: BooleanArray,
     /// Per VM: sent at least one scored sample in the window.
     pub has_data: BooleanArray,
+    /// Per VM: samples received in the window, all metrics together.
+    pub vm_samples: UInt32Array,
     /// Per VM: any metric anomalous.
     pub vm_anomalous: BooleanArray,
     /// Per VM: RMS deviation in sigmas.
@@ -371,6 +373,9 @@ impl CanaryScorer {
                 .chunks(m)
                 .map(|c| Some(c.iter().any(|&n| n > 0))),
         );
+        let vm_samples = UInt32Array::from_iter_values(
+            closed.sums.count.chunks(m).map(|c| c.iter().sum::<u32>()),
+        );
         let model_started = std::time::Instant::now();
         let forecast = self.forecaster.forecast(range, series);
         let mut model_time = model_started.elapsed();
@@ -426,6 +431,7 @@ impl CanaryScorer {
             anomalous: verdicts.anomalous,
             judged: BooleanArray::from(judged),
             has_data,
+            vm_samples,
             vm_anomalous: verdicts.vm_anomalous,
             vm_rmse: verdicts.vm_rmse,
             vm_score: verdicts.vm_score,

@@ -21,8 +21,8 @@ use bellwether_operators::{
     CanaryScorer, Operator, OperatorError, ScoredWindow, ScorerConfig, ScorerStats,
 };
 use bellwether_schemas::{
-    CommandId, ControlMessage, EventTime, FailureRisk, MetricVerdict, RollbackCommand,
-    RollbackReason, RollbackTrigger, ScoreRecord, WindowReport,
+    CommandId, ControlMessage, EventTime, FailureRisk, MetricVerdict, Outcome, OutcomeKind,
+    OutcomeSource, RollbackCommand, RollbackReason, RollbackTrigger, ScoreRecord, WindowReport,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -114,6 +114,23 @@ pub struct ScoringStage {
     model_fallback: Option<String>,
     /// Risk at or above which a patched VM is rolled back (None: not acted on).
     failure_act_at: Option<f64>,
+    /// Per patched VM: when it is judged from (its patch plus settle time).
+    judge_from: HashMap<String, i64>,
+    /// Per patched VM: how many samples it sends, and for how long it has
+    /// been (nearly) silent.
+    health: HashMap<String, HealthState>,
+    /// Windows without metrics that make a lost health check (0: never).
+    health_check_windows: u16,
+}
+
+/// A patched VM's sample count, for its health check.
+#[derive(Debug, Default)]
+struct HealthState {
+    /// Samples it usually sends per window (the most recent windows that
+    /// were not silent, the highest weighing most).
+    usual_samples: u32,
+    /// Silent windows in a row since.
+    silent_windows: u16,
 }
 
 impl ScoringStage {
@@ -131,6 +148,9 @@ impl ScoringStage {
         Ok(ScoringStage {
             scorer,
             failure_act_at: failure.act_at,
+            judge_from: HashMap::new(),
+            health: HashMap::new(),
+            health_check_windows: config.failure.health_check_windows,
             model_fallback: choice.fallback,
             inventory,
             settle_ms: config.rollout.settle_minutes as i64 * 60_000,
@@ -212,6 +232,9 @@ impl ScoringStage {
                     .patched(&cmd.vm_id, cmd.issued_at.0, self.settle_ms);
                 self.patched_by
                     .insert(cmd.vm_id.clone(), cmd.rollout_id.clone());
+                self.judge_from
+                    .insert(cmd.vm_id.clone(), cmd.issued_at.0 + self.settle_ms);
+                self.health.remove(&cmd.vm_id);
             }
             ControlMessage::Rollback(cmd) => {
                 self.scorer
@@ -318,6 +341,9 @@ impl ScoringStage {
             let Some(rollout_id) = self.patched_by.get(vm_id.as_ref()).cloned() else {
                 continue;
             };
+            if let Some(lost) = self.health_check_lost(vm, &rollout_id, window) {
+                control.push(lost);
+            }
             if !has_data {
                 report.missing.push(vm_id.to_string());
                 continue;
@@ -344,6 +370,52 @@ impl ScoringStage {
         }
         control.push(ControlMessage::WindowReport(report));
         (scores, control)
+    }
+
+    /// A `failed` outcome (source: health check) when a patched VM, past
+    /// its settle time, has gone (nearly) silent for `health_check_windows`
+    /// windows in a row: it sent less than half its usual samples, or none. Once per silence.
+    fn health_check_lost(
+        &mut self,
+        vm: usize,
+        rollout_id: &str,
+        window: &ScoredWindow,
+    ) -> Option<ControlMessage> {
+        let vm_id = window.vm_ids[vm].as_ref();
+        let needed = self.health_check_windows;
+        let settled = self
+            .judge_from
+            .get(vm_id)
+            .is_some_and(|from| window.range.start_ms >= *from);
+        if needed == 0 || !settled {
+            return None;
+        }
+        let (samples, health) = (window.vm_samples.value(vm), &mut self.health);
+        let state = health.entry(vm_id.to_string()).or_default();
+        let silent = samples == 0 || samples * 2 < state.usual_samples;
+        if !silent {
+            // Up at once, down slowly: a window cut short by a gap does not
+            // lower the bar for the next one.
+            state.usual_samples = if samples >= state.usual_samples {
+                samples
+            } else {
+                (state.usual_samples * 15 + samples) / 16
+            };
+            state.silent_windows = 0;
+            return None;
+        }
+        state.silent_windows = state.silent_windows.saturating_add(1);
+        (state.silent_windows == needed).then(|| {
+            ControlMessage::Outcome(Outcome {
+                vm_id: vm_id.to_string(),
+                rollout_id: Some(rollout_id.to_string()),
+                kind: OutcomeKind::Failed,
+                source: OutcomeSource::HealthCheck,
+                at: EventTime(window.range.start_ms),
+                command_id: None,
+                note: format!("(nearly) no metrics for {needed} window(s) while patched"),
+            })
+        })
     }
 
     /// The score's failure risk when it reaches the threshold acted on.

@@ -119,6 +119,16 @@ pub struct FailureConfig {
     /// recorded, never acted on).
     #[serde(default = "yes")]
     pub act: bool,
+    /// A patched VM that goes (nearly) silent for this many windows in a
+    /// row after its settle time (less than half the samples of its last
+    /// window) has lost its health check: reported as a failure outcome, a
+    /// label for retraining. 0: not reported.
+    #[serde(default = "one")]
+    pub health_check_windows: u16,
+}
+
+fn one() -> u16 {
+    1
 }
 
 impl Default for FailureConfig {
@@ -127,6 +137,7 @@ impl Default for FailureConfig {
             model: builtin_model(),
             risk_threshold: None,
             act: true,
+            health_check_windows: 1,
         }
     }
 }

@@ -347,7 +347,11 @@ pub fn train_failure(
     } else {
         train
     };
-    let threshold = best_threshold(chosen_on, &model.risk(&chosen_on.x));
+    let threshold = best_threshold(
+        chosen_on,
+        &model.risk(&chosen_on.x),
+        options.horizon_minutes,
+    );
     let risks = model.risk(&validation.x);
     let validation = quality(validation, &risks, threshold, options.horizon_minutes);
     Ok(TrainedFailure {
@@ -404,21 +408,19 @@ fn log_loss(model: &FailureModel, x: &[f32], y: &[f32], pos_weight: f32) -> f64 
     sum / weight.max(1.0)
 }
 
-/// The threshold with the best F1 of flagged VM-windows on `examples`.
-fn best_threshold(examples: &FailureExamples, risks: &[f64]) -> f64 {
+/// The threshold with the best balance of what the goals ask: precision
+/// of flagged VM-windows and recall of failures (each flagged at least once
+/// within the horizon before it), their F1, among thresholds that flag
+/// failures at least 5 minutes ahead (median). Falls back to 0.5.
+fn best_threshold(examples: &FailureExamples, risks: &[f64], horizon_minutes: u32) -> f64 {
     let mut best = (0.5, -1.0);
     for step in 1..100 {
         let t = step as f64 / 100.0;
-        let (mut tp, mut fp, mut fn_) = (0.0f64, 0.0f64, 0.0f64);
-        for (r, y) in risks.iter().zip(&examples.y) {
-            match (*r >= t, *y > 0.5) {
-                (true, true) => tp += 1.0,
-                (true, false) => fp += 1.0,
-                (false, true) => fn_ += 1.0,
-                _ => {}
-            }
+        let q = quality(examples, risks, t, horizon_minutes);
+        if q.median_lead_minutes < 5.0 {
+            continue;
         }
-        let f1 = 2.0 * tp / (2.0 * tp + fp + fn_).max(1.0);
+        let f1 = 2.0 * q.precision * q.recall / (q.precision + q.recall).max(1e-9);
         if f1 > best.1 {
             best = (t, f1);
         }

@@ -206,7 +206,7 @@ mod tests {
         let mut config = crate::config::load(None).unwrap();
         let choice = choose_failure_model(&config);
         let model = choice.model.expect("the built-in failure model loads");
-        assert_eq!(model.name, "failure-builtin-1");
+        assert_eq!(model.name, "failure-builtin-2");
         let learned = failure_bundle::FailureBundle::load("builtin")
             .unwrap()
             .threshold;

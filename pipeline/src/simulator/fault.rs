@@ -68,7 +68,7 @@ pub const CRASH_MEMORY_PERCENT: f64 = 98.0;
 /// Minutes a crashed VM stays down before it has rebooted.
 pub const CRASH_DOWN_MINUTES: f64 = 8.0;
 /// Memory a leaking VM gains per minute, in percent points.
-pub const LEAK_PERCENT_PER_MINUTE: f64 = 0.6;
+pub const LEAK_PERCENT_PER_MINUTE: f64 = 1.5;
 
 /// Ramp from 0 to 1 over `minutes` after onset.
 fn ramp(minutes_since: f64, minutes: f64) -> f64 {
