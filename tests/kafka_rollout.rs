@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    Bellwether, Broker, control_messages, eventually, history_sql, read_topic, write_config,
+    Bellwether, Broker, HTTP_TOKEN, control_messages, eventually, history_sql, read_topic,
+    write_config,
 };
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -234,6 +235,39 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
     assert_eq!(rows[0]["kind"], "false_alarm");
     assert_eq!(rows[0]["source"], "operator");
     assert_eq!(rows[0]["note"], "cache warm-up, not the patch");
+
+    // The same over HTTP: refused without the token, taken with it.
+    let other = rolled_back.iter().nth(1).unwrap_or(&vm).clone();
+    let body = format!(r#"{{"vm_id": "{other}", "outcome": "failed", "note": "kernel panic"}}"#);
+    let refused = ureq::post(&format!("{url}api/outcomes"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(body.as_str())
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let taken = ureq::post(&format!("{url}api/outcomes"))
+        .header("Authorization", &format!("Bearer {HTTP_TOKEN}"))
+        .send(body.as_str())
+        .unwrap();
+    assert_eq!(taken.status().as_u16(), 202);
+    let rows: Vec<Value> = eventually(Duration::from_secs(60), "the HTTP mark in history", || {
+        let rows: Vec<Value> = ureq::get(&format!("{url}api/sql"))
+            .query(
+                "q",
+                "SELECT vm_id, kind, source, note FROM outcomes WHERE note = 'kernel panic'",
+            )
+            .call()
+            .ok()?
+            .into_body()
+            .read_json()
+            .ok()?;
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["vm_id"], other.as_str());
+    assert_eq!(rows[0]["kind"], "failed");
+    assert_eq!(rows[0]["source"], "operator");
 }
 
 /// Checks the history `run` wrote against what went through Kafka: every

@@ -241,7 +241,8 @@ impl FailureModel {
     }
 
     /// The `top` features that raised the risk of a VM with features `row`
-    /// the most (positive contributions only, largest first).
+    /// the most (positive contributions of at least a tenth of the largest,
+    /// largest first).
     pub fn drivers(&self, row: &[f32], top: usize) -> Vec<RiskDriver> {
         let mut parts: Vec<RiskDriver> = row
             .iter()
@@ -254,6 +255,9 @@ impl FailureModel {
             .filter(|d| d.contribution > 0.0)
             .collect();
         parts.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+        // A feature that adds a tenth of what the first does explains little.
+        let floor = parts.first().map_or(0.0, |d| d.contribution * 0.1);
+        parts.retain(|d| d.contribution >= floor);
         parts.truncate(top);
         parts
     }

@@ -222,6 +222,9 @@ impl Drop for Bellwether {
 /// A config file for one test: a small fleet, fast polling, history in
 /// `dir/history` flushed every second and compacted as it goes; `kafka_extra`
 /// holds more `[kafka]` keys (e.g. `metrics_topics`).
+/// The bearer token of the configs [`write_config`] writes.
+pub const HTTP_TOKEN: &str = "kafka-test-token-0123456789";
+
 pub fn write_config(dir: &Path, broker: &Broker, kafka_extra: &str) -> PathBuf {
     let path = dir.join("bellwether.toml");
     let text = format!(
@@ -242,6 +245,7 @@ state_dir = "{state}"
 
 [http]
 listen = "127.0.0.1:0"
+token = "{token}"
 
 [history]
 dir = "{history}"
@@ -250,6 +254,7 @@ compact_min_files = 4
 maintenance_secs = 1
 "#,
         brokers = broker.address,
+        token = HTTP_TOKEN,
         state = dir.join("actor-state").display(),
         history = dir.join("history").display(),
     );

@@ -425,6 +425,9 @@ pub struct HttpConfig {
     /// Address `bellwether run` serves on (`host:port`); "" serves nothing.
     /// `bellwether demo` serves only when asked (`--serve`).
     pub listen: String,
+    /// Bearer token mutating requests must carry; "" refuses them all.
+    #[serde(default)]
+    pub token: String,
 }
 
 /// Samples kept in history.

@@ -51,6 +51,13 @@ fn http(c: &Config) -> Result<(), ConfigError> {
             format!("`{listen}` is not host:port (e.g. 127.0.0.1:9464), nor \"\" for no server"),
         ));
     }
+    let token = &c.http.token;
+    if !token.is_empty() && (token.len() < 16 || token.chars().any(char::is_whitespace)) {
+        return Err(invalid(
+            "http.token",
+            "use at least 16 characters and no spaces (or \"\" to refuse every change)",
+        ));
+    }
     Ok(())
 }
 

@@ -66,11 +66,22 @@ impl Drop for Server {
 
 /// Serves `monitor` on `addr` (e.g. `127.0.0.1:9464`; port 0 picks a free
 /// one) from a thread of its own; `history`, the history folder `/api/sql`
-/// queries (none: it answers 404).
+/// queries (none: it answers 404). Read-only: changes are refused.
 pub fn serve(
     addr: &str,
     monitor: Monitor,
     history: Option<PathBuf>,
+) -> Result<Server, ServerError> {
+    serve_with(addr, monitor, history, None)
+}
+
+/// As [`serve`]; with `control`, requests bearing its token may send
+/// control messages (`POST /api/outcomes`).
+pub fn serve_with(
+    addr: &str,
+    monitor: Monitor,
+    history: Option<PathBuf>,
+    control: Option<super::outcomes::ControlAccess>,
 ) -> Result<Server, ServerError> {
     let bind_error = |reason: String| ServerError::Bind {
         addr: addr.to_string(),
@@ -99,7 +110,11 @@ pub fn serve(
                         return;
                     }
                 };
-                let app = router(AppState { monitor, history });
+                let app = router(AppState {
+                    monitor,
+                    history,
+                    control,
+                });
                 let shutdown = async {
                     let _ = stopped.await;
                 };
@@ -126,6 +141,8 @@ pub struct AppState {
     pub monitor: Monitor,
     /// The history folder `/api/sql` queries.
     pub history: Option<PathBuf>,
+    /// Where accepted changes go (none: changes are refused).
+    pub control: Option<super::outcomes::ControlAccess>,
 }
 
 impl axum::extract::FromRef<AppState> for Monitor {
@@ -150,6 +167,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
         .route("/api/sql", get(sql_get).post(sql_post))
+        .route(
+            "/api/outcomes",
+            axum::routing::post(super::outcomes::post_outcome),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -162,7 +183,7 @@ async fn not_found(uri: Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         format!(
-            "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events or /api/sql?q=SELECT...\n",
+            "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT... or POST /api/outcomes\n",
             uri.path()
         ),
     )
@@ -235,7 +256,8 @@ async fn sql_post(
     run_sql(state.history, body, params.format).await
 }
 
-fn bad_request(message: &str) -> Response {
+/// A 400 with `{"error": message}`.
+pub(super) fn bad_request(message: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
         Json(serde_json::json!({ "error": message })),

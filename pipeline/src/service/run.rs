@@ -13,7 +13,7 @@ use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::metrics_source::KafkaMetricSource;
 use crate::kafka::sink::{KafkaSink, NullSink, SharedProducer};
 use crate::monitor::Monitor;
-use crate::monitor::server::serve;
+use crate::monitor::server::serve_with;
 use crate::scoring::ScoringStage;
 use anyhow::Result;
 use bellwether_schemas::{ControlMessage, EventTime, ScoreRecord};
@@ -70,11 +70,18 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             .history_write_errors
             .with_label_values(&[] as &[&str]);
     }
+    // Outcomes marked over HTTP, published on the control topic below.
+    let (marks_in, marks) = std::sync::mpsc::channel::<ControlMessage>();
     let _server = if config.http.listen.trim().is_empty() {
         None
     } else {
         let root = history.as_ref().map(|_| config.history.dir.clone());
-        let server = serve(config.http.listen.trim(), monitor.clone(), root)?;
+        let control =
+            (!config.http.token.is_empty()).then(|| crate::monitor::outcomes::ControlAccess {
+                token: config.http.token.clone(),
+                sender: marks_in.clone(),
+            });
+        let server = serve_with(config.http.listen.trim(), monitor.clone(), root, control)?;
         tracing::info!(url = %server.url(), "dashboard and /metrics served");
         Some(server)
     };
@@ -135,6 +142,14 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     let flush_every = Duration::from_secs(config.history.flush_secs);
     let mut events_recorded = 0;
     while !super::stopping(&stop) {
+        let mut marked = false;
+        while let Ok(message) = marks.try_recv() {
+            control_out.send(message)?;
+            marked = true;
+        }
+        if marked {
+            control_out.flush()?;
+        }
         stage.step(
             &mut metrics,
             &mut control_in,

@@ -1,0 +1,233 @@
+//! `POST /api/outcomes`: an operator (or a health checker) reports what
+//! became of a VM, as `bellwether mark` does: it failed, or its rollback was
+//! a false alarm. The outcome goes out on the control topic, lands in the
+//! history's `outcomes` table and is a label for the next retraining.
+//! Mutating: needs `Authorization: Bearer <http.token>`.
+
+use super::server::{AppState, bad_request};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use bellwether_schemas::{
+    CommandId, ControlMessage, EventTime, Outcome, OutcomeKind, OutcomeSource,
+};
+use serde::Deserialize;
+use std::sync::mpsc::Sender;
+
+/// Where accepted outcomes go, and the token that lets a request send one.
+#[derive(Clone)]
+pub struct ControlAccess {
+    /// The bearer token (`http.token`).
+    pub token: String,
+    /// Accepted messages, published on the control topic by the caller.
+    pub sender: Sender<ControlMessage>,
+}
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkRequest {
+    vm_id: String,
+    /// `failed`, or `false_alarm` (also `false-alarm`).
+    outcome: String,
+    #[serde(default)]
+    rollout_id: Option<String>,
+    /// The rollback judged (default with a rollout: `<rollout>/rollback/<vm>`).
+    #[serde(default)]
+    command_id: Option<String>,
+    /// When it happened, RFC 3339 (default: now).
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    note: String,
+}
+
+/// True when `given` equals `expected`, comparing every byte.
+fn same(given: &str, expected: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Checks the bearer token; `Err` is the response refusing the request.
+pub fn authorize(headers: &HeaderMap, access: Option<&ControlAccess>) -> Result<(), Response> {
+    let Some(access) = access else {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "this server accepts no changes: set http.token (e.g. BELLWETHER__HTTP__TOKEN) to enable them",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if same(token.trim(), &access.token) => Ok(()),
+        Some(_) => Err(refuse(StatusCode::UNAUTHORIZED, "wrong bearer token")),
+        None => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing header `Authorization: Bearer <http.token>`",
+        )),
+    }
+}
+
+/// `POST /api/outcomes` with a JSON body.
+pub async fn post_outcome(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(refused) = authorize(&headers, state.control.as_ref()) {
+        return refused;
+    }
+    let request: MarkRequest = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&format!("body: {e}")),
+    };
+    let kind = match request.outcome.as_str() {
+        "failed" => OutcomeKind::Failed,
+        "false_alarm" | "false-alarm" => OutcomeKind::FalseAlarm,
+        other => {
+            return bad_request(&format!(
+                "outcome: `{other}` is not one of failed, false_alarm"
+            ));
+        }
+    };
+    if request.vm_id.trim().is_empty() {
+        return bad_request("vm_id: empty");
+    }
+    let at = match &request.at {
+        Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(t) => t.timestamp_millis(),
+            Err(e) => return bad_request(&format!("at: `{text}`: {e} (use RFC 3339)")),
+        },
+        None => chrono::Utc::now().timestamp_millis(),
+    };
+    let command_id = match (&request.command_id, &request.rollout_id) {
+        (Some(id), _) => Some(CommandId(id.clone())),
+        (None, Some(rollout)) if kind == OutcomeKind::FalseAlarm => {
+            Some(CommandId::rollback(rollout, &request.vm_id))
+        }
+        _ => None,
+    };
+    if kind == OutcomeKind::FalseAlarm && command_id.is_none() {
+        return bad_request("rollout_id or command_id: a false alarm names the rollback it judges");
+    }
+    let outcome = Outcome {
+        vm_id: request.vm_id,
+        rollout_id: request.rollout_id,
+        kind,
+        source: OutcomeSource::Operator,
+        at: EventTime(at),
+        command_id,
+        note: request.note,
+    };
+    let Some(access) = &state.control else {
+        return refuse(StatusCode::FORBIDDEN, "this server accepts no changes");
+    };
+    if access
+        .sender
+        .send(ControlMessage::Outcome(outcome.clone()))
+        .is_err()
+    {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bellwether is shutting down",
+        );
+    }
+    (StatusCode::ACCEPTED, Json(outcome)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::Monitor;
+    use crate::monitor::server::{serve, serve_with};
+
+    const TOKEN: &str = "a-test-token-0123456789";
+
+    fn post(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut request = ureq::post(&format!("{url}api/outcomes"))
+            .config()
+            .http_status_as_error(false)
+            .build();
+        if let Some(t) = token {
+            request = request.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut response = request.send(body).unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    #[test]
+    fn outcomes_need_the_token_and_a_well_formed_body() {
+        let inventory = crate::inventory::Inventory::new(vec![], vec![]);
+        let monitor = Monitor::new(&inventory, "test");
+        let (sender, received) = std::sync::mpsc::channel();
+        let access = ControlAccess {
+            token: TOKEN.into(),
+            sender,
+        };
+        let server = serve_with("127.0.0.1:0", monitor.clone(), None, Some(access)).unwrap();
+        let url = server.url();
+        let good = r#"{"vm_id": "vm-0007", "outcome": "false_alarm", "rollout_id": "r1", "note": "cache warm-up"}"#;
+
+        let (status, body) = post(&url, None, good);
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("Authorization"), "{body}");
+        let (status, body) = post(&url, Some("not-the-token-at-all"), good);
+        assert_eq!(status, 401, "{body}");
+        let (status, body) = post(
+            &url,
+            Some(TOKEN),
+            r#"{"vm_id": "vm-1", "outcome": "maybe"}"#,
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("outcome") && body.contains("maybe"), "{body}");
+        let (status, body) = post(&url, Some(TOKEN), r#"{"vm": "vm-1", "outcome": "failed"}"#);
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("`vm`"), "{body}");
+        let (status, body) = post(
+            &url,
+            Some(TOKEN),
+            r#"{"vm_id": "vm-1", "outcome": "false_alarm"}"#,
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("rollout_id"), "{body}");
+        let (status, body) = post(
+            &url,
+            Some(TOKEN),
+            r#"{"vm_id": "vm-1", "outcome": "failed", "at": "yesterday"}"#,
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("at: `yesterday`"), "{body}");
+        assert!(received.try_recv().is_err(), "nothing refused was sent");
+
+        let (status, body) = post(&url, Some(TOKEN), good);
+        assert_eq!(status, 202, "{body}");
+        match received.try_recv().unwrap() {
+            ControlMessage::Outcome(o) => {
+                assert_eq!(o.vm_id, "vm-0007");
+                assert_eq!(o.kind, OutcomeKind::FalseAlarm);
+                assert_eq!(o.source, OutcomeSource::Operator);
+                assert_eq!(o.command_id, Some(CommandId::rollback("r1", "vm-0007")));
+                assert_eq!(o.note, "cache warm-up");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(server);
+
+        // A server without a token accepts no change at all.
+        let server = serve("127.0.0.1:0", monitor, None).unwrap();
+        let (status, body) = post(&server.url(), Some(TOKEN), good);
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("http.token"), "{body}");
+    }
+}
