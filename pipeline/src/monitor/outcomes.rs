@@ -56,10 +56,11 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-/// Checks the bearer token; `Err` is the response refusing the request.
-pub fn authorize(headers: &HeaderMap, access: Option<&ControlAccess>) -> Result<(), Response> {
+/// Checks the bearer token: `None` lets the request through, `Some` is the
+/// response refusing it.
+pub fn refusal(headers: &HeaderMap, access: Option<&ControlAccess>) -> Option<Response> {
     let Some(access) = access else {
-        return Err(refuse(
+        return Some(refuse(
             StatusCode::FORBIDDEN,
             "this server accepts no changes: set http.token (e.g. BELLWETHER__HTTP__TOKEN) to enable them",
         ));
@@ -69,9 +70,9 @@ pub fn authorize(headers: &HeaderMap, access: Option<&ControlAccess>) -> Result<
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(token) if same(token.trim(), &access.token) => Ok(()),
-        Some(_) => Err(refuse(StatusCode::UNAUTHORIZED, "wrong bearer token")),
-        None => Err(refuse(
+        Some(token) if same(token.trim(), &access.token) => None,
+        Some(_) => Some(refuse(StatusCode::UNAUTHORIZED, "wrong bearer token")),
+        None => Some(refuse(
             StatusCode::UNAUTHORIZED,
             "missing header `Authorization: Bearer <http.token>`",
         )),
@@ -84,7 +85,7 @@ pub async fn post_outcome(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if let Err(refused) = authorize(&headers, state.control.as_ref()) {
+    if let Some(refused) = refusal(&headers, state.control.as_ref()) {
         return refused;
     }
     let request: MarkRequest = match serde_json::from_str(&body) {
