@@ -178,3 +178,23 @@ fn a_bad_retrain_setting_is_named() {
     let e = error_of("[simulation]\nhigh_memory_share = 2\n");
     assert!(e.contains("`simulation.high_memory_share`"), "{e}");
 }
+
+#[test]
+fn an_actuator_without_its_settings_is_named() {
+    let e = error_of("[actor]\nactuator = \"webhook\"\n");
+    assert!(e.contains("`actor.webhook`"), "{e}");
+    let e = error_of(
+        "[actor]\nactuator = \"webhook\"\n[actor.webhook]\nurl = \"ftp://x\"\nsecret = \"0123456789abcdef\"\n",
+    );
+    assert!(e.contains("`actor.webhook.url`"), "{e}");
+    let e = error_of(
+        "[actor]\nactuator = \"webhook\"\n[actor.webhook]\nurl = \"https://deploy.example/hook\"\nsecret = \"short\"\n",
+    );
+    assert!(e.contains("`actor.webhook.secret`"), "{e}");
+    let e = error_of(
+        "[actor]\nactuator = \"shell\"\n[actor.shell]\npatch = \"x\"\nrollback = \"undo {patch_id}\"\n",
+    );
+    assert!(e.contains("`actor.shell.rollback`"), "{e}");
+    let e = error_of("[actor]\nactuator = \"ansible\"\n");
+    assert!(e.contains("`actor.actuator`"), "{e}");
+}

@@ -58,6 +58,17 @@ pub enum RolloutEventKind {
         /// True when the actuator reported success.
         succeeded: bool,
     },
+    /// The actuator could not carry out a command (after its own retries).
+    ActuationFailed {
+        /// The VM.
+        vm_id: String,
+        /// The command.
+        command_id: CommandId,
+        /// `patch` or `rollback`.
+        action: String,
+        /// What the actuator said.
+        reason: String,
+    },
     /// A command whose id was executed before arrived again and was skipped.
     DuplicateCommandSkipped {
         /// The repeated id.

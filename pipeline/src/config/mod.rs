@@ -399,6 +399,80 @@ pub enum ActuatorKind {
     /// Publish each executed command on the control topic for the agents on
     /// the VMs (`bellwether simulate` is one) to carry out.
     Agents,
+    /// POST each command, HMAC-signed, to `actor.webhook.url`.
+    Webhook,
+    /// Run `actor.shell.patch` / `actor.shell.rollback` for each command.
+    Shell,
+}
+
+/// The webhook actuator's endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The endpoint (`http://` or `https://`).
+    pub url: String,
+    /// The HMAC-SHA256 key of the `X-Bellwether-Signature` header.
+    pub secret: String,
+    /// Seconds one call may take.
+    #[serde(default = "webhook_timeout")]
+    pub timeout_secs: f64,
+    /// Calls after the first on a network error, timeout, 429 or 5xx.
+    #[serde(default = "webhook_retries")]
+    pub retries: u32,
+    /// Wait before the first retry, doubled before each next one.
+    #[serde(default = "webhook_backoff")]
+    pub backoff_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> WebhookConfig {
+        WebhookConfig {
+            url: String::new(),
+            secret: String::new(),
+            timeout_secs: webhook_timeout(),
+            retries: webhook_retries(),
+            backoff_ms: webhook_backoff(),
+        }
+    }
+}
+
+fn webhook_timeout() -> f64 {
+    10.0
+}
+
+fn webhook_retries() -> u32 {
+    3
+}
+
+fn webhook_backoff() -> u64 {
+    500
+}
+
+/// The shell actuator's command templates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellConfig {
+    /// Run to patch a VM: `{vm_id}`, `{patch_id}`, `{rollout_id}`, `{command_id}`.
+    pub patch: String,
+    /// Run to roll a VM back: `{vm_id}`, `{rollout_id}`, `{command_id}`.
+    pub rollback: String,
+    /// Seconds a command may take.
+    #[serde(default = "shell_timeout")]
+    pub timeout_secs: f64,
+}
+
+impl Default for ShellConfig {
+    fn default() -> ShellConfig {
+        ShellConfig {
+            patch: String::new(),
+            rollback: String::new(),
+            timeout_secs: shell_timeout(),
+        }
+    }
+}
+
+fn shell_timeout() -> f64 {
+    600.0
 }
 
 /// The rollout actor.
@@ -411,6 +485,12 @@ pub struct ActorConfig {
     pub state_dir: std::path::PathBuf,
     /// How commands are carried out.
     pub actuator: ActuatorKind,
+    /// The webhook (with `actuator = "webhook"`).
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    /// The command templates (with `actuator = "shell"`).
+    #[serde(default)]
+    pub shell: Option<ShellConfig>,
     /// The fleet's inventory: a JSON array of VM records (`vm_id`, `region`,
     /// `instance_type`, `criticality`, `tags`). Unset: the simulated fleet of
     /// `[fleet]`, which is what `bellwether simulate` runs.

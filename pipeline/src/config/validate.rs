@@ -61,6 +61,63 @@ fn http(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn actuator(c: &Config) -> Result<(), ConfigError> {
+    use crate::config::ActuatorKind;
+    let a = &c.actor;
+    match a.actuator {
+        ActuatorKind::Agents => {}
+        ActuatorKind::Webhook => {
+            let Some(w) = &a.webhook else {
+                return Err(invalid(
+                    "actor.webhook",
+                    "actuator = \"webhook\" needs [actor.webhook] with url and secret",
+                ));
+            };
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                return Err(invalid(
+                    "actor.webhook.url",
+                    format!("`{}` is not an http:// or https:// URL", w.url),
+                ));
+            }
+            if w.secret.len() < 16 {
+                return Err(invalid(
+                    "actor.webhook.secret",
+                    "use at least 16 characters (the HMAC key the endpoint checks signatures with)",
+                ));
+            }
+            if !(w.timeout_secs > 0.0 && w.timeout_secs.is_finite()) {
+                return Err(invalid("actor.webhook.timeout_secs", "must be above 0"));
+            }
+        }
+        ActuatorKind::Shell => {
+            let Some(s) = &a.shell else {
+                return Err(invalid(
+                    "actor.shell",
+                    "actuator = \"shell\" needs [actor.shell] with patch and rollback",
+                ));
+            };
+            for (key, template) in [
+                ("actor.shell.patch", &s.patch),
+                ("actor.shell.rollback", &s.rollback),
+            ] {
+                if template.trim().is_empty() {
+                    return Err(invalid(key, "an empty command"));
+                }
+            }
+            if s.rollback.contains("{patch_id}") {
+                return Err(invalid(
+                    "actor.shell.rollback",
+                    "{patch_id} is not known to a rollback (use {vm_id}, {rollout_id}, {command_id})",
+                ));
+            }
+            if !(s.timeout_secs > 0.0 && s.timeout_secs.is_finite()) {
+                return Err(invalid("actor.shell.timeout_secs", "must be above 0"));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn kafka(c: &Config) -> Result<(), ConfigError> {
     let k = &c.kafka;
     if k.brokers.trim().is_empty() {
@@ -168,6 +225,7 @@ fn history(c: &Config) -> Result<(), ConfigError> {
 /// Checks a deserialised config; the error names the first bad key.
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     kafka(c)?;
+    actuator(c)?;
     http(c)?;
     history(c)?;
     if let Some(t) = c.failure.risk_threshold

@@ -123,6 +123,12 @@ impl<A: Actuator> RolloutActor<A> {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!("{e}");
+                self.record(RolloutEventKind::ActuationFailed {
+                    vm_id: vm_id.to_string(),
+                    command_id: id.clone(),
+                    action: e.command.to_string(),
+                    reason: e.reason.clone(),
+                });
                 false
             }
         };

@@ -25,6 +25,31 @@ pub trait Actuator {
     fn roll_back(&mut self, command: &RollbackCommand) -> Result<(), ActuatorError>;
 }
 
+impl<T: Actuator + ?Sized> Actuator for Box<T> {
+    fn patch(&mut self, command: &PatchCommand) -> Result<(), ActuatorError> {
+        (**self).patch(command)
+    }
+
+    fn roll_back(&mut self, command: &RollbackCommand) -> Result<(), ActuatorError> {
+        (**self).roll_back(command)
+    }
+}
+
+/// The actuator `config` names (`actor.actuator`).
+pub fn from_config(config: &crate::config::ActorConfig) -> Box<dyn Actuator + Send> {
+    use crate::config::ActuatorKind;
+    match config.actuator {
+        ActuatorKind::Agents => Box::new(AgentsActuator),
+        // validate() made sure the section of the kind is there.
+        ActuatorKind::Webhook => Box::new(super::webhook::WebhookActuator::new(
+            config.webhook.clone().unwrap_or_default(),
+        )),
+        ActuatorKind::Shell => Box::new(super::shell::ShellActuator::new(
+            config.shell.clone().unwrap_or_default(),
+        )),
+    }
+}
+
 /// The simulated fleet as an actuator (the embedded demo).
 #[derive(Clone)]
 pub struct SimulatorActuator {

@@ -4,7 +4,9 @@ pub mod actor;
 pub mod actuator;
 pub mod ledger;
 pub mod planner;
+pub mod shell;
 pub mod state;
+pub mod webhook;
 
 pub use actor::{RollbackRecord, RolloutActor};
 pub use actuator::{Actuator, ActuatorError};

@@ -7,7 +7,7 @@ use crate::kafka::control::KafkaMessageSource;
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::sink::{KafkaSink, SharedProducer};
 use crate::rollout::RolloutActor;
-use crate::rollout::actuator::AgentsActuator;
+use crate::rollout::actuator::Actuator;
 use crate::rollout::ledger::Ledger;
 use anyhow::{Context, Result};
 use bellwether_schemas::ControlMessage;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// The actor with its control-topic reader and writer and its ledger.
 pub struct ActorService {
-    actor: RolloutActor<AgentsActuator>,
+    actor: RolloutActor<Box<dyn Actuator + Send>>,
     source: KafkaMessageSource<ControlMessage>,
     sink: KafkaSink<ControlMessage>,
     ledger: Ledger,
@@ -32,8 +32,12 @@ impl ActorService {
         dead_letters: DeadLetters,
     ) -> Result<ActorService> {
         let ledger = Ledger::open(&config.actor.state_dir).context("actor.state_dir")?;
-        let actor = RolloutActor::new(config, inventory, AgentsActuator)
-            .with_executed_before(ledger.ids().iter().cloned());
+        let actor = RolloutActor::new(
+            config,
+            inventory,
+            crate::rollout::actuator::from_config(&config.actor),
+        )
+        .with_executed_before(ledger.ids().iter().cloned());
         let source = KafkaMessageSource::from_beginning(
             &config.kafka,
             &config.kafka.control_topic,
@@ -61,7 +65,7 @@ impl ActorService {
     }
 
     /// The actor.
-    pub fn actor(&self) -> &RolloutActor<AgentsActuator> {
+    pub fn actor(&self) -> &RolloutActor<Box<dyn Actuator + Send>> {
         &self.actor
     }
 

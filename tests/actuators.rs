@@ -1,0 +1,224 @@
+//! The webhook and shell actuators against real parts: an HTTP server that
+//! checks signatures and fails on purpose, and `sh`.
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use bellwether::config::{ShellConfig, WebhookConfig};
+use bellwether::rollout::actuator::Actuator;
+use bellwether::rollout::shell::ShellActuator;
+use bellwether::rollout::webhook::WebhookActuator;
+use bellwether_schemas::{CommandId, EventTime, PatchCommand};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::{Arc, Mutex};
+
+const SECRET: &str = "webhook-secret-0123456789";
+
+/// What the endpoint received: headers and body of each call.
+type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// An HTTP endpoint on a free port answering `statuses` in turn (the last
+/// one from then on); returns its URL and what it received.
+fn endpoint(statuses: Vec<u16>) -> (String, Calls) {
+    let calls: Calls = Arc::default();
+    let seen = calls.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/hooks/bellwether", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = Router::new().route(
+                "/hooks/bellwether",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let seen = seen.clone();
+                    let statuses = statuses.clone();
+                    async move {
+                        let mut calls = seen.lock().unwrap();
+                        calls.push((headers, body));
+                        let status = statuses[(calls.len() - 1).min(statuses.len() - 1)];
+                        StatusCode::from_u16(status).unwrap()
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (url, calls)
+}
+
+fn patch_command(vm: &str) -> PatchCommand {
+    PatchCommand {
+        command_id: CommandId(format!("r1/patch/{vm}")),
+        rollout_id: "r1".into(),
+        patch_id: "KB-1".into(),
+        vm_id: vm.into(),
+        wave: 0,
+        issued_at: EventTime(1_793_577_600_000),
+    }
+}
+
+fn webhook(url: &str, retries: u32) -> WebhookActuator {
+    WebhookActuator::new(WebhookConfig {
+        url: url.into(),
+        secret: SECRET.into(),
+        timeout_secs: 5.0,
+        retries,
+        backoff_ms: 10,
+    })
+}
+
+#[test]
+fn a_webhook_gets_signed_calls_and_a_failing_one_is_retried() {
+    let (url, calls) = endpoint(vec![500, 503, 200]);
+    webhook(&url, 3)
+        .patch(&patch_command("vm-0042"))
+        .expect("the third attempt succeeds");
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 3);
+    for (i, (headers, body)) in calls.iter().enumerate() {
+        let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_string();
+        // The endpoint checks the signature with the shared secret.
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(header("x-bellwether-signature"), expected);
+        assert_eq!(header("x-bellwether-command-id"), "r1/patch/vm-0042");
+        assert_eq!(header("x-bellwether-attempt"), (i + 1).to_string());
+        assert_eq!(header("content-type"), "application/json");
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["action"], "patch");
+        assert_eq!(json["vm_id"], "vm-0042");
+        assert_eq!(json["command"]["patch_id"], "KB-1");
+    }
+}
+
+#[test]
+fn a_webhook_that_keeps_failing_fails_the_command_with_the_reason() {
+    let (url, calls) = endpoint(vec![500]);
+    let err = webhook(&url, 2)
+        .patch(&patch_command("vm-1"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(calls.lock().unwrap().len(), 3);
+    assert!(
+        err.contains("after 3 attempt(s)") && err.contains("500"),
+        "{err}"
+    );
+    // A refusal (4xx other than 429) is not retried.
+    let (url, calls) = endpoint(vec![403]);
+    let err = webhook(&url, 2)
+        .patch(&patch_command("vm-2"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(calls.lock().unwrap().len(), 1);
+    assert!(err.contains("403"), "{err}");
+    // Nobody listening: retried, then failed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = webhook(&format!("http://127.0.0.1:{port}/x"), 1)
+        .patch(&patch_command("vm-3"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("after 2 attempt(s)"), "{err}");
+}
+
+#[test]
+fn the_shell_actuator_runs_its_template_with_quoted_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let shell = |patch: &str, timeout_secs: f64| {
+        ShellActuator::new(ShellConfig {
+            patch: patch.into(),
+            rollback: "true".into(),
+            timeout_secs,
+        })
+    };
+    let mut ok = shell(
+        &format!(
+            "printf '%s|%s\\n' {{vm_id}} {{patch_id}} >> {}",
+            log.display()
+        ),
+        10.0,
+    );
+    ok.patch(&patch_command("vm-0042")).unwrap();
+    // A value cannot run code of its own: it arrives as one argument.
+    ok.patch(&patch_command("x'; touch pwned; echo '")).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "vm-0042|KB-1\nx'; touch pwned; echo '|KB-1\n");
+    assert!(!dir.path().join("pwned").exists() && !std::path::Path::new("pwned").exists());
+
+    let err = shell("echo 'disk full' >&2; exit 3", 10.0)
+        .patch(&patch_command("vm-1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("exit status: 3") && err.contains("disk full"),
+        "{err}"
+    );
+    let err = shell("sleep 5", 0.3)
+        .patch(&patch_command("vm-2"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("timed out"), "{err}");
+}
+
+/// The actor records a command its actuator could not carry out (after the
+/// webhook's retries) as a rollout event, and publishes no execution for it.
+#[test]
+fn a_failed_actuation_is_a_recorded_event() {
+    use bellwether::rollout::RolloutActor;
+    use bellwether_schemas::{ControlMessage, Patch, RolloutEventKind};
+    let (url, calls) = endpoint(vec![502]);
+    let config = bellwether::config::Config::default_config();
+    let fleet = bellwether::simulator::FleetSimulator::new(
+        &config,
+        bellwether::simulator::PatchQuality::Good,
+    );
+    let inventory = Arc::new(
+        bellwether::inventory::Inventory::with_groups(fleet.inventory(), &config.canary.groups)
+            .unwrap(),
+    );
+    let mut actor = RolloutActor::new(&config, inventory, webhook(&url, 1));
+    let patch = Patch {
+        id: "p1".into(),
+        title: "t".into(),
+        classification: "security".into(),
+        severity: "low".into(),
+        product: "x".into(),
+    };
+    actor.start("r1", patch, EventTime(1_793_577_600_000));
+    let commands = actor.take_outbox();
+    let patches = commands
+        .iter()
+        .filter(|m| matches!(m, ControlMessage::Patch(_)))
+        .count();
+    assert!(patches > 0);
+    for m in commands {
+        actor.handle(m);
+    }
+    assert_eq!(calls.lock().unwrap().len(), 2 * patches, "each tried twice");
+    let failed = actor
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, RolloutEventKind::ActuationFailed { action, reason, .. }
+            if action == "patch" && reason.contains("502"))
+        })
+        .count();
+    assert_eq!(failed, patches);
+    assert!(
+        !actor
+            .take_outbox()
+            .iter()
+            .any(|m| matches!(m, ControlMessage::Execution(_))),
+        "no execution is published for a failed command"
+    );
+}
