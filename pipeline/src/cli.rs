@@ -3,7 +3,6 @@
 use crate::config::{self, Config};
 use crate::demo::{DemoOptions, Progress, patch_quality, run_demo};
 use crate::monitor::Monitor;
-use crate::monitor::server::serve;
 use crate::simulator::{FaultKind, PatchQuality};
 use crate::summary::render_text;
 use anyhow::{Context, Result};
@@ -55,6 +54,51 @@ pub enum Command {
     /// Retrain the forecaster and the failure model from recorded history,
     /// run each in shadow on the latest episodes, promote the better.
     Retrain(RetrainArgs),
+    /// Canary groups: which VMs a group or a selector matches.
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+/// `bellwether group` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// The VMs a configured group, or a selector given here, matches.
+    Preview(GroupPreviewArgs),
+    /// Every configured group (the built-in critical-systems first) and its size.
+    List {
+        /// A config file layered over the defaults (groups, inventory).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `bellwether group preview` flags.
+#[derive(Debug, Args)]
+pub struct GroupPreviewArgs {
+    /// A configured group's name.
+    #[arg(long, conflicts_with_all = ["expression", "tag", "instance_type", "region", "criticality"])]
+    pub group: Option<String>,
+    /// A boolean expression, e.g. `tags.role == "web" && region != "us-east-1"`.
+    #[arg(long)]
+    pub expression: Option<String>,
+    /// A tag condition NAME=VALUE (repeatable; all must hold).
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Instance types (any of; repeatable).
+    #[arg(long)]
+    pub instance_type: Vec<String>,
+    /// Regions (any of; repeatable).
+    #[arg(long)]
+    pub region: Vec<String>,
+    /// Criticalities (any of; repeatable): low, standard, high, critical.
+    #[arg(long)]
+    pub criticality: Vec<String>,
+    /// Print the members as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// A config file layered over the defaults (groups, inventory).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `bellwether retrain` flags.
@@ -634,6 +678,17 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::TrainFailure(args) => train_failure(args),
         Command::Retrain(args) => retrain(args),
+        Command::Group(GroupCommand::Preview(args)) => group_preview(args),
+        Command::Group(GroupCommand::List { config }) => {
+            let config = config::load(config.as_deref())?;
+            let inventory = crate::service::load_inventory(&config)?;
+            for name in inventory.group_names() {
+                let group = inventory.group(name).expect("listed");
+                let m = crate::monitor::groups::members(&inventory, group);
+                println!("{:<24} {:>6} VMs", m.name, m.count);
+            }
+            Ok(())
+        }
         Command::Model(ModelCommand::List { models }) => {
             let versions = crate::model::versions::list(&models)?;
             if versions.is_empty() {
@@ -715,7 +770,15 @@ fn demo(args: DemoArgs) -> Result<()> {
                     .root()
                     .to_path_buf()
             });
-            let server = serve(addr, monitor.clone(), root)?;
+            let server = crate::monitor::server::serve_with(
+                addr,
+                crate::monitor::server::AppState {
+                    monitor: monitor.clone(),
+                    history: root,
+                    control: None,
+                    inventory: Some(std::sync::Arc::new(inventory)),
+                },
+            )?;
             eprintln!(
                 "dashboard: {}  (metrics: {}metrics)",
                 server.url(),
@@ -947,6 +1010,58 @@ fn eval_retraining(args: RetrainingArgs) -> Result<()> {
                 "failure model {name}, later seeds without rollbacks: precision {:.3}, recall {:.3} of {} crashes, median lead {:.0} min at risk >= {:.2}",
                 q.precision, q.recall, q.failures, q.median_lead_minutes, q.threshold
             );
+        }
+    }
+    Ok(())
+}
+
+fn group_preview(args: GroupPreviewArgs) -> Result<()> {
+    use crate::inventory::selector::{GroupConfig, Selector, TagMatch};
+    let config = config::load(args.config.as_deref())?;
+    let inventory = crate::service::load_inventory(&config)?;
+    let selector = match &args.group {
+        Some(name) => inventory.group(name).cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--group {name}: no such group; groups: {}",
+                inventory.group_names().join(", ")
+            )
+        })?,
+        None => {
+            let mut tags = std::collections::BTreeMap::new();
+            for t in &args.tag {
+                let (k, v) = t
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--tag {t}: use NAME=VALUE"))?;
+                tags.insert(k.to_string(), TagMatch::One(v.to_string()));
+            }
+            let criticality = args
+                .criticality
+                .iter()
+                .map(|c| {
+                    bellwether_schemas::Criticality::parse(c).ok_or_else(|| {
+                        anyhow::anyhow!("--criticality {c}: one of low, standard, high, critical")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let group = GroupConfig {
+                name: "preview".into(),
+                tags,
+                instance_types: args.instance_type.clone(),
+                regions: args.region.clone(),
+                criticality,
+                expression: args.expression.clone(),
+            };
+            Selector::compile(&group)
+                .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.reason))?
+        }
+    };
+    let m = crate::monitor::groups::members(&inventory, &selector);
+    if args.json {
+        println!("{}", serde_json::to_string(&m)?);
+    } else {
+        println!("{} of {} VMs match", m.count, inventory.vms().len());
+        for id in &m.vms {
+            println!("{id}");
         }
     }
     Ok(())

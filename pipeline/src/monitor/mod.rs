@@ -6,6 +6,8 @@
 //! control topic, the scores and the actor's state) and the server (which
 //! reads it). Feeding it costs a lock and a few map updates per message.
 
+pub mod groups;
+pub mod openapi;
 pub mod outcomes;
 pub mod server;
 pub mod telemetry;

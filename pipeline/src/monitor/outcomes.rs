@@ -176,7 +176,16 @@ mod tests {
             token: TOKEN.into(),
             sender,
         };
-        let server = serve_with("127.0.0.1:0", monitor.clone(), None, Some(access)).unwrap();
+        let server = serve_with(
+            "127.0.0.1:0",
+            crate::monitor::server::AppState {
+                monitor: monitor.clone(),
+                history: None,
+                control: Some(access),
+                inventory: None,
+            },
+        )
+        .unwrap();
         let url = server.url();
         let good = r#"{"vm_id": "vm-0007", "outcome": "false_alarm", "rollout_id": "r1", "note": "cache warm-up"}"#;
 

@@ -72,17 +72,21 @@ pub fn serve(
     monitor: Monitor,
     history: Option<PathBuf>,
 ) -> Result<Server, ServerError> {
-    serve_with(addr, monitor, history, None)
+    serve_with(
+        addr,
+        AppState {
+            monitor,
+            history,
+            control: None,
+            inventory: None,
+        },
+    )
 }
 
-/// As [`serve`]; with `control`, requests bearing its token may send
-/// control messages (`POST /api/outcomes`).
-pub fn serve_with(
-    addr: &str,
-    monitor: Monitor,
-    history: Option<PathBuf>,
-    control: Option<super::outcomes::ControlAccess>,
-) -> Result<Server, ServerError> {
+/// As [`serve`], with everything `state` gives: with `control`, requests
+/// bearing its token may send control messages (`POST /api/outcomes`);
+/// with `inventory`, the groups API answers.
+pub fn serve_with(addr: &str, state: AppState) -> Result<Server, ServerError> {
     let bind_error = |reason: String| ServerError::Bind {
         addr: addr.to_string(),
         reason,
@@ -110,11 +114,7 @@ pub fn serve_with(
                         return;
                     }
                 };
-                let app = router(AppState {
-                    monitor,
-                    history,
-                    control,
-                });
+                let app = router(state);
                 let shutdown = async {
                     let _ = stopped.await;
                 };
@@ -143,6 +143,8 @@ pub struct AppState {
     pub history: Option<PathBuf>,
     /// Where accepted changes go (none: changes are refused).
     pub control: Option<super::outcomes::ControlAccess>,
+    /// The fleet and its canary groups (none: the groups API answers 404).
+    pub inventory: Option<std::sync::Arc<crate::inventory::Inventory>>,
 }
 
 impl axum::extract::FromRef<AppState> for Monitor {
@@ -171,6 +173,12 @@ pub fn router(state: AppState) -> Router {
             "/api/outcomes",
             axum::routing::post(super::outcomes::post_outcome),
         )
+        .route("/api/groups", get(super::groups::list))
+        .route(
+            "/api/groups/preview",
+            axum::routing::post(super::groups::preview),
+        )
+        .route("/api/openapi.json", get(super::openapi::document))
         .fallback(not_found)
         .with_state(state)
 }
@@ -183,7 +191,7 @@ async fn not_found(uri: Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         format!(
-            "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT... or POST /api/outcomes\n",
+            "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT..., /api/groups or /api/openapi.json (the API's description)\n",
             uri.path()
         ),
     )

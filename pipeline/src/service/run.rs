@@ -81,7 +81,15 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                 token: config.http.token.clone(),
                 sender: marks_in.clone(),
             });
-        let server = serve_with(config.http.listen.trim(), monitor.clone(), root, control)?;
+        let server = serve_with(
+            config.http.listen.trim(),
+            crate::monitor::server::AppState {
+                monitor: monitor.clone(),
+                history: root,
+                control,
+                inventory: Some(inventory.clone()),
+            },
+        )?;
         tracing::info!(url = %server.url(), "dashboard and /metrics served");
         Some(server)
     };

@@ -1,0 +1,130 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 description of the HTTP API,
+//! served by bellwether itself (tested against the routes the server
+//! answers).
+
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+    })
+}
+
+/// The document.
+pub fn openapi() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "bellwether",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Patch canarying with predictive failure analysis: the live rollout, its history, outcomes and canary groups."
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "http.token (BELLWETHER__HTTP__TOKEN); without it every change is refused (403)" }
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object", "required": ["error"],
+                    "properties": { "error": { "type": "string", "description": "what was wrong, naming the field" } }
+                },
+                "OutcomeRequest": {
+                    "type": "object", "required": ["vm_id", "outcome"], "additionalProperties": false,
+                    "properties": {
+                        "vm_id": { "type": "string" },
+                        "outcome": { "type": "string", "enum": ["failed", "false_alarm"] },
+                        "rollout_id": { "type": "string" },
+                        "command_id": { "type": "string", "description": "the rollback judged; default with rollout_id: <rollout>/rollback/<vm>" },
+                        "at": { "type": "string", "format": "date-time", "description": "default: now" },
+                        "note": { "type": "string" }
+                    }
+                },
+                "Group": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "name": { "type": "string" },
+                        "tags": { "type": "object", "additionalProperties": { "oneOf": [ { "type": "string" }, { "type": "array", "items": { "type": "string" } } ] } },
+                        "instance_types": { "type": "array", "items": { "type": "string" } },
+                        "regions": { "type": "array", "items": { "type": "string" } },
+                        "criticality": { "type": "array", "items": { "type": "string", "enum": ["low", "standard", "high", "critical"] } },
+                        "expression": { "type": "string", "example": "tags.role == \"web\" && region != \"us-east-1\"" }
+                    }
+                },
+                "GroupMembers": {
+                    "type": "object", "required": ["name", "count", "vms"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "count": { "type": "integer" },
+                        "vms": { "type": "array", "items": { "type": "string" } }
+                    }
+                }
+            }
+        },
+        "paths": {
+            "/api/snapshot": { "get": {
+                "summary": "The fleet and its rollouts now (what the dashboard shows)",
+                "responses": { "200": { "description": "snapshot", "content": { "application/json": {} } } }
+            } },
+            "/api/events": { "get": {
+                "summary": "Server-sent events: a snapshot at once, then one per change (at most 4/s)",
+                "responses": { "200": { "description": "event stream", "content": { "text/event-stream": {} } } }
+            } },
+            "/metrics": { "get": {
+                "summary": "Prometheus metrics",
+                "responses": { "200": { "description": "text exposition format", "content": { "text/plain": {} } } }
+            } },
+            "/api/sql": {
+                "get": {
+                    "summary": "A read-only SQL query over the Parquet history",
+                    "parameters": [
+                        { "name": "q", "in": "query", "required": true, "schema": { "type": "string" } },
+                        { "name": "format", "in": "query", "schema": { "type": "string", "enum": ["json", "csv"] } }
+                    ],
+                    "responses": { "200": { "description": "rows" }, "400": error_response("not a query, or it failed"), "404": error_response("no history kept") }
+                },
+                "post": {
+                    "summary": "The same, the query as the body",
+                    "requestBody": { "required": true, "content": { "text/plain": { "schema": { "type": "string" } } } },
+                    "responses": { "200": { "description": "rows" }, "400": error_response("not a query, or it failed") }
+                }
+            },
+            "/api/outcomes": { "post": {
+                "summary": "Mark a VM failed, or a rollback a false alarm (a label for retraining)",
+                "security": [ { "bearer": [] } ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OutcomeRequest" } } } },
+                "responses": {
+                    "202": { "description": "published on the control topic" },
+                    "400": error_response("a field is wrong (named)"),
+                    "401": error_response("no or wrong bearer token"),
+                    "403": error_response("this server accepts no changes (no http.token)")
+                }
+            } },
+            "/api/groups": { "get": {
+                "summary": "Every canary group (the built-in critical-systems first) and its VMs",
+                "responses": {
+                    "200": { "description": "groups", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/GroupMembers" } } } } },
+                    "404": error_response("no inventory")
+                }
+            } },
+            "/api/groups/preview": { "post": {
+                "summary": "Which VMs a selector matches, before it is used",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Group" } } } },
+                "responses": {
+                    "200": { "description": "members", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GroupMembers" } } } },
+                    "400": error_response("the selector does not compile (field named)")
+                }
+            } },
+            "/api/openapi.json": { "get": {
+                "summary": "This document",
+                "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": {} } } }
+            } }
+        }
+    })
+}
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> Response {
+    Json(openapi()).into_response()
+}

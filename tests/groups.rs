@@ -1,0 +1,121 @@
+//! Canary groups: `bellwether group preview|list` and the groups API show
+//! exactly the VMs a selector matches, before it is used.
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bellwether(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// A small fleet in an inventory file, a config naming it and one group.
+fn setup(dir: &Path) {
+    let vms = json!([
+        { "id": "web-1", "region": "eu-west-1", "instance_type": "m6i.large", "tags": { "role": "web", "env": "prod" } },
+        { "id": "web-2", "region": "us-east-1", "instance_type": "m6i.large", "tags": { "role": "web", "env": "prod" } },
+        { "id": "web-3", "region": "eu-west-1", "instance_type": "c6i.xlarge", "tags": { "role": "web", "env": "staging" } },
+        { "id": "db-1", "region": "eu-west-1", "instance_type": "r6i.2xlarge", "criticality": "critical", "tags": { "role": "db", "env": "prod" } },
+        { "id": "cache-1", "region": "us-east-1", "instance_type": "r6i.large", "criticality": "high", "tags": { "role": "cache" } }
+    ]);
+    std::fs::write(dir.join("inventory.json"), vms.to_string()).unwrap();
+    std::fs::write(
+        dir.join("c.toml"),
+        format!(
+            "[actor]\ninventory_file = \"{}\"\n\n[rollout]\ncanary_groups = [\"critical-systems\", \"eu-web\"]\n\n[[canary.groups]]\nname = \"eu-web\"\nregions = [\"eu-west-1\"]\ntags = {{ role = \"web\" }}\n",
+            dir.join("inventory.json").display()
+        ),
+    )
+    .unwrap();
+}
+
+fn members(out: &Output) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_selector_matches_exactly_the_expected_vms() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d);
+    let preview = |extra: &[&str]| {
+        let mut args = vec!["group", "preview", "--config", "c.toml", "--json"];
+        args.extend_from_slice(extra);
+        members(&bellwether(d, &args))
+    };
+    assert_eq!(preview(&["--group", "eu-web"]), ["web-1", "web-3"]);
+    assert_eq!(preview(&["--group", "critical-systems"]), ["db-1"]);
+    assert_eq!(
+        preview(&[
+            "--expression",
+            r#"tags.role == "web" && tags.env == "prod""#
+        ]),
+        ["web-1", "web-2"]
+    );
+    assert_eq!(
+        preview(&[
+            "--expression",
+            r#"critical || instance_type in ["r6i.large"]"#
+        ]),
+        ["db-1", "cache-1"]
+    );
+    assert_eq!(
+        preview(&["--tag", "env=prod", "--region", "eu-west-1"]),
+        ["web-1", "db-1"]
+    );
+    assert_eq!(
+        preview(&["--criticality", "high", "--criticality", "critical"]),
+        ["db-1", "cache-1"]
+    );
+    assert!(preview(&["--tag", "role=queue"]).is_empty());
+
+    // Mistakes are named.
+    let out = bellwether(
+        d,
+        &[
+            "group",
+            "preview",
+            "--config",
+            "c.toml",
+            "--expression",
+            "tags.role = \"web\"",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--expression"));
+    let out = bellwether(
+        d,
+        &["group", "preview", "--config", "c.toml", "--group", "nope"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope") && err.contains("eu-web"), "{err}");
+
+    let out = bellwether(d, &["group", "list", "--config", "c.toml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("critical-systems") && lines[0].contains(" 1 VMs"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("eu-web") && lines[1].contains(" 2 VMs"),
+        "{text}"
+    );
+}
