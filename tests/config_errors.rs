@@ -198,3 +198,16 @@ fn an_actuator_without_its_settings_is_named() {
     let e = error_of("[actor]\nactuator = \"ansible\"\n");
     assert!(e.contains("`actor.actuator`"), "{e}");
 }
+
+#[test]
+fn a_bad_approval_rule_is_named() {
+    let e = error_of("[[approval.rules]]\nname = \"x\"\naction = \"manual\"\nafter_days = 3\n");
+    assert!(e.contains("`approval.rules[0].after_days`"), "{e}");
+    let e = error_of("[[approval.rules]]\nname = \"x\"\naction = \"maybe\"\n");
+    assert!(e.contains("approval.rules"), "{e}");
+    let e = error_of("[approval]\napprove = [\"KB-1\"]\nreject = [\"KB-1\"]\n");
+    assert!(
+        e.contains("`approval.approve`") && e.contains("KB-1"),
+        "{e}"
+    );
+}

@@ -57,6 +57,51 @@ pub enum Command {
     /// Canary groups: which VMs a group or a selector matches.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Patches and the approval rules.
+    #[command(subcommand)]
+    Patch(PatchCommand),
+}
+
+/// `bellwether patch` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PatchCommand {
+    /// Show what the approval rules decide for a patch (publishes nothing).
+    Evaluate(PatchArgs),
+    /// Submit a patch: approved by a rule or list now, its rollout starts
+    /// (an approval on the control topic); otherwise say what it waits for.
+    Submit(PatchArgs),
+}
+
+/// A patch, as `bellwether patch` takes it.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// Config and brokers.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// The patch id, e.g. KB-2026-1201.
+    #[arg(long)]
+    pub id: String,
+    /// A title for humans.
+    #[arg(long, default_value = "")]
+    pub title: String,
+    /// Classification: security, bugfix, feature, ...
+    #[arg(long)]
+    pub classification: String,
+    /// Severity: critical, important, moderate, low, ...
+    #[arg(long)]
+    pub severity: String,
+    /// Product, e.g. debian-12.
+    #[arg(long)]
+    pub product: String,
+    /// When the patch was released, RFC 3339 (default: now).
+    #[arg(long)]
+    pub released_at: Option<String>,
+    /// The rollout id (default: rollout-<patch id>).
+    #[arg(long)]
+    pub rollout_id: Option<String>,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `bellwether group` subcommands.
@@ -679,6 +724,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrainFailure(args) => train_failure(args),
         Command::Retrain(args) => retrain(args),
         Command::Group(GroupCommand::Preview(args)) => group_preview(args),
+        Command::Patch(PatchCommand::Evaluate(args)) => patch_decision(args, false),
+        Command::Patch(PatchCommand::Submit(args)) => patch_decision(args, true),
         Command::Group(GroupCommand::List { config }) => {
             let config = config::load(config.as_deref())?;
             let inventory = crate::service::load_inventory(&config)?;
@@ -1011,6 +1058,72 @@ fn eval_retraining(args: RetrainingArgs) -> Result<()> {
                 q.precision, q.recall, q.failures, q.median_lead_minutes, q.threshold
             );
         }
+    }
+    Ok(())
+}
+
+fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
+    use crate::approval::rules::Decision;
+    let config = args.service.load()?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let released = match &args.released_at {
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| anyhow::anyhow!("--released-at `{text}`: {e} (use RFC 3339)"))?,
+        None => now,
+    };
+    let patch = bellwether_schemas::Patch {
+        id: args.id.clone(),
+        title: args.title.clone(),
+        classification: args.classification.clone(),
+        severity: args.severity.clone(),
+        product: args.product.clone(),
+    };
+    let decision = config
+        .approval
+        .evaluate(&patch, bellwether_schemas::EventTime(released));
+    let rollout_id = args
+        .rollout_id
+        .clone()
+        .unwrap_or_else(|| format!("rollout-{}", args.id.to_lowercase()));
+    let mut started = false;
+    if let (true, Decision::Approve { at, by }) = (submit, &decision)
+        && at.0 <= now
+    {
+        crate::service::approve::publish_approval(
+            &config,
+            bellwether_schemas::Approval {
+                rollout_id: rollout_id.clone(),
+                patch: patch.clone(),
+                approved_by: by.clone(),
+                approved_at: bellwether_schemas::EventTime(now),
+            },
+        )?;
+        started = true;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "patch": patch.id, "decision": decision, "rollout_started": started.then_some(&rollout_id) })
+        );
+        return Ok(());
+    }
+    match &decision {
+        Decision::Approve { at, by } if at.0 <= now => {
+            if started {
+                println!("approved by {by}: rollout {rollout_id} starts");
+            } else {
+                println!("approved by {by} (submit it to start rollout {rollout_id})");
+            }
+        }
+        Decision::Approve { at, by } => println!(
+            "approved by {by} from {at} on: submit it again then (no approval is published before)"
+        ),
+        Decision::Manual { by } => println!(
+            "waiting for a human ({by}): bellwether approve --patch {}",
+            patch.id
+        ),
+        Decision::Reject { by } => println!("rejected by {by}: it is not rolled out"),
     }
     Ok(())
 }

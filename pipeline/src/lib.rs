@@ -5,6 +5,7 @@
 //! in-process bus and the connector traits, the scoring stage, the rollout
 //! actor, the embedded demo and the command line.
 
+pub mod approval;
 pub mod bus;
 pub mod cli;
 pub mod config;

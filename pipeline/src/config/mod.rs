@@ -50,6 +50,9 @@ pub struct Config {
     /// Scheduled retraining from the history.
     #[serde(default)]
     pub retrain: RetrainConfig,
+    /// Approval rules: which patches are approved, when, and which wait for a human.
+    #[serde(default)]
+    pub approval: crate::approval::rules::ApprovalConfig,
 }
 
 /// Scheduled retraining (`bellwether run`): the models are retrained from

@@ -226,6 +226,9 @@ fn history(c: &Config) -> Result<(), ConfigError> {
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     kafka(c)?;
     actuator(c)?;
+    if let Some((key, reason)) = c.approval.problem() {
+        return Err(invalid(&key, reason));
+    }
     http(c)?;
     history(c)?;
     if let Some(t) = c.failure.risk_threshold

@@ -1,0 +1,256 @@
+//! Evaluating a patch against the approval rules (`[approval]`).
+
+use bellwether_schemas::{EventTime, Patch};
+use serde::{Deserialize, Serialize};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Approve automatically (after `after_days`).
+    Approve,
+    /// Wait for a human (`bellwether approve`).
+    Manual,
+    /// Never roll it out.
+    Reject,
+}
+
+/// One rule: a patch matches when every list given contains its value
+/// (case-insensitive; an empty list matches anything).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    /// The rule's name, shown with each decision.
+    pub name: String,
+    /// Classifications, e.g. `security`, `bugfix`, `feature`.
+    #[serde(default)]
+    pub classifications: Vec<String>,
+    /// Severities, e.g. `critical`, `important`, `moderate`, `low`.
+    #[serde(default)]
+    pub severities: Vec<String>,
+    /// Products, e.g. `debian-12`.
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// What to do with a matching patch.
+    pub action: RuleAction,
+    /// With `approve`: days after the patch's release before it is approved.
+    #[serde(default)]
+    pub after_days: u32,
+}
+
+/// `[approval]`: the lists, then the rules in order (the first match wins).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// Patch ids always approved at once.
+    #[serde(default)]
+    pub approve: Vec<String>,
+    /// Patch ids never rolled out.
+    #[serde(default)]
+    pub reject: Vec<String>,
+    /// The rules.
+    #[serde(default)]
+    pub rules: Vec<ApprovalRule>,
+}
+
+/// The decision on one patch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Approved from `at` on (the release time plus the rule's days).
+    Approve {
+        /// When the approval takes effect.
+        at: EventTime,
+        /// Which rule or list decided.
+        by: String,
+    },
+    /// Left to a human.
+    Manual {
+        /// Which rule decided, or why no rule applied.
+        by: String,
+    },
+    /// Never rolled out.
+    Reject {
+        /// Which rule or list decided.
+        by: String,
+    },
+}
+
+fn any(list: &[String], value: &str) -> bool {
+    list.is_empty() || list.iter().any(|v| v.eq_ignore_ascii_case(value))
+}
+
+impl ApprovalRule {
+    /// True when `patch` matches every list of the rule.
+    pub fn matches(&self, patch: &Patch) -> bool {
+        any(&self.classifications, &patch.classification)
+            && any(&self.severities, &patch.severity)
+            && any(&self.products, &patch.product)
+    }
+}
+
+impl ApprovalConfig {
+    /// The decision on `patch`, released at `released_at`: the reject list,
+    /// then the approve list, then the first matching rule; a patch no rule
+    /// matches waits for a human.
+    pub fn evaluate(&self, patch: &Patch, released_at: EventTime) -> Decision {
+        if self.reject.iter().any(|id| id == &patch.id) {
+            return Decision::Reject {
+                by: "the reject list".into(),
+            };
+        }
+        if self.approve.iter().any(|id| id == &patch.id) {
+            return Decision::Approve {
+                at: released_at,
+                by: "the approve list".into(),
+            };
+        }
+        match self.rules.iter().find(|r| r.matches(patch)) {
+            Some(r) => {
+                let by = format!("rule `{}`", r.name);
+                match r.action {
+                    RuleAction::Approve => Decision::Approve {
+                        at: EventTime(released_at.0 + r.after_days as i64 * DAY_MS),
+                        by,
+                    },
+                    RuleAction::Manual => Decision::Manual { by },
+                    RuleAction::Reject => Decision::Reject { by },
+                }
+            }
+            None => Decision::Manual {
+                by: "no rule matches".into(),
+            },
+        }
+    }
+
+    /// The first rule that can never match or is set inconsistently, with
+    /// the reason (checked at start).
+    pub fn problem(&self) -> Option<(String, String)> {
+        for (i, r) in self.rules.iter().enumerate() {
+            let key = format!("approval.rules[{i}]");
+            if r.name.trim().is_empty() {
+                return Some((format!("{key}.name"), "a rule needs a name".into()));
+            }
+            if r.after_days > 0 && r.action != RuleAction::Approve {
+                return Some((
+                    format!("{key}.after_days"),
+                    format!(
+                        "only an `approve` rule waits days (this one is `{:?}`)",
+                        r.action
+                    )
+                    .to_lowercase(),
+                ));
+            }
+        }
+        self.approve
+            .iter()
+            .find(|id| self.reject.contains(id))
+            .map(|id| {
+                (
+                    "approval.approve".to_string(),
+                    format!("`{id}` is on both the approve and the reject list"),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patch(id: &str, classification: &str, severity: &str, product: &str) -> Patch {
+        Patch {
+            id: id.into(),
+            title: String::new(),
+            classification: classification.into(),
+            severity: severity.into(),
+            product: product.into(),
+        }
+    }
+
+    fn rules() -> ApprovalConfig {
+        let rule = |name: &str, c: &[&str], s: &[&str], action, days| ApprovalRule {
+            name: name.into(),
+            classifications: c.iter().map(|x| x.to_string()).collect(),
+            severities: s.iter().map(|x| x.to_string()).collect(),
+            products: vec!["debian-12".into()],
+            action,
+            after_days: days,
+        };
+        ApprovalConfig {
+            approve: vec!["KB-HOTFIX".into()],
+            reject: vec!["KB-BROKEN".into()],
+            rules: vec![
+                rule(
+                    "critical security now",
+                    &["security"],
+                    &["critical"],
+                    RuleAction::Approve,
+                    0,
+                ),
+                rule(
+                    "other security in 3 days",
+                    &["security"],
+                    &[],
+                    RuleAction::Approve,
+                    3,
+                ),
+                rule("features by hand", &["feature"], &[], RuleAction::Manual, 0),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides_and_the_lists_override() {
+        let r = rules();
+        let t = EventTime(1_000_000);
+        assert_eq!(
+            r.evaluate(&patch("KB-1", "Security", "critical", "debian-12"), t),
+            Decision::Approve {
+                at: t,
+                by: "rule `critical security now`".into()
+            }
+        );
+        assert_eq!(
+            r.evaluate(&patch("KB-2", "security", "low", "debian-12"), t),
+            Decision::Approve {
+                at: EventTime(t.0 + 3 * DAY_MS),
+                by: "rule `other security in 3 days`".into()
+            }
+        );
+        assert_eq!(
+            r.evaluate(&patch("KB-3", "feature", "low", "debian-12"), t),
+            Decision::Manual {
+                by: "rule `features by hand`".into()
+            }
+        );
+        // Another product: no rule matches, a human decides.
+        assert_eq!(
+            r.evaluate(&patch("KB-4", "security", "critical", "rhel-9"), t),
+            Decision::Manual {
+                by: "no rule matches".into()
+            }
+        );
+        assert!(matches!(
+            r.evaluate(&patch("KB-BROKEN", "security", "critical", "debian-12"), t),
+            Decision::Reject { .. }
+        ));
+        assert!(matches!(
+            r.evaluate(&patch("KB-HOTFIX", "feature", "low", "rhel-9"), t),
+            Decision::Approve { at, .. } if at == t
+        ));
+        assert_eq!(r.problem(), None);
+    }
+
+    #[test]
+    fn inconsistent_rules_are_named() {
+        let mut r = rules();
+        r.rules[2].after_days = 2;
+        assert_eq!(r.problem().unwrap().0, "approval.rules[2].after_days");
+        let mut r = rules();
+        r.approve.push("KB-BROKEN".into());
+        assert_eq!(r.problem().unwrap().0, "approval.approve");
+    }
+}
