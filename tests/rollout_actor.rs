@@ -216,3 +216,133 @@ fn the_continue_policy_rolls_back_and_goes_on_without_the_vm() {
     assert_eq!(s.actor.waves().len(), 2, "the rollout went on");
     assert!(!s.actor.waves()[1].vms.contains(&vm));
 }
+
+fn manual(action: bellwether_schemas::ManualAction, at: EventTime) -> ControlMessage {
+    ControlMessage::Manual(bellwether_schemas::ManualCommand {
+        rollout_id: "r1".into(),
+        action,
+        by: "alice".into(),
+        reason: "change freeze".into(),
+        at,
+    })
+}
+
+/// Feeds the actor's own commands back (as the control topic would).
+fn echo(s: &mut Setup) {
+    for m in s.actor.take_outbox() {
+        s.actor.handle(m);
+    }
+}
+
+#[test]
+fn an_operator_pauses_resumes_and_promotes_a_rollout() {
+    use bellwether_schemas::ManualAction::*;
+    let config = Config::default_config();
+    let mut s = setup(&config);
+    let t0 = EventTime(1_793_577_600_000);
+    start(&mut s, t0);
+    assert_eq!(s.actor.state(), RolloutState::Baking);
+    assert_eq!(s.actor.waves().len(), 1);
+    let first_bake = config.rollout.first_bake_minutes as i64 * EventTime::MINUTE_MS;
+
+    // Paused: the bake ends, and still no next wave.
+    s.actor.handle(manual(Pause, t0));
+    s.actor.handle(report(t0.plus_ms(first_bake + 600_000)));
+    assert_eq!(s.actor.waves().len(), 1, "paused: no next wave");
+    assert!(s.actor.is_paused());
+    // Resumed: the next wave starts at once.
+    s.actor.handle(manual(Resume, t0));
+    echo(&mut s);
+    assert_eq!(s.actor.waves().len(), 2);
+    // Promote: the second wave's bake is cut short.
+    s.actor.handle(manual(Promote, t0));
+    echo(&mut s);
+    assert_eq!(s.actor.waves().len(), 3);
+    // Each control is in the audit trail, with who and why.
+    let controls: Vec<(String, bool)> = s
+        .actor
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            bellwether_schemas::RolloutEventKind::ManualControl {
+                action,
+                by,
+                applied,
+                ..
+            } => {
+                assert_eq!(by, "alice");
+                Some((action.clone(), *applied))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        controls,
+        [
+            ("pause".to_string(), true),
+            ("resume".to_string(), true),
+            ("promote".to_string(), true)
+        ]
+    );
+}
+
+#[test]
+fn an_emergency_rollback_takes_every_patched_vm_back_critical_first() {
+    use bellwether_schemas::ManualAction::*;
+    let mut config = Config::default_config();
+    config.rollout.waves = vec!["20%".parse().unwrap(), "100%".parse().unwrap()];
+    config.rollout.canary_waves = 1;
+    config.rollout.canary_groups = vec!["critical-systems".into(), "canary-ring".into()];
+    config.rollback.max_concurrent = 1000;
+    let mut s = setup(&config);
+    let t0 = EventTime(1_793_577_600_000);
+    let patched = start(&mut s, t0);
+    assert!(patched.len() >= 4);
+    s.actor.handle(manual(Rollback, t0));
+    assert_eq!(s.actor.state(), RolloutState::RollingBack);
+    echo(&mut s);
+    s.actor.handle(report(t0.plus_ms(300_000)));
+    assert_eq!(s.actor.state(), RolloutState::RolledBack);
+    assert!(s.actor.patched().is_empty());
+    let order: Vec<bool> = s.actor.rollbacks().iter().map(|r| r.critical).collect();
+    assert_eq!(order.len(), patched.len());
+    assert!(
+        order.windows(2).all(|w| w[0] >= w[1]),
+        "critical first: {order:?}"
+    );
+    assert!(s.actor.rollbacks().iter().all(|r| {
+        r.reason.trigger == RollbackTrigger::Operator
+            && r.reason.summary.starts_with("emergency rollback")
+    }));
+    let fleet = s.fleet.lock().unwrap();
+    assert!(patched.iter().all(|vm| !fleet.is_patched(vm)));
+}
+
+#[test]
+fn an_aborted_rollout_stops_and_controls_for_others_are_ignored() {
+    use bellwether_schemas::ManualAction::*;
+    let config = Config::default_config();
+    let mut s = setup(&config);
+    let t0 = EventTime(1_793_577_600_000);
+    start(&mut s, t0);
+    // A control naming another rollout changes nothing.
+    s.actor
+        .handle(ControlMessage::Manual(bellwether_schemas::ManualCommand {
+            rollout_id: "other".into(),
+            action: Abort,
+            by: "bob".into(),
+            reason: String::new(),
+            at: t0,
+        }));
+    assert_eq!(s.actor.state(), RolloutState::Baking);
+    s.actor.handle(manual(Abort, t0));
+    assert_eq!(s.actor.state(), RolloutState::Halted);
+    s.actor.handle(report(t0.plus_ms(10 * 3_600_000)));
+    assert_eq!(s.actor.waves().len(), 1, "nothing more is deployed");
+    // Promote on a halted rollout is recorded as not applied.
+    s.actor.handle(manual(Promote, t0));
+    assert!(matches!(
+        s.actor.events().last().unwrap().kind,
+        bellwether_schemas::RolloutEventKind::ManualControl { applied: false, .. }
+    ));
+}

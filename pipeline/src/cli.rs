@@ -60,6 +60,30 @@ pub enum Command {
     /// Patches and the approval rules.
     #[command(subcommand)]
     Patch(PatchCommand),
+    /// Control a running rollout: pause, resume, promote, abort, or roll
+    /// every patched VM back now (published on the control topic).
+    Rollout(RolloutArgs),
+}
+
+/// `bellwether rollout` flags.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// pause, resume, promote (end the bake, next wave now), abort, or
+    /// rollback (every patched VM, critical first, without analysis).
+    #[arg(value_parser = ["pause", "resume", "promote", "abort", "rollback"])]
+    pub action: String,
+    /// Config and brokers.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// The rollout, e.g. rollout-kb-2026-1201.
+    #[arg(long)]
+    pub rollout_id: String,
+    /// Who asks (recorded).
+    #[arg(long, default_value = "operator")]
+    pub by: String,
+    /// Why (recorded).
+    #[arg(long, default_value = "")]
+    pub reason: String,
 }
 
 /// `bellwether patch` subcommands.
@@ -724,6 +748,29 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrainFailure(args) => train_failure(args),
         Command::Retrain(args) => retrain(args),
         Command::Group(GroupCommand::Preview(args)) => group_preview(args),
+        Command::Rollout(args) => {
+            use bellwether_schemas::ManualAction;
+            let config = args.service.load()?;
+            let action = match args.action.as_str() {
+                "pause" => ManualAction::Pause,
+                "resume" => ManualAction::Resume,
+                "promote" => ManualAction::Promote,
+                "abort" => ManualAction::Abort,
+                _ => ManualAction::Rollback,
+            };
+            crate::service::approve::publish(
+                &config,
+                bellwether_schemas::ControlMessage::Manual(bellwether_schemas::ManualCommand {
+                    rollout_id: args.rollout_id.clone(),
+                    action,
+                    by: args.by,
+                    reason: args.reason,
+                    at: bellwether_schemas::EventTime(chrono::Utc::now().timestamp_millis()),
+                }),
+            )?;
+            println!("{}: {}", action.as_str(), args.rollout_id);
+            Ok(())
+        }
         Command::Patch(PatchCommand::Evaluate(args)) => patch_decision(args, false),
         Command::Patch(PatchCommand::Submit(args)) => patch_decision(args, true),
         Command::Group(GroupCommand::List { config }) => {

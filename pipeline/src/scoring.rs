@@ -245,7 +245,8 @@ impl ScoringStage {
             ControlMessage::WindowReport(_)
             | ControlMessage::Approval(_)
             | ControlMessage::Execution(_)
-            | ControlMessage::Outcome(_) => {}
+            | ControlMessage::Outcome(_)
+            | ControlMessage::Manual(_) => {}
         }
     }
 

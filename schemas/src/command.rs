@@ -224,6 +224,54 @@ pub enum ControlMessage {
     Execution(Execution),
     /// A VM's outcome (a failure, a false alarm), for learning.
     Outcome(Outcome),
+    /// An operator's control of a rollout (pause, resume, promote, abort,
+    /// emergency rollback).
+    Manual(ManualCommand),
+}
+
+/// What an operator asks of a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManualAction {
+    /// Stop advancing: the current wave keeps baking, no next wave starts.
+    Pause,
+    /// Advance again.
+    Resume,
+    /// End the current wave's bake now and deploy the next wave.
+    Promote,
+    /// Stop the rollout for good; patched VMs keep the patch.
+    Abort,
+    /// Roll every patched VM back now (critical first), without analysis.
+    Rollback,
+}
+
+impl ManualAction {
+    /// Its name on the wire and in the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManualAction::Pause => "pause",
+            ManualAction::Resume => "resume",
+            ManualAction::Promote => "promote",
+            ManualAction::Abort => "abort",
+            ManualAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// An operator's control of a rollout, on the control topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManualCommand {
+    /// The rollout.
+    pub rollout_id: String,
+    /// What to do.
+    pub action: ManualAction,
+    /// Who asks.
+    pub by: String,
+    /// Why, for the audit trail.
+    #[serde(default)]
+    pub reason: String,
+    /// When (wall-clock time of the request).
+    pub at: EventTime,
 }
 
 impl ControlMessage {
@@ -237,6 +285,7 @@ impl ControlMessage {
             ControlMessage::Execution(e) => &e.rollout_id,
             ControlMessage::WindowReport(_) => "windows",
             ControlMessage::Outcome(o) => o.rollout_id.as_deref().unwrap_or("outcomes"),
+            ControlMessage::Manual(m) => &m.rollout_id,
         }
     }
 }

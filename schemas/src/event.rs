@@ -69,6 +69,18 @@ pub enum RolloutEventKind {
         /// What the actuator said.
         reason: String,
     },
+    /// An operator controlled the rollout.
+    ManualControl {
+        /// `pause`, `resume`, `promote`, `abort` or `rollback`.
+        action: String,
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+        /// False when the rollout's state did not allow it (e.g. promote
+        /// while nothing bakes).
+        applied: bool,
+    },
     /// A command whose id was executed before arrived again and was skipped.
     DuplicateCommandSkipped {
         /// The repeated id.

@@ -18,8 +18,9 @@ pub mod wave;
 pub mod wire;
 
 pub use command::{
-    Action, Approval, CommandId, ControlMessage, Execution, MetricEvidence, Outcome, OutcomeKind,
-    OutcomeSource, PatchCommand, RollbackCommand, RollbackReason, RollbackTrigger, WindowReport,
+    Action, Approval, CommandId, ControlMessage, Execution, ManualAction, ManualCommand,
+    MetricEvidence, Outcome, OutcomeKind, OutcomeSource, PatchCommand, RollbackCommand,
+    RollbackReason, RollbackTrigger, WindowReport,
 };
 pub use error::SchemaError;
 pub use event::{RolloutEvent, RolloutEventKind};

@@ -246,6 +246,7 @@ pub fn control_time(m: &ControlMessage) -> i64 {
         ControlMessage::Execution(e) => e.executed_at.0,
         ControlMessage::WindowReport(w) => w.window_end.0,
         ControlMessage::Outcome(o) => o.at.0,
+        ControlMessage::Manual(m) => m.at.0,
     }
 }
 
@@ -364,6 +365,12 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 5] {
                 a.rollout_id.clone(),
                 "approved".to_string(),
                 serde_json::json!({"patch": a.patch, "approved_by": a.approved_by}).to_string(),
+            )),
+            ControlMessage::Manual(m) => events.push((
+                m.at.0,
+                m.rollout_id.clone(),
+                format!("manual_{}", m.action.as_str()),
+                serde_json::json!({"by": m.by, "reason": m.reason}).to_string(),
             )),
         }
     }

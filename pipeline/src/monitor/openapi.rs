@@ -101,6 +101,24 @@ pub fn openapi() -> Value {
                     "403": error_response("this server accepts no changes (no http.token)")
                 }
             } },
+            "/api/rollouts/{rollout_id}/{action}": { "post": {
+                "summary": "Control a rollout: pause, resume, promote (end the bake, next wave now), abort, rollback (every patched VM, critical first, without analysis)",
+                "security": [ { "bearer": [] } ],
+                "parameters": [
+                    { "name": "rollout_id", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "action", "in": "path", "required": true, "schema": { "type": "string", "enum": ["pause", "resume", "promote", "abort", "rollback"] } }
+                ],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "by": { "type": "string" }, "reason": { "type": "string" } }
+                } } } },
+                "responses": {
+                    "202": { "description": "published on the control topic; the actor records whether it applied" },
+                    "400": error_response("unknown action or bad body"),
+                    "401": error_response("no or wrong bearer token"),
+                    "403": error_response("this server accepts no changes (no http.token)")
+                }
+            } },
             "/api/groups": { "get": {
                 "summary": "Every canary group (the built-in critical-systems first) and its VMs",
                 "responses": {

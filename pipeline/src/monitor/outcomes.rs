@@ -232,6 +232,38 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Rollout controls take the same token.
+        let control = |path: &str, token: Option<&str>, body: &str| {
+            let mut request = ureq::post(&format!("{url}api/rollouts/{path}"))
+                .config()
+                .http_status_as_error(false)
+                .build();
+            if let Some(t) = token {
+                request = request.header("Authorization", &format!("Bearer {t}"));
+            }
+            let mut response = request.send(body).unwrap();
+            let status = response.status().as_u16();
+            (status, response.body_mut().read_to_string().unwrap())
+        };
+        assert_eq!(control("r1/pause", None, "").0, 401);
+        let (status, body) = control("r1/explode", Some(TOKEN), "");
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("explode"), "{body}");
+        let (status, body) = control(
+            "r1/pause",
+            Some(TOKEN),
+            r#"{"by": "alice", "reason": "freeze"}"#,
+        );
+        assert_eq!(status, 202, "{body}");
+        match received.try_recv().unwrap() {
+            ControlMessage::Manual(m) => {
+                assert_eq!(m.rollout_id, "r1");
+                assert_eq!(m.action, bellwether_schemas::ManualAction::Pause);
+                assert_eq!(m.by, "alice");
+                assert_eq!(m.reason, "freeze");
+            }
+            other => panic!("{other:?}"),
+        }
         drop(server);
 
         // A server without a token accepts no change at all.

@@ -173,6 +173,10 @@ pub fn router(state: AppState) -> Router {
             "/api/outcomes",
             axum::routing::post(super::outcomes::post_outcome),
         )
+        .route(
+            "/api/rollouts/{rollout_id}/{action}",
+            axum::routing::post(super::rollouts::post_control),
+        )
         .route("/api/groups", get(super::groups::list))
         .route(
             "/api/groups/preview",

@@ -290,7 +290,7 @@ impl FleetView {
                     self.vms_scored = w.vms_scored;
                 }
             }
-            ControlMessage::Outcome(_) => {}
+            ControlMessage::Outcome(_) | ControlMessage::Manual(_) => {}
         }
     }
 

@@ -12,9 +12,9 @@ use super::state::allowed;
 use crate::config::{Config, OnAnomaly, RollbackConfig, RollbackOrder, RolloutConfig};
 use crate::inventory::Inventory;
 use bellwether_schemas::{
-    Action, Approval, CommandId, ControlMessage, EventTime, Execution, Patch, PatchCommand,
-    RollbackCommand, RollbackReason, Rollout, RolloutEvent, RolloutEventKind, RolloutState, Wave,
-    WavePlan,
+    Action, Approval, CommandId, ControlMessage, EventTime, Execution, ManualAction, ManualCommand,
+    Patch, PatchCommand, RollbackCommand, RollbackReason, RollbackTrigger, Rollout, RolloutEvent,
+    RolloutEventKind, RolloutState, Wave, WavePlan,
 };
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
@@ -63,6 +63,10 @@ pub struct RolloutActor<A: Actuator> {
     outbox: Vec<ControlMessage>,
     duplicates: usize,
     sequence: usize,
+    /// An operator paused the rollout: no next wave starts.
+    paused: bool,
+    /// An operator asked for every VM back: the rollout ends rolled back.
+    emergency: bool,
 }
 
 impl<A: Actuator> RolloutActor<A> {
@@ -88,6 +92,8 @@ impl<A: Actuator> RolloutActor<A> {
             events: Vec::new(),
             outbox: Vec::new(),
             duplicates: 0,
+            paused: false,
+            emergency: false,
             sequence: 0,
         }
     }
@@ -192,6 +198,94 @@ impl<A: Actuator> RolloutActor<A> {
                 self.clock = self.clock.max(report.window_end);
                 self.execute_rollbacks();
                 self.advance();
+            }
+            ControlMessage::Manual(cmd) => self.on_manual(cmd),
+        }
+    }
+
+    /// True while an operator has the rollout paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    fn on_manual(&mut self, cmd: ManualCommand) {
+        let running = self
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.id == cmd.rollout_id);
+        let state = self.state();
+        let applied = running
+            && match cmd.action {
+                ManualAction::Pause => {
+                    !state.is_final() && !std::mem::replace(&mut self.paused, true)
+                }
+                ManualAction::Resume => std::mem::replace(&mut self.paused, false),
+                ManualAction::Promote => state == RolloutState::Baking,
+                ManualAction::Abort => !state.is_final(),
+                ManualAction::Rollback => state != RolloutState::RolledBack,
+            };
+        self.record(RolloutEventKind::ManualControl {
+            action: cmd.action.as_str().to_string(),
+            by: cmd.by.clone(),
+            reason: cmd.reason.clone(),
+            applied,
+        });
+        if !applied {
+            tracing::warn!(rollout = %cmd.rollout_id, action = cmd.action.as_str(), state = state.as_str(), "manual control not applicable; ignored");
+            return;
+        }
+        let why = format!("{} by {}: {}", cmd.action.as_str(), cmd.by, cmd.reason);
+        match cmd.action {
+            ManualAction::Pause | ManualAction::Resume => {
+                tracing::info!(rollout = %cmd.rollout_id, "{why}");
+                if cmd.action == ManualAction::Resume {
+                    self.advance();
+                }
+            }
+            ManualAction::Promote => {
+                let index = self.waves.last().map_or(0, |w| w.index);
+                self.record(RolloutEventKind::WaveBaked { wave: index });
+                self.paused = false;
+                self.issue_next_wave();
+            }
+            ManualAction::Abort => {
+                self.pending.clear();
+                self.transition(RolloutState::Halted, why);
+            }
+            ManualAction::Rollback => {
+                self.emergency = true;
+                let rollout_id = cmd.rollout_id.clone();
+                let mut vms: Vec<(bool, u32, String)> = self
+                    .patched
+                    .iter()
+                    .map(|vm| {
+                        let v = self.inventory.vm(vm);
+                        let critical = v.is_some_and(|v| v.is_critical());
+                        let rank = v.map_or(1, |v| v.criticality as u32);
+                        (critical, rank, vm.clone())
+                    })
+                    .collect();
+                vms.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.cmp(&b.2)));
+                for (critical, rank, vm) in vms {
+                    self.outbox.push(ControlMessage::Rollback(RollbackCommand {
+                        command_id: CommandId::rollback(&rollout_id, &vm),
+                        rollout_id: rollout_id.clone(),
+                        vm_id: vm,
+                        critical,
+                        priority: rank * 1000 + 999,
+                        reason: RollbackReason {
+                            trigger: RollbackTrigger::Operator,
+                            summary: format!("emergency rollback: {why}"),
+                            evidence: Vec::new(),
+                            failure: None,
+                        },
+                        issued_at: self.clock.max(cmd.at),
+                    }));
+                }
+                self.transition(RolloutState::RollingBack, why);
+                if self.patched.is_empty() {
+                    self.transition(RolloutState::RolledBack, "nothing was patched".into());
+                }
             }
         }
     }
@@ -467,6 +561,15 @@ impl<A: Actuator> RolloutActor<A> {
         }
         if self.pending.is_empty() && self.state() == RolloutState::RollingBack {
             let n = self.rollbacks.len();
+            if self.emergency {
+                if self.patched.is_empty() {
+                    self.transition(
+                        RolloutState::RolledBack,
+                        format!("emergency rollback done: {n} VM(s) rolled back"),
+                    );
+                }
+                return;
+            }
             match self.rollback_config.on_anomaly {
                 OnAnomaly::Halt => self.transition(
                     RolloutState::Halted,
@@ -481,7 +584,7 @@ impl<A: Actuator> RolloutActor<A> {
     }
 
     fn advance(&mut self) {
-        if self.state() != RolloutState::Baking {
+        if self.state() != RolloutState::Baking || self.paused {
             return;
         }
         let Some(wave) = self.waves.last() else {

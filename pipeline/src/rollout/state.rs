@@ -12,6 +12,10 @@ pub fn allowed(from: RolloutState, to: RolloutState) -> bool {
             | (Canary | Baking | Advancing | Halted, RollingBack)
             | (RollingBack, Halted | Baking | RolledBack)
             | (Halted, RolledBack)
+            // An operator's abort.
+            | (Pending | Canary | Baking | Advancing, Halted)
+            // An operator's emergency rollback.
+            | (Pending | Completed, RollingBack)
     )
 }
 

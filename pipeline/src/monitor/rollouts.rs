@@ -1,0 +1,74 @@
+//! `POST /api/rollouts/{rollout_id}/{action}`: an operator's control of a
+//! rollout (pause, resume, promote, abort, rollback), as `bellwether
+//! rollout` does; published on the control topic for the actor. Mutating:
+//! needs `Authorization: Bearer <http.token>`.
+
+use super::outcomes::refusal;
+use super::server::{AppState, bad_request};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use bellwether_schemas::{ControlMessage, EventTime, ManualAction, ManualCommand};
+use serde::Deserialize;
+
+/// The optional body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlRequest {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// The handler.
+pub async fn post_control(
+    State(state): State<AppState>,
+    Path((rollout_id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Some(refused) = refusal(&headers, state.control.as_ref()) {
+        return refused;
+    }
+    let action = match action.as_str() {
+        "pause" => ManualAction::Pause,
+        "resume" => ManualAction::Resume,
+        "promote" => ManualAction::Promote,
+        "abort" => ManualAction::Abort,
+        "rollback" => ManualAction::Rollback,
+        other => {
+            return bad_request(&format!(
+                "action: `{other}` is not one of pause, resume, promote, abort, rollback"
+            ));
+        }
+    };
+    let request: ControlRequest = if body.trim().is_empty() {
+        ControlRequest::default()
+    } else {
+        match serde_json::from_str(&body) {
+            Ok(r) => r,
+            Err(e) => return bad_request(&format!("body: {e}")),
+        }
+    };
+    let command = ManualCommand {
+        rollout_id,
+        action,
+        by: request.by.unwrap_or_else(|| "api".into()),
+        reason: request.reason,
+        at: EventTime(chrono::Utc::now().timestamp_millis()),
+    };
+    let sent = state.control.as_ref().is_some_and(|c| {
+        c.sender
+            .send(ControlMessage::Manual(command.clone()))
+            .is_ok()
+    });
+    if !sent {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bellwether is shutting down",
+        )
+            .into_response();
+    }
+    (StatusCode::ACCEPTED, Json(command)).into_response()
+}
