@@ -19,7 +19,6 @@ use crate::demo::{DemoError, DemoOptions, run_demo};
 use crate::history::{History, HistoryOptions};
 use crate::model::failure::{FailureQuality, SimulationPlan, quality, simulate_examples};
 use crate::model::retrain::{RetrainRequest, ShadowReport, retrain};
-use crate::model::versions::{FAILURE_POINTER, LSTM_POINTER};
 use anyhow::Context;
 use bellwether_schemas::{CommandId, ControlMessage, Outcome, OutcomeKind, OutcomeSource};
 use serde::Serialize;
@@ -165,14 +164,7 @@ pub fn evaluate_retraining(
         lstm_epochs: config.retrain.lstm_epochs,
     };
     let retraining = retrain(config, &request)?;
-    let mut after_config = config.clone();
-    let folder = models.to_string_lossy().into_owned();
-    if models.join(FAILURE_POINTER).is_file() {
-        after_config.failure.model = folder.clone();
-    }
-    if models.join(LSTM_POINTER).is_file() {
-        after_config.forecast.model = folder;
-    }
+    let after_config = crate::model::retrain::current_config(config, &models);
     progress("later rollouts, models before retraining");
     let before = evaluate(config, &plan.later_seeds, |_, _| {})?;
     progress("later rollouts, models after retraining");

@@ -205,7 +205,7 @@ fn max_risk(replayed: &Replayed, actions: &Actions, e: usize) -> Option<f64> {
 }
 
 /// The config with a models folder's promoted models in use (where it has them).
-fn current_config(config: &Config, models: &Path) -> Config {
+pub fn current_config(config: &Config, models: &Path) -> Config {
     let mut current = config.clone();
     let folder = models.to_string_lossy().into_owned();
     if models.join(FAILURE_POINTER).is_file() {
@@ -316,6 +316,37 @@ fn promote_if_better(models: &Path, report: &mut ShadowReport) -> anyhow::Result
     Ok(())
 }
 
+/// Judges the model in use and the candidate (each with the replay its
+/// actions are rows of) on the held-out episodes, promotes the candidate
+/// if it beats the model in use, and logs the shadow run next to it.
+fn shadow_run(
+    kind: &'static str,
+    file: &str,
+    request: &RetrainRequest,
+    held_out: &[usize],
+    current: (&Replayed, &Actions),
+    candidate: (&Replayed, &Actions),
+) -> anyhow::Result<ShadowReport> {
+    let mut report = ShadowReport {
+        kind,
+        candidate_file: file.to_string(),
+        current: judge(current.0, current.1, held_out),
+        candidate: judge(candidate.0, candidate.1, held_out),
+        promoted: false,
+        verdict: String::new(),
+    };
+    promote_if_better(&request.models, &mut report)?;
+    log_shadow(
+        &request.models.join(format!("{file}.shadow")),
+        &request.histories,
+        held_out,
+        current,
+        candidate,
+        &report,
+    )?;
+    Ok(report)
+}
+
 /// Retrains what `request` asks for from its histories, runs each candidate
 /// in shadow on the held-out episodes and promotes it if it beats the
 /// model in use. Returns one report per model kind.
@@ -388,24 +419,14 @@ pub fn retrain(config: &Config, request: &RetrainRequest) -> anyhow::Result<Vec<
             Some((&trained.model, trained.threshold)),
             &replayed,
         );
-        let mut report = ShadowReport {
-            kind: "failure",
-            candidate_file: file.clone(),
-            current: judge(&replayed, &now, &held_out),
-            candidate: judge(&replayed, &candidate, &held_out),
-            promoted: false,
-            verdict: String::new(),
-        };
-        promote_if_better(&request.models, &mut report)?;
-        log_shadow(
-            &request.models.join(format!("{file}.shadow")),
-            histories,
+        reports.push(shadow_run(
+            "failure",
+            &file,
+            request,
             &held_out,
             (&replayed, &now),
             (&replayed, &candidate),
-            &report,
-        )?;
-        reports.push(report);
+        )?);
     }
     if request.forecaster {
         let train_request = super::command::TrainRequest {
@@ -441,24 +462,14 @@ pub fn retrain(config: &Config, request: &RetrainRequest) -> anyhow::Result<Vec<
             .to_string();
         let now = system_actions(&current, &replayed, name);
         let candidate = system_actions(&shadow_config, &shadow, format!("lstm-{version}"));
-        let mut report = ShadowReport {
-            kind: "lstm",
-            candidate_file: file.clone(),
-            current: judge(&replayed, &now, &held_out),
-            candidate: judge(&shadow, &candidate, &held_out),
-            promoted: false,
-            verdict: String::new(),
-        };
-        promote_if_better(&request.models, &mut report)?;
-        log_shadow(
-            &request.models.join(format!("{file}.shadow")),
-            histories,
+        reports.push(shadow_run(
+            "lstm",
+            &file,
+            request,
             &held_out,
             (&replayed, &now),
             (&shadow, &candidate),
-            &report,
-        )?;
-        reports.push(report);
+        )?);
     }
     Ok(reports)
 }
