@@ -346,3 +346,67 @@ fn an_aborted_rollout_stops_and_controls_for_others_are_ignored() {
         bellwether_schemas::RolloutEventKind::ManualControl { applied: false, .. }
     ));
 }
+
+fn report_missing(at: EventTime, missing: &[String]) -> ControlMessage {
+    ControlMessage::WindowReport(WindowReport {
+        window_start: at.plus_ms(-300_000),
+        window_end: at,
+        vms_scored: 0,
+        patched_scored: 0,
+        anomalous: vec![],
+        missing: missing.to_vec(),
+        late_rows_total: 0,
+    })
+}
+
+#[test]
+fn missing_metrics_halt_by_default_or_hold_the_next_wave_or_are_ignored() {
+    use bellwether::config::OnMissingData;
+    let t0 = EventTime(1_793_577_600_000);
+    let run = |policy: OnMissingData| {
+        let mut config = Config::default_config();
+        config.rollout.on_missing_data = policy;
+        let mut s = setup(&config);
+        let patched = start(&mut s, t0);
+        let first_bake = config.rollout.first_bake_minutes as i64 * EventTime::MINUTE_MS;
+        // One patched VM goes silent just after its bake ended.
+        s.actor
+            .handle(report_missing(t0.plus_ms(first_bake), &patched[..1]));
+        echo(&mut s);
+        let during = (s.actor.state(), s.actor.waves().len());
+        // It reports again.
+        s.actor.handle(report(t0.plus_ms(first_bake + 300_000)));
+        echo(&mut s);
+        (during, (s.actor.state(), s.actor.waves().len()))
+    };
+    let (during, after) = run(OnMissingData::Halt);
+    assert_eq!(during, (RolloutState::Halted, 1));
+    assert_eq!(after, (RolloutState::Halted, 1), "halted stays halted");
+    let (during, after) = run(OnMissingData::Wait);
+    assert_eq!(during, (RolloutState::Baking, 1), "inconclusive: waits");
+    assert_eq!(after.1, 2, "data back: the next wave starts");
+    let (during, _) = run(OnMissingData::Proceed);
+    assert_eq!(during.1, 2, "proceeds at once");
+}
+
+#[test]
+fn the_error_budget_halts_a_continuing_rollout_once_exceeded() {
+    use bellwether::config::OnAnomaly;
+    let t0 = EventTime(1_793_577_600_000);
+    let run = |rollbacks: usize| {
+        let mut config = Config::default_config();
+        config.rollout.waves = vec!["20%".parse().unwrap(), "100%".parse().unwrap()];
+        config.rollout.canary_waves = 1;
+        config.rollback.on_anomaly = OnAnomaly::Continue;
+        config.rollback.error_budget = Some("2".parse().unwrap());
+        let mut s = setup(&config);
+        let patched = start(&mut s, t0);
+        for vm in patched.iter().take(rollbacks) {
+            s.actor.handle(rollback(vm, false, 1500, t0));
+        }
+        s.actor.handle(report(t0.plus_ms(300_000)));
+        s.actor.state()
+    };
+    assert_eq!(run(2), RolloutState::Baking, "within the budget: continues");
+    assert_eq!(run(3), RolloutState::Halted, "over the budget: halts");
+}

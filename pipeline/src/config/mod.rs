@@ -212,6 +212,23 @@ pub struct RolloutConfig {
     pub first_bake_minutes: u32,
     /// Minutes after a patch or rollback before a VM is judged or learns again.
     pub settle_minutes: u32,
+    /// What a window without metrics from a patched VM does to the rollout.
+    #[serde(default)]
+    pub on_missing_data: OnMissingData,
+}
+
+/// What missing metrics of a patched VM do to the rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnMissingData {
+    /// Halt: nothing more is deployed (the safe default).
+    #[default]
+    Halt,
+    /// Inconclusive: hold the next wave until the VM reports again (or an
+    /// operator promotes or resumes).
+    Wait,
+    /// Go on as if the VM were healthy.
+    Proceed,
 }
 
 /// Order of waiting rollbacks.
@@ -244,6 +261,11 @@ pub struct RollbackConfig {
     pub on_anomaly: OnAnomaly,
     /// Rollbacks carried out per scoring window at most.
     pub max_concurrent: usize,
+    /// With `on_anomaly = "continue"`: rollbacks the rollout absorbs (a
+    /// count, "3", or a share of the VMs it patched, "2%") before it halts.
+    /// Unset: no budget.
+    #[serde(default)]
+    pub error_budget: Option<bellwether_schemas::WaveSize>,
 }
 
 /// Scoring windows.

@@ -9,7 +9,9 @@
 use super::actuator::Actuator;
 use super::planner::plan_waves;
 use super::state::allowed;
-use crate::config::{Config, OnAnomaly, RollbackConfig, RollbackOrder, RolloutConfig};
+use crate::config::{
+    Config, OnAnomaly, OnMissingData, RollbackConfig, RollbackOrder, RolloutConfig,
+};
 use crate::inventory::Inventory;
 use bellwether_schemas::{
     Action, Approval, CommandId, ControlMessage, EventTime, Execution, ManualAction, ManualCommand,
@@ -67,6 +69,9 @@ pub struct RolloutActor<A: Actuator> {
     paused: bool,
     /// An operator asked for every VM back: the rollout ends rolled back.
     emergency: bool,
+    /// Patched VMs sent no metrics (`on_missing_data = "wait"`): the next
+    /// wave waits.
+    waiting_for_data: bool,
 }
 
 impl<A: Actuator> RolloutActor<A> {
@@ -94,6 +99,7 @@ impl<A: Actuator> RolloutActor<A> {
             duplicates: 0,
             paused: false,
             emergency: false,
+            waiting_for_data: false,
             sequence: 0,
         }
     }
@@ -196,10 +202,46 @@ impl<A: Actuator> RolloutActor<A> {
             ControlMessage::Rollback(cmd) => self.on_rollback(cmd),
             ControlMessage::WindowReport(report) => {
                 self.clock = self.clock.max(report.window_end);
+                self.on_missing_data(&report.missing);
                 self.execute_rollbacks();
                 self.advance();
             }
             ControlMessage::Manual(cmd) => self.on_manual(cmd),
+        }
+    }
+
+    /// Applies `rollout.on_missing_data` to the patched VMs among `missing`.
+    fn on_missing_data(&mut self, missing: &[String]) {
+        let silent: Vec<&String> = missing
+            .iter()
+            .filter(|vm| self.patched.contains(*vm))
+            .collect();
+        let moving = matches!(
+            self.state(),
+            RolloutState::Canary | RolloutState::Baking | RolloutState::Advancing
+        );
+        if silent.is_empty() {
+            if std::mem::take(&mut self.waiting_for_data) {
+                tracing::info!("every patched VM reports again; the rollout may advance");
+            }
+            return;
+        }
+        let names = silent
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.rollout_config.on_missing_data {
+            OnMissingData::Proceed => {}
+            OnMissingData::Halt if moving => self.transition(
+                RolloutState::Halted,
+                format!("no metrics from patched VM(s) {names}: halted (on_missing_data = halt)"),
+            ),
+            OnMissingData::Wait if moving && !self.waiting_for_data => {
+                self.waiting_for_data = true;
+                tracing::warn!(vms = %names, "no metrics from patched VMs: inconclusive, the next wave waits");
+            }
+            OnMissingData::Halt | OnMissingData::Wait => {}
         }
     }
 
@@ -219,7 +261,10 @@ impl<A: Actuator> RolloutActor<A> {
                 ManualAction::Pause => {
                     !state.is_final() && !std::mem::replace(&mut self.paused, true)
                 }
-                ManualAction::Resume => std::mem::replace(&mut self.paused, false),
+                ManualAction::Resume => {
+                    std::mem::replace(&mut self.paused, false)
+                        | std::mem::replace(&mut self.waiting_for_data, false)
+                }
                 ManualAction::Promote => state == RolloutState::Baking,
                 ManualAction::Abort => !state.is_final(),
                 ManualAction::Rollback => state != RolloutState::RolledBack,
@@ -570,6 +615,19 @@ impl<A: Actuator> RolloutActor<A> {
                 }
                 return;
             }
+            let budget = self
+                .rollback_config
+                .error_budget
+                .map(|b| b.cumulative_vms(self.ever_patched.len().max(1)));
+            if let (OnAnomaly::Continue, Some(budget)) = (self.rollback_config.on_anomaly, budget)
+                && n > budget
+            {
+                self.transition(
+                    RolloutState::Halted,
+                    format!("error budget exceeded: {n} rollbacks, budget {budget}; halted"),
+                );
+                return;
+            }
             match self.rollback_config.on_anomaly {
                 OnAnomaly::Halt => self.transition(
                     RolloutState::Halted,
@@ -584,7 +642,7 @@ impl<A: Actuator> RolloutActor<A> {
     }
 
     fn advance(&mut self) {
-        if self.state() != RolloutState::Baking || self.paused {
+        if self.state() != RolloutState::Baking || self.paused || self.waiting_for_data {
             return;
         }
         let Some(wave) = self.waves.last() else {
