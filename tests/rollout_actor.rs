@@ -410,3 +410,37 @@ fn the_error_budget_halts_a_continuing_rollout_once_exceeded() {
     assert_eq!(run(2), RolloutState::Baking, "within the budget: continues");
     assert_eq!(run(3), RolloutState::Halted, "over the budget: halts");
 }
+
+#[test]
+fn an_exponential_plan_doubles_each_wave() {
+    let mut config = Config::default_config();
+    config.rollout.plan = bellwether::config::WavePlanKind::Exponential;
+    config.rollout.canary_waves = 2;
+    let mut s = setup(&config);
+    let fleet = s.inventory.vms().len();
+    let sizes: Vec<usize> = s
+        .actor
+        .wave_plan()
+        .wave_sizes(fleet)
+        .into_iter()
+        .filter(|n| *n > 0)
+        .collect();
+    assert_eq!(&sizes[..5], [1, 2, 4, 8, 16], "{sizes:?}");
+    assert_eq!(
+        sizes.iter().sum::<usize>(),
+        fleet,
+        "the whole fleet in the end"
+    );
+    // The rollout deploys those waves: the first patches one VM.
+    let first = start(&mut s, EventTime(1_793_577_600_000));
+    assert_eq!(first.len(), 1);
+    let planned: Vec<usize> = s
+        .actor
+        .planned_waves()
+        .iter()
+        .map(Vec::len)
+        .filter(|n| *n > 0)
+        .collect();
+    assert_eq!(planned, sizes);
+    assert!(s.actor.waves()[0].canary);
+}

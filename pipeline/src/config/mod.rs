@@ -215,6 +215,36 @@ pub struct RolloutConfig {
     /// What a window without metrics from a patched VM does to the rollout.
     #[serde(default)]
     pub on_missing_data: OnMissingData,
+    /// `listed`: the `waves` sizes; `exponential`: 1, 2, 4, 8, ... VMs per
+    /// wave until the whole fleet (the `waves` list is then not used).
+    #[serde(default)]
+    pub plan: WavePlanKind,
+}
+
+/// How wave sizes are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WavePlanKind {
+    /// The cumulative sizes of `rollout.waves`.
+    #[default]
+    Listed,
+    /// Each wave twice the one before: 1, 2, 4, 8, ... VMs.
+    Exponential,
+}
+
+impl RolloutConfig {
+    /// The cumulative wave sizes the plan stands for.
+    pub fn wave_sizes(&self) -> Vec<bellwether_schemas::WaveSize> {
+        use bellwether_schemas::WaveSize;
+        match self.plan {
+            WavePlanKind::Listed => self.waves.clone(),
+            // Cumulative 1, 3, 7, 15, ...: waves of 1, 2, 4, 8, ... VMs.
+            WavePlanKind::Exponential => (1..=30)
+                .map(|k| WaveSize::Count((1usize << k) - 1))
+                .chain([WaveSize::Percent(100.0)])
+                .collect(),
+        }
+    }
 }
 
 /// What missing metrics of a patched VM do to the rollout.

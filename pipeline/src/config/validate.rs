@@ -337,13 +337,11 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
     non_empty("rollout.waves", &c.rollout.waves)?;
-    if c.rollout.canary_waves == 0 || c.rollout.canary_waves > c.rollout.waves.len() {
+    let waves = c.rollout.wave_sizes().len();
+    if c.rollout.canary_waves == 0 || c.rollout.canary_waves > waves {
         return Err(invalid(
             "rollout.canary_waves",
-            format!(
-                "must be between 1 and the number of waves ({})",
-                c.rollout.waves.len()
-            ),
+            format!("must be between 1 and the number of waves ({waves})"),
         ));
     }
 

@@ -163,7 +163,7 @@ impl<A: Actuator> RolloutActor<A> {
     pub fn wave_plan(&self) -> WavePlan {
         let c = &self.rollout_config;
         WavePlan::new(
-            &c.waves,
+            &c.wave_sizes(),
             c.first_bake_minutes,
             c.bake_minutes,
             c.canary_waves,
