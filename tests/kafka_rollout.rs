@@ -104,6 +104,18 @@ fn simulate(dir: &std::path::Path, config: &str, speed: &str) -> Bellwether {
     )
 }
 
+/// Rows of a query over `run`'s history through its HTTP API (`None`
+/// while it cannot answer yet).
+fn api_sql(url: &str, query: &str) -> Option<Vec<Value>> {
+    ureq::get(&format!("{url}api/sql"))
+        .query("q", query)
+        .call()
+        .ok()?
+        .into_body()
+        .read_json()
+        .ok()
+}
+
 /// The JSON report `simulate` prints when it ends.
 fn report_of(sim: &mut Bellwether) -> Value {
     let out = sim.wait(Duration::from_secs(600));
@@ -162,16 +174,10 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
     // Its history answers "which VMs were rolled back, and why" over HTTP.
     let rolled_back = strings(&report["rolled_back_vms"]);
     let rows: Vec<Value> = eventually(Duration::from_secs(60), "rollbacks in history", || {
-        let rows: Vec<Value> = ureq::get(&format!("{url}api/sql"))
-            .query(
-                "q",
-                "SELECT vm_id, reason FROM commands WHERE action = 'rollback'",
-            )
-            .call()
-            .ok()?
-            .into_body()
-            .read_json()
-            .ok()?;
+        let rows = api_sql(
+            &url,
+            "SELECT vm_id, reason FROM commands WHERE action = 'rollback'",
+        )?;
         (rows.len() == rolled_back.len()).then_some(rows)
     });
     for row in rows {
@@ -218,16 +224,10 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
         format!("rollout-kb-2026-1102/rollback/{vm}")
     );
     let rows: Vec<Value> = eventually(Duration::from_secs(60), "the outcome in history", || {
-        let rows: Vec<Value> = ureq::get(&format!("{url}api/sql"))
-            .query(
-                "q",
-                "SELECT vm_id, kind, source, command_id, note FROM outcomes",
-            )
-            .call()
-            .ok()?
-            .into_body()
-            .read_json()
-            .ok()?;
+        let rows = api_sql(
+            &url,
+            "SELECT vm_id, kind, source, command_id, note FROM outcomes",
+        )?;
         (!rows.is_empty()).then_some(rows)
     });
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -252,16 +252,10 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
         .unwrap();
     assert_eq!(taken.status().as_u16(), 202);
     let rows: Vec<Value> = eventually(Duration::from_secs(60), "the HTTP mark in history", || {
-        let rows: Vec<Value> = ureq::get(&format!("{url}api/sql"))
-            .query(
-                "q",
-                "SELECT vm_id, kind, source, note FROM outcomes WHERE note = 'kernel panic'",
-            )
-            .call()
-            .ok()?
-            .into_body()
-            .read_json()
-            .ok()?;
+        let rows = api_sql(
+            &url,
+            "SELECT vm_id, kind, source, note FROM outcomes WHERE note = 'kernel panic'",
+        )?;
         (!rows.is_empty()).then_some(rows)
     });
     assert_eq!(rows.len(), 1, "{rows:?}");

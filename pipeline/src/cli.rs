@@ -70,8 +70,8 @@ pub enum Command {
 pub struct RolloutArgs {
     /// pause, resume, promote (end the bake, next wave now), abort, or
     /// rollback (every patched VM, critical first, without analysis).
-    #[arg(value_parser = ["pause", "resume", "promote", "abort", "rollback"])]
-    pub action: String,
+    #[arg(value_parser = |s: &str| s.parse::<bellwether_schemas::ManualAction>())]
+    pub action: bellwether_schemas::ManualAction,
     /// Config and brokers.
     #[command(flatten)]
     pub service: ServiceArgs,
@@ -517,7 +517,7 @@ pub struct MarkArgs {
     #[arg(long)]
     pub vm: String,
     /// What happened: `failed` or `false-alarm`.
-    #[arg(long, value_parser = parse_outcome)]
+    #[arg(long, value_parser = |s: &str| s.parse::<bellwether_schemas::OutcomeKind>())]
     pub outcome: bellwether_schemas::OutcomeKind,
     /// The rollout it concerns.
     #[arg(long)]
@@ -532,16 +532,6 @@ pub struct MarkArgs {
     /// Free text.
     #[arg(long, default_value = "")]
     pub note: String,
-}
-
-fn parse_outcome(s: &str) -> Result<bellwether_schemas::OutcomeKind, String> {
-    match s {
-        "failed" => Ok(bellwether_schemas::OutcomeKind::Failed),
-        "false-alarm" | "false_alarm" => Ok(bellwether_schemas::OutcomeKind::FalseAlarm),
-        other => Err(format!(
-            "unknown outcome `{other}`; use failed or false-alarm"
-        )),
-    }
 }
 
 fn parse_format(s: &str) -> Result<InputFormat, String> {
@@ -653,38 +643,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Actor(args) => crate::service::actor::run_actor(&args.load()?),
         Command::Simulate(args) => simulate(args),
         Command::Mark(args) => {
-            use bellwether_schemas::{CommandId, EventTime, Outcome, OutcomeKind, OutcomeSource};
             let config = args.service.load()?;
-            let at = match &args.at {
-                Some(text) => chrono::DateTime::parse_from_rfc3339(text)
-                    .map(|t| t.timestamp_millis())
-                    .map_err(|e| anyhow::anyhow!("--at `{text}`: {e} (use RFC 3339)"))?,
-                None => std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64),
-            };
-            let command_id = match (&args.command_id, &args.rollout_id, args.outcome) {
-                (Some(id), _, _) => Some(CommandId(id.clone())),
-                (None, Some(rollout), OutcomeKind::FalseAlarm) => {
-                    Some(CommandId::rollback(rollout, &args.vm))
-                }
-                _ => None,
-            };
-            anyhow::ensure!(
-                args.outcome != OutcomeKind::FalseAlarm || command_id.is_some(),
-                "--outcome false-alarm judges a rollback: give --rollout-id or --command-id"
-            );
+            let at = bellwether_schemas::EventTime::parse_or_now(args.at.as_deref())
+                .map_err(|e| anyhow::anyhow!("--at {e}"))?;
+            let outcome = bellwether_schemas::Outcome::operator_mark(
+                args.vm.clone(),
+                args.outcome,
+                args.rollout_id,
+                args.command_id,
+                at,
+                args.note,
+            )
+            .map_err(|e| anyhow::anyhow!("--rollout-id or --command-id: {e}"))?;
             crate::service::approve::publish(
                 &config,
-                bellwether_schemas::ControlMessage::Outcome(Outcome {
-                    vm_id: args.vm.clone(),
-                    rollout_id: args.rollout_id,
-                    kind: args.outcome,
-                    source: OutcomeSource::Operator,
-                    at: EventTime(at),
-                    command_id,
-                    note: args.note,
-                }),
+                bellwether_schemas::ControlMessage::Outcome(outcome),
             )?;
             println!("marked: {}", args.vm);
             Ok(())
@@ -749,15 +722,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Retrain(args) => retrain(args),
         Command::Group(GroupCommand::Preview(args)) => group_preview(args),
         Command::Rollout(args) => {
-            use bellwether_schemas::ManualAction;
             let config = args.service.load()?;
-            let action = match args.action.as_str() {
-                "pause" => ManualAction::Pause,
-                "resume" => ManualAction::Resume,
-                "promote" => ManualAction::Promote,
-                "abort" => ManualAction::Abort,
-                _ => ManualAction::Rollback,
-            };
+            let action = args.action;
             crate::service::approve::publish(
                 &config,
                 bellwether_schemas::ControlMessage::Manual(bellwether_schemas::ManualCommand {
@@ -765,7 +731,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     action,
                     by: args.by,
                     reason: args.reason,
-                    at: bellwether_schemas::EventTime(chrono::Utc::now().timestamp_millis()),
+                    at: bellwether_schemas::EventTime::now(),
                 }),
             )?;
             println!("{}: {}", action.as_str(), args.rollout_id);
@@ -1112,13 +1078,10 @@ fn eval_retraining(args: RetrainingArgs) -> Result<()> {
 fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
     use crate::approval::rules::Decision;
     let config = args.service.load()?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let released = match &args.released_at {
-        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
-            .map(|t| t.timestamp_millis())
-            .map_err(|e| anyhow::anyhow!("--released-at `{text}`: {e} (use RFC 3339)"))?,
-        None => now,
-    };
+    let now = bellwether_schemas::EventTime::now().0;
+    let released = bellwether_schemas::EventTime::parse_or_now(args.released_at.as_deref())
+        .map_err(|e| anyhow::anyhow!("--released-at {e}"))?
+        .0;
     let patch = bellwether_schemas::Patch {
         id: args.id.clone(),
         title: args.title.clone(),

@@ -391,8 +391,13 @@ impl ScoringStage {
         if needed == 0 || !settled {
             return None;
         }
-        let (samples, health) = (window.vm_samples.value(vm), &mut self.health);
-        let state = health.entry(vm_id.to_string()).or_default();
+        let samples = window.vm_samples.value(vm);
+        // Each window, for every patched VM: allocate its key only once.
+        if !self.health.contains_key(vm_id) {
+            self.health
+                .insert(vm_id.to_string(), HealthState::default());
+        }
+        let state = self.health.get_mut(vm_id)?;
         let silent = samples == 0 || samples * 2 < state.usual_samples;
         if !silent {
             // Up at once, down slowly: a window cut short by a gap does not

@@ -175,6 +175,17 @@ pub enum OutcomeKind {
     FalseAlarm,
 }
 
+impl std::str::FromStr for OutcomeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<OutcomeKind, String> {
+        match s {
+            "failed" => Ok(OutcomeKind::Failed),
+            "false_alarm" | "false-alarm" => Ok(OutcomeKind::FalseAlarm),
+            other => Err(format!("`{other}` is not one of failed, false_alarm")),
+        }
+    }
+}
+
 /// Who reported an outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,6 +217,42 @@ pub struct Outcome {
     /// Free text.
     #[serde(default)]
     pub note: String,
+}
+
+impl Outcome {
+    /// An operator's mark. A false alarm names the rollback it judges:
+    /// `command_id`, or by default with a rollout `<rollout>/rollback/<vm>`;
+    /// without either it is refused (the error says so).
+    pub fn operator_mark(
+        vm_id: String,
+        kind: OutcomeKind,
+        rollout_id: Option<String>,
+        command_id: Option<String>,
+        at: EventTime,
+        note: String,
+    ) -> Result<Outcome, String> {
+        let command_id = match (command_id, &rollout_id) {
+            (Some(id), _) => Some(CommandId(id)),
+            (None, Some(rollout)) if kind == OutcomeKind::FalseAlarm => {
+                Some(CommandId::rollback(rollout, &vm_id))
+            }
+            _ => None,
+        };
+        if kind == OutcomeKind::FalseAlarm && command_id.is_none() {
+            return Err(
+                "a false alarm names the rollback it judges: give its rollout or command id".into(),
+            );
+        }
+        Ok(Outcome {
+            vm_id,
+            rollout_id,
+            kind,
+            source: OutcomeSource::Operator,
+            at,
+            command_id,
+            note,
+        })
+    }
 }
 
 /// A message on the control topic.
@@ -255,6 +302,22 @@ impl ManualAction {
             ManualAction::Abort => "abort",
             ManualAction::Rollback => "rollback",
         }
+    }
+}
+
+impl std::str::FromStr for ManualAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ManualAction, String> {
+        [
+            ManualAction::Pause,
+            ManualAction::Resume,
+            ManualAction::Promote,
+            ManualAction::Abort,
+            ManualAction::Rollback,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .ok_or_else(|| format!("`{s}` is not one of pause, resume, promote, abort, rollback"))
     }
 }
 

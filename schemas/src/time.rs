@@ -27,6 +27,22 @@ impl EventTime {
         EventTime(self.0 + ms)
     }
 
+    /// The wall clock now: for what an operator asks or reports, never
+    /// for decisions.
+    pub fn now() -> EventTime {
+        EventTime(chrono::Utc::now().timestamp_millis())
+    }
+
+    /// An RFC 3339 time (`2026-11-30T12:00:00Z`), or `None` for now.
+    pub fn parse_or_now(text: Option<&str>) -> Result<EventTime, String> {
+        match text {
+            Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| EventTime(t.timestamp_millis()))
+                .map_err(|e| format!("`{t}`: {e} (use RFC 3339)")),
+            None => Ok(EventTime::now()),
+        }
+    }
+
     /// Whole minutes from `earlier` to this instant.
     pub fn minutes_since(self, earlier: EventTime) -> i64 {
         (self.0 - earlier.0) / Self::MINUTE_MS

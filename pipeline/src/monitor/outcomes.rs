@@ -8,9 +8,7 @@ use super::server::{AppState, bad_request};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use bellwether_schemas::{
-    CommandId, ControlMessage, EventTime, Outcome, OutcomeKind, OutcomeSource,
-};
+use bellwether_schemas::{ControlMessage, EventTime, Outcome, OutcomeKind};
 use serde::Deserialize;
 use std::sync::mpsc::Sender;
 
@@ -92,43 +90,27 @@ pub async fn post_outcome(
         Ok(r) => r,
         Err(e) => return bad_request(&format!("body: {e}")),
     };
-    let kind = match request.outcome.as_str() {
-        "failed" => OutcomeKind::Failed,
-        "false_alarm" | "false-alarm" => OutcomeKind::FalseAlarm,
-        other => {
-            return bad_request(&format!(
-                "outcome: `{other}` is not one of failed, false_alarm"
-            ));
-        }
+    let kind: OutcomeKind = match request.outcome.parse() {
+        Ok(k) => k,
+        Err(e) => return bad_request(&format!("outcome: {e}")),
     };
     if request.vm_id.trim().is_empty() {
         return bad_request("vm_id: empty");
     }
-    let at = match &request.at {
-        Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
-            Ok(t) => t.timestamp_millis(),
-            Err(e) => return bad_request(&format!("at: `{text}`: {e} (use RFC 3339)")),
-        },
-        None => chrono::Utc::now().timestamp_millis(),
+    let at = match EventTime::parse_or_now(request.at.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return bad_request(&format!("at: {e}")),
     };
-    let command_id = match (&request.command_id, &request.rollout_id) {
-        (Some(id), _) => Some(CommandId(id.clone())),
-        (None, Some(rollout)) if kind == OutcomeKind::FalseAlarm => {
-            Some(CommandId::rollback(rollout, &request.vm_id))
-        }
-        _ => None,
-    };
-    if kind == OutcomeKind::FalseAlarm && command_id.is_none() {
-        return bad_request("rollout_id or command_id: a false alarm names the rollback it judges");
-    }
-    let outcome = Outcome {
-        vm_id: request.vm_id,
-        rollout_id: request.rollout_id,
+    let outcome = match Outcome::operator_mark(
+        request.vm_id,
         kind,
-        source: OutcomeSource::Operator,
-        at: EventTime(at),
-        command_id,
-        note: request.note,
+        request.rollout_id,
+        request.command_id,
+        at,
+        request.note,
+    ) {
+        Ok(o) => o,
+        Err(e) => return bad_request(&format!("rollout_id or command_id: {e}")),
     };
     let Some(access) = &state.control else {
         return refuse(StatusCode::FORBIDDEN, "this server accepts no changes");
@@ -151,11 +133,13 @@ mod tests {
     use super::*;
     use crate::monitor::Monitor;
     use crate::monitor::server::{serve, serve_with};
+    use bellwether_schemas::{CommandId, OutcomeSource};
 
     const TOKEN: &str = "a-test-token-0123456789";
 
-    fn post(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
-        let mut request = ureq::post(&format!("{url}api/outcomes"))
+    /// POSTs `body` to `target`, with the bearer `token` if any.
+    fn post(target: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut request = ureq::post(target)
             .config()
             .http_status_as_error(false)
             .build();
@@ -187,32 +171,37 @@ mod tests {
         )
         .unwrap();
         let url = server.url();
+        let outcomes = format!("{url}api/outcomes");
         let good = r#"{"vm_id": "vm-0007", "outcome": "false_alarm", "rollout_id": "r1", "note": "cache warm-up"}"#;
 
-        let (status, body) = post(&url, None, good);
+        let (status, body) = post(&outcomes, None, good);
         assert_eq!(status, 401, "{body}");
         assert!(body.contains("Authorization"), "{body}");
-        let (status, body) = post(&url, Some("not-the-token-at-all"), good);
+        let (status, body) = post(&outcomes, Some("not-the-token-at-all"), good);
         assert_eq!(status, 401, "{body}");
         let (status, body) = post(
-            &url,
+            &outcomes,
             Some(TOKEN),
             r#"{"vm_id": "vm-1", "outcome": "maybe"}"#,
         );
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("outcome") && body.contains("maybe"), "{body}");
-        let (status, body) = post(&url, Some(TOKEN), r#"{"vm": "vm-1", "outcome": "failed"}"#);
+        let (status, body) = post(
+            &outcomes,
+            Some(TOKEN),
+            r#"{"vm": "vm-1", "outcome": "failed"}"#,
+        );
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("`vm`"), "{body}");
         let (status, body) = post(
-            &url,
+            &outcomes,
             Some(TOKEN),
             r#"{"vm_id": "vm-1", "outcome": "false_alarm"}"#,
         );
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("rollout_id"), "{body}");
         let (status, body) = post(
-            &url,
+            &outcomes,
             Some(TOKEN),
             r#"{"vm_id": "vm-1", "outcome": "failed", "at": "yesterday"}"#,
         );
@@ -220,7 +209,7 @@ mod tests {
         assert!(body.contains("at: `yesterday`"), "{body}");
         assert!(received.try_recv().is_err(), "nothing refused was sent");
 
-        let (status, body) = post(&url, Some(TOKEN), good);
+        let (status, body) = post(&outcomes, Some(TOKEN), good);
         assert_eq!(status, 202, "{body}");
         match received.try_recv().unwrap() {
             ControlMessage::Outcome(o) => {
@@ -233,18 +222,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Rollout controls take the same token.
-        let control = |path: &str, token: Option<&str>, body: &str| {
-            let mut request = ureq::post(&format!("{url}api/rollouts/{path}"))
-                .config()
-                .http_status_as_error(false)
-                .build();
-            if let Some(t) = token {
-                request = request.header("Authorization", &format!("Bearer {t}"));
-            }
-            let mut response = request.send(body).unwrap();
-            let status = response.status().as_u16();
-            (status, response.body_mut().read_to_string().unwrap())
-        };
+        let control =
+            |path: &str, token, body| post(&format!("{url}api/rollouts/{path}"), token, body);
         assert_eq!(control("r1/pause", None, "").0, 401);
         let (status, body) = control("r1/explode", Some(TOKEN), "");
         assert_eq!(status, 400, "{body}");
@@ -268,7 +247,7 @@ mod tests {
 
         // A server without a token accepts no change at all.
         let server = serve("127.0.0.1:0", monitor, None).unwrap();
-        let (status, body) = post(&server.url(), Some(TOKEN), good);
+        let (status, body) = post(&format!("{}api/outcomes", server.url()), Some(TOKEN), good);
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("http.token"), "{body}");
     }

@@ -31,17 +31,9 @@ pub async fn post_control(
     if let Some(refused) = refusal(&headers, state.control.as_ref()) {
         return refused;
     }
-    let action = match action.as_str() {
-        "pause" => ManualAction::Pause,
-        "resume" => ManualAction::Resume,
-        "promote" => ManualAction::Promote,
-        "abort" => ManualAction::Abort,
-        "rollback" => ManualAction::Rollback,
-        other => {
-            return bad_request(&format!(
-                "action: `{other}` is not one of pause, resume, promote, abort, rollback"
-            ));
-        }
+    let action: ManualAction = match action.parse() {
+        Ok(a) => a,
+        Err(e) => return bad_request(&format!("action: {e}")),
     };
     let request: ControlRequest = if body.trim().is_empty() {
         ControlRequest::default()
@@ -56,7 +48,7 @@ pub async fn post_control(
         action,
         by: request.by.unwrap_or_else(|| "api".into()),
         reason: request.reason,
-        at: EventTime(chrono::Utc::now().timestamp_millis()),
+        at: EventTime::now(),
     };
     let sent = state.control.as_ref().is_some_and(|c| {
         c.sender
