@@ -211,3 +211,31 @@ fn a_bad_approval_rule_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn a_bad_maintenance_window_or_rollback_policy_is_named() {
+    let window = |body: &str| error_of(&format!("[rollout.maintenance_window]\n{body}\n"));
+    let e = window("cron = \"0 2 * *\"\nduration_minutes = 60");
+    assert!(
+        e.contains("`rollout.maintenance_window.cron`") && e.contains("five"),
+        "{e}"
+    );
+    let e = window("cron = \"0 2 * * SAT\"\ntimezone = \"Europe/Atlantis\"\nduration_minutes = 60");
+    assert!(
+        e.contains("`rollout.maintenance_window.timezone`") && e.contains("Europe/Atlantis"),
+        "{e}"
+    );
+    let e = window("cron = \"0 2 * * SAT\"");
+    assert!(e.contains("duration_minutes"), "{e}");
+    let e = error_of("[rollback]\nscope = \"region\"\n");
+    assert!(e.contains("`rollback.scope`"), "{e}");
+    let ok = file(
+        "[rollout]\nmax_concurrency = 5\n[rollout.maintenance_window]\ncron = \"30 1 * * SUN\"\ntimezone = \"America/New_York\"\nduration_minutes = 180\n[rollback]\nscope = \"group\"\non_anomaly = \"roll-back-all\"\n",
+    );
+    let config = load(Some(ok.path())).unwrap();
+    assert_eq!(config.rollout.max_concurrency, 5);
+    assert_eq!(
+        config.rollback.on_anomaly,
+        bellwether::config::OnAnomaly::RollBackAll
+    );
+}

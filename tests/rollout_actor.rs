@@ -10,6 +10,7 @@ use bellwether_schemas::{
     CommandId, ControlMessage, EventTime, Patch, RollbackCommand, RollbackReason, RollbackTrigger,
     RolloutState, WindowReport,
 };
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 struct Setup {
@@ -443,4 +444,191 @@ fn an_exponential_plan_doubles_each_wave() {
         .collect();
     assert_eq!(planned, sizes);
     assert!(s.actor.waves()[0].canary);
+}
+
+/// A config whose first wave holds critical and canary-ring VMs alike.
+fn wide_canary_config() -> Config {
+    let mut config = Config::default_config();
+    config.rollout.waves = vec!["20%".parse().unwrap(), "100%".parse().unwrap()];
+    config.rollout.canary_waves = 1;
+    config.rollout.canary_groups = vec!["critical-systems".into(), "canary-ring".into()];
+    config.rollback.max_concurrent = 1000;
+    config
+}
+
+/// Echoes the actor's commands and reports windows until nothing new
+/// comes out: what a quiet control topic would do.
+fn settle(s: &mut Setup, mut at: EventTime) {
+    for _ in 0..10 {
+        echo(s);
+        at = at.plus_ms(300_000);
+        s.actor.handle(report(at));
+        if s.actor
+            .take_outbox()
+            .into_iter()
+            .map(|m| s.actor.handle(m))
+            .count()
+            == 0
+        {
+            break;
+        }
+    }
+}
+
+#[test]
+fn each_rollback_scope_takes_back_what_it_names() {
+    use bellwether::config::RollbackScope;
+    let t0 = EventTime(1_793_577_600_000);
+    let run = |scope: RollbackScope| {
+        let mut config = wide_canary_config();
+        config.rollback.scope = scope;
+        let mut s = setup(&config);
+        let patched = start(&mut s, t0);
+        // A canary-ring VM that is not critical: its group is the ring.
+        let ring = s.inventory.group("canary-ring").unwrap().clone();
+        let critical = s.inventory.group("critical-systems").unwrap().clone();
+        let vm = patched
+            .iter()
+            .find(|v| {
+                let r = s.inventory.vm(v).unwrap();
+                ring.matches(r) && !critical.matches(r)
+            })
+            .expect("a ring VM in the first wave")
+            .clone();
+        s.actor.handle(rollback(&vm, false, 1500, t0));
+        settle(&mut s, t0);
+        let back: BTreeSet<String> = s
+            .actor
+            .rollbacks()
+            .iter()
+            .map(|r| r.vm_id.clone())
+            .collect();
+        let ring_members: BTreeSet<String> = patched
+            .iter()
+            .filter(|v| ring.matches(s.inventory.vm(v).unwrap()))
+            .cloned()
+            .collect();
+        for r in s.actor.rollbacks() {
+            let expected = if r.vm_id == vm {
+                RollbackTrigger::Anomaly
+            } else {
+                RollbackTrigger::Policy
+            };
+            assert_eq!(r.reason.trigger, expected, "{}", r.reason.summary);
+        }
+        (s.actor.state(), patched, vm, back, ring_members)
+    };
+    let (state, _, vm, back, _) = run(RollbackScope::Vm);
+    assert_eq!(back, BTreeSet::from([vm]), "scope vm: the VM alone");
+    assert_eq!(state, RolloutState::Halted);
+
+    let (state, patched, vm, back, ring) = run(RollbackScope::Group);
+    assert!(ring.len() >= 2 && ring.len() < patched.len(), "{ring:?}");
+    assert!(back.contains(&vm));
+    assert_eq!(back, ring, "scope group: the VM's canary group, no more");
+    assert_eq!(state, RolloutState::Halted);
+
+    let (state, patched, _, back, _) = run(RollbackScope::Rollout);
+    assert_eq!(
+        back,
+        patched.into_iter().collect::<BTreeSet<_>>(),
+        "scope rollout: every patched VM"
+    );
+    assert_eq!(state, RolloutState::Halted);
+}
+
+#[test]
+fn roll_back_all_after_an_anomaly_ends_the_rollout_rolled_back_critical_first() {
+    let mut config = wide_canary_config();
+    config.rollback.on_anomaly = bellwether::config::OnAnomaly::RollBackAll;
+    let mut s = setup(&config);
+    let t0 = EventTime(1_793_577_600_000);
+    let patched = start(&mut s, t0);
+    s.actor.handle(rollback(&patched[0], false, 1500, t0));
+    settle(&mut s, t0);
+    assert_eq!(s.actor.state(), RolloutState::RolledBack);
+    assert!(s.actor.patched().is_empty());
+    let records = s.actor.rollbacks();
+    assert_eq!(records.len(), patched.len());
+    assert_eq!(records[0].vm_id, patched[0], "the affected VM first");
+    assert_eq!(records[0].reason.trigger, RollbackTrigger::Anomaly);
+    let rest: Vec<bool> = records[1..].iter().map(|r| r.critical).collect();
+    assert!(
+        rest.windows(2).all(|w| w[0] >= w[1]),
+        "critical first: {rest:?}"
+    );
+    assert!(records[1..].iter().all(|r| {
+        r.reason.trigger == RollbackTrigger::Policy && r.reason.summary.contains("roll-back-all")
+    }));
+}
+
+#[test]
+fn max_concurrency_patches_a_wave_a_few_vms_at_a_time() {
+    let mut config = wide_canary_config();
+    config.rollout.max_concurrency = 2;
+    let mut s = setup(&config);
+    s.actor.start("r1", patch(), EventTime(1_793_577_600_000));
+    let wave = s.actor.planned_waves()[0].len();
+    assert!(wave > 4, "{wave}");
+    let mut rounds = 0;
+    loop {
+        let out = s.actor.take_outbox();
+        let issued = out
+            .iter()
+            .filter(|m| matches!(m, ControlMessage::Patch(_)))
+            .count();
+        if issued == 0 {
+            break;
+        }
+        assert!(issued <= 2, "{issued} patch commands in flight");
+        rounds += 1;
+        for m in out {
+            s.actor.handle(m);
+        }
+    }
+    assert_eq!(rounds, wave.div_ceil(2), "two at a time");
+    assert_eq!(s.actor.patched().len(), wave);
+    assert_eq!(s.actor.state(), RolloutState::Baking);
+}
+
+#[test]
+fn waves_start_only_inside_the_maintenance_window() {
+    use bellwether_schemas::RolloutEventKind;
+    let mut config = Config::default_config();
+    config.rollout.maintenance_window = Some(bellwether::config::MaintenanceWindowConfig {
+        cron: "0 2 * * *".into(),
+        timezone: "UTC".into(),
+        duration_minutes: 60,
+    });
+    let mut s = setup(&config);
+    let midnight = EventTime(1_793_577_600_000); // 2026-11-02T00:00Z
+    let hour = 3_600_000;
+    s.actor.start("r1", patch(), midnight);
+    assert!(s.actor.take_outbox().is_empty(), "nothing before 02:00");
+    assert_eq!(s.actor.state(), RolloutState::Pending);
+    let waiting: Vec<_> = s
+        .actor
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            RolloutEventKind::WaitingForWindow { wave, opens_at, .. } => Some((*wave, *opens_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waiting, vec![(0, Some(midnight.plus_ms(2 * hour)))]);
+    s.actor.handle(report(midnight.plus_ms(2 * hour - 300_000)));
+    assert!(s.actor.waves().is_empty());
+    s.actor.handle(report(midnight.plus_ms(2 * hour)));
+    echo(&mut s);
+    assert_eq!(s.actor.waves().len(), 1, "the window opened: wave 1");
+    assert_eq!(s.actor.state(), RolloutState::Baking);
+    // The first wave bakes two hours, past the window's end at 03:00: the
+    // second wave waits for the next night.
+    s.actor.handle(report(midnight.plus_ms(4 * hour)));
+    assert_eq!(s.actor.waves().len(), 1);
+    s.actor.handle(report(midnight.plus_ms(20 * hour)));
+    assert_eq!(s.actor.waves().len(), 1);
+    s.actor.handle(report(midnight.plus_ms(26 * hour)));
+    assert_eq!(s.actor.waves().len(), 2, "next night at 02:00");
+    assert_eq!(s.actor.waves()[1].started_at, midnight.plus_ms(26 * hour));
 }

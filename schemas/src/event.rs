@@ -81,6 +81,16 @@ pub enum RolloutEventKind {
         /// while nothing bakes).
         applied: bool,
     },
+    /// A wave is due, but the maintenance window is closed: it starts when
+    /// the window opens.
+    WaitingForWindow {
+        /// The wave that waits.
+        wave: usize,
+        /// When the window opens next (none if the expression never fires again).
+        opens_at: Option<EventTime>,
+        /// The window, for humans.
+        window: String,
+    },
     /// A command whose id was executed before arrived again and was skipped.
     DuplicateCommandSkipped {
         /// The repeated id.

@@ -219,6 +219,33 @@ pub struct RolloutConfig {
     /// wave until the whole fleet (the `waves` list is then not used).
     #[serde(default)]
     pub plan: WavePlanKind,
+    /// VMs of a wave patched at the same time at most (0: the whole wave
+    /// at once); the next VM starts when one is done.
+    #[serde(default)]
+    pub max_concurrency: usize,
+    /// Waves start only inside this window (unset: at any time).
+    /// Rollbacks never wait for it.
+    #[serde(default)]
+    pub maintenance_window: Option<MaintenanceWindowConfig>,
+}
+
+/// A recurring maintenance window: it opens at each time a cron expression
+/// names, in a time zone, and stays open for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindowConfig {
+    /// When the window opens: a cron expression, five fields (minute hour
+    /// day-of-month month day-of-week), e.g. `"0 2 * * SAT"`.
+    pub cron: String,
+    /// The IANA time zone the expression is read in, e.g. `"Europe/Berlin"`.
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// How long the window stays open, minutes.
+    pub duration_minutes: u32,
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 /// How wave sizes are given.
@@ -279,6 +306,22 @@ pub enum OnAnomaly {
     Halt,
     /// Roll back the affected VMs and go on without them.
     Continue,
+    /// Roll back every VM the rollout patched, critical first.
+    RollBackAll,
+}
+
+/// How far one VM's rollback reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollbackScope {
+    /// Only the affected VM.
+    #[default]
+    Vm,
+    /// Every patched VM of the affected VM's canary group (outside the
+    /// canary groups: of its wave).
+    Group,
+    /// Every VM the rollout patched.
+    Rollout,
 }
 
 /// Rollback policy.
@@ -296,6 +339,9 @@ pub struct RollbackConfig {
     /// Unset: no budget.
     #[serde(default)]
     pub error_budget: Option<bellwether_schemas::WaveSize>,
+    /// How far a VM's rollback reaches: the VM, its group, or the rollout.
+    #[serde(default)]
+    pub scope: RollbackScope,
 }
 
 /// Scoring windows.

@@ -344,6 +344,10 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
             format!("must be between 1 and the number of waves ({waves})"),
         ));
     }
+    if let Some(w) = &c.rollout.maintenance_window {
+        crate::rollout::window::MaintenanceWindow::parse(w)
+            .map_err(|e| invalid(format!("rollout.maintenance_window.{}", e.field), e.reason))?;
+    }
 
     if c.rollback.max_concurrent == 0 {
         return Err(invalid(

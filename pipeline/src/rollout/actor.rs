@@ -9,8 +9,9 @@
 use super::actuator::Actuator;
 use super::planner::plan_waves;
 use super::state::allowed;
+use super::window::MaintenanceWindow;
 use crate::config::{
-    Config, OnAnomaly, OnMissingData, RollbackConfig, RollbackOrder, RolloutConfig,
+    Config, OnAnomaly, OnMissingData, RollbackConfig, RollbackOrder, RollbackScope, RolloutConfig,
 };
 use crate::inventory::Inventory;
 use bellwether_schemas::{
@@ -19,7 +20,7 @@ use bellwether_schemas::{
     RolloutEventKind, RolloutState, Wave, WavePlan,
 };
 use serde::Serialize;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// A rollback the actor carried out.
@@ -57,6 +58,13 @@ pub struct RolloutActor<A: Actuator> {
     planned: Vec<Vec<String>>,
     waves: Vec<Wave>,
     wave_unexecuted: HashSet<String>,
+    /// VMs of the current wave not issued yet (`rollout.max_concurrency`,
+    /// or the maintenance window closed mid-wave).
+    wave_queue: VecDeque<String>,
+    /// The maintenance window waves start in (none: any time).
+    window: Option<MaintenanceWindow>,
+    /// The wave waiting for the window, once reported.
+    waiting_for_window: Option<usize>,
     patched: BTreeSet<String>,
     ever_patched: BTreeSet<String>,
     pending: Vec<RollbackCommand>,
@@ -67,7 +75,8 @@ pub struct RolloutActor<A: Actuator> {
     sequence: usize,
     /// An operator paused the rollout: no next wave starts.
     paused: bool,
-    /// An operator asked for every VM back: the rollout ends rolled back.
+    /// Every patched VM goes back (an operator's emergency rollback, or
+    /// `rollback.on_anomaly = "roll-back-all"`): the rollout ends rolled back.
     emergency: bool,
     /// Patched VMs sent no metrics (`on_missing_data = "wait"`): the next
     /// wave waits.
@@ -90,6 +99,15 @@ impl<A: Actuator> RolloutActor<A> {
             planned: Vec::new(),
             waves: Vec::new(),
             wave_unexecuted: HashSet::new(),
+            wave_queue: VecDeque::new(),
+            // Validated with the config: a window that does not parse
+            // never gets here.
+            window: config
+                .rollout
+                .maintenance_window
+                .as_ref()
+                .and_then(|w| MaintenanceWindow::parse(w).ok()),
+            waiting_for_window: None,
             patched: BTreeSet::new(),
             ever_patched: BTreeSet::new(),
             pending: Vec::new(),
@@ -295,43 +313,130 @@ impl<A: Actuator> RolloutActor<A> {
             }
             ManualAction::Abort => {
                 self.pending.clear();
+                self.wave_queue.clear();
                 self.transition(RolloutState::Halted, why);
             }
             ManualAction::Rollback => {
-                self.emergency = true;
-                let rollout_id = cmd.rollout_id.clone();
-                let mut vms: Vec<(bool, u32, String)> = self
-                    .patched
-                    .iter()
-                    .map(|vm| {
-                        let v = self.inventory.vm(vm);
-                        let critical = v.is_some_and(|v| v.is_critical());
-                        let rank = v.map_or(1, |v| v.criticality as u32);
-                        (critical, rank, vm.clone())
-                    })
-                    .collect();
-                vms.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.cmp(&b.2)));
-                for (critical, rank, vm) in vms {
-                    self.outbox.push(ControlMessage::Rollback(RollbackCommand {
-                        command_id: CommandId::rollback(&rollout_id, &vm),
-                        rollout_id: rollout_id.clone(),
-                        vm_id: vm,
-                        critical,
-                        priority: rank * 1000 + 999,
-                        reason: RollbackReason {
-                            trigger: RollbackTrigger::Operator,
-                            summary: format!("emergency rollback: {why}"),
-                            evidence: Vec::new(),
-                            failure: None,
-                        },
-                        issued_at: self.clock.max(cmd.at),
-                    }));
-                }
+                self.roll_back_everything(
+                    RollbackTrigger::Operator,
+                    &format!("emergency rollback: {why}"),
+                    self.clock.max(cmd.at),
+                );
                 self.transition(RolloutState::RollingBack, why);
                 if self.patched.is_empty() {
                     self.transition(RolloutState::RolledBack, "nothing was patched".into());
                 }
             }
+        }
+    }
+
+    /// A rollback command the actor decides itself (a policy's or an
+    /// operator's), critical VMs first.
+    fn own_rollback(
+        &self,
+        vm: &str,
+        trigger: RollbackTrigger,
+        summary: String,
+        at: EventTime,
+    ) -> RollbackCommand {
+        let rollout_id = self.rollout_id();
+        let v = self.inventory.vm(vm);
+        let rank = v.map_or(1, |v| v.criticality as u32);
+        RollbackCommand {
+            command_id: CommandId::rollback(&rollout_id, vm),
+            rollout_id,
+            vm_id: vm.to_string(),
+            critical: v.is_some_and(|v| v.is_critical()),
+            priority: rank * 1000 + 999,
+            reason: RollbackReason {
+                trigger,
+                summary,
+                evidence: Vec::new(),
+                failure: None,
+            },
+            issued_at: at,
+        }
+    }
+
+    /// Every patched VM back, critical first: the rollout ends rolled back.
+    fn roll_back_everything(&mut self, trigger: RollbackTrigger, summary: &str, at: EventTime) {
+        self.emergency = true;
+        self.wave_queue.clear();
+        let mut commands: Vec<RollbackCommand> = self
+            .patched
+            .iter()
+            .filter(|vm| !self.pending.iter().any(|p| &p.vm_id == *vm))
+            .map(|vm| self.own_rollback(vm, trigger, summary.to_string(), at))
+            .collect();
+        commands.sort_by(|a, b| {
+            (b.critical, b.priority)
+                .cmp(&(a.critical, a.priority))
+                .then(a.vm_id.cmp(&b.vm_id))
+        });
+        self.outbox
+            .extend(commands.into_iter().map(ControlMessage::Rollback));
+    }
+
+    /// `rollback.scope`: the other patched VMs an anomaly on `vm` takes
+    /// back with it, as rollback commands of trigger `policy`.
+    fn widen_rollback(&mut self, vm: &str, summary: &str, at: EventTime) {
+        let (scope, others): (String, Vec<String>) = match self.rollback_config.scope {
+            RollbackScope::Vm => return,
+            RollbackScope::Rollout => (
+                "rollback.scope = rollout".into(),
+                self.patched.iter().cloned().collect(),
+            ),
+            RollbackScope::Group => {
+                let record = self.inventory.vm(vm);
+                let groups: Vec<&crate::inventory::selector::Selector> = self
+                    .rollout
+                    .iter()
+                    .flat_map(|r| r.canary_groups.iter())
+                    .filter_map(|g| self.inventory.group(g))
+                    .filter(|g| record.is_some_and(|v| g.matches(v)))
+                    .collect();
+                if groups.is_empty() {
+                    // Outside the canary groups, a VM's group is its wave.
+                    let Some(wave) = self.waves.iter().find(|w| w.vms.iter().any(|v| v == vm))
+                    else {
+                        return;
+                    };
+                    (
+                        format!("rollback.scope = group: wave {}", wave.index + 1),
+                        wave.vms
+                            .iter()
+                            .filter(|v| self.patched.contains(*v))
+                            .cloned()
+                            .collect(),
+                    )
+                } else {
+                    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                    (
+                        format!("rollback.scope = group: canary group {}", names.join(", ")),
+                        self.patched
+                            .iter()
+                            .filter(|p| {
+                                self.inventory
+                                    .vm(p)
+                                    .is_some_and(|v| groups.iter().any(|g| g.matches(v)))
+                            })
+                            .cloned()
+                            .collect(),
+                    )
+                }
+            }
+        };
+        for other in others {
+            if other == vm || self.pending.iter().any(|p| p.vm_id == other) {
+                continue;
+            }
+            let command = self.own_rollback(
+                &other,
+                RollbackTrigger::Policy,
+                format!("rolled back with {vm} ({scope}): {summary}"),
+                at,
+            );
+            self.outbox.push(ControlMessage::Rollback(command));
         }
     }
 
@@ -457,6 +562,23 @@ impl<A: Actuator> RolloutActor<A> {
             );
             return;
         };
+        if let Some(w) = &self.window
+            && !w.is_open(self.clock)
+        {
+            if self.waiting_for_window != Some(index) {
+                self.waiting_for_window = Some(index);
+                let opens_at = w.next_open(self.clock);
+                let window = w.to_string();
+                tracing::info!(wave = index + 1, opens_at = ?opens_at.map(|t| t.to_string()), "the next wave waits for the maintenance window {window}");
+                self.record(RolloutEventKind::WaitingForWindow {
+                    wave: index,
+                    opens_at,
+                    window,
+                });
+            }
+            return;
+        }
+        self.waiting_for_window = None;
         let spec = plan.waves[index];
         let vms = self.planned[index].clone();
         let target = if spec.canary {
@@ -479,16 +601,7 @@ impl<A: Actuator> RolloutActor<A> {
                 canary: plan.waves[i].canary,
             });
         }
-        for vm in &vms {
-            self.outbox.push(ControlMessage::Patch(PatchCommand {
-                command_id: CommandId::patch(&id, vm),
-                rollout_id: id.clone(),
-                patch_id: patch_id.clone(),
-                vm_id: vm.clone(),
-                wave: index,
-                issued_at: self.clock,
-            }));
-        }
+        self.wave_queue = vms.iter().cloned().collect();
         self.wave_unexecuted = vms.iter().cloned().collect();
         self.waves.push(Wave {
             index,
@@ -502,6 +615,50 @@ impl<A: Actuator> RolloutActor<A> {
             vms,
             canary: spec.canary,
         });
+        self.issue_queued(&id, &patch_id);
+    }
+
+    /// Issues the current wave's queued patch commands, up to
+    /// `rollout.max_concurrency` in flight, while the rollout moves, is not
+    /// paused, and the maintenance window is open.
+    fn issue_queued(&mut self, rollout_id: &str, patch_id: &str) {
+        if self.wave_queue.is_empty()
+            || self.paused
+            || !matches!(
+                self.state(),
+                RolloutState::Canary | RolloutState::Advancing | RolloutState::Baking
+            )
+            || self.window.as_ref().is_some_and(|w| !w.is_open(self.clock))
+        {
+            return;
+        }
+        let limit = match self.rollout_config.max_concurrency {
+            0 => usize::MAX,
+            n => n,
+        };
+        let wave = self.waves.last().map_or(0, |w| w.index);
+        let mut in_flight = self.wave_unexecuted.len() - self.wave_queue.len();
+        while in_flight < limit {
+            let Some(vm) = self.wave_queue.pop_front() else {
+                break;
+            };
+            self.outbox.push(ControlMessage::Patch(PatchCommand {
+                command_id: CommandId::patch(rollout_id, &vm),
+                rollout_id: rollout_id.to_string(),
+                patch_id: patch_id.to_string(),
+                vm_id: vm,
+                wave,
+                issued_at: self.clock,
+            }));
+            in_flight += 1;
+        }
+    }
+
+    fn issue_more(&mut self) {
+        if let Some(r) = &self.rollout {
+            let (id, patch) = (r.id.clone(), r.patch.id.clone());
+            self.issue_queued(&id, &patch);
+        }
     }
 
     fn on_approval(&mut self, approval: Approval) {
@@ -535,6 +692,7 @@ impl<A: Actuator> RolloutActor<A> {
             self.ever_patched.insert(cmd.vm_id.clone());
         }
         self.wave_unexecuted.remove(&cmd.vm_id);
+        self.issue_more();
         if self.wave_unexecuted.is_empty()
             && matches!(self.state(), RolloutState::Canary | RolloutState::Advancing)
         {
@@ -551,7 +709,15 @@ impl<A: Actuator> RolloutActor<A> {
             return;
         }
         let why = format!("anomaly on {}: {}", cmd.vm_id, cmd.reason.summary);
+        let widen = !matches!(
+            cmd.reason.trigger,
+            RollbackTrigger::Policy | RollbackTrigger::Operator
+        ) && !self.emergency;
+        let (vm, summary, at) = (cmd.vm_id.clone(), cmd.reason.summary.clone(), cmd.issued_at);
         self.pending.push(cmd);
+        if widen {
+            self.widen_rollback(&vm, &summary, at);
+        }
         if matches!(
             self.state(),
             RolloutState::Canary
@@ -629,6 +795,20 @@ impl<A: Actuator> RolloutActor<A> {
                 return;
             }
             match self.rollback_config.on_anomaly {
+                OnAnomaly::RollBackAll => {
+                    let at = self.clock;
+                    self.roll_back_everything(
+                        RollbackTrigger::Policy,
+                        &format!("rollback.on_anomaly = roll-back-all, after {n} rollback(s)"),
+                        at,
+                    );
+                    if self.patched.is_empty() {
+                        self.transition(
+                            RolloutState::RolledBack,
+                            format!("{n} VM(s) rolled back; none left patched"),
+                        );
+                    }
+                }
                 OnAnomaly::Halt => self.transition(
                     RolloutState::Halted,
                     format!("halted after {n} rollback(s); nothing more is deployed"),
@@ -642,8 +822,24 @@ impl<A: Actuator> RolloutActor<A> {
     }
 
     fn advance(&mut self) {
-        if self.state() != RolloutState::Baking || self.paused || self.waiting_for_data {
+        if self.paused || self.waiting_for_data {
             return;
+        }
+        match self.state() {
+            // Approved, waiting for the maintenance window.
+            RolloutState::Pending if self.rollout.is_some() && self.waves.is_empty() => {
+                return self.issue_next_wave();
+            }
+            RolloutState::Canary | RolloutState::Advancing => return self.issue_more(),
+            RolloutState::Baking => {}
+            _ => return,
+        }
+        if self.waiting_for_window.is_some() {
+            return self.issue_next_wave();
+        }
+        if !self.wave_unexecuted.is_empty() {
+            // Continuing after a rollback with VMs of the wave still queued.
+            return self.issue_more();
         }
         let Some(wave) = self.waves.last() else {
             return;

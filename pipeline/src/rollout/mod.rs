@@ -7,6 +7,7 @@ pub mod planner;
 pub mod shell;
 pub mod state;
 pub mod webhook;
+pub mod window;
 
 pub use actor::{RollbackRecord, RolloutActor};
 pub use actuator::{Actuator, ActuatorError};

@@ -1,0 +1,165 @@
+//! Maintenance windows: when a wave may start.
+//!
+//! A window opens at each time its cron expression names, read in its time
+//! zone (daylight saving included), and stays open `duration_minutes`. The
+//! rollout actor asks it with event time, as it asks everything else, so a
+//! simulated week and a real one follow the same windows.
+
+use crate::config::MaintenanceWindowConfig;
+use bellwether_schemas::EventTime;
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use std::str::FromStr;
+
+/// A parsed maintenance window.
+#[derive(Debug, Clone)]
+pub struct MaintenanceWindow {
+    cron: Cron,
+    timezone: Tz,
+    duration_ms: i64,
+    text: String,
+}
+
+/// A window that does not parse: which field, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct WindowError {
+    /// `cron`, `timezone` or `duration_minutes`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl MaintenanceWindow {
+    /// Parses the configured window.
+    pub fn parse(config: &MaintenanceWindowConfig) -> Result<MaintenanceWindow, WindowError> {
+        let fields = config.cron.split_whitespace().count();
+        if fields != 5 {
+            return Err(WindowError {
+                field: "cron",
+                reason: format!(
+                    "`{}` has {fields} fields; give five: minute hour day-of-month month day-of-week",
+                    config.cron
+                ),
+            });
+        }
+        let cron = Cron::from_str(&config.cron).map_err(|e| WindowError {
+            field: "cron",
+            reason: format!("`{}`: {e}", config.cron),
+        })?;
+        let timezone = Tz::from_str(&config.timezone).map_err(|_| WindowError {
+            field: "timezone",
+            reason: format!(
+                "`{}` is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)",
+                config.timezone
+            ),
+        })?;
+        if config.duration_minutes == 0 {
+            return Err(WindowError {
+                field: "duration_minutes",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(MaintenanceWindow {
+            cron,
+            timezone,
+            duration_ms: config.duration_minutes as i64 * EventTime::MINUTE_MS,
+            text: format!(
+                "`{}` {} for {} min",
+                config.cron, config.timezone, config.duration_minutes
+            ),
+        })
+    }
+
+    fn local(&self, t: EventTime) -> Option<DateTime<Tz>> {
+        let utc: DateTime<Utc> = Utc.timestamp_millis_opt(t.0).single()?;
+        Some(utc.with_timezone(&self.timezone))
+    }
+
+    /// When the window that holds `t` opened, if one does.
+    pub fn opened_at(&self, t: EventTime) -> Option<EventTime> {
+        let local = self.local(t)?;
+        let start = self.cron.find_previous_occurrence(&local, true).ok()?;
+        let start = EventTime(start.timestamp_millis());
+        (t.0 < start.0 + self.duration_ms).then_some(start)
+    }
+
+    /// True when `t` falls inside a window.
+    pub fn is_open(&self, t: EventTime) -> bool {
+        self.opened_at(t).is_some()
+    }
+
+    /// `t` itself when the window is open, else when it opens next.
+    pub fn next_open(&self, t: EventTime) -> Option<EventTime> {
+        if self.is_open(t) {
+            return Some(t);
+        }
+        let local = self.local(t)?;
+        let next = self.cron.find_next_occurrence(&local, false).ok()?;
+        Some(EventTime(next.timestamp_millis()))
+    }
+}
+
+impl std::fmt::Display for MaintenanceWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(cron: &str, tz: &str, minutes: u32) -> Result<MaintenanceWindow, WindowError> {
+        MaintenanceWindow::parse(&MaintenanceWindowConfig {
+            cron: cron.into(),
+            timezone: tz.into(),
+            duration_minutes: minutes,
+        })
+    }
+
+    fn at(text: &str) -> EventTime {
+        EventTime(
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_millis(),
+        )
+    }
+
+    #[test]
+    fn a_saturday_night_window_in_berlin_opens_at_local_two() {
+        let w = window("0 2 * * SAT", "Europe/Berlin", 240).unwrap();
+        // 2026-12-05 is a Saturday; Berlin is UTC+1 in winter.
+        assert!(!w.is_open(at("2026-12-05T00:59:00Z")));
+        assert!(w.is_open(at("2026-12-05T01:00:00Z")));
+        assert!(w.is_open(at("2026-12-05T04:59:00Z")));
+        assert!(!w.is_open(at("2026-12-05T05:00:00Z")));
+        assert_eq!(
+            w.next_open(at("2026-12-02T12:00:00Z")),
+            Some(at("2026-12-05T01:00:00Z"))
+        );
+        // In summer Berlin is UTC+2: the same local time is an hour earlier in UTC.
+        assert_eq!(
+            w.next_open(at("2026-07-01T00:00:00Z")),
+            Some(at("2026-07-04T00:00:00Z"))
+        );
+        let inside = at("2026-12-05T03:00:00Z");
+        assert_eq!(w.next_open(inside), Some(inside));
+        assert_eq!(w.opened_at(inside), Some(at("2026-12-05T01:00:00Z")));
+    }
+
+    #[test]
+    fn a_bad_window_names_its_field() {
+        assert_eq!(window("0 2 * *", "UTC", 60).unwrap_err().field, "cron");
+        assert_eq!(window("0 25 * * *", "UTC", 60).unwrap_err().field, "cron");
+        assert_eq!(
+            window("0 2 * * *", "Mars/Olympus", 60).unwrap_err().field,
+            "timezone"
+        );
+        assert_eq!(
+            window("0 2 * * *", "UTC", 0).unwrap_err().field,
+            "duration_minutes"
+        );
+    }
+}
