@@ -1,6 +1,6 @@
 //! Approval rules on Kafka: a patch an auto-approval rule matches starts
 //! its canary rollout as soon as it is submitted; one that needs a human
-//! does not start until `bellwether approve`.
+//! does not start until `bellwether patch approve`; a rejected one never.
 
 mod common;
 
@@ -65,6 +65,18 @@ fn submit(dir: &Path, config: &str, id: &str, classification: &str) -> String {
     submit.wait(Duration::from_secs(120))
 }
 
+/// `bellwether patch approve --id ID` as alice.
+fn approve(dir: &Path, config: &str, id: &str) -> String {
+    let mut approve = Bellwether::spawn(
+        dir,
+        &format!("approve-{id}"),
+        &[
+            "patch", "approve", "--config", config, "--id", id, "--by", "alice",
+        ],
+    );
+    approve.wait(Duration::from_secs(120))
+}
+
 #[test]
 fn an_auto_approval_rule_starts_a_canary_rollout() {
     let Some(broker) = Broker::start() else {
@@ -78,7 +90,15 @@ fn an_auto_approval_rule_starts_a_canary_rollout() {
         out.contains("approved by rule `critical security at once`: rollout rollout-kb-sec starts"),
         "{out}"
     );
-    let approvals = messages(&broker, "approval", "rollout-kb-sec");
+    // The submission is kept on the control topic; the rollout actor
+    // publishes the approval and starts the rollout.
+    let submissions = messages(&broker, "submission", "rollout-kb-sec");
+    assert_eq!(submissions.len(), 1, "{submissions:?}");
+    assert_eq!(submissions[0]["decision"]["decision"], "approve");
+    let approvals = eventually(Duration::from_secs(60), "the approval", || {
+        let a = messages(&broker, "approval", "rollout-kb-sec");
+        (!a.is_empty()).then_some(a)
+    });
     assert_eq!(approvals.len(), 1, "{approvals:?}");
     assert_eq!(
         approvals[0]["approved_by"],
@@ -91,10 +111,18 @@ fn an_auto_approval_rule_starts_a_canary_rollout() {
         (!p.is_empty()).then_some(p)
     });
     assert!(patches.iter().all(|p| p["wave"] == 0), "{patches:?}");
-    // A rejected patch publishes nothing.
+    // A rejected patch is recorded, never approved, and a human's approve
+    // does not override it.
     let out = submit(dir.path(), &config, "KB-BROKEN", "security");
     assert!(out.contains("rejected by the reject list"), "{out}");
+    assert_eq!(
+        messages(&broker, "submission", "rollout-kb-broken")[0]["decision"]["decision"],
+        "reject"
+    );
+    approve(dir.path(), &config, "KB-BROKEN");
+    std::thread::sleep(Duration::from_secs(5));
     assert!(messages(&broker, "approval", "rollout-kb-broken").is_empty());
+    assert!(messages(&broker, "patch", "rollout-kb-broken").is_empty());
     drop(run);
 }
 
@@ -108,24 +136,22 @@ fn a_manual_approval_patch_waits_for_a_human() {
     let run = Bellwether::spawn(dir.path(), "run", &["run", "--config", &config]);
     let out = submit(dir.path(), &config, "KB-FEAT", "feature");
     assert!(
-        out.contains("waiting for a human (rule `features by hand`)"),
+        out.contains("waits for a human (rule `features by hand`)"),
         "{out}"
     );
     // Give the actor time to (wrongly) start something.
     std::thread::sleep(Duration::from_secs(5));
     assert!(messages(&broker, "approval", "rollout-kb-feat").is_empty());
     assert!(messages(&broker, "patch", "rollout-kb-feat").is_empty());
-    // A human approves: now it starts.
-    let mut approve = Bellwether::spawn(
-        dir.path(),
-        "approve",
-        &["approve", "--config", &config, "--patch", "KB-FEAT"],
-    );
-    let out = approve.wait(Duration::from_secs(120));
-    assert!(out.contains("approved: rollout-kb-feat"), "{out}");
+    // A human approves: now it starts, with the submitted patch.
+    let out = approve(dir.path(), &config, "KB-FEAT");
+    assert!(out.contains("approval sent: rollout-kb-feat"), "{out}");
     eventually(Duration::from_secs(120), "patch commands", || {
         let p = messages(&broker, "patch", "rollout-kb-feat");
         (!p.is_empty()).then_some(p)
     });
+    let approval = &messages(&broker, "approval", "rollout-kb-feat")[0];
+    assert_eq!(approval["approved_by"], "alice (by hand)");
+    assert_eq!(approval["patch"]["classification"], "feature");
     drop(run);
 }

@@ -632,3 +632,206 @@ fn waves_start_only_inside_the_maintenance_window() {
     assert_eq!(s.actor.waves().len(), 2, "next night at 02:00");
     assert_eq!(s.actor.waves()[1].started_at, midnight.plus_ms(26 * hour));
 }
+
+fn submission(
+    rollout: &str,
+    decision: bellwether_schemas::ApprovalDecision,
+    at: EventTime,
+) -> ControlMessage {
+    ControlMessage::Submission(bellwether_schemas::PatchSubmission {
+        rollout_id: rollout.into(),
+        patch: Patch {
+            id: rollout.to_uppercase(),
+            ..patch()
+        },
+        decision,
+        submitted_by: "ci".into(),
+        submitted_at: at,
+    })
+}
+
+fn patch_commands(out: &[ControlMessage], rollout: &str) -> usize {
+    out.iter()
+        .filter(|m| matches!(m, ControlMessage::Patch(p) if p.rollout_id == rollout))
+        .count()
+}
+
+fn approve_by_hand(rollout: &str, at: EventTime) -> ControlMessage {
+    ControlMessage::Manual(bellwether_schemas::ManualCommand {
+        rollout_id: rollout.into(),
+        action: bellwether_schemas::ManualAction::Approve,
+        by: "alice".into(),
+        reason: "reviewed".into(),
+        at,
+    })
+}
+
+#[test]
+fn a_submitted_patch_starts_when_its_approval_takes_effect() {
+    use bellwether_schemas::ApprovalDecision::*;
+    let config = Config::default_config();
+    let fleet_t0 = EventTime(1_793_577_600_000);
+    // Operators submit on the wall clock, weeks after the simulated fleet's day.
+    let wall = fleet_t0.plus_ms(28 * 86_400_000);
+    let hour = 3_600_000;
+
+    // Approved at once.
+    let mut s = setup(&config);
+    s.actor.handle(report(fleet_t0));
+    let by = "rule `security at once`".to_string();
+    s.actor.handle(submission(
+        "r-now",
+        Approve {
+            at: wall,
+            by: by.clone(),
+        },
+        wall,
+    ));
+    let out = s.actor.take_outbox();
+    let approvals: Vec<_> = out
+        .iter()
+        .filter_map(|m| match m {
+            ControlMessage::Approval(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0].approved_by, by);
+    assert_eq!(approvals[0].patch.id, "R-NOW", "the submitted patch");
+    assert!(patch_commands(&out, "r-now") > 0, "the first wave starts");
+    assert_eq!(
+        s.actor.rollout().unwrap().created_at,
+        fleet_t0,
+        "on the fleet's clock, not the wall clock"
+    );
+
+    // Approved two hours after submission: it starts two hours later on the
+    // fleet's clock.
+    let mut s = setup(&config);
+    s.actor.handle(report(fleet_t0));
+    s.actor.handle(submission(
+        "r-later",
+        Approve {
+            at: wall.plus_ms(2 * hour),
+            by: "rule `after two hours`".into(),
+        },
+        wall,
+    ));
+    assert!(s.actor.take_outbox().is_empty());
+    assert_eq!(s.actor.waiting_patches().len(), 1);
+    assert_eq!(
+        s.actor.waiting_patches()[0].due,
+        Some(fleet_t0.plus_ms(2 * hour))
+    );
+    s.actor.handle(report(fleet_t0.plus_ms(2 * hour - 300_000)));
+    assert!(s.actor.rollout().is_none());
+    s.actor.handle(report(fleet_t0.plus_ms(2 * hour)));
+    assert_eq!(s.actor.rollout().unwrap().id, "r-later");
+    assert!(patch_commands(&s.actor.take_outbox(), "r-later") > 0);
+    assert!(s.actor.waiting_patches().is_empty());
+
+    // Left to a human: nothing until approved by hand.
+    let mut s = setup(&config);
+    s.actor.handle(report(fleet_t0));
+    s.actor.handle(submission(
+        "r-manual",
+        Manual {
+            by: "rule `features by hand`".into(),
+        },
+        wall,
+    ));
+    s.actor.handle(report(fleet_t0.plus_ms(48 * hour)));
+    assert!(s.actor.rollout().is_none(), "no rule approves it");
+    s.actor.handle(approve_by_hand("r-manual", wall));
+    assert_eq!(s.actor.rollout().unwrap().id, "r-manual");
+    let out = s.actor.take_outbox();
+    assert!(
+        out.iter().any(
+            |m| matches!(m, ControlMessage::Approval(a) if a.approved_by == "alice (by hand)")
+        )
+    );
+    assert!(patch_commands(&out, "r-manual") > 0);
+
+    // Rejected: neither a human's approve nor an approval starts it.
+    let mut s = setup(&config);
+    s.actor.handle(report(fleet_t0));
+    s.actor.handle(submission(
+        "r-rejected",
+        Reject {
+            by: "the reject list".into(),
+        },
+        wall,
+    ));
+    s.actor.handle(approve_by_hand("r-rejected", wall));
+    s.actor
+        .handle(ControlMessage::Approval(bellwether_schemas::Approval {
+            rollout_id: "r-rejected".into(),
+            patch: patch(),
+            approved_by: "bob".into(),
+            approved_at: wall,
+        }));
+    assert!(s.actor.rollout().is_none());
+    assert!(s.actor.events().iter().any(|e| matches!(
+        &e.kind,
+        bellwether_schemas::RolloutEventKind::ManualControl { applied: false, .. }
+    ) && e.rollout_id == "r-rejected"));
+}
+
+#[test]
+fn a_second_approved_rollout_waits_for_the_first_to_end() {
+    use bellwether_schemas::ManualAction::Abort;
+    let config = Config::default_config();
+    let mut s = setup(&config);
+    let t0 = EventTime(1_793_577_600_000);
+    let first = start(&mut s, t0);
+    s.actor
+        .handle(ControlMessage::Approval(bellwether_schemas::Approval {
+            rollout_id: "r2".into(),
+            patch: patch(),
+            approved_by: "bob".into(),
+            approved_at: t0,
+        }));
+    assert_eq!(s.actor.rollout().unwrap().id, "r1", "r1 keeps running");
+    assert_eq!(s.actor.queued_rollouts().collect::<Vec<_>>(), ["r2"]);
+    s.actor.handle(manual(Abort, t0));
+    assert_eq!(s.actor.rollout().unwrap().id, "r2", "r1 ended: r2 starts");
+    assert!(s.actor.patched().is_empty(), "r2 has patched nothing yet");
+    // A late rollback for r1 does not touch r2.
+    s.actor.handle(rollback(&first[0], false, 1500, t0));
+    echo(&mut s);
+    s.actor.handle(report(t0.plus_ms(300_000)));
+    assert_eq!(s.actor.state(), RolloutState::Baking);
+    assert!(s.actor.rollbacks().is_empty());
+}
+
+#[test]
+fn patches_issued_before_a_rollout_stopped_are_not_carried_out() {
+    let mut config = Config::default_config();
+    config.rollback.on_anomaly = bellwether::config::OnAnomaly::RollBackAll;
+    let mut s = setup(&config);
+    let t0 = EventTime(1_793_577_600_000);
+    let first = start(&mut s, t0);
+    // The first wave baked: the second wave's commands are issued...
+    let bake_ms = config.rollout.first_bake_minutes as i64 * 60_000;
+    s.actor.handle(report(t0.plus_ms(bake_ms)));
+    let second = s.actor.take_outbox();
+    assert!(patch_commands(&second, "r1") > 0);
+    // ...but an anomaly on the first wave rolls everything back before they arrive.
+    s.actor
+        .handle(rollback(&first[0], false, 1500, t0.plus_ms(bake_ms)));
+    s.actor.handle(report(t0.plus_ms(bake_ms + 300_000)));
+    echo(&mut s);
+    for m in second {
+        s.actor.handle(m);
+    }
+    s.actor.handle(report(t0.plus_ms(bake_ms + 600_000)));
+    assert_eq!(s.actor.state(), RolloutState::RolledBack);
+    assert!(s.actor.patched().is_empty(), "{:?}", s.actor.patched());
+    let fleet = s.fleet.lock().unwrap();
+    assert!(
+        s.actor.planned_waves()[1]
+            .iter()
+            .all(|vm| !fleet.is_patched(vm)),
+        "the second wave was never patched"
+    );
+}

@@ -91,9 +91,32 @@ pub struct RolloutArgs {
 pub enum PatchCommand {
     /// Show what the approval rules decide for a patch (publishes nothing).
     Evaluate(PatchArgs),
-    /// Submit a patch: approved by a rule or list now, its rollout starts
-    /// (an approval on the control topic); otherwise say what it waits for.
+    /// Submit a patch: bellwether keeps it with the rules' decision and
+    /// starts its rollout once approved (at once, after the rule's days,
+    /// or by hand); a rejected one never starts.
     Submit(PatchArgs),
+    /// Approve a submitted patch that waits for a human.
+    Approve(PatchApproveArgs),
+}
+
+/// `bellwether patch approve` flags.
+#[derive(Debug, Args)]
+pub struct PatchApproveArgs {
+    /// Config and brokers.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// The patch id, e.g. KB-2026-1201.
+    #[arg(long)]
+    pub id: String,
+    /// The rollout id (default: rollout-<patch id>).
+    #[arg(long)]
+    pub rollout_id: Option<String>,
+    /// Who approves (recorded).
+    #[arg(long, default_value = "operator")]
+    pub by: String,
+    /// Why (recorded).
+    #[arg(long, default_value = "")]
+    pub reason: String,
 }
 
 /// A patch, as `bellwether patch` takes it.
@@ -123,6 +146,9 @@ pub struct PatchArgs {
     /// The rollout id (default: rollout-<patch id>).
     #[arg(long)]
     pub rollout_id: Option<String>,
+    /// Who submits (recorded).
+    #[arg(long, default_value = "operator")]
+    pub by: String,
     /// Print the decision as JSON.
     #[arg(long)]
     pub json: bool,
@@ -479,7 +505,9 @@ pub struct SimulateArgs {
     /// Fleet hours before the patch is approved (default: simulation.warmup_hours).
     #[arg(long)]
     pub approve_after_hours: Option<f64>,
-    /// Never approve the patch (publish metrics only).
+    /// Never approve the patch (publish metrics only; an operator approves
+    /// one with `bellwether patch submit` or the API). The warm-up history
+    /// is still published as fast as the broker takes it.
     #[arg(long, conflicts_with = "approve_after_hours")]
     pub no_approval: bool,
     /// Fleet hours to simulate (default: warm-up + simulation.max_rollout_hours).
@@ -739,6 +767,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Patch(PatchCommand::Evaluate(args)) => patch_decision(args, false),
         Command::Patch(PatchCommand::Submit(args)) => patch_decision(args, true),
+        Command::Patch(PatchCommand::Approve(args)) => patch_approve(args),
         Command::Group(GroupCommand::List { config }) => {
             let config = config::load(config.as_deref())?;
             let inventory = crate::service::load_inventory(&config)?;
@@ -837,6 +866,7 @@ fn demo(args: DemoArgs) -> Result<()> {
                     history: root,
                     control: None,
                     inventory: Some(std::sync::Arc::new(inventory)),
+                    approval: None,
                 },
             )?;
             eprintln!(
@@ -1076,65 +1106,67 @@ fn eval_retraining(args: RetrainingArgs) -> Result<()> {
 }
 
 fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
-    use crate::approval::rules::Decision;
+    use crate::approval::submit::{PatchRequest, submission, what_happens};
     let config = args.service.load()?;
-    let now = bellwether_schemas::EventTime::now().0;
-    let released = bellwether_schemas::EventTime::parse_or_now(args.released_at.as_deref())
-        .map_err(|e| anyhow::anyhow!("--released-at {e}"))?
-        .0;
-    let patch = bellwether_schemas::Patch {
+    let request = PatchRequest {
         id: args.id.clone(),
         title: args.title.clone(),
         classification: args.classification.clone(),
         severity: args.severity.clone(),
         product: args.product.clone(),
+        released_at: args.released_at.clone(),
+        rollout_id: args.rollout_id.clone(),
+        by: None,
     };
-    let decision = config
-        .approval
-        .evaluate(&patch, bellwether_schemas::EventTime(released));
-    let rollout_id = args
-        .rollout_id
-        .clone()
-        .unwrap_or_else(|| format!("rollout-{}", args.id.to_lowercase()));
-    let mut started = false;
-    if let (true, Decision::Approve { at, by }) = (submit, &decision)
-        && at.0 <= now
-    {
-        crate::service::approve::publish_approval(
+    let s = submission(
+        &config.approval,
+        &request,
+        &args.by,
+        bellwether_schemas::EventTime::now(),
+    )
+    .map_err(|e| anyhow::anyhow!("--{} {}", e.field.replace('_', "-"), e.reason))?;
+    if submit {
+        // The rollout actor keeps the submission: it starts the rollout once
+        // the approval takes effect, or when a human approves it.
+        crate::service::approve::publish(
             &config,
-            bellwether_schemas::Approval {
-                rollout_id: rollout_id.clone(),
-                patch: patch.clone(),
-                approved_by: by.clone(),
-                approved_at: bellwether_schemas::EventTime(now),
-            },
+            bellwether_schemas::ControlMessage::Submission(s.clone()),
         )?;
-        started = true;
     }
     if args.json {
         println!(
             "{}",
-            serde_json::json!({ "patch": patch.id, "decision": decision, "rollout_started": started.then_some(&rollout_id) })
+            serde_json::json!({ "patch": s.patch.id, "rollout_id": s.rollout_id, "decision": s.decision, "submitted": submit, "next": what_happens(&s) })
         );
-        return Ok(());
+    } else if submit {
+        println!("{}", what_happens(&s));
+    } else {
+        println!(
+            "{} (bellwether patch submit to act on it)",
+            crate::approval::rules::describe(&s.decision)
+        );
     }
-    match &decision {
-        Decision::Approve { at, by } if at.0 <= now => {
-            if started {
-                println!("approved by {by}: rollout {rollout_id} starts");
-            } else {
-                println!("approved by {by} (submit it to start rollout {rollout_id})");
-            }
-        }
-        Decision::Approve { at, by } => println!(
-            "approved by {by} from {at} on: submit it again then (no approval is published before)"
-        ),
-        Decision::Manual { by } => println!(
-            "waiting for a human ({by}): bellwether approve --patch {}",
-            patch.id
-        ),
-        Decision::Reject { by } => println!("rejected by {by}: it is not rolled out"),
-    }
+    Ok(())
+}
+
+fn patch_approve(args: PatchApproveArgs) -> Result<()> {
+    let config = args.service.load()?;
+    let rollout_id = args
+        .rollout_id
+        .unwrap_or_else(|| crate::approval::submit::default_rollout_id(&args.id));
+    crate::service::approve::publish(
+        &config,
+        bellwether_schemas::ControlMessage::Manual(bellwether_schemas::ManualCommand {
+            rollout_id: rollout_id.clone(),
+            action: bellwether_schemas::ManualAction::Approve,
+            by: args.by,
+            reason: args.reason,
+            at: bellwether_schemas::EventTime::now(),
+        }),
+    )?;
+    println!(
+        "approval sent: {rollout_id} starts if its patch waits for one (see the rollout events)"
+    );
     Ok(())
 }
 

@@ -246,7 +246,8 @@ impl ScoringStage {
             | ControlMessage::Approval(_)
             | ControlMessage::Execution(_)
             | ControlMessage::Outcome(_)
-            | ControlMessage::Manual(_) => {}
+            | ControlMessage::Manual(_)
+            | ControlMessage::Submission(_) => {}
         }
     }
 

@@ -272,8 +272,10 @@ pub enum ControlMessage {
     /// A VM's outcome (a failure, a false alarm), for learning.
     Outcome(Outcome),
     /// An operator's control of a rollout (pause, resume, promote, abort,
-    /// emergency rollback).
+    /// emergency rollback, approval of a waiting patch).
     Manual(ManualCommand),
+    /// A patch submitted with the approval rules' decision.
+    Submission(crate::PatchSubmission),
 }
 
 /// What an operator asks of a rollout.
@@ -290,6 +292,9 @@ pub enum ManualAction {
     Abort,
     /// Roll every patched VM back now (critical first), without analysis.
     Rollback,
+    /// Approve a submitted patch that waits for a human (or for its
+    /// rule's delay): its rollout starts.
+    Approve,
 }
 
 impl ManualAction {
@@ -301,6 +306,7 @@ impl ManualAction {
             ManualAction::Promote => "promote",
             ManualAction::Abort => "abort",
             ManualAction::Rollback => "rollback",
+            ManualAction::Approve => "approve",
         }
     }
 }
@@ -314,10 +320,13 @@ impl std::str::FromStr for ManualAction {
             ManualAction::Promote,
             ManualAction::Abort,
             ManualAction::Rollback,
+            ManualAction::Approve,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
-        .ok_or_else(|| format!("`{s}` is not one of pause, resume, promote, abort, rollback"))
+        .ok_or_else(|| {
+            format!("`{s}` is not one of pause, resume, promote, abort, rollback, approve")
+        })
     }
 }
 
@@ -349,6 +358,7 @@ impl ControlMessage {
             ControlMessage::WindowReport(_) => "windows",
             ControlMessage::Outcome(o) => o.rollout_id.as_deref().unwrap_or("outcomes"),
             ControlMessage::Manual(m) => &m.rollout_id,
+            ControlMessage::Submission(s) => &s.rollout_id,
         }
     }
 }

@@ -26,7 +26,7 @@ pub use error::SchemaError;
 pub use event::{RolloutEvent, RolloutEventKind};
 pub use inventory::{Criticality, VmRecord};
 pub use metric::{Direction, MetricSample, VmSnapshot};
-pub use patch::{Patch, Rollout, RolloutState};
+pub use patch::{ApprovalDecision, Patch, PatchSubmission, Rollout, RolloutState};
 pub use score::{FailureRisk, MetricVerdict, RiskDriver, ScoreRecord};
 pub use time::EventTime;
 pub use wave::{Wave, WavePlan, WaveSize, WaveSpec};

@@ -18,6 +18,48 @@ pub struct Patch {
     pub product: String,
 }
 
+/// What the approval rules decided for a patch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    /// Approved from `at` on (the release time plus the rule's days).
+    Approve {
+        /// When the approval takes effect.
+        at: EventTime,
+        /// Which rule or list decided.
+        by: String,
+    },
+    /// Left to a human.
+    Manual {
+        /// Which rule decided, or why no rule applied.
+        by: String,
+    },
+    /// Never rolled out.
+    Reject {
+        /// Which rule or list decided.
+        by: String,
+    },
+}
+
+/// A patch submitted to bellwether with the approval rules' decision, on
+/// the control topic. The rollout actor keeps it: it starts the rollout
+/// once the approval takes effect (at once, or N days after the release),
+/// waits for a human's `approve`, or never starts a rejected one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatchSubmission {
+    /// The rollout that will carry it.
+    pub rollout_id: String,
+    /// The patch.
+    pub patch: Patch,
+    /// The decision.
+    pub decision: ApprovalDecision,
+    /// Who submitted it.
+    pub submitted_by: String,
+    /// When (wall-clock time of the submission): an approval's delay is
+    /// counted from here on the actor's clock.
+    pub submitted_at: EventTime,
+}
+
 /// Where a rollout is in its life. Transitions are made only by the rollout
 /// actor; see `pipeline/src/rollout/state.rs` for the allowed moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,3 +6,4 @@
 //! bypasses it.
 
 pub mod rules;
+pub mod submit;

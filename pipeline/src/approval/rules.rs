@@ -55,27 +55,17 @@ pub struct ApprovalConfig {
     pub rules: Vec<ApprovalRule>,
 }
 
-/// The decision on one patch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum Decision {
-    /// Approved from `at` on (the release time plus the rule's days).
-    Approve {
-        /// When the approval takes effect.
-        at: EventTime,
-        /// Which rule or list decided.
-        by: String,
-    },
-    /// Left to a human.
-    Manual {
-        /// Which rule decided, or why no rule applied.
-        by: String,
-    },
-    /// Never rolled out.
-    Reject {
-        /// Which rule or list decided.
-        by: String,
-    },
+/// The decision on one patch (a wire type: it travels in a
+/// [`bellwether_schemas::PatchSubmission`]).
+pub use bellwether_schemas::ApprovalDecision as Decision;
+
+/// The decision in one line, e.g. `waits for a human (rule `features by hand`)`.
+pub fn describe(decision: &Decision) -> String {
+    match decision {
+        Decision::Approve { at, by } => format!("approved by {by} from {at} on"),
+        Decision::Manual { by } => format!("waits for a human ({by})"),
+        Decision::Reject { by } => format!("rejected by {by}"),
+    }
 }
 
 fn any(list: &[String], value: &str) -> bool {

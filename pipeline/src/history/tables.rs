@@ -247,6 +247,7 @@ pub fn control_time(m: &ControlMessage) -> i64 {
         ControlMessage::WindowReport(w) => w.window_end.0,
         ControlMessage::Outcome(o) => o.at.0,
         ControlMessage::Manual(m) => m.at.0,
+        ControlMessage::Submission(s) => s.submitted_at.0,
     }
 }
 
@@ -371,6 +372,12 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 5] {
                 m.rollout_id.clone(),
                 format!("manual_{}", m.action.as_str()),
                 serde_json::json!({"by": m.by, "reason": m.reason}).to_string(),
+            )),
+            ControlMessage::Submission(s) => events.push((
+                s.submitted_at.0,
+                s.rollout_id.clone(),
+                "submitted".to_string(),
+                serde_json::json!({"patch": s.patch, "decision": s.decision, "submitted_by": s.submitted_by}).to_string(),
             )),
         }
     }

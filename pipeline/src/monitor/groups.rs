@@ -133,6 +133,7 @@ mod tests {
                 history: None,
                 control: None,
                 inventory: Some(inventory),
+                approval: None,
             },
         )
         .unwrap();
@@ -182,7 +183,8 @@ mod tests {
                 }
                 let concrete = path
                     .replace("{rollout_id}", "r1")
-                    .replace("{action}", "pause");
+                    .replace("{action}", "pause")
+                    .replace("{patch_id}", "KB-1");
                 let (status, body) = call(
                     &method.to_uppercase(),
                     &format!("{url}{}", &concrete[1..]),

@@ -9,6 +9,7 @@
 pub mod groups;
 pub mod openapi;
 pub mod outcomes;
+pub mod patches;
 pub mod rollouts;
 pub mod server;
 pub mod telemetry;

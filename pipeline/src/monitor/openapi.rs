@@ -52,6 +52,19 @@ pub fn openapi() -> Value {
                         "expression": { "type": "string", "example": "tags.role == \"web\" && region != \"us-east-1\"" }
                     }
                 },
+                "PatchRequest": {
+                    "type": "object", "required": ["id", "classification", "severity", "product"], "additionalProperties": false,
+                    "properties": {
+                        "id": { "type": "string", "example": "KB-2026-1201" },
+                        "title": { "type": "string" },
+                        "classification": { "type": "string", "example": "security" },
+                        "severity": { "type": "string", "example": "critical" },
+                        "product": { "type": "string", "example": "debian-12" },
+                        "released_at": { "type": "string", "format": "date-time", "description": "default: now; an approval rule's after_days count from here" },
+                        "rollout_id": { "type": "string", "description": "default: rollout-<id, lower case>" },
+                        "by": { "type": "string", "description": "who submits (default: api)" }
+                    }
+                },
                 "GroupMembers": {
                     "type": "object", "required": ["name", "count", "vms"],
                     "properties": {
@@ -106,7 +119,7 @@ pub fn openapi() -> Value {
                 "security": [ { "bearer": [] } ],
                 "parameters": [
                     { "name": "rollout_id", "in": "path", "required": true, "schema": { "type": "string" } },
-                    { "name": "action", "in": "path", "required": true, "schema": { "type": "string", "enum": ["pause", "resume", "promote", "abort", "rollback"] } }
+                    { "name": "action", "in": "path", "required": true, "schema": { "type": "string", "enum": ["pause", "resume", "promote", "abort", "rollback", "approve"] } }
                 ],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": {
                     "type": "object", "additionalProperties": false,
@@ -115,6 +128,38 @@ pub fn openapi() -> Value {
                 "responses": {
                     "202": { "description": "published on the control topic; the actor records whether it applied" },
                     "400": error_response("unknown action or bad body"),
+                    "401": error_response("no or wrong bearer token"),
+                    "403": error_response("this server accepts no changes (no http.token)")
+                }
+            } },
+            "/api/patches": {
+                "get": {
+                    "summary": "Submitted and approved patches, with what each waits for and its rollout's state",
+                    "responses": { "200": { "description": "patches", "content": { "application/json": {} } } }
+                },
+                "post": {
+                    "summary": "Submit a patch: the approval rules decide; an approved patch's canary rollout starts at once or when its rule's days are over, a manual one waits for POST /api/patches/{patch_id}/approve, a rejected one never starts",
+                    "security": [ { "bearer": [] } ],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PatchRequest" } } } },
+                    "responses": {
+                        "202": { "description": "published on the control topic: the decision and what happens next" },
+                        "400": error_response("a field is wrong (named)"),
+                        "401": error_response("no or wrong bearer token"),
+                        "403": error_response("this server accepts no changes (no http.token)")
+                    }
+                }
+            },
+            "/api/patches/{patch_id}/approve": { "post": {
+                "summary": "Approve a submitted patch that waits for a human (a rejected one stays rejected)",
+                "security": [ { "bearer": [] } ],
+                "parameters": [ { "name": "patch_id", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "by": { "type": "string" }, "reason": { "type": "string" }, "rollout_id": { "type": "string" } }
+                } } } },
+                "responses": {
+                    "202": { "description": "published on the control topic; the actor records whether it applied" },
+                    "400": error_response("bad body"),
                     "401": error_response("no or wrong bearer token"),
                     "403": error_response("this server accepts no changes (no http.token)")
                 }

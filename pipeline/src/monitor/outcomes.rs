@@ -129,16 +129,16 @@ pub async fn post_outcome(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::monitor::Monitor;
     use crate::monitor::server::{serve, serve_with};
     use bellwether_schemas::{CommandId, OutcomeSource};
 
-    const TOKEN: &str = "a-test-token-0123456789";
+    pub(crate) const TOKEN: &str = "a-test-token-0123456789";
 
     /// POSTs `body` to `target`, with the bearer `token` if any.
-    fn post(target: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    pub(crate) fn post(target: &str, token: Option<&str>, body: &str) -> (u16, String) {
         let mut request = ureq::post(target)
             .config()
             .http_status_as_error(false)
@@ -167,6 +167,7 @@ mod tests {
                 history: None,
                 control: Some(access),
                 inventory: None,
+                approval: None,
             },
         )
         .unwrap();

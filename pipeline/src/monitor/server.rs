@@ -79,6 +79,7 @@ pub fn serve(
             history,
             control: None,
             inventory: None,
+            approval: None,
         },
     )
 }
@@ -145,6 +146,8 @@ pub struct AppState {
     pub control: Option<super::outcomes::ControlAccess>,
     /// The fleet and its canary groups (none: the groups API answers 404).
     pub inventory: Option<std::sync::Arc<crate::inventory::Inventory>>,
+    /// The approval rules `POST /api/patches` evaluates (none: it answers 503).
+    pub approval: Option<crate::approval::rules::ApprovalConfig>,
 }
 
 impl axum::extract::FromRef<AppState> for Monitor {
@@ -179,6 +182,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/groups", get(super::groups::list))
         .route(
+            "/api/patches",
+            get(super::patches::list).post(super::patches::submit),
+        )
+        .route(
+            "/api/patches/{patch_id}/approve",
+            axum::routing::post(super::patches::approve),
+        )
+        .route(
             "/api/groups/preview",
             axum::routing::post(super::groups::preview),
         )
@@ -195,7 +206,7 @@ async fn not_found(uri: Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         format!(
-            "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT..., /api/groups or /api/openapi.json (the API's description)\n",
+            "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT..., /api/groups, /api/patches or /api/openapi.json (the API's description)\n",
             uri.path()
         ),
     )

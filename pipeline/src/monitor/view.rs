@@ -58,6 +58,9 @@ pub struct RolloutSnapshot {
     pub patch_title: String,
     /// Who approved it.
     pub approved_by: String,
+    /// The approval: who approved it, or what the submitted patch waits
+    /// for (a human, its rule's delay), or who rejected it.
+    pub approval: String,
     /// State (from the actor when it runs here, else from the commands seen).
     pub state: String,
     /// VMs running the patch now.
@@ -162,6 +165,7 @@ struct Rollout {
     patch_id: String,
     patch_title: String,
     approved_by: String,
+    approval: String,
     state: Option<RolloutState>,
     waves_planned: Option<usize>,
     wave_of: HashMap<String, usize>,
@@ -235,6 +239,15 @@ impl FleetView {
                 r.patch_id = a.patch.id.clone();
                 r.patch_title = a.patch.title.clone();
                 r.approved_by = a.approved_by.clone();
+                r.approval = format!("approved by {}", a.approved_by);
+            }
+            ControlMessage::Submission(s) => {
+                let r = self.rollout(&s.rollout_id);
+                r.patch_id = s.patch.id.clone();
+                r.patch_title = s.patch.title.clone();
+                if r.approved_by.is_empty() {
+                    r.approval = crate::approval::rules::describe(&s.decision);
+                }
             }
             ControlMessage::Patch(p) => {
                 let r = self.rollout(&p.rollout_id);
@@ -412,6 +425,7 @@ impl FleetView {
             patch_id: r.patch_id.clone(),
             patch_title: r.patch_title.clone(),
             approved_by: r.approved_by.clone(),
+            approval: r.approval.clone(),
             state: r
                 .state
                 .map(|s| s.as_str().to_string())
@@ -455,7 +469,13 @@ fn push_point(points: &mut VecDeque<ScorePoint>, t: i64, max: f64, sum: f64, n: 
 
 /// The state as far as the commands tell (no actor in this process).
 fn derived_state(r: &Rollout) -> String {
-    if !r.rollbacks.is_empty() {
+    if r.approved_by.is_empty() && r.wave_of.is_empty() && !r.approval.is_empty() {
+        if r.approval.starts_with("rejected") {
+            "rejected".into()
+        } else {
+            "waiting_for_approval".into()
+        }
+    } else if !r.rollbacks.is_empty() {
         "rolling_back".into()
     } else if !r.wave_of.is_empty() {
         "deploying".into()

@@ -15,12 +15,13 @@ use crate::config::{
 };
 use crate::inventory::Inventory;
 use bellwether_schemas::{
-    Action, Approval, CommandId, ControlMessage, EventTime, Execution, ManualAction, ManualCommand,
-    Patch, PatchCommand, RollbackCommand, RollbackReason, RollbackTrigger, Rollout, RolloutEvent,
-    RolloutEventKind, RolloutState, Wave, WavePlan,
+    Action, Approval, ApprovalDecision, CommandId, ControlMessage, EventTime, Execution,
+    ManualAction, ManualCommand, Patch, PatchCommand, PatchSubmission, RollbackCommand,
+    RollbackReason, RollbackTrigger, Rollout, RolloutEvent, RolloutEventKind, RolloutState, Wave,
+    WavePlan,
 };
 use serde::Serialize;
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// A rollback the actor carried out.
@@ -42,6 +43,16 @@ pub struct RollbackRecord {
     pub executed_at: EventTime,
     /// False when the actuator failed.
     pub succeeded: bool,
+}
+
+/// A submitted patch that is not approved yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitingPatch {
+    /// The submission.
+    pub submission: PatchSubmission,
+    /// When its rule's approval takes effect on the actor's clock (None:
+    /// it waits for a human).
+    pub due: Option<EventTime>,
 }
 
 /// The rollout actor.
@@ -81,6 +92,15 @@ pub struct RolloutActor<A: Actuator> {
     /// Patched VMs sent no metrics (`on_missing_data = "wait"`): the next
     /// wave waits.
     waiting_for_data: bool,
+    /// Submitted patches waiting for a human or for their rule's delay.
+    waiting: Vec<WaitingPatch>,
+    /// Approved rollouts waiting for the running one to end (one rollout
+    /// at a time).
+    queued: VecDeque<Approval>,
+    /// Rejected rollouts, with who rejected them.
+    rejected: HashMap<String, String>,
+    /// Rollouts that ran before the current one.
+    finished: HashSet<String>,
 }
 
 impl<A: Actuator> RolloutActor<A> {
@@ -118,6 +138,10 @@ impl<A: Actuator> RolloutActor<A> {
             paused: false,
             emergency: false,
             waiting_for_data: false,
+            waiting: Vec::new(),
+            queued: VecDeque::new(),
+            rejected: HashMap::new(),
+            finished: HashSet::new(),
             sequence: 0,
         }
     }
@@ -190,7 +214,23 @@ impl<A: Actuator> RolloutActor<A> {
 
     /// Starts rolling `patch` out at `now`: plans the waves and issues the
     /// first wave's patch commands (see [`RolloutActor::take_outbox`]).
+    /// A finished rollout before it is kept as done; its VMs keep the patch.
     pub fn start(&mut self, rollout_id: &str, patch: Patch, now: EventTime) {
+        if let Some(previous) = self.rollout.take() {
+            self.finished.insert(previous.id);
+            self.planned.clear();
+            self.waves.clear();
+            self.wave_unexecuted.clear();
+            self.wave_queue.clear();
+            self.waiting_for_window = None;
+            self.patched.clear();
+            self.ever_patched.clear();
+            self.pending.clear();
+            self.rollbacks.clear();
+            self.paused = false;
+            self.emergency = false;
+            self.waiting_for_data = false;
+        }
         let plan = self.wave_plan();
         self.clock = self.clock.max(now);
         self.planned = plan_waves(
@@ -212,7 +252,153 @@ impl<A: Actuator> RolloutActor<A> {
 
     /// Handles one message from the control topic.
     pub fn handle(&mut self, message: ControlMessage) {
+        self.dispatch(message);
+        if self.is_settled()
+            && let Some(next) = self.queued.pop_front()
+        {
+            tracing::info!(rollout = %next.rollout_id, "the previous rollout ended; the next approved one starts");
+            let now = self.now_or(next.approved_at);
+            self.start(&next.rollout_id, next.patch, now);
+        }
+    }
+
+    /// The actor's clock, or `t` before any window was reported. Wall-clock
+    /// times of approvals and operators' requests do not move the clock:
+    /// a simulated fleet's day stays its own.
+    fn now_or(&self, t: EventTime) -> EventTime {
+        if self.clock.0 == i64::MIN {
+            t
+        } else {
+            self.clock
+        }
+    }
+
+    /// Submitted patches waiting for a human or for their rule's delay.
+    pub fn waiting_patches(&self) -> &[WaitingPatch] {
+        &self.waiting
+    }
+
+    /// Approved rollouts waiting for the running one to end.
+    pub fn queued_rollouts(&self) -> impl Iterator<Item = &str> {
+        self.queued.iter().map(|a| a.rollout_id.as_str())
+    }
+
+    fn is_known(&self, rollout_id: &str) -> bool {
+        self.rollout.as_ref().is_some_and(|r| r.id == rollout_id)
+            || self.finished.contains(rollout_id)
+            || self.queued.iter().any(|a| a.rollout_id == rollout_id)
+            || self
+                .waiting
+                .iter()
+                .any(|w| w.submission.rollout_id == rollout_id)
+            || self.rejected.contains_key(rollout_id)
+    }
+
+    fn record_for(&mut self, rollout_id: &str, kind: RolloutEventKind) {
+        self.events.push(RolloutEvent {
+            rollout_id: rollout_id.to_string(),
+            time: self.clock,
+            kind,
+        });
+    }
+
+    fn on_submission(&mut self, s: PatchSubmission) {
+        if self.is_known(&s.rollout_id) {
+            tracing::debug!(rollout = %s.rollout_id, "submission seen again; ignored");
+            return;
+        }
+        tracing::info!(rollout = %s.rollout_id, patch = %s.patch.id, decision = %crate::approval::rules::describe(&s.decision), "patch submitted");
+        match s.decision.clone() {
+            ApprovalDecision::Reject { by } => {
+                self.rejected.insert(s.rollout_id.clone(), by);
+            }
+            ApprovalDecision::Manual { .. } => self.waiting.push(WaitingPatch {
+                submission: s,
+                due: None,
+            }),
+            ApprovalDecision::Approve { at, by } => {
+                // The delay left when it was submitted, counted on the
+                // actor's clock from now.
+                let delay = at.0 - s.submitted_at.0;
+                if delay <= 0 {
+                    self.approve(s, by);
+                } else {
+                    let due = self.now_or(s.submitted_at).plus_ms(delay);
+                    self.waiting.push(WaitingPatch {
+                        submission: s,
+                        due: Some(due),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Approves a submitted patch: the approval is published (for the
+    /// audit trail and the dashboards) and the rollout starts, or queues
+    /// behind the running one.
+    fn approve(&mut self, s: PatchSubmission, by: String) {
+        self.waiting
+            .retain(|w| w.submission.rollout_id != s.rollout_id);
+        let approval = Approval {
+            rollout_id: s.rollout_id,
+            patch: s.patch,
+            approved_by: by,
+            approved_at: self.now_or(s.submitted_at),
+        };
+        self.outbox.push(ControlMessage::Approval(approval.clone()));
+        self.on_approval(approval);
+    }
+
+    /// Approves the waiting patches whose rule's delay is over.
+    fn approve_due(&mut self) {
+        let clock = self.clock;
+        let due: Vec<WaitingPatch> = self
+            .waiting
+            .iter()
+            .filter(|w| w.due.is_some_and(|d| d <= clock))
+            .cloned()
+            .collect();
+        for w in due {
+            let by = match &w.submission.decision {
+                ApprovalDecision::Approve { by, .. } => by.clone(),
+                _ => "its rule".into(),
+            };
+            self.approve(w.submission, by);
+        }
+    }
+
+    fn on_manual_approve(&mut self, cmd: ManualCommand) {
+        let waiting = self
+            .waiting
+            .iter()
+            .find(|w| w.submission.rollout_id == cmd.rollout_id)
+            .cloned();
+        let applied = waiting.is_some();
+        self.record_for(
+            &cmd.rollout_id,
+            RolloutEventKind::ManualControl {
+                action: cmd.action.as_str().to_string(),
+                by: cmd.by.clone(),
+                reason: cmd.reason.clone(),
+                applied,
+            },
+        );
+        match waiting {
+            Some(w) => self.approve(w.submission, format!("{} (by hand)", cmd.by)),
+            None => match self.rejected.get(&cmd.rollout_id) {
+                Some(by) => {
+                    tracing::warn!(rollout = %cmd.rollout_id, "rejected by {by}: an approval does not override a rejection; ignored")
+                }
+                None => {
+                    tracing::warn!(rollout = %cmd.rollout_id, "no submitted patch waits under this rollout id; approval ignored")
+                }
+            },
+        }
+    }
+
+    fn dispatch(&mut self, message: ControlMessage) {
         match message {
+            ControlMessage::Submission(s) => self.on_submission(s),
             ControlMessage::Approval(approval) => self.on_approval(approval),
             // Outcomes are for learning; they do not move a rollout.
             ControlMessage::Execution(_) | ControlMessage::Outcome(_) => {}
@@ -220,6 +406,7 @@ impl<A: Actuator> RolloutActor<A> {
             ControlMessage::Rollback(cmd) => self.on_rollback(cmd),
             ControlMessage::WindowReport(report) => {
                 self.clock = self.clock.max(report.window_end);
+                self.approve_due();
                 self.on_missing_data(&report.missing);
                 self.execute_rollbacks();
                 self.advance();
@@ -269,6 +456,9 @@ impl<A: Actuator> RolloutActor<A> {
     }
 
     fn on_manual(&mut self, cmd: ManualCommand) {
+        if cmd.action == ManualAction::Approve {
+            return self.on_manual_approve(cmd);
+        }
         let running = self
             .rollout
             .as_ref()
@@ -286,6 +476,7 @@ impl<A: Actuator> RolloutActor<A> {
                 ManualAction::Promote => state == RolloutState::Baking,
                 ManualAction::Abort => !state.is_final(),
                 ManualAction::Rollback => state != RolloutState::RolledBack,
+                ManualAction::Approve => false,
             };
         self.record(RolloutEventKind::ManualControl {
             action: cmd.action.as_str().to_string(),
@@ -299,6 +490,7 @@ impl<A: Actuator> RolloutActor<A> {
         }
         let why = format!("{} by {}: {}", cmd.action.as_str(), cmd.by, cmd.reason);
         match cmd.action {
+            ManualAction::Approve => {}
             ManualAction::Pause | ManualAction::Resume => {
                 tracing::info!(rollout = %cmd.rollout_id, "{why}");
                 if cmd.action == ManualAction::Resume {
@@ -320,7 +512,7 @@ impl<A: Actuator> RolloutActor<A> {
                 self.roll_back_everything(
                     RollbackTrigger::Operator,
                     &format!("emergency rollback: {why}"),
-                    self.clock.max(cmd.at),
+                    self.now_or(cmd.at),
                 );
                 self.transition(RolloutState::RollingBack, why);
                 if self.patched.is_empty() {
@@ -661,26 +853,57 @@ impl<A: Actuator> RolloutActor<A> {
         }
     }
 
-    fn on_approval(&mut self, approval: Approval) {
-        match &self.rollout {
-            None => {
-                tracing::info!(rollout = %approval.rollout_id, patch = %approval.patch.id, by = %approval.approved_by, "patch approved; rollout starts");
-                let now = self.clock.max(approval.approved_at);
-                self.start(&approval.rollout_id, approval.patch, now);
-            }
-            Some(r) if r.id == approval.rollout_id => {
-                tracing::debug!(rollout = %r.id, "approval seen again; ignored");
-            }
-            Some(r) => tracing::warn!(
-                running = %r.id,
-                approved = %approval.rollout_id,
-                "a rollout is already running; approval ignored (one rollout at a time)"
-            ),
+    fn on_approval(&mut self, mut approval: Approval) {
+        let id = approval.rollout_id.clone();
+        // An approval settles a submitted patch waiting under its rollout
+        // id; the submission knows the patch best.
+        if let Some(w) = self.waiting.iter().find(|w| w.submission.rollout_id == id) {
+            approval.patch = w.submission.patch.clone();
         }
+        self.waiting.retain(|w| w.submission.rollout_id != id);
+        if let Some(by) = self.rejected.get(&id) {
+            tracing::warn!(rollout = %id, "rejected by {by}: an approval does not override a rejection; ignored");
+            return;
+        }
+        if self.is_known(&id) {
+            tracing::debug!(rollout = %id, "approval seen again; ignored");
+            return;
+        }
+        if let Some(running) = self.rollout.as_ref().filter(|_| !self.is_settled()) {
+            tracing::info!(running = %running.id, approved = %id, "a rollout is running; the approved one starts after it (one rollout at a time)");
+            self.queued.push_back(approval);
+            return;
+        }
+        tracing::info!(rollout = %id, patch = %approval.patch.id, by = %approval.approved_by, "patch approved; rollout starts");
+        let now = self.now_or(approval.approved_at);
+        self.start(&id, approval.patch, now);
+    }
+
+    /// True when `rollout_id` is the running rollout (commands of earlier
+    /// rollouts are not carried out in this one).
+    fn is_current(&self, rollout_id: &str) -> bool {
+        let current = self.rollout.as_ref().is_some_and(|r| r.id == rollout_id);
+        if !current {
+            tracing::debug!(rollout = %rollout_id, "command of a rollout that is not running; ignored");
+        }
+        current
     }
 
     fn on_patch(&mut self, cmd: PatchCommand) {
-        if self.is_duplicate(&cmd.command_id) {
+        if !self.is_current(&cmd.rollout_id) || self.is_duplicate(&cmd.command_id) {
+            return;
+        }
+        // A patch issued before the rollout stopped (halted, aborted, or
+        // rolling everything back) is not carried out.
+        let state = self.state();
+        if state.is_final()
+            || self.emergency
+            || (state == RolloutState::RollingBack
+                && self.rollback_config.on_anomaly != OnAnomaly::Continue)
+        {
+            self.executed.insert(cmd.command_id.clone());
+            self.wave_unexecuted.remove(&cmd.vm_id);
+            tracing::info!(vm = %cmd.vm_id, state = state.as_str(), "patch command not carried out: the rollout stopped deploying");
             return;
         }
         let outcome = self.carry_out(&cmd.command_id, &cmd.vm_id, Action::Patch, |a| {
@@ -705,7 +928,7 @@ impl<A: Actuator> RolloutActor<A> {
     }
 
     fn on_rollback(&mut self, cmd: RollbackCommand) {
-        if self.is_duplicate(&cmd.command_id) {
+        if !self.is_current(&cmd.rollout_id) || self.is_duplicate(&cmd.command_id) {
             return;
         }
         let why = format!("anomaly on {}: {}", cmd.vm_id, cmd.reason.summary);

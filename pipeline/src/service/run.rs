@@ -88,6 +88,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                 history: root,
                 control,
                 inventory: Some(inventory.clone()),
+                approval: Some(config.approval.clone()),
             },
         )?;
         tracing::info!(url = %server.url(), "dashboard and /metrics served");
@@ -111,6 +112,8 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     let offsets = control_in.last_offsets().to_vec();
     for (i, message) in backlog.iter().enumerate() {
         stage.on_control(message);
+        // The dashboard and the API show rollouts from before a restart too.
+        monitor.on_control(message);
         if let Some(h) = &history {
             lock(h).control(message, offsets.get(i).copied());
         }

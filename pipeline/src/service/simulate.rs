@@ -89,7 +89,11 @@ pub fn simulate(config: &Config, options: &SimulateOptions) -> Result<Simulation
     let approve_at = options
         .approve_after_hours
         .map(|h| DEMO_START.plus_ms((h * 3_600_000.0) as i64));
-    let pace_from = approve_at.unwrap_or(DEMO_START);
+    // History before the approval (or, with none, the warm-up) is
+    // published as fast as the broker takes it.
+    let pace_from = approve_at.unwrap_or_else(|| {
+        DEMO_START.plus_ms((config.simulation.warmup_hours * 3_600_000.0) as i64)
+    });
     let mut paced_since: Option<(Instant, EventTime)> = None;
     let mut obeyed: HashSet<String> = HashSet::new();
     let mut rolled_back = Vec::new();

@@ -1,0 +1,262 @@
+//! The control plane from the API and the CLI alone, on Kafka, across a
+//! restart: an operator previews the canary group, submits a patch that an
+//! approval rule approves, watches its rollout advance wave by wave, kills
+//! and restarts bellwether mid-rollout, and sees the bad patch rolled back
+//! by the rollback policy.
+
+mod common;
+
+use common::{Bellwether, Broker, HTTP_TOKEN, control_messages, eventually, write_config};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+const CONTROL: &str = "bellwether.control";
+const ROLLOUT: &str = "rollout-kb-2026-1130";
+/// Simulated fleet time of `simulate`'s first sample (2026-11-02T00:00Z).
+const FLEET_START_MS: i64 = 1_793_577_600_000;
+
+/// The operator's config: an approval rule, short bakes so waves advance
+/// before the patch's damage shows, and a policy that takes every patched
+/// VM back after an anomaly.
+const POLICY: &str = r#"
+[simulation]
+affected_share = 1.0
+
+[rollout]
+waves = ["1", "4", "12", "100%"]
+canary_waves = 2
+first_bake_minutes = 5
+bake_minutes = 5
+settle_minutes = 5
+
+[rollback]
+on_anomaly = "roll-back-all"
+scope = "group"
+max_concurrent = 20
+
+[approval]
+[[approval.rules]]
+name = "security at once"
+classifications = ["security"]
+action = "approve"
+[[approval.rules]]
+name = "the rest by hand"
+action = "manual"
+"#;
+
+fn config(dir: &Path, broker: &Broker) -> String {
+    let path = write_config(dir, broker, "");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(POLICY);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn get(url: &str) -> Option<Value> {
+    ureq::get(url).call().ok()?.into_body().read_json().ok()
+}
+
+fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut request = ureq::post(url).config().http_status_as_error(false).build();
+    if let Some(t) = token {
+        request = request.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut response = request.send(body).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn of_rollout<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    messages
+        .iter()
+        .filter(|m| m["type"] == kind && m["rollout_id"] == ROLLOUT)
+        .collect()
+}
+
+/// Waves (indexes) whose patch commands are on the control topic.
+fn waves_started(broker: &Broker) -> BTreeSet<u64> {
+    let messages = control_messages(broker, CONTROL);
+    of_rollout(&messages, "patch")
+        .iter()
+        .map(|p| p["wave"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy_across_a_restart()
+{
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &broker);
+    let mut run = Bellwether::spawn(dir.path(), "run-1", &["run", "--config", &config]);
+    let url = run.dashboard_url();
+
+    // The canary group, previewed from the CLI and the API alike.
+    let mut preview = Bellwether::spawn(
+        dir.path(),
+        "preview",
+        &[
+            "group",
+            "preview",
+            "--config",
+            &config,
+            "--group",
+            "canary-ring",
+            "--json",
+        ],
+    );
+    let cli: Value = serde_json::from_str(
+        preview
+            .wait(Duration::from_secs(60))
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    let (status, api) = post(
+        &format!("{url}api/groups/preview"),
+        None,
+        r#"{"expression": "tags.ring == \"canary\""}"#,
+    );
+    assert_eq!(status, 200, "{api}");
+    assert_eq!(api["vms"], cli["vms"], "the API and the CLI agree");
+    let ring: BTreeSet<String> = serde_json::from_value(cli["vms"].clone()).unwrap();
+    assert!(ring.len() >= 4, "{ring:?}");
+
+    // A fleet with 30 h of history; nobody approves its patch but us.
+    let mut sim = Bellwether::spawn(
+        dir.path(),
+        "simulate",
+        &[
+            "simulate",
+            "--config",
+            &config,
+            "--no-approval",
+            "--speed",
+            "120",
+            "--hours",
+            "32",
+        ],
+    );
+    let warm = FLEET_START_MS + 30 * 3_600_000 - 600_000;
+    eventually(
+        Duration::from_secs(400),
+        "the warm-up history scored",
+        || {
+            let t = get(&format!("{url}api/snapshot"))?["fleet_time"].as_i64()?;
+            (t >= warm).then_some(())
+        },
+    );
+
+    // Submitted over the API: refused without the token, approved by the rule.
+    let patches = format!("{url}api/patches");
+    let body = r#"{"id": "KB-2026-1130", "title": "openssl 3.0.15", "classification": "security", "severity": "important", "product": "debian-12"}"#;
+    assert_eq!(post(&patches, None, body).0, 401);
+    let (status, answer) = post(&patches, Some(HTTP_TOKEN), body);
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["decision"]["decision"], "approve", "{answer}");
+    assert_eq!(answer["rollout_id"], ROLLOUT);
+
+    // The rollout advances wave by wave; bellwether is killed in the middle.
+    eventually(Duration::from_secs(300), "the second wave", || {
+        (waves_started(&broker).len() >= 2).then_some(())
+    });
+    let listed = get(&patches).unwrap();
+    let ours = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["rollout_id"] == ROLLOUT)
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(ours["approval"], "approved by rule `security at once`");
+    run.kill();
+    let run = Bellwether::spawn(dir.path(), "run-2", &["run", "--config", &config]);
+    let url = run.dashboard_url();
+    let report: Value = serde_json::from_str(
+        sim.wait(Duration::from_secs(600))
+            .lines()
+            .last()
+            .expect("a report"),
+    )
+    .unwrap();
+
+    // The waves the rollout reached were started in order, the whole canary
+    // stage (1 + 3 VMs) at least; a wave issued as the anomaly hit is not
+    // carried out.
+    let messages = control_messages(&broker, CONTROL);
+    let waves = waves_started(&broker);
+    assert!(waves.len() >= 2, "{waves:?}");
+    assert_eq!(
+        waves.iter().copied().collect::<Vec<_>>(),
+        (0..waves.len() as u64).collect::<Vec<_>>()
+    );
+    let patched: BTreeSet<String> = of_rollout(&messages, "execution")
+        .iter()
+        .filter(|e| e["action"] == "patch")
+        .map(|e| e["vm_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(patched.len() >= 4, "{patched:?}");
+
+    // The bad patch was rolled back by policy: an anomaly, then every
+    // other patched VM with trigger `policy`, each executed exactly once.
+    let rollbacks = of_rollout(&messages, "rollback");
+    let triggers: BTreeSet<&str> = rollbacks
+        .iter()
+        .map(|r| r["reason"]["trigger"].as_str().unwrap())
+        .collect();
+    assert!(triggers.contains("policy"), "{triggers:?}");
+    assert!(
+        triggers.contains("anomaly") || triggers.contains("predicted_failure"),
+        "{triggers:?}"
+    );
+    let executed: Vec<String> = of_rollout(&messages, "execution")
+        .iter()
+        .filter(|e| e["action"] == "rollback")
+        .map(|e| e["vm_id"].as_str().unwrap().to_string())
+        .collect();
+    let unique: BTreeSet<&String> = executed.iter().collect();
+    assert_eq!(unique.len(), executed.len(), "a VM rolled back twice");
+    assert_eq!(
+        unique.into_iter().cloned().collect::<BTreeSet<_>>(),
+        patched,
+        "every patched VM rolled back:\n{}",
+        run.log_tail()
+    );
+    assert!(
+        report["patched_vms"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+
+    // The restarted bellwether shows it over the API: rolled back, with
+    // the waves it reached.
+    let state = eventually(Duration::from_secs(60), "the final state", || {
+        let list = get(&format!("{url}api/patches"))?;
+        let p = list
+            .as_array()?
+            .iter()
+            .find(|p| p["rollout_id"] == ROLLOUT)?
+            .clone();
+        (p["state"] == "rolled_back").then_some(p)
+    });
+    assert_eq!(state["patch_id"], "KB-2026-1130");
+    let snapshot = get(&format!("{url}api/snapshot")).unwrap();
+    let rollout = snapshot["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == ROLLOUT)
+        .unwrap();
+    assert_eq!(
+        rollout["waves"].as_array().unwrap().len(),
+        waves.len(),
+        "{rollout}"
+    );
+}
