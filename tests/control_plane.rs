@@ -1,8 +1,8 @@
 //! The control plane from the API and the CLI alone, on Kafka, across a
-//! restart: an operator previews the canary group, submits a patch that an
-//! approval rule approves, watches its rollout advance wave by wave, kills
-//! and restarts bellwether mid-rollout, and sees the bad patch rolled back
-//! by the rollback policy.
+//! restart: an operator defines a canary group, submits a patch that an
+//! approval rule approves to roll out from that group, watches its rollout
+//! advance wave by wave, kills and restarts bellwether mid-rollout, and
+//! sees the bad patch rolled back by the rollback policy.
 
 mod common;
 
@@ -99,37 +99,41 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
     let mut run = Bellwether::spawn(dir.path(), "run-1", &["run", "--config", &config]);
     let url = run.dashboard_url();
 
-    // The canary group, previewed from the CLI and the API alike.
-    let mut preview = Bellwether::spawn(
-        dir.path(),
-        "preview",
-        &[
-            "group",
-            "preview",
-            "--config",
-            &config,
-            "--group",
-            "canary-ring",
-            "--json",
-        ],
-    );
-    let cli: Value = serde_json::from_str(
-        preview
-            .wait(Duration::from_secs(60))
-            .lines()
-            .last()
-            .unwrap(),
-    )
-    .unwrap();
-    let (status, api) = post(
+    // A canary group, previewed from the API, then defined from the CLI:
+    // the running bellwether has it once the control topic does.
+    let (status, preview) = post(
         &format!("{url}api/groups/preview"),
         None,
-        r#"{"expression": "tags.ring == \"canary\""}"#,
+        r#"{"regions": ["eu-west-1"]}"#,
     );
-    assert_eq!(status, 200, "{api}");
-    assert_eq!(api["vms"], cli["vms"], "the API and the CLI agree");
-    let ring: BTreeSet<String> = serde_json::from_value(cli["vms"].clone()).unwrap();
-    assert!(ring.len() >= 4, "{ring:?}");
+    assert_eq!(status, 200, "{preview}");
+    let mut define = Bellwether::spawn(
+        dir.path(),
+        "define",
+        &[
+            "group",
+            "define",
+            "--config",
+            &config,
+            "--name",
+            "eu-canary",
+            "--region",
+            "eu-west-1",
+        ],
+    );
+    let out = define.wait(Duration::from_secs(60));
+    assert!(out.contains("group eu-canary defined"), "{out}");
+    let group = |url: &str| {
+        get(&format!("{url}api/groups"))?
+            .as_array()?
+            .iter()
+            .find(|g| g["name"] == "eu-canary")
+            .cloned()
+    };
+    let defined = eventually(Duration::from_secs(60), "the group defined", || group(&url));
+    assert_eq!(defined["vms"], preview["vms"], "what the preview showed");
+    let eu: BTreeSet<String> = serde_json::from_value(defined["vms"].clone()).unwrap();
+    assert!(eu.len() >= 4 && eu.len() < 60, "{eu:?}");
 
     // A fleet with 30 h of history; nobody approves its patch but us.
     let mut sim = Bellwether::spawn(
@@ -158,8 +162,15 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
 
     // Submitted over the API: refused without the token, approved by the rule.
     let patches = format!("{url}api/patches");
-    let body = r#"{"id": "KB-2026-1130", "title": "openssl 3.0.15", "classification": "security", "severity": "important", "product": "debian-12"}"#;
+    let body = r#"{"id": "KB-2026-1130", "title": "openssl 3.0.15", "classification": "security", "severity": "important", "product": "debian-12", "canary_groups": ["eu-canary"]}"#;
     assert_eq!(post(&patches, None, body).0, 401);
+    let (status, answer) = post(
+        &patches,
+        Some(HTTP_TOKEN),
+        &body.replace("eu-canary", "mars-canary"),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("canary_groups"), "{answer}");
     let (status, answer) = post(&patches, Some(HTTP_TOKEN), body);
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["decision"]["decision"], "approve", "{answer}");
@@ -204,6 +215,16 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
         .map(|e| e["vm_id"].as_str().unwrap().to_string())
         .collect();
     assert!(patched.len() >= 4, "{patched:?}");
+    let canary: BTreeSet<String> = of_rollout(&messages, "patch")
+        .iter()
+        .filter(|p| p["wave"].as_u64().unwrap() < 2)
+        .map(|p| p["vm_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(canary.len(), 4);
+    assert!(
+        canary.is_subset(&eu),
+        "the canary stage came from eu-canary: {canary:?}"
+    );
 
     // The bad patch was rolled back by policy: an anomaly, then every
     // other patched VM with trigger `policy`, each executed exactly once.
@@ -235,8 +256,9 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
         "{report}"
     );
 
-    // The restarted bellwether shows it over the API: rolled back, with
-    // the waves it reached.
+    // The restarted bellwether kept the group, and shows the rollout over
+    // the API: rolled back, with the waves it reached.
+    assert_eq!(group(&url).unwrap()["vms"], defined["vms"]);
     let state = eventually(Duration::from_secs(60), "the final state", || {
         let list = get(&format!("{url}api/patches"))?;
         let p = list

@@ -647,6 +647,7 @@ fn submission(
         decision,
         submitted_by: "ci".into(),
         submitted_at: at,
+        canary_groups: None,
     })
 }
 

@@ -60,6 +60,9 @@ pub enum Command {
     /// Patches and the approval rules.
     #[command(subcommand)]
     Patch(PatchCommand),
+    /// The inventory of the running bellwether: register or remove VMs.
+    #[command(subcommand)]
+    Vm(VmCommand),
     /// Control a running rollout: pause, resume, promote, abort, or roll
     /// every patched VM back now (published on the control topic).
     Rollout(RolloutArgs),
@@ -149,6 +152,10 @@ pub struct PatchArgs {
     /// Who submits (recorded).
     #[arg(long, default_value = "operator")]
     pub by: String,
+    /// Canary groups for this rollout (repeatable; default:
+    /// rollout.canary_groups).
+    #[arg(long)]
+    pub canary_group: Vec<String>,
     /// Print the decision as JSON.
     #[arg(long)]
     pub json: bool,
@@ -165,6 +172,65 @@ pub enum GroupCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Define a canary group (or replace the one of its name) in the
+    /// running bellwether: published on the control topic, kept across
+    /// restarts (`GET /api/groups` shows it).
+    Define {
+        /// Config and brokers.
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The group's name.
+        #[arg(long)]
+        name: String,
+        /// The selector.
+        #[command(flatten)]
+        selector: crate::service::inventory::SelectorFlags,
+        /// Who (recorded).
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
+    /// Remove a canary group from the running bellwether.
+    Remove {
+        /// Config and brokers.
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The group's name.
+        #[arg(long)]
+        name: String,
+        /// Who (recorded).
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
+}
+
+/// `bellwether vm` subcommands: the inventory of the running bellwether.
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Register a VM (or replace the one with its id): published on the
+    /// control topic, kept across restarts; later rollouts patch it.
+    Register {
+        /// Config and brokers.
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The VM.
+        #[command(flatten)]
+        vm: crate::service::inventory::VmRegisterArgs,
+        /// Who (recorded).
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
+    /// Take a VM out of the inventory.
+    Remove {
+        /// Config and brokers.
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The VM id.
+        #[arg(long)]
+        id: String,
+        /// Who (recorded).
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
 }
 
 /// `bellwether group preview` flags.
@@ -173,21 +239,9 @@ pub struct GroupPreviewArgs {
     /// A configured group's name.
     #[arg(long, conflicts_with_all = ["expression", "tag", "instance_type", "region", "criticality"])]
     pub group: Option<String>,
-    /// A boolean expression, e.g. `tags.role == "web" && region != "us-east-1"`.
-    #[arg(long)]
-    pub expression: Option<String>,
-    /// A tag condition NAME=VALUE (repeatable; all must hold).
-    #[arg(long)]
-    pub tag: Vec<String>,
-    /// Instance types (any of; repeatable).
-    #[arg(long)]
-    pub instance_type: Vec<String>,
-    /// Regions (any of; repeatable).
-    #[arg(long)]
-    pub region: Vec<String>,
-    /// Criticalities (any of; repeatable): low, standard, high, critical.
-    #[arg(long)]
-    pub criticality: Vec<String>,
+    /// The selector, when no group is named.
+    #[command(flatten)]
+    pub selector: crate::service::inventory::SelectorFlags,
     /// Print the members as JSON.
     #[arg(long)]
     pub json: bool,
@@ -749,6 +803,54 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrainFailure(args) => train_failure(args),
         Command::Retrain(args) => retrain(args),
         Command::Group(GroupCommand::Preview(args)) => group_preview(args),
+        Command::Group(GroupCommand::Define {
+            service,
+            name,
+            selector,
+            by,
+        }) => {
+            let config = service.load()?;
+            let group = selector.group(&name)?;
+            crate::service::inventory::publish_change(
+                &config,
+                bellwether_schemas::InventoryChange::DefineGroup { group },
+                &by,
+            )?;
+            println!("group {name} defined");
+            Ok(())
+        }
+        Command::Group(GroupCommand::Remove { service, name, by }) => {
+            let config = service.load()?;
+            crate::service::inventory::publish_change(
+                &config,
+                bellwether_schemas::InventoryChange::RemoveGroup { name: name.clone() },
+                &by,
+            )?;
+            println!("group {name} removed");
+            Ok(())
+        }
+        Command::Vm(VmCommand::Register { service, vm, by }) => {
+            let config = service.load()?;
+            let vm = vm.vm()?;
+            let id = vm.id.clone();
+            crate::service::inventory::publish_change(
+                &config,
+                bellwether_schemas::InventoryChange::RegisterVm { vm },
+                &by,
+            )?;
+            println!("vm {id} registered");
+            Ok(())
+        }
+        Command::Vm(VmCommand::Remove { service, id, by }) => {
+            let config = service.load()?;
+            crate::service::inventory::publish_change(
+                &config,
+                bellwether_schemas::InventoryChange::RemoveVm { vm_id: id.clone() },
+                &by,
+            )?;
+            println!("vm {id} removed");
+            Ok(())
+        }
         Command::Rollout(args) => {
             let config = args.service.load()?;
             let action = args.action;
@@ -865,7 +967,6 @@ fn demo(args: DemoArgs) -> Result<()> {
                     monitor: monitor.clone(),
                     history: root,
                     control: None,
-                    inventory: Some(std::sync::Arc::new(inventory)),
                     approval: None,
                 },
             )?;
@@ -1117,12 +1218,19 @@ fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
         released_at: args.released_at.clone(),
         rollout_id: args.rollout_id.clone(),
         by: None,
+        canary_groups: (!args.canary_group.is_empty()).then(|| args.canary_group.clone()),
     };
+    // Groups defined over the API are not in the config: the running
+    // bellwether checks those.
+    let inventory = crate::service::load_inventory(&config)?;
+    let mut groups = inventory.group_names();
+    groups.extend(args.canary_group.iter().map(String::as_str));
     let s = submission(
         &config.approval,
         &request,
         &args.by,
         bellwether_schemas::EventTime::now(),
+        &groups,
     )
     .map_err(|e| anyhow::anyhow!("--{} {}", e.field.replace('_', "-"), e.reason))?;
     if submit {
@@ -1171,7 +1279,7 @@ fn patch_approve(args: PatchApproveArgs) -> Result<()> {
 }
 
 fn group_preview(args: GroupPreviewArgs) -> Result<()> {
-    use crate::inventory::selector::{GroupConfig, Selector, TagMatch};
+    use crate::inventory::selector::Selector;
     let config = config::load(args.config.as_deref())?;
     let inventory = crate::service::load_inventory(&config)?;
     let selector = match &args.group {
@@ -1182,30 +1290,7 @@ fn group_preview(args: GroupPreviewArgs) -> Result<()> {
             )
         })?,
         None => {
-            let mut tags = std::collections::BTreeMap::new();
-            for t in &args.tag {
-                let (k, v) = t
-                    .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("--tag {t}: use NAME=VALUE"))?;
-                tags.insert(k.to_string(), TagMatch::One(v.to_string()));
-            }
-            let criticality = args
-                .criticality
-                .iter()
-                .map(|c| {
-                    bellwether_schemas::Criticality::parse(c).ok_or_else(|| {
-                        anyhow::anyhow!("--criticality {c}: one of low, standard, high, critical")
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let group = GroupConfig {
-                name: "preview".into(),
-                tags,
-                instance_types: args.instance_type.clone(),
-                regions: args.region.clone(),
-                criticality,
-                expression: args.expression.clone(),
-            };
+            let group = args.selector.group("preview")?;
             Selector::compile(&group)
                 .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.reason))?
         }

@@ -248,6 +248,12 @@ impl ScoringStage {
             | ControlMessage::Outcome(_)
             | ControlMessage::Manual(_)
             | ControlMessage::Submission(_) => {}
+            // Criticality of VMs registered later: applied in topic order.
+            ControlMessage::Inventory(u) => {
+                if let Err(e) = Arc::make_mut(&mut self.inventory).apply(&u.change) {
+                    tracing::warn!("inventory change not applied: {e}");
+                }
+            }
         }
     }
 

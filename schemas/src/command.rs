@@ -276,6 +276,8 @@ pub enum ControlMessage {
     Manual(ManualCommand),
     /// A patch submitted with the approval rules' decision.
     Submission(crate::PatchSubmission),
+    /// A VM registered or removed, a canary group defined or removed.
+    Inventory(crate::InventoryUpdate),
 }
 
 /// What an operator asks of a rollout.
@@ -359,6 +361,7 @@ impl ControlMessage {
             ControlMessage::Outcome(o) => o.rollout_id.as_deref().unwrap_or("outcomes"),
             ControlMessage::Manual(m) => &m.rollout_id,
             ControlMessage::Submission(s) => &s.rollout_id,
+            ControlMessage::Inventory(_) => "inventory",
         }
     }
 }

@@ -72,6 +72,82 @@ impl VmRecord {
     }
 }
 
+/// A tag condition: one value, or any of several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TagMatch {
+    /// The tag equals this value.
+    One(String),
+    /// The tag equals one of these values.
+    AnyOf(Vec<String>),
+}
+
+/// A canary group as configured (or defined over the API): a selector
+/// over the inventory. A VM belongs to the group when it matches
+/// every field given (an empty group matches every VM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Group name.
+    pub name: String,
+    /// Tag conditions, e.g. `{ role = ["web", "api"], env = "prod" }`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, TagMatch>,
+    /// Instance types (any of).
+    #[serde(default)]
+    pub instance_types: Vec<String>,
+    /// Regions (any of).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Criticalities (any of).
+    #[serde(default)]
+    pub criticality: Vec<Criticality>,
+    /// A boolean expression (see `inventory::expression`).
+    #[serde(default)]
+    pub expression: Option<String>,
+}
+
+/// A change to the inventory made while bellwether runs (over the HTTP
+/// API, the CLI, or a message a CMDB publishes on the control topic). Every
+/// component applies the changes in control-topic order, so a restarted
+/// bellwether rebuilds the same inventory by replaying the topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum InventoryChange {
+    /// Add a VM, or replace the one with its id.
+    RegisterVm {
+        /// The VM.
+        vm: VmRecord,
+    },
+    /// Take a VM out of the inventory (no later rollout patches it).
+    RemoveVm {
+        /// Its id.
+        vm_id: String,
+    },
+    /// Define a canary group, or replace the one of its name.
+    DefineGroup {
+        /// The group.
+        group: GroupConfig,
+    },
+    /// Remove a canary group.
+    RemoveGroup {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// An inventory change on the control topic, with who made it and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryUpdate {
+    /// The change.
+    #[serde(flatten)]
+    pub change: InventoryChange,
+    /// Who made it.
+    pub by: String,
+    /// When (wall-clock time).
+    pub at: crate::EventTime,
+}
+
 /// Arrow schema of the inventory (for history and SQL).
 pub fn inventory_schema() -> SchemaRef {
     let entries = Fields::from(vec![

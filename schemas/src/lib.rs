@@ -24,7 +24,9 @@ pub use command::{
 };
 pub use error::SchemaError;
 pub use event::{RolloutEvent, RolloutEventKind};
-pub use inventory::{Criticality, VmRecord};
+pub use inventory::{
+    Criticality, GroupConfig, InventoryChange, InventoryUpdate, TagMatch, VmRecord,
+};
 pub use metric::{Direction, MetricSample, VmSnapshot};
 pub use patch::{ApprovalDecision, Patch, PatchSubmission, Rollout, RolloutState};
 pub use score::{FailureRisk, MetricVerdict, RiskDriver, ScoreRecord};

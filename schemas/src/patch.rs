@@ -58,6 +58,9 @@ pub struct PatchSubmission {
     /// When (wall-clock time of the submission): an approval's delay is
     /// counted from here on the actor's clock.
     pub submitted_at: EventTime,
+    /// Canary groups for this rollout (none: `rollout.canary_groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_groups: Option<Vec<String>>,
 }
 
 /// Where a rollout is in its life. Transitions are made only by the rollout

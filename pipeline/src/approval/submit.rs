@@ -29,6 +29,9 @@ pub struct PatchRequest {
     /// Who submits it (recorded; the API's default is `api`).
     #[serde(default)]
     pub by: Option<String>,
+    /// Canary groups for this rollout (default: `rollout.canary_groups`).
+    #[serde(default)]
+    pub canary_groups: Option<Vec<String>>,
 }
 
 /// A submission that cannot be built: which field, and why.
@@ -46,13 +49,29 @@ pub fn default_rollout_id(patch_id: &str) -> String {
     format!("rollout-{}", patch_id.to_lowercase())
 }
 
-/// Evaluates `request` against the rules, submitted by `by` at `now`.
+/// Evaluates `request` against the rules, submitted by `by` at `now`;
+/// its canary groups must be among `groups`.
 pub fn submission(
     rules: &ApprovalConfig,
     request: &PatchRequest,
     by: &str,
     now: EventTime,
+    groups: &[&str],
 ) -> Result<PatchSubmission, SubmitError> {
+    if let Some(names) = &request.canary_groups {
+        if names.is_empty() {
+            return Err(SubmitError {
+                field: "canary_groups",
+                reason: "give at least one group, or leave it out".into(),
+            });
+        }
+        if let Some(unknown) = names.iter().find(|n| !groups.contains(&n.as_str())) {
+            return Err(SubmitError {
+                field: "canary_groups",
+                reason: format!("no group `{unknown}`; groups: {}", groups.join(", ")),
+            });
+        }
+    }
     for (field, value) in [
         ("id", &request.id),
         ("classification", &request.classification),
@@ -91,6 +110,7 @@ pub fn submission(
         decision,
         submitted_by: by.to_string(),
         submitted_at: now,
+        canary_groups: request.canary_groups.clone(),
     })
 }
 

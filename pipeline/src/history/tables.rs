@@ -248,6 +248,7 @@ pub fn control_time(m: &ControlMessage) -> i64 {
         ControlMessage::Outcome(o) => o.at.0,
         ControlMessage::Manual(m) => m.at.0,
         ControlMessage::Submission(s) => s.submitted_at.0,
+        ControlMessage::Inventory(u) => u.at.0,
     }
 }
 
@@ -378,6 +379,12 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 5] {
                 s.rollout_id.clone(),
                 "submitted".to_string(),
                 serde_json::json!({"patch": s.patch, "decision": s.decision, "submitted_by": s.submitted_by}).to_string(),
+            )),
+            ControlMessage::Inventory(u) => events.push((
+                u.at.0,
+                String::new(),
+                "inventory_changed".to_string(),
+                serde_json::to_string(u).unwrap_or_default(),
             )),
         }
     }

@@ -2,45 +2,12 @@
 
 use super::expression::Expression;
 use bellwether_schemas::{Criticality, VmRecord};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Name of the built-in group of critical VMs.
 pub const BUILT_IN_CRITICAL_GROUP: &str = "critical-systems";
 
-/// A tag condition: one value, or any of several.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum TagMatch {
-    /// The tag equals this value.
-    One(String),
-    /// The tag equals one of these values.
-    AnyOf(Vec<String>),
-}
-
-/// A canary group as configured. A VM belongs to the group when it matches
-/// every field given (an empty group matches every VM).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupConfig {
-    /// Group name.
-    pub name: String,
-    /// Tag conditions, e.g. `{ role = ["web", "api"], env = "prod" }`.
-    #[serde(default)]
-    pub tags: BTreeMap<String, TagMatch>,
-    /// Instance types (any of).
-    #[serde(default)]
-    pub instance_types: Vec<String>,
-    /// Regions (any of).
-    #[serde(default)]
-    pub regions: Vec<String>,
-    /// Criticalities (any of).
-    #[serde(default)]
-    pub criticality: Vec<Criticality>,
-    /// A boolean expression (see `inventory::expression`).
-    #[serde(default)]
-    pub expression: Option<String>,
-}
+pub use bellwether_schemas::{GroupConfig, TagMatch};
 
 /// Why a group cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]

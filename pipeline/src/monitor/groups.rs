@@ -6,7 +6,6 @@ use super::server::{AppState, bad_request};
 use crate::inventory::Inventory;
 use crate::inventory::selector::{GroupConfig, Selector};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use serde::Serialize;
 
@@ -36,19 +35,9 @@ pub fn members(inventory: &Inventory, selector: &Selector) -> GroupMembers {
     }
 }
 
-fn no_inventory() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(serde_json::json!({ "error": "this server has no inventory" })),
-    )
-        .into_response()
-}
-
 /// `GET /api/groups`.
 pub async fn list(State(state): State<AppState>) -> Response {
-    let Some(inventory) = state.inventory else {
-        return no_inventory();
-    };
+    let inventory = state.monitor.inventory();
     let groups: Vec<GroupMembers> = inventory
         .group_names()
         .into_iter()
@@ -62,9 +51,7 @@ pub async fn list(State(state): State<AppState>) -> Response {
 /// `instance_types`, `regions`, `criticality`, `expression`; `name`
 /// optional).
 pub async fn preview(State(state): State<AppState>, body: String) -> Response {
-    let Some(inventory) = state.inventory else {
-        return no_inventory();
-    };
+    let inventory = state.monitor.inventory();
     let mut value: serde_json::Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(&format!("body: {e}")),
@@ -107,10 +94,10 @@ mod tests {
             .http_status_as_error(false)
             .build()
             .into();
-        let mut response = if method == "GET" {
-            agent.get(url).call().unwrap()
-        } else {
-            agent.post(url).send(body).unwrap()
+        let mut response = match method {
+            "GET" => agent.get(url).call().unwrap(),
+            "DELETE" => agent.delete(url).call().unwrap(),
+            _ => agent.post(url).send(body).unwrap(),
         };
         let status = response.status().as_u16();
         (status, response.body_mut().read_to_string().unwrap())
@@ -132,7 +119,6 @@ mod tests {
                 monitor: Monitor::new(&inventory, "test"),
                 history: None,
                 control: None,
-                inventory: Some(inventory),
                 approval: None,
             },
         )
@@ -184,7 +170,9 @@ mod tests {
                 let concrete = path
                     .replace("{rollout_id}", "r1")
                     .replace("{action}", "pause")
-                    .replace("{patch_id}", "KB-1");
+                    .replace("{patch_id}", "KB-1")
+                    .replace("{vm_id}", "vm-1")
+                    .replace("{name}", "g");
                 let (status, body) = call(
                     &method.to_uppercase(),
                     &format!("{url}{}", &concrete[1..]),

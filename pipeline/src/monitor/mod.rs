@@ -7,6 +7,7 @@
 //! reads it). Feeding it costs a lock and a few map updates per message.
 
 pub mod groups;
+pub mod inventory;
 pub mod openapi;
 pub mod outcomes;
 pub mod patches;
@@ -64,6 +65,11 @@ impl Monitor {
     pub fn on_control(&self, message: &ControlMessage) {
         self.view().on_control(message);
         self.inner.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// The inventory as the control topic changed it so far.
+    pub fn inventory(&self) -> Arc<Inventory> {
+        self.view().inventory()
     }
 
     /// Takes in one score.

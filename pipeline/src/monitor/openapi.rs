@@ -65,6 +65,16 @@ pub fn openapi() -> Value {
                         "by": { "type": "string", "description": "who submits (default: api)" }
                     }
                 },
+                "Vm": {
+                    "type": "object", "required": ["id", "instance_type", "region"], "additionalProperties": false,
+                    "properties": {
+                        "id": { "type": "string", "description": "as it appears in metric samples" },
+                        "instance_type": { "type": "string" },
+                        "region": { "type": "string" },
+                        "criticality": { "type": "string", "enum": ["low", "standard", "high", "critical"], "default": "standard" },
+                        "tags": { "type": "object", "additionalProperties": { "type": "string" } }
+                    }
+                },
                 "GroupMembers": {
                     "type": "object", "required": ["name", "count", "vms"],
                     "properties": {
@@ -164,11 +174,62 @@ pub fn openapi() -> Value {
                     "403": error_response("this server accepts no changes (no http.token)")
                 }
             } },
-            "/api/groups": { "get": {
-                "summary": "Every canary group (the built-in critical-systems first) and its VMs",
+            "/api/groups": {
+                "get": {
+                    "summary": "Every canary group (the built-in critical-systems first) and its VMs",
+                    "responses": {
+                        "200": { "description": "groups", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/GroupMembers" } } } } }
+                    }
+                },
+                "post": {
+                    "summary": "Define a canary group (or replace the one of its name); kept on the control topic, so it survives restarts",
+                    "security": [ { "bearer": [] } ],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Group" } } } },
+                    "responses": {
+                        "202": { "description": "published on the control topic" },
+                        "400": error_response("the selector does not compile, or a built-in name (field named)"),
+                        "401": error_response("no or wrong bearer token"),
+                        "403": error_response("this server accepts no changes (no http.token)")
+                    }
+                }
+            },
+            "/api/groups/{name}": { "delete": {
+                "summary": "Remove a canary group (not the built-in critical-systems)",
+                "security": [ { "bearer": [] } ],
+                "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
                 "responses": {
-                    "200": { "description": "groups", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/GroupMembers" } } } } },
-                    "404": error_response("no inventory")
+                    "202": { "description": "published on the control topic" },
+                    "400": error_response("no such group, or built in"),
+                    "401": error_response("no or wrong bearer token"),
+                    "403": error_response("this server accepts no changes (no http.token)")
+                }
+            } },
+            "/api/vms": {
+                "get": {
+                    "summary": "The inventory now (from config, plus what was registered)",
+                    "responses": { "200": { "description": "VMs", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/Vm" } } } } } }
+                },
+                "post": {
+                    "summary": "Register a VM (or replace the one with its id); kept on the control topic, so it survives restarts",
+                    "security": [ { "bearer": [] } ],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Vm" } } } },
+                    "responses": {
+                        "202": { "description": "published on the control topic" },
+                        "400": error_response("a field is wrong (named)"),
+                        "401": error_response("no or wrong bearer token"),
+                        "403": error_response("this server accepts no changes (no http.token)")
+                    }
+                }
+            },
+            "/api/vms/{vm_id}": { "delete": {
+                "summary": "Take a VM out of the inventory (later rollouts do not patch it)",
+                "security": [ { "bearer": [] } ],
+                "parameters": [ { "name": "vm_id", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "responses": {
+                    "202": { "description": "published on the control topic" },
+                    "400": error_response("no such VM"),
+                    "401": error_response("no or wrong bearer token"),
+                    "403": error_response("this server accepts no changes (no http.token)")
                 }
             } },
             "/api/groups/preview": { "post": {

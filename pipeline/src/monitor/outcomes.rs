@@ -166,7 +166,6 @@ pub(crate) mod tests {
                 monitor: monitor.clone(),
                 history: None,
                 control: Some(access),
-                inventory: None,
                 approval: None,
             },
         )

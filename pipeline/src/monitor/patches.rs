@@ -49,7 +49,14 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Str
             .into_response();
     };
     let by = request.by.clone().unwrap_or_else(|| "api".into());
-    let s = match submission(rules, &request, &by, EventTime::now()) {
+    let inventory = state.monitor.inventory();
+    let s = match submission(
+        rules,
+        &request,
+        &by,
+        EventTime::now(),
+        &inventory.group_names(),
+    ) {
         Ok(s) => s,
         Err(e) => return bad_request(&e.to_string()),
     };
@@ -180,7 +187,6 @@ mod tests {
                     token: TOKEN.into(),
                     sender,
                 }),
-                inventory: None,
                 approval: Some(rules),
             },
         )

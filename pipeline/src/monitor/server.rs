@@ -78,7 +78,6 @@ pub fn serve(
             monitor,
             history,
             control: None,
-            inventory: None,
             approval: None,
         },
     )
@@ -144,8 +143,6 @@ pub struct AppState {
     pub history: Option<PathBuf>,
     /// Where accepted changes go (none: changes are refused).
     pub control: Option<super::outcomes::ControlAccess>,
-    /// The fleet and its canary groups (none: the groups API answers 404).
-    pub inventory: Option<std::sync::Arc<crate::inventory::Inventory>>,
     /// The approval rules `POST /api/patches` evaluates (none: it answers 503).
     pub approval: Option<crate::approval::rules::ApprovalConfig>,
 }
@@ -180,7 +177,22 @@ pub fn router(state: AppState) -> Router {
             "/api/rollouts/{rollout_id}/{action}",
             axum::routing::post(super::rollouts::post_control),
         )
-        .route("/api/groups", get(super::groups::list))
+        .route(
+            "/api/groups",
+            get(super::groups::list).post(super::inventory::define_group),
+        )
+        .route(
+            "/api/groups/{name}",
+            axum::routing::delete(super::inventory::remove_group),
+        )
+        .route(
+            "/api/vms",
+            get(super::inventory::list).post(super::inventory::register),
+        )
+        .route(
+            "/api/vms/{vm_id}",
+            axum::routing::delete(super::inventory::remove),
+        )
         .route(
             "/api/patches",
             get(super::patches::list).post(super::patches::submit),

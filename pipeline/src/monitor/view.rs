@@ -7,6 +7,7 @@ use crate::inventory::Inventory;
 use bellwether_schemas::{Action, ControlMessage, EventTime, RolloutState, ScoreRecord};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// A VM whose last anomaly score reaches this is shown yellow.
 pub const YELLOW_SCORE: f64 = 0.5;
@@ -183,6 +184,7 @@ struct Rollout {
 
 /// The dashboard's model of the fleet.
 pub struct FleetView {
+    inventory: Arc<Inventory>,
     fleet_size: usize,
     groups: Vec<(String, BTreeSet<String>)>,
     rollouts: BTreeMap<String, Rollout>,
@@ -195,28 +197,21 @@ pub struct FleetView {
 impl FleetView {
     /// A view of `inventory`'s fleet and canary groups.
     pub fn new(inventory: &Inventory, forecaster: &str) -> FleetView {
-        let groups = inventory
-            .group_names()
-            .into_iter()
-            .map(|name| {
-                let members = inventory
-                    .members(name)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|v| v.id.clone())
-                    .collect();
-                (name.to_string(), members)
-            })
-            .collect();
         FleetView {
+            inventory: Arc::new(inventory.clone()),
             fleet_size: inventory.vms().len(),
-            groups,
+            groups: group_members(inventory),
             rollouts: BTreeMap::new(),
             fleet_time: None,
             vms_scored: 0,
             forecaster: forecaster.to_string(),
             arrivals: 0,
         }
+    }
+
+    /// The inventory as the control topic changed it so far.
+    pub fn inventory(&self) -> Arc<Inventory> {
+        self.inventory.clone()
     }
 
     fn rollout(&mut self, id: &str) -> &mut Rollout {
@@ -304,6 +299,12 @@ impl FleetView {
                 }
             }
             ControlMessage::Outcome(_) | ControlMessage::Manual(_) => {}
+            ControlMessage::Inventory(u) => {
+                if Arc::make_mut(&mut self.inventory).apply(&u.change).is_ok() {
+                    self.fleet_size = self.inventory.vms().len();
+                    self.groups = group_members(&self.inventory);
+                }
+            }
         }
     }
 
@@ -468,6 +469,23 @@ fn push_point(points: &mut VecDeque<ScorePoint>, t: i64, max: f64, sum: f64, n: 
 }
 
 /// The state as far as the commands tell (no actor in this process).
+/// Each group's name and member ids.
+fn group_members(inventory: &Inventory) -> Vec<(String, BTreeSet<String>)> {
+    inventory
+        .group_names()
+        .into_iter()
+        .map(|name| {
+            let members = inventory
+                .members(name)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v.id.clone())
+                .collect();
+            (name.to_string(), members)
+        })
+        .collect()
+}
+
 fn derived_state(r: &Rollout) -> String {
     if r.approved_by.is_empty() && r.wave_of.is_empty() && !r.approval.is_empty() {
         if r.approval.starts_with("rejected") {

@@ -101,6 +101,8 @@ pub struct RolloutActor<A: Actuator> {
     rejected: HashMap<String, String>,
     /// Rollouts that ran before the current one.
     finished: HashSet<String>,
+    /// Canary groups a submission chose for its rollout.
+    canary_groups_of: HashMap<String, Vec<String>>,
 }
 
 impl<A: Actuator> RolloutActor<A> {
@@ -142,6 +144,7 @@ impl<A: Actuator> RolloutActor<A> {
             queued: VecDeque::new(),
             rejected: HashMap::new(),
             finished: HashSet::new(),
+            canary_groups_of: HashMap::new(),
             sequence: 0,
         }
     }
@@ -233,16 +236,16 @@ impl<A: Actuator> RolloutActor<A> {
         }
         let plan = self.wave_plan();
         self.clock = self.clock.max(now);
-        self.planned = plan_waves(
-            &self.inventory,
-            &plan,
-            &self.rollout_config.canary_groups,
-            rollout_id,
-        );
+        let canary_groups = self
+            .canary_groups_of
+            .get(rollout_id)
+            .cloned()
+            .unwrap_or_else(|| self.rollout_config.canary_groups.clone());
+        self.planned = plan_waves(&self.inventory, &plan, &canary_groups, rollout_id);
         self.rollout = Some(Rollout {
             id: rollout_id.to_string(),
             patch,
-            canary_groups: self.rollout_config.canary_groups.clone(),
+            canary_groups,
             plan,
             state: RolloutState::Pending,
             created_at: now,
@@ -308,6 +311,10 @@ impl<A: Actuator> RolloutActor<A> {
             return;
         }
         tracing::info!(rollout = %s.rollout_id, patch = %s.patch.id, decision = %crate::approval::rules::describe(&s.decision), "patch submitted");
+        if let Some(groups) = &s.canary_groups {
+            self.canary_groups_of
+                .insert(s.rollout_id.clone(), groups.clone());
+        }
         match s.decision.clone() {
             ApprovalDecision::Reject { by } => {
                 self.rejected.insert(s.rollout_id.clone(), by);
@@ -399,6 +406,13 @@ impl<A: Actuator> RolloutActor<A> {
     fn dispatch(&mut self, message: ControlMessage) {
         match message {
             ControlMessage::Submission(s) => self.on_submission(s),
+            // The next rollout plans over the inventory as it is then.
+            ControlMessage::Inventory(u) => {
+                match Arc::make_mut(&mut self.inventory).apply(&u.change) {
+                    Ok(()) => tracing::info!(by = %u.by, change = ?u.change, "inventory changed"),
+                    Err(e) => tracing::warn!("inventory change not applied: {e}"),
+                }
+            }
             ControlMessage::Approval(approval) => self.on_approval(approval),
             // Outcomes are for learning; they do not move a rollout.
             ControlMessage::Execution(_) | ControlMessage::Outcome(_) => {}

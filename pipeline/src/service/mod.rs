@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod approve;
+pub mod inventory;
 pub mod run;
 pub mod simulate;
 

@@ -87,7 +87,6 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                 monitor: monitor.clone(),
                 history: root,
                 control,
-                inventory: Some(inventory.clone()),
                 approval: Some(config.approval.clone()),
             },
         )?;

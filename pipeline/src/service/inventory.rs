@@ -1,0 +1,130 @@
+//! `bellwether vm register|remove` and `bellwether group define|remove`:
+//! inventory changes published on the control topic, as the HTTP API's
+//! `POST /api/vms` and `POST /api/groups` do. Every component applies them
+//! in topic order; a restarted bellwether replays them.
+
+use crate::config::Config;
+use crate::inventory::selector::BUILT_IN_CRITICAL_GROUP;
+use anyhow::{Result, anyhow};
+use bellwether_schemas::{
+    ControlMessage, Criticality, EventTime, GroupConfig, InventoryChange, InventoryUpdate,
+    TagMatch, VmRecord,
+};
+use clap::Args;
+use std::collections::BTreeMap;
+
+/// A selector given as flags (`group preview`, `group define`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectorFlags {
+    /// A boolean expression, e.g. `tags.role == "web" && region != "us-east-1"`.
+    #[arg(long)]
+    pub expression: Option<String>,
+    /// A tag condition NAME=VALUE (repeatable; all must hold).
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Instance types (any of; repeatable).
+    #[arg(long)]
+    pub instance_type: Vec<String>,
+    /// Regions (any of; repeatable).
+    #[arg(long)]
+    pub region: Vec<String>,
+    /// Criticalities (any of; repeatable): low, standard, high, critical.
+    #[arg(long)]
+    pub criticality: Vec<String>,
+}
+
+fn tags(flags: &[String]) -> Result<BTreeMap<String, String>> {
+    flags
+        .iter()
+        .map(|t| {
+            t.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("--tag {t}: use NAME=VALUE"))
+        })
+        .collect()
+}
+
+fn criticality(name: &str) -> Result<Criticality> {
+    Criticality::parse(name)
+        .ok_or_else(|| anyhow!("--criticality {name}: one of low, standard, high, critical"))
+}
+
+impl SelectorFlags {
+    /// The group these flags describe, named `name`.
+    pub fn group(&self, name: &str) -> Result<GroupConfig> {
+        Ok(GroupConfig {
+            name: name.to_string(),
+            tags: tags(&self.tag)?
+                .into_iter()
+                .map(|(k, v)| (k, TagMatch::One(v)))
+                .collect(),
+            instance_types: self.instance_type.clone(),
+            regions: self.region.clone(),
+            criticality: self
+                .criticality
+                .iter()
+                .map(|c| criticality(c))
+                .collect::<Result<_>>()?,
+            expression: self.expression.clone(),
+        })
+    }
+}
+
+/// `bellwether vm register` flags.
+#[derive(Debug, Args)]
+pub struct VmRegisterArgs {
+    /// The VM id, as it appears in metric samples.
+    #[arg(long)]
+    pub id: String,
+    /// Its instance type, e.g. m6i.large.
+    #[arg(long)]
+    pub instance_type: String,
+    /// Its region, e.g. eu-west-1.
+    #[arg(long)]
+    pub region: String,
+    /// low, standard, high or critical.
+    #[arg(long, default_value = "standard")]
+    pub criticality: String,
+    /// A tag NAME=VALUE (repeatable).
+    #[arg(long)]
+    pub tag: Vec<String>,
+}
+
+impl VmRegisterArgs {
+    /// The VM record.
+    pub fn vm(&self) -> Result<VmRecord> {
+        Ok(VmRecord {
+            id: self.id.clone(),
+            tags: tags(&self.tag)?,
+            instance_type: self.instance_type.clone(),
+            region: self.region.clone(),
+            criticality: criticality(&self.criticality)?,
+        })
+    }
+}
+
+/// Checks `change` (a bad selector, an empty field, the built-in group
+/// are refused here, naming the field), then publishes it. A removal is not
+/// checked against the config's inventory: what it removes may have been
+/// registered over the API.
+pub fn publish_change(config: &Config, change: InventoryChange, by: &str) -> Result<()> {
+    let check = match &change {
+        InventoryChange::RegisterVm { .. } | InventoryChange::DefineGroup { .. } => {
+            let mut inventory = (*super::load_inventory(config)?).clone();
+            inventory.apply(&change)
+        }
+        InventoryChange::RemoveGroup { name } if name == BUILT_IN_CRITICAL_GROUP => {
+            crate::inventory::Inventory::new(vec![], vec![]).apply(&change)
+        }
+        InventoryChange::RemoveVm { .. } | InventoryChange::RemoveGroup { .. } => Ok(()),
+    };
+    check.map_err(|e| anyhow!("{e}"))?;
+    super::approve::publish(
+        config,
+        ControlMessage::Inventory(InventoryUpdate {
+            change,
+            by: by.to_string(),
+            at: EventTime::now(),
+        }),
+    )
+}
