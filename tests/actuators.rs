@@ -1,55 +1,15 @@
 //! The webhook and shell actuators against real parts: an HTTP server that
 //! checks signatures and fails on purpose, and `sh`.
 
-use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
+mod common;
+
 use bellwether::config::{ShellConfig, WebhookConfig};
 use bellwether::rollout::actuator::Actuator;
 use bellwether::rollout::shell::ShellActuator;
 use bellwether::rollout::webhook::WebhookActuator;
 use bellwether_schemas::{CommandId, EventTime, PatchCommand};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use std::sync::{Arc, Mutex};
-
-const SECRET: &str = "webhook-secret-0123456789";
-
-/// What the endpoint received: headers and body of each call.
-type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
-
-/// An HTTP endpoint on a free port answering `statuses` in turn (the last
-/// one from then on); returns its URL and what it received.
-fn endpoint(statuses: Vec<u16>) -> (String, Calls) {
-    let calls: Calls = Arc::default();
-    let seen = calls.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}/hooks/bellwether", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let app = Router::new().route(
-                "/hooks/bellwether",
-                axum::routing::post(move |headers: HeaderMap, body: String| {
-                    let seen = seen.clone();
-                    let statuses = statuses.clone();
-                    async move {
-                        let mut calls = seen.lock().unwrap();
-                        calls.push((headers, body));
-                        let status = statuses[(calls.len() - 1).min(statuses.len() - 1)];
-                        StatusCode::from_u16(status).unwrap()
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    (url, calls)
-}
+use common::webhook::{SECRET, endpoint, signed};
+use std::sync::Arc;
 
 fn patch_command(vm: &str) -> PatchCommand {
     PatchCommand {
@@ -83,10 +43,11 @@ fn a_webhook_gets_signed_calls_and_a_failing_one_is_retried() {
     for (i, (headers, body)) in calls.iter().enumerate() {
         let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_string();
         // The endpoint checks the signature with the shared secret.
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(body.as_bytes());
-        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        assert_eq!(header("x-bellwether-signature"), expected);
+        assert!(
+            signed(headers, body),
+            "{}",
+            header("x-bellwether-signature")
+        );
         assert_eq!(header("x-bellwether-command-id"), "r1/patch/vm-0042");
         assert_eq!(header("x-bellwether-attempt"), (i + 1).to_string());
         assert_eq!(header("content-type"), "application/json");

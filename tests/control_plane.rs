@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::webhook::{SECRET, endpoint, signed};
 use common::{Bellwether, Broker, HTTP_TOKEN, control_messages, eventually, write_config};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -46,10 +47,16 @@ name = "the rest by hand"
 action = "manual"
 "#;
 
-fn config(dir: &Path, broker: &Broker) -> String {
+/// The config, with commands carried out by a webhook at `hook`.
+fn config(dir: &Path, broker: &Broker, hook: &str) -> String {
     let path = write_config(dir, broker, "");
-    let mut text = std::fs::read_to_string(&path).unwrap();
+    let mut text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[actor]\n", "[actor]\nactuator = \"webhook\"\n");
     text.push_str(POLICY);
+    text.push_str(&format!(
+        "\n[actor.webhook]\nurl = \"{hook}\"\nsecret = \"{SECRET}\"\nretries = 3\nbackoff_ms = 50\n"
+    ));
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
 }
@@ -95,7 +102,9 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &broker);
+    // The deployment system's webhook: its first call fails (503), then it works.
+    let (hook, calls) = endpoint(vec![503, 200]);
+    let config = config(dir.path(), &broker, &hook);
     let mut run = Bellwether::spawn(dir.path(), "run-1", &["run", "--config", &config]);
     let url = run.dashboard_url();
 
@@ -255,6 +264,35 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
         report["patched_vms"].as_array().unwrap().is_empty(),
         "{report}"
     );
+
+    // Every command carried out went through the webhook, signed; the
+    // first was retried after the 503 under the same idempotency key.
+    let calls = calls.lock().unwrap();
+    let mut called = BTreeSet::new();
+    for (headers, body) in calls.iter() {
+        assert!(signed(headers, body), "unsigned call: {body}");
+        let call: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            headers["x-bellwether-command-id"].to_str().unwrap(),
+            call["command_id"]
+        );
+        called.insert(call["command_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        calls[1].0["x-bellwether-attempt"].to_str().unwrap(),
+        "2",
+        "the 503 was retried"
+    );
+    assert_eq!(
+        calls[0].0["x-bellwether-command-id"],
+        calls[1].0["x-bellwether-command-id"]
+    );
+    let executed: BTreeSet<String> = of_rollout(&messages, "execution")
+        .iter()
+        .map(|e| e["command_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(executed.is_subset(&called), "{executed:?} vs {called:?}");
+    drop(calls);
 
     // The restarted bellwether kept the group, and shows the rollout over
     // the API: rolled back, with the waves it reached.

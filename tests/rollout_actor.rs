@@ -72,16 +72,39 @@ fn rollback(vm: &str, critical: bool, priority: u32, at: EventTime) -> ControlMe
     })
 }
 
-fn report(at: EventTime) -> ControlMessage {
+/// Every VM of the default fleet (what these tests run on).
+fn fleet_vms() -> &'static [String] {
+    static VMS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    VMS.get_or_init(|| {
+        FleetSimulator::new(&Config::default_config(), PatchQuality::Good)
+            .inventory()
+            .into_iter()
+            .map(|v| v.id)
+            .collect()
+    })
+}
+
+/// A window report: every VM sent metrics but `missing`.
+fn report_missing(at: EventTime, missing: &[String]) -> ControlMessage {
     ControlMessage::WindowReport(WindowReport {
         window_start: at.plus_ms(-300_000),
         window_end: at,
-        vms_scored: 0,
+        vms_scored: fleet_vms().len() - missing.len(),
         patched_scored: 0,
         anomalous: vec![],
-        missing: vec![],
+        missing: missing.to_vec(),
+        reported: fleet_vms()
+            .iter()
+            .filter(|v| !missing.contains(v))
+            .cloned()
+            .collect(),
         late_rows_total: 0,
     })
+}
+
+/// A window report: every VM sent metrics.
+fn report(at: EventTime) -> ControlMessage {
+    report_missing(at, &[])
 }
 
 #[test]
@@ -348,18 +371,6 @@ fn an_aborted_rollout_stops_and_controls_for_others_are_ignored() {
     ));
 }
 
-fn report_missing(at: EventTime, missing: &[String]) -> ControlMessage {
-    ControlMessage::WindowReport(WindowReport {
-        window_start: at.plus_ms(-300_000),
-        window_end: at,
-        vms_scored: 0,
-        patched_scored: 0,
-        anomalous: vec![],
-        missing: missing.to_vec(),
-        late_rows_total: 0,
-    })
-}
-
 #[test]
 fn missing_metrics_halt_by_default_or_hold_the_next_wave_or_are_ignored() {
     use bellwether::config::OnMissingData;
@@ -369,8 +380,10 @@ fn missing_metrics_halt_by_default_or_hold_the_next_wave_or_are_ignored() {
         config.rollout.on_missing_data = policy;
         let mut s = setup(&config);
         let patched = start(&mut s, t0);
+        // Every VM reports after its patch (re-checked)...
+        s.actor.handle(report(t0.plus_ms(300_000)));
         let first_bake = config.rollout.first_bake_minutes as i64 * EventTime::MINUTE_MS;
-        // One patched VM goes silent just after its bake ended.
+        // ...then one goes silent just after its bake ended.
         s.actor
             .handle(report_missing(t0.plus_ms(first_bake), &patched[..1]));
         echo(&mut s);
@@ -835,4 +848,83 @@ fn patches_issued_before_a_rollout_stopped_are_not_carried_out() {
             .all(|vm| !fleet.is_patched(vm)),
         "the second wave was never patched"
     );
+}
+
+#[test]
+fn a_vm_is_rechecked_after_its_patch_instead_of_trusting_the_command() {
+    let config = Config::default_config();
+    let mut s = setup(&config);
+    let t0 = EventTime(1_793_577_600_000);
+    s.actor.handle(report(t0));
+    let patched = start(&mut s, t0);
+    assert!(patched.len() >= 2);
+    let (down, back) = (patched[0].clone(), patched[1..].to_vec());
+    // The first window after the patch: one VM never came back from its
+    // reboot, whatever the command's status said.
+    s.actor.handle(report_missing(
+        t0.plus_ms(300_000),
+        std::slice::from_ref(&down),
+    ));
+    let out = s.actor.take_outbox();
+    let rollbacks: Vec<&RollbackCommand> = out
+        .iter()
+        .filter_map(|m| match m {
+            ControlMessage::Rollback(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rollbacks.len(), 1, "{out:?}");
+    assert_eq!(rollbacks[0].vm_id, down);
+    assert_eq!(rollbacks[0].reason.trigger, RollbackTrigger::Recheck);
+    assert!(
+        rollbacks[0].reason.summary.contains("did not come back"),
+        "{}",
+        rollbacks[0].reason.summary
+    );
+    // The others reported: no rollback for them, and not halted for missing data.
+    assert!(
+        back.iter()
+            .all(|vm| rollbacks.iter().all(|r| &r.vm_id != vm))
+    );
+
+    // A VM that is silent in the window it was patched in, but back in the
+    // next, is fine; the wave waits for its re-check before advancing.
+    let mut config = Config::default_config();
+    config.rollout.first_bake_minutes = 5;
+    let mut s = setup(&config);
+    s.actor.handle(report(t0));
+    let patched = start(&mut s, t0);
+    let rollbacks = |out: Vec<ControlMessage>| {
+        out.into_iter()
+            .filter(|m| matches!(m, ControlMessage::Rollback(_)))
+            .count()
+    };
+    s.actor.take_outbox();
+    // A report of the window before the patch decides nothing.
+    s.actor.handle(report_missing(t0, &patched));
+    assert_eq!(rollbacks(s.actor.take_outbox()), 0);
+    // Fleet-wide silence (no VM reported) decides nothing either.
+    s.actor.handle(ControlMessage::WindowReport(WindowReport {
+        window_start: t0,
+        window_end: t0.plus_ms(300_000),
+        vms_scored: 0,
+        patched_scored: 0,
+        anomalous: vec![],
+        missing: vec![],
+        reported: vec![],
+        late_rows_total: 0,
+    }));
+    assert_eq!(s.actor.waves().len(), 1, "baked, but not re-checked: waits");
+    assert_eq!(rollbacks(s.actor.take_outbox()), 0);
+    s.actor.handle(report(t0.plus_ms(600_000)));
+    assert_eq!(s.actor.waves().len(), 2, "re-checked: the next wave");
+}
+
+#[test]
+fn starting_a_rollout_is_approving_its_patch() {
+    use bellwether_schemas::ManualAction;
+    assert_eq!("start".parse::<ManualAction>(), Ok(ManualAction::Approve));
+    assert_eq!("approve".parse::<ManualAction>(), Ok(ManualAction::Approve));
+    let e = "launch".parse::<ManualAction>().unwrap_err();
+    assert!(e.contains("launch") && e.contains("start"), "{e}");
 }

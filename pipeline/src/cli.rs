@@ -63,16 +63,19 @@ pub enum Command {
     /// The inventory of the running bellwether: register or remove VMs.
     #[command(subcommand)]
     Vm(VmCommand),
-    /// Control a running rollout: pause, resume, promote, abort, or roll
-    /// every patched VM back now (published on the control topic).
+    /// Control a rollout: start (approve) a submitted one, pause, resume,
+    /// promote, abort, or roll every patched VM back now (published on the
+    /// control topic).
     Rollout(RolloutArgs),
 }
 
 /// `bellwether rollout` flags.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
-    /// pause, resume, promote (end the bake, next wave now), abort, or
-    /// rollback (every patched VM, critical first, without analysis).
+    /// start (approve a submitted patch waiting for a human; also
+    /// `approve`), pause, resume, promote (end the bake, next wave now),
+    /// abort, or rollback (every patched VM, critical first, without
+    /// analysis).
     #[arg(value_parser = |s: &str| s.parse::<bellwether_schemas::ManualAction>())]
     pub action: bellwether_schemas::ManualAction,
     /// Config and brokers.

@@ -340,6 +340,7 @@ impl ScoringStage {
             patched_scored: 0,
             anomalous: Vec::new(),
             missing: Vec::new(),
+            reported: Vec::new(),
             late_rows_total: self.scorer.stats().late_rows,
         };
         for vm in 0..window.vm_count() {
@@ -357,6 +358,7 @@ impl ScoringStage {
                 continue;
             }
             report.patched_scored += 1;
+            report.reported.push(vm_id.to_string());
             if !window.judged.value(vm) {
                 continue;
             }

@@ -66,6 +66,9 @@ pub enum RollbackTrigger {
     Operator,
     /// The rollback policy widened a rollback to this VM.
     Policy,
+    /// The VM did not report again after its patch (a reboot it did not
+    /// come back from): the command's status is not trusted.
+    Recheck,
 }
 
 /// Why a VM is rolled back.
@@ -118,6 +121,10 @@ pub struct WindowReport {
     pub anomalous: Vec<String>,
     /// Patched VMs that sent no data for the window.
     pub missing: Vec<String>,
+    /// Patched VMs that sent data for the window (the rollout actor
+    /// re-checks each VM after its patch with it).
+    #[serde(default)]
+    pub reported: Vec<String>,
     /// Rows that arrived after their window closed (counted, not merged), so far.
     pub late_rows_total: u64,
 }
@@ -326,8 +333,12 @@ impl std::str::FromStr for ManualAction {
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
+        // To `start` a submitted patch's rollout is to approve it.
+        .or((s == "start").then_some(ManualAction::Approve))
         .ok_or_else(|| {
-            format!("`{s}` is not one of pause, resume, promote, abort, rollback, approve")
+            format!(
+                "`{s}` is not one of pause, resume, promote, abort, rollback, approve (or start)"
+            )
         })
     }
 }

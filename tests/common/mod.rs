@@ -1,9 +1,10 @@
 //! Shared helpers of the integration tests: a real Kafka-protocol broker
 //! (tansu) on a free loopback port, bellwether processes, topic readers,
-//! a headless browser.
+//! a headless browser, a webhook endpoint.
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod webhook;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};

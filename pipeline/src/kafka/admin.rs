@@ -69,11 +69,18 @@ pub fn ensure_topics(kafka: &KafkaConfig) -> Result<(), ConnectorError> {
     let new: Vec<NewTopic> = wanted
         .iter()
         .map(|(name, partitions)| {
-            NewTopic::new(
+            let topic = NewTopic::new(
                 name,
                 *partitions,
                 TopicReplication::Fixed(kafka.replication_factor),
-            )
+            );
+            // The control topic is bellwether's store of rollouts, approvals
+            // and inventory changes, replayed at every start: kept for ever.
+            if name == &kafka.control_topic {
+                topic.set("retention.ms", "-1")
+            } else {
+                topic
+            }
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

@@ -125,11 +125,11 @@ pub fn openapi() -> Value {
                 }
             } },
             "/api/rollouts/{rollout_id}/{action}": { "post": {
-                "summary": "Control a rollout: pause, resume, promote (end the bake, next wave now), abort, rollback (every patched VM, critical first, without analysis)",
+                "summary": "Control a rollout: start or approve (a submitted patch waiting for a human), pause, resume, promote (end the bake, next wave now), abort, rollback (every patched VM, critical first, without analysis)",
                 "security": [ { "bearer": [] } ],
                 "parameters": [
                     { "name": "rollout_id", "in": "path", "required": true, "schema": { "type": "string" } },
-                    { "name": "action", "in": "path", "required": true, "schema": { "type": "string", "enum": ["pause", "resume", "promote", "abort", "rollback", "approve"] } }
+                    { "name": "action", "in": "path", "required": true, "schema": { "type": "string", "enum": ["pause", "resume", "promote", "abort", "rollback", "approve", "start"] } }
                 ],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": {
                     "type": "object", "additionalProperties": false,

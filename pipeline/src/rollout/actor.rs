@@ -21,7 +21,7 @@ use bellwether_schemas::{
     WavePlan,
 };
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// A rollback the actor carried out.
@@ -103,6 +103,10 @@ pub struct RolloutActor<A: Actuator> {
     finished: HashSet<String>,
     /// Canary groups a submission chose for its rollout.
     canary_groups_of: HashMap<String, Vec<String>>,
+    /// Patched VMs not yet seen reporting after their patch (it may have
+    /// rebooted them), with when the patch was carried out: the command's
+    /// status is not trusted until the VM's metrics come back.
+    awaiting_recheck: BTreeMap<String, EventTime>,
 }
 
 impl<A: Actuator> RolloutActor<A> {
@@ -145,6 +149,7 @@ impl<A: Actuator> RolloutActor<A> {
             rejected: HashMap::new(),
             finished: HashSet::new(),
             canary_groups_of: HashMap::new(),
+            awaiting_recheck: BTreeMap::new(),
             sequence: 0,
         }
     }
@@ -228,6 +233,7 @@ impl<A: Actuator> RolloutActor<A> {
             self.waiting_for_window = None;
             self.patched.clear();
             self.ever_patched.clear();
+            self.awaiting_recheck.clear();
             self.pending.clear();
             self.rollbacks.clear();
             self.paused = false;
@@ -421,6 +427,7 @@ impl<A: Actuator> RolloutActor<A> {
             ControlMessage::WindowReport(report) => {
                 self.clock = self.clock.max(report.window_end);
                 self.approve_due();
+                self.recheck(&report);
                 self.on_missing_data(&report.missing);
                 self.execute_rollbacks();
                 self.advance();
@@ -429,11 +436,48 @@ impl<A: Actuator> RolloutActor<A> {
         }
     }
 
-    /// Applies `rollout.on_missing_data` to the patched VMs among `missing`.
+    /// Re-checks VMs after their patch: a VM is confirmed by the first
+    /// window that starts at or after its patch and has its metrics; a VM
+    /// missing from that window did not come back (a reboot gone wrong,
+    /// whatever the command's status said) and is rolled back (trigger
+    /// `recheck`). A window that covers no patched VM at all (no metrics
+    /// from anywhere) decides nothing.
+    fn recheck(&mut self, report: &bellwether_schemas::WindowReport) {
+        if self.awaiting_recheck.is_empty() {
+            return;
+        }
+        let due: Vec<(String, EventTime)> = self
+            .awaiting_recheck
+            .iter()
+            .filter(|(_, at)| report.window_start >= **at)
+            .map(|(vm, at)| (vm.clone(), *at))
+            .collect();
+        for (vm, patched_at) in due {
+            if report.reported.contains(&vm) {
+                self.awaiting_recheck.remove(&vm);
+                tracing::debug!(vm = %vm, "reports again after its patch");
+            } else if report.missing.contains(&vm) {
+                self.awaiting_recheck.remove(&vm);
+                if !self.patched.contains(&vm) {
+                    continue;
+                }
+                let minutes = report.window_end.minutes_since(patched_at);
+                let summary = format!(
+                    "no metrics for {minutes} min after its patch: it did not come back (the patch command reported success)"
+                );
+                tracing::warn!(vm = %vm, "{summary}");
+                let command = self.own_rollback(&vm, RollbackTrigger::Recheck, summary, self.clock);
+                self.outbox.push(ControlMessage::Rollback(command));
+            }
+        }
+    }
+
+    /// Applies `rollout.on_missing_data` to the patched VMs among `missing`
+    /// (not to VMs still to be re-checked after their patch).
     fn on_missing_data(&mut self, missing: &[String]) {
         let silent: Vec<&String> = missing
             .iter()
-            .filter(|vm| self.patched.contains(*vm))
+            .filter(|vm| self.patched.contains(*vm) && !self.awaiting_recheck.contains_key(*vm))
             .collect();
         let moving = matches!(
             self.state(),
@@ -927,6 +971,7 @@ impl<A: Actuator> RolloutActor<A> {
         if outcome != Some(false) {
             self.patched.insert(cmd.vm_id.clone());
             self.ever_patched.insert(cmd.vm_id.clone());
+            self.awaiting_recheck.insert(cmd.vm_id.clone(), self.clock);
         }
         self.wave_unexecuted.remove(&cmd.vm_id);
         self.issue_more();
@@ -988,6 +1033,7 @@ impl<A: Actuator> RolloutActor<A> {
                 .unwrap_or(true);
             if succeeded {
                 self.patched.remove(&cmd.vm_id);
+                self.awaiting_recheck.remove(&cmd.vm_id);
             }
             self.rollbacks.push(RollbackRecord {
                 order: self.rollbacks.len() + 1,
@@ -1081,6 +1127,15 @@ impl<A: Actuator> RolloutActor<A> {
         let Some(wave) = self.waves.last() else {
             return;
         };
+        // The next wave waits until every VM of this one was seen again.
+        if let Some(vm) = wave
+            .vms
+            .iter()
+            .find(|vm| self.awaiting_recheck.contains_key(*vm))
+        {
+            tracing::debug!(vm = %vm, "the wave waits for the re-check of its VMs");
+            return;
+        }
         let baked_at = wave
             .started_at
             .plus_ms(wave.bake_minutes as i64 * EventTime::MINUTE_MS);

@@ -1,0 +1,61 @@
+//! A webhook endpoint for the actuator tests: a real HTTP server on a free
+//! port that records every call and answers with chosen statuses, and the
+//! signature check a user's endpoint would make.
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::{Arc, Mutex};
+
+/// The shared secret of the tests' webhooks.
+pub const SECRET: &str = "webhook-secret-0123456789";
+
+/// What the endpoint received: headers and body of each call.
+pub type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// An HTTP endpoint on a free port answering `statuses` in turn (the last
+/// one from then on); returns its URL and what it received.
+pub fn endpoint(statuses: Vec<u16>) -> (String, Calls) {
+    let calls: Calls = Arc::default();
+    let seen = calls.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/hooks/bellwether", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = Router::new().route(
+                "/hooks/bellwether",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let seen = seen.clone();
+                    let statuses = statuses.clone();
+                    async move {
+                        let mut calls = seen.lock().unwrap();
+                        calls.push((headers, body));
+                        let status = statuses[(calls.len() - 1).min(statuses.len() - 1)];
+                        StatusCode::from_u16(status).unwrap()
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (url, calls)
+}
+
+/// True when `headers` carry the HMAC-SHA256 of `body` under [`SECRET`],
+/// as a user's endpoint checks it.
+pub fn signed(headers: &HeaderMap, body: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    headers
+        .get("x-bellwether-signature")
+        .and_then(|v| v.to_str().ok())
+        == Some(expected.as_str())
+}
