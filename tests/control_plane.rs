@@ -1,6 +1,6 @@
 //! The control plane from the API and the CLI alone, on Kafka, across a
-//! restart: an operator defines a canary group, submits a patch that an
-//! approval rule approves to roll out from that group, watches its rollout
+//! restart: an operator defines a canary group and approval rules, submits
+//! a patch that a rule approves to roll out from that group, watches its rollout
 //! advance wave by wave, kills and restarts bellwether mid-rollout, and
 //! sees the bad patch rolled back by the rollback policy.
 
@@ -39,13 +39,15 @@ max_concurrent = 20
 
 [approval]
 [[approval.rules]]
-name = "security at once"
-classifications = ["security"]
-action = "approve"
-[[approval.rules]]
-name = "the rest by hand"
+name = "everything by hand"
 action = "manual"
 "#;
+
+/// The rules the operator puts in force over the API.
+const RULES: &str = r#"{"rules": [
+    {"name": "security at once", "classifications": ["security"], "action": "approve"},
+    {"name": "the rest by hand", "action": "manual"}
+]}"#;
 
 /// The config, with commands carried out by a webhook at `hook`.
 fn config(dir: &Path, broker: &Broker, hook: &str) -> String {
@@ -67,6 +69,20 @@ fn get(url: &str) -> Option<Value> {
 
 fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     let mut request = ureq::post(url).config().http_status_as_error(false).build();
+    if let Some(t) = token {
+        request = request.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut response = request.send(body).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn put(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut request = ureq::put(url).config().http_status_as_error(false).build();
     if let Some(t) = token {
         request = request.header("Authorization", &format!("Bearer {t}"));
     }
@@ -168,6 +184,27 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
             (t >= warm).then_some(())
         },
     );
+
+    // Approval rules put in force over the API (the config leaves
+    // everything to a human).
+    let rules_url = format!("{url}api/approval/rules");
+    assert_eq!(put(&rules_url, None, RULES).0, 401);
+    let (status, answer) = put(
+        &rules_url,
+        Some(HTTP_TOKEN),
+        r#"{"rules": [{"name": "x", "action": "manual", "after_days": 2}]}"#,
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("rules[0].after_days"),
+        "{answer}"
+    );
+    let (status, answer) = put(&rules_url, Some(HTTP_TOKEN), RULES);
+    assert_eq!(status, 202, "{answer}");
+    let in_force = |url: &str| get(&format!("{url}api/approval/rules"));
+    eventually(Duration::from_secs(60), "the rules in force", || {
+        (in_force(&url)?["rules"][0]["name"] == "security at once").then_some(())
+    });
 
     // Submitted over the API: refused without the token, approved by the rule.
     let patches = format!("{url}api/patches");
@@ -297,6 +334,10 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
     // The restarted bellwether kept the group, and shows the rollout over
     // the API: rolled back, with the waves it reached.
     assert_eq!(group(&url).unwrap()["vms"], defined["vms"]);
+    assert_eq!(
+        in_force(&url).unwrap()["rules"][0]["name"],
+        "security at once"
+    );
     let state = eventually(Duration::from_secs(60), "the final state", || {
         let list = get(&format!("{url}api/patches"))?;
         let p = list

@@ -657,7 +657,8 @@ fn submission(
             id: rollout.to_uppercase(),
             ..patch()
         },
-        decision,
+        decision: Some(decision),
+        released_at: None,
         submitted_by: "ci".into(),
         submitted_at: at,
         canary_groups: None,
@@ -927,4 +928,74 @@ fn starting_a_rollout_is_approving_its_patch() {
     assert_eq!("approve".parse::<ManualAction>(), Ok(ManualAction::Approve));
     let e = "launch".parse::<ManualAction>().unwrap_err();
     assert!(e.contains("launch") && e.contains("start"), "{e}");
+}
+
+#[test]
+fn the_rules_in_force_decide_undecided_submissions() {
+    use bellwether::approval::rules::{ApprovalConfig, ApprovalRule, RuleAction};
+    use bellwether_schemas::{ApprovalDecision, ApprovalRulesUpdate, PatchSubmission};
+    let config = Config::default_config(); // no rules: everything by hand
+    let mut s = setup(&config);
+    let t0 = EventTime(1_793_577_600_000);
+    s.actor.handle(report(t0));
+    let undecided = |rollout: &str| {
+        ControlMessage::Submission(PatchSubmission {
+            rollout_id: rollout.into(),
+            patch: patch(),
+            decision: None,
+            released_at: None,
+            submitted_by: "ci".into(),
+            submitted_at: t0,
+            canary_groups: None,
+        })
+    };
+    s.actor.handle(undecided("r-a"));
+    let decided: Vec<PatchSubmission> = s
+        .actor
+        .take_outbox()
+        .into_iter()
+        .filter_map(|m| match m {
+            ControlMessage::Submission(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decided.len(), 1, "the decided submission is published");
+    assert!(matches!(
+        decided[0].decision,
+        Some(ApprovalDecision::Manual { .. })
+    ));
+    assert!(s.actor.rollout().is_none());
+
+    // An operator puts rules in force: security patches at once.
+    let rules = |action, name: &str| {
+        ControlMessage::ApprovalRules(ApprovalRulesUpdate {
+            rules: ApprovalConfig {
+                rules: vec![ApprovalRule {
+                    name: name.into(),
+                    classifications: vec!["security".into()],
+                    severities: vec![],
+                    products: vec![],
+                    action,
+                    after_days: 0,
+                }],
+                ..Default::default()
+            },
+            by: "alice".into(),
+            at: t0,
+        })
+    };
+    s.actor
+        .handle(rules(RuleAction::Approve, "security at once"));
+    s.actor.handle(undecided("r-b"));
+    assert_eq!(s.actor.rollout().map(|r| r.id.as_str()), Some("r-b"));
+    // A rule set that does not check out is not put in force.
+    s.actor.handle(rules(RuleAction::Approve, " "));
+    s.actor.handle(undecided("r-c"));
+    assert_eq!(
+        s.actor.queued_rollouts().collect::<Vec<_>>(),
+        ["r-c"],
+        "still approved by the rules in force, queued behind r-b"
+    );
+    // The earlier submission keeps its decision.
+    assert_eq!(s.actor.waiting_patches()[0].submission.rollout_id, "r-a");
 }

@@ -103,6 +103,20 @@ pub enum PatchCommand {
     Submit(PatchArgs),
     /// Approve a submitted patch that waits for a human.
     Approve(PatchApproveArgs),
+    /// Put a new set of approval rules in force in the running bellwether
+    /// (kept across restarts; `GET /api/approval/rules` shows it).
+    Rules {
+        /// Config and brokers.
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The rules: TOML (an `[approval]` table, or its keys at the top)
+        /// or JSON.
+        #[arg(long)]
+        file: PathBuf,
+        /// Who (recorded).
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
 }
 
 /// `bellwether patch approve` flags.
@@ -873,6 +887,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Patch(PatchCommand::Evaluate(args)) => patch_decision(args, false),
         Command::Patch(PatchCommand::Submit(args)) => patch_decision(args, true),
         Command::Patch(PatchCommand::Approve(args)) => patch_approve(args),
+        Command::Patch(PatchCommand::Rules { service, file, by }) => {
+            let config = service.load()?;
+            let rules = crate::approval::file::read_rules(&file)?;
+            let n = rules.rules.len();
+            crate::service::approve::publish(
+                &config,
+                bellwether_schemas::ControlMessage::ApprovalRules(
+                    bellwether_schemas::ApprovalRulesUpdate {
+                        rules,
+                        by,
+                        at: bellwether_schemas::EventTime::now(),
+                    },
+                ),
+            )?;
+            println!("approval rules sent: {n} rule(s) in force once bellwether reads them");
+            Ok(())
+        }
         Command::Group(GroupCommand::List { config }) => {
             let config = config::load(config.as_deref())?;
             let inventory = crate::service::load_inventory(&config)?;
@@ -1229,7 +1260,6 @@ fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
     let mut groups = inventory.group_names();
     groups.extend(args.canary_group.iter().map(String::as_str));
     let s = submission(
-        &config.approval,
         &request,
         &args.by,
         bellwether_schemas::EventTime::now(),
@@ -1244,17 +1274,20 @@ fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
             bellwether_schemas::ControlMessage::Submission(s.clone()),
         )?;
     }
+    // What the config's rules decide; rules put in force over the API
+    // (`bellwether patch rules`) take precedence in the running bellwether.
+    let decision = crate::approval::submit::decide(&config.approval, &s);
     if args.json {
         println!(
             "{}",
-            serde_json::json!({ "patch": s.patch.id, "rollout_id": s.rollout_id, "decision": s.decision, "submitted": submit, "next": what_happens(&s) })
+            serde_json::json!({ "patch": s.patch.id, "rollout_id": s.rollout_id, "decision": decision, "submitted": submit, "next": what_happens(&s, &decision) })
         );
     } else if submit {
-        println!("{}", what_happens(&s));
+        println!("{}", what_happens(&s, &decision));
     } else {
         println!(
             "{} (bellwether patch submit to act on it)",
-            crate::approval::rules::describe(&s.decision)
+            crate::approval::rules::describe(&decision)
         );
     }
     Ok(())

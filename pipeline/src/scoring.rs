@@ -247,7 +247,8 @@ impl ScoringStage {
             | ControlMessage::Execution(_)
             | ControlMessage::Outcome(_)
             | ControlMessage::Manual(_)
-            | ControlMessage::Submission(_) => {}
+            | ControlMessage::Submission(_)
+            | ControlMessage::ApprovalRules(_) => {}
             // Criticality of VMs registered later: applied in topic order.
             ControlMessage::Inventory(u) => {
                 if let Err(e) = Arc::make_mut(&mut self.inventory).apply(&u.change) {

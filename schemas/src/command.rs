@@ -285,6 +285,8 @@ pub enum ControlMessage {
     Submission(crate::PatchSubmission),
     /// A VM registered or removed, a canary group defined or removed.
     Inventory(crate::InventoryUpdate),
+    /// A new set of approval rules in force.
+    ApprovalRules(crate::ApprovalRulesUpdate),
 }
 
 /// What an operator asks of a rollout.
@@ -373,6 +375,7 @@ impl ControlMessage {
             ControlMessage::Manual(m) => &m.rollout_id,
             ControlMessage::Submission(s) => &s.rollout_id,
             ControlMessage::Inventory(_) => "inventory",
+            ControlMessage::ApprovalRules(_) => "approval_rules",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! the metrics, control and event topics. Each contract carries a version
 //! ([`SCHEMA_VERSION`]) so readers can refuse data they do not understand.
 
+pub mod approval;
 pub mod command;
 pub mod error;
 pub mod event;
@@ -17,6 +18,7 @@ pub mod time;
 pub mod wave;
 pub mod wire;
 
+pub use approval::{ApprovalConfig, ApprovalRule, ApprovalRulesUpdate, RuleAction};
 pub use command::{
     Action, Approval, CommandId, ControlMessage, Execution, ManualAction, ManualCommand,
     MetricEvidence, Outcome, OutcomeKind, OutcomeSource, PatchCommand, RollbackCommand,

@@ -41,18 +41,25 @@ pub enum ApprovalDecision {
     },
 }
 
-/// A patch submitted to bellwether with the approval rules' decision, on
-/// the control topic. The rollout actor keeps it: it starts the rollout
-/// once the approval takes effect (at once, or N days after the release),
-/// waits for a human's `approve`, or never starts a rejected one.
+/// A patch submitted to bellwether, on the control topic. The rollout actor
+/// decides it with the approval rules in force (unless `decision` is given)
+/// and keeps it: it starts the rollout once the approval takes effect (at
+/// once, or N days after the release), waits for a human's `approve`, or
+/// never starts a rejected one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatchSubmission {
     /// The rollout that will carry it.
     pub rollout_id: String,
     /// The patch.
     pub patch: Patch,
-    /// The decision.
-    pub decision: ApprovalDecision,
+    /// The decision; none: the rollout actor decides with the rules in
+    /// force when it reads the submission (and publishes it decided).
+    #[serde(default)]
+    pub decision: Option<ApprovalDecision>,
+    /// When the patch was released (an approval rule's days count from
+    /// here); none: when it was submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<EventTime>,
     /// Who submitted it.
     pub submitted_by: String,
     /// When (wall-clock time of the submission): an approval's delay is

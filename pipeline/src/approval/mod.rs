@@ -5,5 +5,6 @@
 //! starts only from an approval: it validates on top of approval, it never
 //! bypasses it.
 
+pub mod file;
 pub mod rules;
 pub mod submit;

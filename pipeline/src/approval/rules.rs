@@ -1,59 +1,10 @@
 //! Evaluating a patch against the approval rules (`[approval]`).
 
 use bellwether_schemas::{EventTime, Patch};
-use serde::{Deserialize, Serialize};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// What a matching rule does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleAction {
-    /// Approve automatically (after `after_days`).
-    Approve,
-    /// Wait for a human (`bellwether approve`).
-    Manual,
-    /// Never roll it out.
-    Reject,
-}
-
-/// One rule: a patch matches when every list given contains its value
-/// (case-insensitive; an empty list matches anything).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalRule {
-    /// The rule's name, shown with each decision.
-    pub name: String,
-    /// Classifications, e.g. `security`, `bugfix`, `feature`.
-    #[serde(default)]
-    pub classifications: Vec<String>,
-    /// Severities, e.g. `critical`, `important`, `moderate`, `low`.
-    #[serde(default)]
-    pub severities: Vec<String>,
-    /// Products, e.g. `debian-12`.
-    #[serde(default)]
-    pub products: Vec<String>,
-    /// What to do with a matching patch.
-    pub action: RuleAction,
-    /// With `approve`: days after the patch's release before it is approved.
-    #[serde(default)]
-    pub after_days: u32,
-}
-
-/// `[approval]`: the lists, then the rules in order (the first match wins).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalConfig {
-    /// Patch ids always approved at once.
-    #[serde(default)]
-    pub approve: Vec<String>,
-    /// Patch ids never rolled out.
-    #[serde(default)]
-    pub reject: Vec<String>,
-    /// The rules.
-    #[serde(default)]
-    pub rules: Vec<ApprovalRule>,
-}
+pub use bellwether_schemas::{ApprovalConfig, ApprovalRule, RuleAction};
 
 /// The decision on one patch (a wire type: it travels in a
 /// [`bellwether_schemas::PatchSubmission`]).
@@ -72,20 +23,28 @@ fn any(list: &[String], value: &str) -> bool {
     list.is_empty() || list.iter().any(|v| v.eq_ignore_ascii_case(value))
 }
 
-impl ApprovalRule {
-    /// True when `patch` matches every list of the rule.
-    pub fn matches(&self, patch: &Patch) -> bool {
-        any(&self.classifications, &patch.classification)
-            && any(&self.severities, &patch.severity)
-            && any(&self.products, &patch.product)
-    }
+/// True when `patch` matches every list of `rule`.
+pub fn matches(rule: &ApprovalRule, patch: &Patch) -> bool {
+    any(&rule.classifications, &patch.classification)
+        && any(&rule.severities, &patch.severity)
+        && any(&rule.products, &patch.product)
 }
 
-impl ApprovalConfig {
+/// Evaluating patches against a rule set (the types are wire types, in
+/// the schemas; the logic is here).
+pub trait Rules {
     /// The decision on `patch`, released at `released_at`: the reject list,
     /// then the approve list, then the first matching rule; a patch no rule
     /// matches waits for a human.
-    pub fn evaluate(&self, patch: &Patch, released_at: EventTime) -> Decision {
+    fn evaluate(&self, patch: &Patch, released_at: EventTime) -> Decision;
+
+    /// The first rule that can never match or is set inconsistently, with
+    /// its key (under `approval.`) and the reason.
+    fn problem(&self) -> Option<(String, String)>;
+}
+
+impl Rules for ApprovalConfig {
+    fn evaluate(&self, patch: &Patch, released_at: EventTime) -> Decision {
         if self.reject.iter().any(|id| id == &patch.id) {
             return Decision::Reject {
                 by: "the reject list".into(),
@@ -97,7 +56,7 @@ impl ApprovalConfig {
                 by: "the approve list".into(),
             };
         }
-        match self.rules.iter().find(|r| r.matches(patch)) {
+        match self.rules.iter().find(|r| matches(r, patch)) {
             Some(r) => {
                 let by = format!("rule `{}`", r.name);
                 match r.action {
@@ -115,9 +74,7 @@ impl ApprovalConfig {
         }
     }
 
-    /// The first rule that can never match or is set inconsistently, with
-    /// the reason (checked at start).
-    pub fn problem(&self) -> Option<(String, String)> {
+    fn problem(&self) -> Option<(String, String)> {
         for (i, r) in self.rules.iter().enumerate() {
             let key = format!("approval.rules[{i}]");
             if r.name.trim().is_empty() {

@@ -1,7 +1,7 @@
 //! Submitting a patch: the approval rules' decision, as the CLI (`bellwether
 //! patch submit`) and the HTTP API (`POST /api/patches`) both build it.
 
-use super::rules::{ApprovalConfig, Decision, describe};
+use super::rules::{ApprovalConfig, Decision, Rules, describe};
 use bellwether_schemas::{EventTime, Patch, PatchSubmission};
 use serde::Deserialize;
 
@@ -49,10 +49,10 @@ pub fn default_rollout_id(patch_id: &str) -> String {
     format!("rollout-{}", patch_id.to_lowercase())
 }
 
-/// Evaluates `request` against the rules, submitted by `by` at `now`;
-/// its canary groups must be among `groups`.
+/// The submission of `request` by `by` at `now`, undecided: the rollout
+/// actor decides it with the rules in force. Its canary groups must be
+/// among `groups`.
 pub fn submission(
-    rules: &ApprovalConfig,
     request: &PatchRequest,
     by: &str,
     now: EventTime,
@@ -86,11 +86,13 @@ pub fn submission(
         }
     }
     let released = match request.released_at.as_deref() {
-        None => now,
-        Some(text) => EventTime::parse_or_now(Some(text)).map_err(|reason| SubmitError {
-            field: "released_at",
-            reason,
-        })?,
+        None => None,
+        Some(text) => Some(
+            EventTime::parse_or_now(Some(text)).map_err(|reason| SubmitError {
+                field: "released_at",
+                reason,
+            })?,
+        ),
     };
     let patch = Patch {
         id: request.id.clone(),
@@ -99,7 +101,6 @@ pub fn submission(
         severity: request.severity.clone(),
         product: request.product.clone(),
     };
-    let decision = rules.evaluate(&patch, released);
     Ok(PatchSubmission {
         rollout_id: request
             .rollout_id
@@ -107,16 +108,24 @@ pub fn submission(
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| default_rollout_id(&request.id)),
         patch,
-        decision,
+        decision: None,
+        released_at: released,
         submitted_by: by.to_string(),
         submitted_at: now,
         canary_groups: request.canary_groups.clone(),
     })
 }
 
-/// What happens to a submitted patch, in one line for humans.
-pub fn what_happens(s: &PatchSubmission) -> String {
-    match &s.decision {
+/// What `rules` decide for `s` (its own decision if it has one).
+pub fn decide(rules: &ApprovalConfig, s: &PatchSubmission) -> Decision {
+    s.decision
+        .clone()
+        .unwrap_or_else(|| rules.evaluate(&s.patch, s.released_at.unwrap_or(s.submitted_at)))
+}
+
+/// What happens to a submitted patch under `decision`, in one line for humans.
+pub fn what_happens(s: &PatchSubmission, decision: &Decision) -> String {
+    match decision {
         Decision::Approve { at, by } if *at <= s.submitted_at => {
             format!("approved by {by}: rollout {} starts", s.rollout_id)
         }
@@ -126,10 +135,10 @@ pub fn what_happens(s: &PatchSubmission) -> String {
         ),
         Decision::Manual { .. } => format!(
             "{}: bellwether patch approve --id {} (or POST /api/patches/{}/approve)",
-            describe(&s.decision),
+            describe(decision),
             s.patch.id,
             s.patch.id
         ),
-        Decision::Reject { .. } => format!("{}: it is not rolled out", describe(&s.decision)),
+        Decision::Reject { .. } => format!("{}: it is not rolled out", describe(decision)),
     }
 }

@@ -1,6 +1,7 @@
 //! Checks that go beyond types: ranges, cross-references, parseable expressions.
 
 use super::{Config, ConfigError};
+use crate::approval::rules::Rules;
 use crate::inventory::selector::{BUILT_IN_CRITICAL_GROUP, Selector};
 use std::collections::BTreeSet;
 

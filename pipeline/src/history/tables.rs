@@ -249,6 +249,7 @@ pub fn control_time(m: &ControlMessage) -> i64 {
         ControlMessage::Manual(m) => m.at.0,
         ControlMessage::Submission(s) => s.submitted_at.0,
         ControlMessage::Inventory(u) => u.at.0,
+        ControlMessage::ApprovalRules(u) => u.at.0,
     }
 }
 
@@ -384,6 +385,12 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 5] {
                 u.at.0,
                 String::new(),
                 "inventory_changed".to_string(),
+                serde_json::to_string(u).unwrap_or_default(),
+            )),
+            ControlMessage::ApprovalRules(u) => events.push((
+                u.at.0,
+                String::new(),
+                "approval_rules_changed".to_string(),
                 serde_json::to_string(u).unwrap_or_default(),
             )),
         }

@@ -97,6 +97,7 @@ mod tests {
         let mut response = match method {
             "GET" => agent.get(url).call().unwrap(),
             "DELETE" => agent.delete(url).call().unwrap(),
+            "PUT" => agent.put(url).send(body).unwrap(),
             _ => agent.post(url).send(body).unwrap(),
         };
         let status = response.status().as_u16();

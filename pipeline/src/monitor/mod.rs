@@ -72,6 +72,12 @@ impl Monitor {
         self.view().inventory()
     }
 
+    /// The approval rules last put in force on the control topic (none:
+    /// the config's are in force).
+    pub fn rules(&self) -> Option<crate::approval::rules::ApprovalConfig> {
+        self.view().rules()
+    }
+
     /// Takes in one score.
     pub fn on_score(&self, score: &ScoreRecord) {
         self.view().on_score(score);

@@ -52,6 +52,24 @@ pub fn openapi() -> Value {
                         "expression": { "type": "string", "example": "tags.role == \"web\" && region != \"us-east-1\"" }
                     }
                 },
+                "ApprovalRules": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "approve": { "type": "array", "items": { "type": "string" }, "description": "patch ids approved at once" },
+                        "reject": { "type": "array", "items": { "type": "string" }, "description": "patch ids never rolled out" },
+                        "rules": { "type": "array", "description": "in order; the first that matches decides; no match waits for a human", "items": {
+                            "type": "object", "required": ["name", "action"], "additionalProperties": false,
+                            "properties": {
+                                "name": { "type": "string" },
+                                "classifications": { "type": "array", "items": { "type": "string" } },
+                                "severities": { "type": "array", "items": { "type": "string" } },
+                                "products": { "type": "array", "items": { "type": "string" } },
+                                "action": { "type": "string", "enum": ["approve", "manual", "reject"] },
+                                "after_days": { "type": "integer", "minimum": 0, "description": "approve rules: days after the release" }
+                            }
+                        } }
+                    }
+                },
                 "PatchRequest": {
                     "type": "object", "required": ["id", "classification", "severity", "product"], "additionalProperties": false,
                     "properties": {
@@ -154,6 +172,23 @@ pub fn openapi() -> Value {
                     "responses": {
                         "202": { "description": "published on the control topic: the decision and what happens next" },
                         "400": error_response("a field is wrong (named)"),
+                        "401": error_response("no or wrong bearer token"),
+                        "403": error_response("this server accepts no changes (no http.token)")
+                    }
+                }
+            },
+            "/api/approval/rules": {
+                "get": {
+                    "summary": "The approval rules in force (the config's, or the last set put in force)",
+                    "responses": { "200": { "description": "rules", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ApprovalRules" } } } } }
+                },
+                "put": {
+                    "summary": "Put a new set of approval rules in force for every later submission; kept on the control topic, so it survives restarts",
+                    "security": [ { "bearer": [] } ],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ApprovalRules" } } } },
+                    "responses": {
+                        "202": { "description": "published on the control topic" },
+                        "400": error_response("a rule is wrong (key named)"),
                         "401": error_response("no or wrong bearer token"),
                         "403": error_response("this server accepts no changes (no http.token)")
                     }

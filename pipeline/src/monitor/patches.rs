@@ -41,7 +41,9 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Str
         Ok(r) => r,
         Err(e) => return bad_request(&format!("body: {e}")),
     };
-    let Some(rules) = state.approval.as_ref() else {
+    // The rules in force: the last set put in force on the control topic,
+    // else the config's.
+    let Some(rules) = state.monitor.rules().or_else(|| state.approval.clone()) else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "no approval rules are loaded here (bellwether run serves them)",
@@ -50,17 +52,13 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Str
     };
     let by = request.by.clone().unwrap_or_else(|| "api".into());
     let inventory = state.monitor.inventory();
-    let s = match submission(
-        rules,
-        &request,
-        &by,
-        EventTime::now(),
-        &inventory.group_names(),
-    ) {
+    let s = match submission(&request, &by, EventTime::now(), &inventory.group_names()) {
         Ok(s) => s,
         Err(e) => return bad_request(&e.to_string()),
     };
-    let next = what_happens(&s);
+    // The rollout actor decides with the same rules, in topic order.
+    let decision = crate::approval::submit::decide(&rules, &s);
+    let next = what_happens(&s, &decision);
     if let Some(failed) = send(&state, ControlMessage::Submission(s.clone())) {
         return failed;
     }
@@ -69,7 +67,7 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Str
         Json(serde_json::json!({
             "patch": s.patch.id,
             "rollout_id": s.rollout_id,
-            "decision": s.decision,
+            "decision": decision,
             "next": next,
         })),
     )
@@ -151,6 +149,47 @@ pub async fn list(State(state): State<AppState>) -> Json<Vec<PatchStatus>> {
     )
 }
 
+/// `GET /api/approval/rules`: the rules in force.
+pub async fn rules(State(state): State<AppState>) -> Response {
+    match state.monitor.rules().or_else(|| state.approval.clone()) {
+        Some(rules) => Json(rules).into_response(),
+        None => (StatusCode::NOT_FOUND, "no approval rules are loaded here").into_response(),
+    }
+}
+
+/// `PUT /api/approval/rules`: a new rule set, in force once the control
+/// topic has it (for every later submission; earlier ones keep their
+/// decision).
+pub async fn put_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    use crate::approval::rules::{ApprovalConfig, Rules};
+    if let Some(refused) = refusal(&headers, state.control.as_ref()) {
+        return refused;
+    }
+    let rules: ApprovalConfig = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&format!("body: {e}")),
+    };
+    if let Some((key, reason)) = rules.problem() {
+        return bad_request(&format!(
+            "{}: {reason}",
+            key.trim_start_matches("approval.")
+        ));
+    }
+    let update = bellwether_schemas::ApprovalRulesUpdate {
+        rules,
+        by: "api".into(),
+        at: EventTime::now(),
+    };
+    if let Some(failed) = send(&state, ControlMessage::ApprovalRules(update.clone())) {
+        return failed;
+    }
+    (StatusCode::ACCEPTED, Json(update)).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::approval::rules::ApprovalConfig;
@@ -158,7 +197,7 @@ mod tests {
     use crate::monitor::outcomes::ControlAccess;
     use crate::monitor::outcomes::tests::{TOKEN, post};
     use crate::monitor::server::{AppState, serve_with};
-    use bellwether_schemas::{ApprovalDecision, ControlMessage, ManualAction};
+    use bellwether_schemas::{ControlMessage, ManualAction};
 
     const RULES: &str = r#"
         reject = ["KB-BAD"]
@@ -227,7 +266,7 @@ mod tests {
             ControlMessage::Submission(s) => {
                 assert_eq!(s.rollout_id, "rollout-kb-feat");
                 assert_eq!(s.patch.title, "New TLS defaults");
-                assert!(matches!(s.decision, ApprovalDecision::Manual { .. }));
+                assert_eq!(s.decision, None, "the rollout actor decides");
                 assert_eq!(s.submitted_by, "api");
             }
             other => panic!("{other:?}"),

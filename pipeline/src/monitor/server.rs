@@ -198,6 +198,10 @@ pub fn router(state: AppState) -> Router {
             get(super::patches::list).post(super::patches::submit),
         )
         .route(
+            "/api/approval/rules",
+            get(super::patches::rules).put(super::patches::put_rules),
+        )
+        .route(
             "/api/patches/{patch_id}/approve",
             axum::routing::post(super::patches::approve),
         )

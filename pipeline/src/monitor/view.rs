@@ -185,6 +185,8 @@ struct Rollout {
 /// The dashboard's model of the fleet.
 pub struct FleetView {
     inventory: Arc<Inventory>,
+    /// The approval rules last put in force on the control topic.
+    rules: Option<crate::approval::rules::ApprovalConfig>,
     fleet_size: usize,
     groups: Vec<(String, BTreeSet<String>)>,
     rollouts: BTreeMap<String, Rollout>,
@@ -199,6 +201,7 @@ impl FleetView {
     pub fn new(inventory: &Inventory, forecaster: &str) -> FleetView {
         FleetView {
             inventory: Arc::new(inventory.clone()),
+            rules: None,
             fleet_size: inventory.vms().len(),
             groups: group_members(inventory),
             rollouts: BTreeMap::new(),
@@ -212,6 +215,12 @@ impl FleetView {
     /// The inventory as the control topic changed it so far.
     pub fn inventory(&self) -> Arc<Inventory> {
         self.inventory.clone()
+    }
+
+    /// The approval rules last put in force on the control topic (none:
+    /// the config's are in force).
+    pub fn rules(&self) -> Option<crate::approval::rules::ApprovalConfig> {
+        self.rules.clone()
     }
 
     fn rollout(&mut self, id: &str) -> &mut Rollout {
@@ -241,9 +250,13 @@ impl FleetView {
                 r.patch_id = s.patch.id.clone();
                 r.patch_title = s.patch.title.clone();
                 if r.approved_by.is_empty() {
-                    r.approval = crate::approval::rules::describe(&s.decision);
+                    r.approval = s.decision.as_ref().map_or_else(
+                        || "submitted: the rules decide".into(),
+                        crate::approval::rules::describe,
+                    );
                 }
             }
+            ControlMessage::ApprovalRules(u) => self.rules = Some(u.rules.clone()),
             ControlMessage::Patch(p) => {
                 let r = self.rollout(&p.rollout_id);
                 if r.patch_id.is_empty() {

@@ -103,6 +103,9 @@ pub struct RolloutActor<A: Actuator> {
     finished: HashSet<String>,
     /// Canary groups a submission chose for its rollout.
     canary_groups_of: HashMap<String, Vec<String>>,
+    /// The approval rules in force: the config's, then the last set put in
+    /// force on the control topic.
+    rules: crate::approval::rules::ApprovalConfig,
     /// Patched VMs not yet seen reporting after their patch (it may have
     /// rebooted them), with when the patch was carried out: the command's
     /// status is not trusted until the VM's metrics come back.
@@ -149,6 +152,7 @@ impl<A: Actuator> RolloutActor<A> {
             rejected: HashMap::new(),
             finished: HashSet::new(),
             canary_groups_of: HashMap::new(),
+            rules: config.approval.clone(),
             awaiting_recheck: BTreeMap::new(),
             sequence: 0,
         }
@@ -311,17 +315,24 @@ impl<A: Actuator> RolloutActor<A> {
         });
     }
 
-    fn on_submission(&mut self, s: PatchSubmission) {
+    fn on_submission(&mut self, mut s: PatchSubmission) {
         if self.is_known(&s.rollout_id) {
             tracing::debug!(rollout = %s.rollout_id, "submission seen again; ignored");
             return;
         }
-        tracing::info!(rollout = %s.rollout_id, patch = %s.patch.id, decision = %crate::approval::rules::describe(&s.decision), "patch submitted");
+        // Undecided: the rules in force decide, and the decided submission
+        // is published for the audit trail and the dashboards.
+        let decision = crate::approval::submit::decide(&self.rules, &s);
+        if s.decision.is_none() {
+            s.decision = Some(decision.clone());
+            self.outbox.push(ControlMessage::Submission(s.clone()));
+        }
+        tracing::info!(rollout = %s.rollout_id, patch = %s.patch.id, decision = %crate::approval::rules::describe(&decision), "patch submitted");
         if let Some(groups) = &s.canary_groups {
             self.canary_groups_of
                 .insert(s.rollout_id.clone(), groups.clone());
         }
-        match s.decision.clone() {
+        match decision {
             ApprovalDecision::Reject { by } => {
                 self.rejected.insert(s.rollout_id.clone(), by);
             }
@@ -373,7 +384,7 @@ impl<A: Actuator> RolloutActor<A> {
             .collect();
         for w in due {
             let by = match &w.submission.decision {
-                ApprovalDecision::Approve { by, .. } => by.clone(),
+                Some(ApprovalDecision::Approve { by, .. }) => by.clone(),
                 _ => "its rule".into(),
             };
             self.approve(w.submission, by);
@@ -412,6 +423,18 @@ impl<A: Actuator> RolloutActor<A> {
     fn dispatch(&mut self, message: ControlMessage) {
         match message {
             ControlMessage::Submission(s) => self.on_submission(s),
+            ControlMessage::ApprovalRules(u) => {
+                use crate::approval::rules::Rules;
+                match u.rules.problem() {
+                    Some((key, reason)) => {
+                        tracing::warn!(by = %u.by, "approval rules not put in force: {key}: {reason}")
+                    }
+                    None => {
+                        tracing::info!(by = %u.by, rules = u.rules.rules.len(), "approval rules in force");
+                        self.rules = u.rules;
+                    }
+                }
+            }
             // The next rollout plans over the inventory as it is then.
             ControlMessage::Inventory(u) => {
                 match Arc::make_mut(&mut self.inventory).apply(&u.change) {
