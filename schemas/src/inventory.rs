@@ -136,6 +136,30 @@ pub enum InventoryChange {
     },
 }
 
+/// A message of the inventory topic, as a CMDB publishes it: a VM record
+/// registers (or replaces) the VM; `{"id": ..., "removed": true}` removes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
+pub struct InventoryRecord(pub InventoryChange);
+
+impl TryFrom<serde_json::Value> for InventoryRecord {
+    type Error = String;
+    fn try_from(value: serde_json::Value) -> Result<InventoryRecord, String> {
+        if value.get("removed").and_then(|r| r.as_bool()) == Some(true) {
+            let id = value
+                .get("id")
+                .and_then(|i| i.as_str())
+                .ok_or("a removal needs the VM's `id`")?;
+            return Ok(InventoryRecord(InventoryChange::RemoveVm {
+                vm_id: id.to_string(),
+            }));
+        }
+        serde_json::from_value::<VmRecord>(value)
+            .map(|vm| InventoryRecord(InventoryChange::RegisterVm { vm }))
+            .map_err(|e| format!("not a VM record: {e}"))
+    }
+}
+
 /// An inventory change on the control topic, with who made it and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InventoryUpdate {

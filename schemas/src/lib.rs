@@ -27,7 +27,7 @@ pub use command::{
 pub use error::SchemaError;
 pub use event::{RolloutEvent, RolloutEventKind};
 pub use inventory::{
-    Criticality, GroupConfig, InventoryChange, InventoryUpdate, TagMatch, VmRecord,
+    Criticality, GroupConfig, InventoryChange, InventoryRecord, InventoryUpdate, TagMatch, VmRecord,
 };
 pub use metric::{Direction, MetricSample, VmSnapshot};
 pub use patch::{ApprovalDecision, Patch, PatchSubmission, Rollout, RolloutState};

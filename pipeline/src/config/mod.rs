@@ -458,6 +458,10 @@ pub struct KafkaConfig {
     /// Per-VM scores ("" to publish none).
     #[serde(default)]
     pub scores_topic: String,
+    /// VM records a CMDB publishes ("" for none): each registers (or
+    /// replaces) a VM, `{"id": ..., "removed": true}` removes one.
+    #[serde(default)]
+    pub inventory_topic: String,
     /// Create missing topics at start.
     pub create_topics: bool,
     /// Partitions of topics bellwether creates (control: always 1).

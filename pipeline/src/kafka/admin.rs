@@ -57,6 +57,9 @@ pub fn topics(kafka: &KafkaConfig) -> Vec<(String, i32)> {
     if !kafka.scores_topic.is_empty() {
         t.push((kafka.scores_topic.clone(), kafka.partitions));
     }
+    if !kafka.inventory_topic.is_empty() {
+        t.push((kafka.inventory_topic.clone(), 1));
+    }
     t
 }
 

@@ -128,3 +128,68 @@ pub fn publish_change(config: &Config, change: InventoryChange, by: &str) -> Res
         }),
     )
 }
+
+/// `kafka.inventory_topic` in `bellwether run`: each VM record a CMDB
+/// publishes there becomes an inventory change on the control topic (the
+/// store every component replays), unless the inventory already says so.
+/// A message that is not a VM record goes to the dead-letter topic.
+pub struct InventoryFeed {
+    source: crate::kafka::control::KafkaMessageSource<bellwether_schemas::InventoryRecord>,
+}
+
+impl InventoryFeed {
+    /// Reads `kafka.inventory_topic` from its start (`None` when unset).
+    pub fn open(
+        config: &Config,
+        dead_letters: crate::kafka::dead_letter::DeadLetters,
+    ) -> Result<Option<InventoryFeed>> {
+        let kafka = &config.kafka;
+        if kafka.inventory_topic.is_empty() {
+            return Ok(None);
+        }
+        let source = crate::kafka::control::KafkaMessageSource::from_beginning(
+            kafka,
+            &kafka.inventory_topic,
+            &format!("{}.inventory", kafka.group_id),
+            dead_letters,
+        )?;
+        tracing::info!(topic = %kafka.inventory_topic, "inventory topic read");
+        Ok(Some(InventoryFeed { source }))
+    }
+
+    /// The changes that arrived and are not in `current` yet, checked
+    /// against it (a change that does not apply is logged and dropped).
+    pub fn changes(
+        &mut self,
+        current: &crate::inventory::Inventory,
+    ) -> Result<Vec<ControlMessage>> {
+        use crate::connector::MessageSource;
+        let records = self.source.poll(usize::MAX)?;
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut trial = current.clone();
+        let mut out = Vec::new();
+        for bellwether_schemas::InventoryRecord(change) in records {
+            let already = match &change {
+                InventoryChange::RegisterVm { vm } => trial.vm(&vm.id) == Some(vm),
+                InventoryChange::RemoveVm { vm_id } => trial.vm(vm_id).is_none(),
+                _ => false,
+            };
+            if already {
+                continue;
+            }
+            if let Err(e) = trial.apply(&change) {
+                tracing::warn!("inventory topic: {e}; record dropped");
+                continue;
+            }
+            out.push(ControlMessage::Inventory(InventoryUpdate {
+                change,
+                by: "inventory topic".into(),
+                at: EventTime::now(),
+            }));
+        }
+        self.source.commit()?;
+        Ok(out)
+    }
+}

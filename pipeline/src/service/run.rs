@@ -117,6 +117,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             lock(h).control(message, offsets.get(i).copied());
         }
     }
+    let mut inventory_feed = super::inventory::InventoryFeed::open(config, dead_letters.clone())?;
     let mut metrics =
         KafkaMetricSource::subscribe(kafka, dead_letters.clone(), Some(monitor.clone()))?;
     let mut control_out = KafkaSink::<ControlMessage>::new(producer.clone(), &kafka.control_topic);
@@ -156,6 +157,12 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
         while let Ok(message) = marks.try_recv() {
             control_out.send(message)?;
             marked = true;
+        }
+        if let Some(feed) = inventory_feed.as_mut() {
+            for change in feed.changes(&monitor.inventory())? {
+                control_out.send(change)?;
+                marked = true;
+            }
         }
         if marked {
             control_out.flush()?;
