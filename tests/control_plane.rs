@@ -67,8 +67,17 @@ fn get(url: &str) -> Option<Value> {
     ureq::get(url).call().ok()?.into_body().read_json().ok()
 }
 
-fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut request = ureq::post(url).config().http_status_as_error(false).build();
+/// Sends `body` with `method` (POST or PUT), with the bearer `token` if any.
+fn send(method: &str, url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = if method == "PUT" {
+        agent.put(url)
+    } else {
+        agent.post(url)
+    };
     if let Some(t) = token {
         request = request.header("Authorization", &format!("Bearer {t}"));
     }
@@ -81,18 +90,12 @@ fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     )
 }
 
+fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    send("POST", url, token, body)
+}
+
 fn put(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-    let mut request = ureq::put(url).config().http_status_as_error(false).build();
-    if let Some(t) = token {
-        request = request.header("Authorization", &format!("Bearer {t}"));
-    }
-    let mut response = request.send(body).unwrap();
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    send("PUT", url, token, body)
 }
 
 fn of_rollout<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {

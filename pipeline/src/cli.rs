@@ -6,6 +6,7 @@ use crate::monitor::Monitor;
 use crate::simulator::{FaultKind, PatchQuality};
 use crate::summary::render_text;
 use anyhow::{Context, Result};
+use bellwether_schemas::InventoryChange;
 use bellwether_schemas::wire::InputFormat;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -825,49 +826,31 @@ pub fn run(cli: Cli) -> Result<()> {
             name,
             selector,
             by,
-        }) => {
-            let config = service.load()?;
-            let group = selector.group(&name)?;
-            crate::service::inventory::publish_change(
-                &config,
-                bellwether_schemas::InventoryChange::DefineGroup { group },
-                &by,
-            )?;
-            println!("group {name} defined");
-            Ok(())
-        }
-        Command::Group(GroupCommand::Remove { service, name, by }) => {
-            let config = service.load()?;
-            crate::service::inventory::publish_change(
-                &config,
-                bellwether_schemas::InventoryChange::RemoveGroup { name: name.clone() },
-                &by,
-            )?;
-            println!("group {name} removed");
-            Ok(())
-        }
+        }) => change_inventory(
+            &service,
+            InventoryChange::DefineGroup {
+                group: selector.group(&name)?,
+            },
+            &by,
+            format!("group {name} defined"),
+        ),
+        Command::Group(GroupCommand::Remove { service, name, by }) => change_inventory(
+            &service,
+            InventoryChange::RemoveGroup { name: name.clone() },
+            &by,
+            format!("group {name} removed"),
+        ),
         Command::Vm(VmCommand::Register { service, vm, by }) => {
-            let config = service.load()?;
             let vm = vm.vm()?;
-            let id = vm.id.clone();
-            crate::service::inventory::publish_change(
-                &config,
-                bellwether_schemas::InventoryChange::RegisterVm { vm },
-                &by,
-            )?;
-            println!("vm {id} registered");
-            Ok(())
+            let done = format!("vm {} registered", vm.id);
+            change_inventory(&service, InventoryChange::RegisterVm { vm }, &by, done)
         }
-        Command::Vm(VmCommand::Remove { service, id, by }) => {
-            let config = service.load()?;
-            crate::service::inventory::publish_change(
-                &config,
-                bellwether_schemas::InventoryChange::RemoveVm { vm_id: id.clone() },
-                &by,
-            )?;
-            println!("vm {id} removed");
-            Ok(())
-        }
+        Command::Vm(VmCommand::Remove { service, id, by }) => change_inventory(
+            &service,
+            InventoryChange::RemoveVm { vm_id: id.clone() },
+            &by,
+            format!("vm {id} removed"),
+        ),
         Command::Rollout(args) => {
             let config = args.service.load()?;
             let action = args.action;
@@ -1290,6 +1273,19 @@ fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
             crate::approval::rules::describe(&decision)
         );
     }
+    Ok(())
+}
+
+/// Publishes an inventory change (`vm register|remove`, `group define|remove`).
+fn change_inventory(
+    service: &ServiceArgs,
+    change: bellwether_schemas::InventoryChange,
+    by: &str,
+    done: String,
+) -> Result<()> {
+    let config = service.load()?;
+    crate::service::inventory::publish_change(&config, change, by)?;
+    println!("{done}");
     Ok(())
 }
 

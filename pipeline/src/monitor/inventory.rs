@@ -14,11 +14,11 @@
 //! in topic order; a restarted bellwether replays it. Mutating: needs
 //! `Authorization: Bearer <http.token>`.
 
-use super::outcomes::refusal;
+use super::outcomes::{publish, refusal};
 use super::server::{AppState, bad_request};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Json, Response};
+use axum::http::HeaderMap;
+use axum::response::{Json, Response};
 use bellwether_schemas::{
     ControlMessage, EventTime, GroupConfig, InventoryChange, InventoryUpdate, VmRecord,
 };
@@ -42,19 +42,7 @@ fn change(state: &AppState, headers: &HeaderMap, change: InventoryChange) -> Res
         by: "api".into(),
         at: EventTime::now(),
     };
-    let sent = state.control.as_ref().is_some_and(|c| {
-        c.sender
-            .send(ControlMessage::Inventory(update.clone()))
-            .is_ok()
-    });
-    if !sent {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "bellwether is shutting down",
-        )
-            .into_response();
-    }
-    (StatusCode::ACCEPTED, Json(update)).into_response()
+    publish(state, ControlMessage::Inventory(update.clone()), &update)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {

@@ -77,6 +77,26 @@ pub fn refusal(headers: &HeaderMap, access: Option<&ControlAccess>) -> Option<Re
     }
 }
 
+/// Hands an accepted change to the control topic's publisher: 202 with
+/// `echo` as the body, or 503 when bellwether is shutting down (403 when the
+/// server takes no changes at all, which [`refusal`] answers first).
+pub fn publish<T: serde::Serialize>(
+    state: &AppState,
+    message: ControlMessage,
+    echo: &T,
+) -> Response {
+    let Some(access) = &state.control else {
+        return refuse(StatusCode::FORBIDDEN, "this server accepts no changes");
+    };
+    if access.sender.send(message).is_err() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bellwether is shutting down",
+        );
+    }
+    (StatusCode::ACCEPTED, Json(echo)).into_response()
+}
+
 /// `POST /api/outcomes` with a JSON body.
 pub async fn post_outcome(
     State(state): State<AppState>,
@@ -112,20 +132,7 @@ pub async fn post_outcome(
         Ok(o) => o,
         Err(e) => return bad_request(&format!("rollout_id or command_id: {e}")),
     };
-    let Some(access) = &state.control else {
-        return refuse(StatusCode::FORBIDDEN, "this server accepts no changes");
-    };
-    if access
-        .sender
-        .send(ControlMessage::Outcome(outcome.clone()))
-        .is_err()
-    {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "bellwether is shutting down",
-        );
-    }
-    (StatusCode::ACCEPTED, Json(outcome)).into_response()
+    publish(&state, ControlMessage::Outcome(outcome.clone()), &outcome)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //!
 //! Mutating requests need `Authorization: Bearer <http.token>`.
 
-use super::outcomes::refusal;
+use super::outcomes::{publish, refusal};
 use super::server::{AppState, bad_request};
 use crate::approval::submit::{PatchRequest, default_rollout_id, submission, what_happens};
 use axum::extract::{Path, State};
@@ -17,20 +17,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use bellwether_schemas::{ControlMessage, EventTime, ManualAction, ManualCommand};
 use serde::{Deserialize, Serialize};
-
-fn send(state: &AppState, message: ControlMessage) -> Option<Response> {
-    let sent = state
-        .control
-        .as_ref()
-        .is_some_and(|c| c.sender.send(message).is_ok());
-    (!sent).then(|| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "bellwether is shutting down",
-        )
-            .into_response()
-    })
-}
 
 /// `POST /api/patches`.
 pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
@@ -59,19 +45,13 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Str
     // The rollout actor decides with the same rules, in topic order.
     let decision = crate::approval::submit::decide(&rules, &s);
     let next = what_happens(&s, &decision);
-    if let Some(failed) = send(&state, ControlMessage::Submission(s.clone())) {
-        return failed;
-    }
-    (
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "patch": s.patch.id,
-            "rollout_id": s.rollout_id,
-            "decision": decision,
-            "next": next,
-        })),
-    )
-        .into_response()
+    let answer = serde_json::json!({
+        "patch": s.patch.id,
+        "rollout_id": s.rollout_id,
+        "decision": decision,
+        "next": next,
+    });
+    publish(&state, ControlMessage::Submission(s), &answer)
 }
 
 /// The optional body of an approval.
@@ -113,10 +93,7 @@ pub async fn approve(
         reason: request.reason,
         at: EventTime::now(),
     };
-    if let Some(failed) = send(&state, ControlMessage::Manual(command.clone())) {
-        return failed;
-    }
-    (StatusCode::ACCEPTED, Json(command)).into_response()
+    publish(&state, ControlMessage::Manual(command.clone()), &command)
 }
 
 /// One patch in `GET /api/patches`.
@@ -184,10 +161,11 @@ pub async fn put_rules(
         by: "api".into(),
         at: EventTime::now(),
     };
-    if let Some(failed) = send(&state, ControlMessage::ApprovalRules(update.clone())) {
-        return failed;
-    }
-    (StatusCode::ACCEPTED, Json(update)).into_response()
+    publish(
+        &state,
+        ControlMessage::ApprovalRules(update.clone()),
+        &update,
+    )
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 //! rollout` does; published on the control topic for the actor. Mutating:
 //! needs `Authorization: Bearer <http.token>`.
 
-use super::outcomes::refusal;
+use super::outcomes::{publish, refusal};
 use super::server::{AppState, bad_request};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Json, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use bellwether_schemas::{ControlMessage, EventTime, ManualAction, ManualCommand};
 use serde::Deserialize;
 
@@ -50,17 +50,5 @@ pub async fn post_control(
         reason: request.reason,
         at: EventTime::now(),
     };
-    let sent = state.control.as_ref().is_some_and(|c| {
-        c.sender
-            .send(ControlMessage::Manual(command.clone()))
-            .is_ok()
-    });
-    if !sent {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "bellwether is shutting down",
-        )
-            .into_response();
-    }
-    (StatusCode::ACCEPTED, Json(command)).into_response()
+    publish(&state, ControlMessage::Manual(command.clone()), &command)
 }
