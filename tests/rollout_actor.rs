@@ -808,11 +808,21 @@ fn a_second_approved_rollout_waits_for_the_first_to_end() {
         }));
     assert_eq!(s.actor.rollout().unwrap().id, "r1", "r1 keeps running");
     assert_eq!(s.actor.queued_rollouts().collect::<Vec<_>>(), ["r2"]);
+    // An anomaly halts r1: its VMs may still need rolling back, so r2 waits.
+    s.actor.handle(rollback(&first[0], false, 1500, t0));
+    s.actor.handle(report(t0.plus_ms(300_000)));
+    assert_eq!(s.actor.state(), RolloutState::Halted);
+    assert_eq!(
+        s.actor.rollout().unwrap().id,
+        "r1",
+        "halted r1 is still watched"
+    );
+    // An operator aborts (closes) it: r2 starts.
     s.actor.handle(manual(Abort, t0));
     assert_eq!(s.actor.rollout().unwrap().id, "r2", "r1 ended: r2 starts");
     assert!(s.actor.patched().is_empty(), "r2 has patched nothing yet");
     // A late rollback for r1 does not touch r2.
-    s.actor.handle(rollback(&first[0], false, 1500, t0));
+    s.actor.handle(rollback(&first[1], false, 1500, t0));
     echo(&mut s);
     s.actor.handle(report(t0.plus_ms(300_000)));
     assert_eq!(s.actor.state(), RolloutState::Baking);

@@ -101,6 +101,8 @@ pub struct RolloutActor<A: Actuator> {
     rejected: HashMap<String, String>,
     /// Rollouts that ran before the current one.
     finished: HashSet<String>,
+    /// An operator aborted the current rollout.
+    aborted: bool,
     /// Canary groups a submission chose for its rollout.
     canary_groups_of: HashMap<String, Vec<String>>,
     /// The approval rules in force: the config's, then the last set put in
@@ -151,6 +153,7 @@ impl<A: Actuator> RolloutActor<A> {
             queued: VecDeque::new(),
             rejected: HashMap::new(),
             finished: HashSet::new(),
+            aborted: false,
             canary_groups_of: HashMap::new(),
             rules: config.approval.clone(),
             awaiting_recheck: BTreeMap::new(),
@@ -243,6 +246,7 @@ impl<A: Actuator> RolloutActor<A> {
             self.paused = false;
             self.emergency = false;
             self.waiting_for_data = false;
+            self.aborted = false;
         }
         let plan = self.wave_plan();
         self.clock = self.clock.max(now);
@@ -266,9 +270,10 @@ impl<A: Actuator> RolloutActor<A> {
     /// Handles one message from the control topic.
     pub fn handle(&mut self, message: ControlMessage) {
         self.dispatch(message);
-        if self.is_settled()
-            && let Some(next) = self.queued.pop_front()
-        {
+        // A rollout halted by an anomaly stays the actor's (its VMs may still
+        // need rolling back) until an operator aborts or rolls it back.
+        let done = self.is_settled() && (self.state() != RolloutState::Halted || self.aborted);
+        if done && let Some(next) = self.queued.pop_front() {
             tracing::info!(rollout = %next.rollout_id, "the previous rollout ended; the next approved one starts");
             let now = self.now_or(next.approved_at);
             self.start(&next.rollout_id, next.patch, now);
@@ -555,7 +560,9 @@ impl<A: Actuator> RolloutActor<A> {
                         | std::mem::replace(&mut self.waiting_for_data, false)
                 }
                 ManualAction::Promote => state == RolloutState::Baking,
-                ManualAction::Abort => !state.is_final(),
+                // Aborting a halted rollout closes it: the next approved
+                // one may start.
+                ManualAction::Abort => !state.is_final() || state == RolloutState::Halted,
                 ManualAction::Rollback => state != RolloutState::RolledBack,
                 ManualAction::Approve => false,
             };
@@ -585,6 +592,7 @@ impl<A: Actuator> RolloutActor<A> {
                 self.issue_next_wave();
             }
             ManualAction::Abort => {
+                self.aborted = true;
                 self.pending.clear();
                 self.wave_queue.clear();
                 self.transition(RolloutState::Halted, why);
