@@ -15,7 +15,7 @@
 //! `Authorization: Bearer <http.token>`.
 
 use super::outcomes::{publish, refusal};
-use super::server::{AppState, bad_request};
+use super::server::{AppState, bad_request, json_body};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Json, Response};
@@ -28,11 +28,20 @@ pub async fn list(State(state): State<AppState>) -> Json<Vec<VmRecord>> {
     Json(state.monitor.inventory().vms().to_vec())
 }
 
-/// Checks `change` against the inventory now, then publishes it.
-fn change(state: &AppState, headers: &HeaderMap, change: InventoryChange) -> Response {
+/// Checks the token, then `change` against the inventory now (a 400 names
+/// the field), then publishes it.
+fn change(
+    state: &AppState,
+    headers: &HeaderMap,
+    change: Result<InventoryChange, String>,
+) -> Response {
     if let Some(refused) = refusal(headers, state.control.as_ref()) {
         return refused;
     }
+    let change = match change {
+        Ok(c) => c,
+        Err(e) => return bad_request(&e),
+    };
     let mut trial = (*state.monitor.inventory()).clone();
     if let Err(e) = trial.apply(&change) {
         return bad_request(&e.to_string());
@@ -45,16 +54,10 @@ fn change(state: &AppState, headers: &HeaderMap, change: InventoryChange) -> Res
     publish(state, ControlMessage::Inventory(update.clone()), &update)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
-    serde_json::from_str(body).map_err(|e| format!("body: {e}"))
-}
-
 /// `POST /api/vms`.
 pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    match parse::<VmRecord>(&body) {
-        Ok(vm) => change(&state, &headers, InventoryChange::RegisterVm { vm }),
-        Err(e) => refusal(&headers, state.control.as_ref()).unwrap_or_else(|| bad_request(&e)),
-    }
+    let vm = json_body::<VmRecord>(&body).map(|vm| InventoryChange::RegisterVm { vm });
+    change(&state, &headers, vm)
 }
 
 /// `DELETE /api/vms/{vm_id}`.
@@ -63,7 +66,7 @@ pub async fn remove(
     Path(vm_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    change(&state, &headers, InventoryChange::RemoveVm { vm_id })
+    change(&state, &headers, Ok(InventoryChange::RemoveVm { vm_id }))
 }
 
 /// `POST /api/groups`.
@@ -72,10 +75,8 @@ pub async fn define_group(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    match parse::<GroupConfig>(&body) {
-        Ok(group) => change(&state, &headers, InventoryChange::DefineGroup { group }),
-        Err(e) => refusal(&headers, state.control.as_ref()).unwrap_or_else(|| bad_request(&e)),
-    }
+    let group = json_body::<GroupConfig>(&body).map(|group| InventoryChange::DefineGroup { group });
+    change(&state, &headers, group)
 }
 
 /// `DELETE /api/groups/{name}`.
@@ -84,15 +85,13 @@ pub async fn remove_group(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    change(&state, &headers, InventoryChange::RemoveGroup { name })
+    change(&state, &headers, Ok(InventoryChange::RemoveGroup { name }))
 }
 
 #[cfg(test)]
 mod tests {
     use crate::monitor::Monitor;
-    use crate::monitor::outcomes::ControlAccess;
-    use crate::monitor::outcomes::tests::{TOKEN, post};
-    use crate::monitor::server::{AppState, serve_with};
+    use crate::monitor::outcomes::tests::{TOKEN, changing_server, post};
     use bellwether_schemas::{ControlMessage, InventoryChange};
 
     fn delete(url: &str, token: Option<&str>) -> (u16, String) {
@@ -118,20 +117,7 @@ mod tests {
         let inventory =
             crate::inventory::Inventory::with_groups(vms, &config.canary.groups).unwrap();
         let monitor = Monitor::new(&inventory, "test");
-        let (sender, received) = std::sync::mpsc::channel();
-        let server = serve_with(
-            "127.0.0.1:0",
-            AppState {
-                monitor: monitor.clone(),
-                history: None,
-                control: Some(ControlAccess {
-                    token: TOKEN.into(),
-                    sender,
-                }),
-                approval: None,
-            },
-        )
-        .unwrap();
+        let (server, received) = changing_server(&monitor, None);
         let url = server.url();
         let vm = r#"{"id": "vm-new-1", "instance_type": "m6i.large", "region": "eu-west-1", "criticality": "critical", "tags": {"ring": "canary"}}"#;
 

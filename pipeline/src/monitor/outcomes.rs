@@ -4,7 +4,7 @@
 //! history's `outcomes` table and is a label for the next retraining.
 //! Mutating: needs `Authorization: Bearer <http.token>`.
 
-use super::server::{AppState, bad_request};
+use super::server::{AppState, bad_request, json_body};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
@@ -106,9 +106,9 @@ pub async fn post_outcome(
     if let Some(refused) = refusal(&headers, state.control.as_ref()) {
         return refused;
     }
-    let request: MarkRequest = match serde_json::from_str(&body) {
+    let request: MarkRequest = match json_body(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(&format!("body: {e}")),
+        Err(e) => return bad_request(&e),
     };
     let kind: OutcomeKind = match request.outcome.parse() {
         Ok(k) => k,
@@ -144,6 +144,32 @@ pub(crate) mod tests {
 
     pub(crate) const TOKEN: &str = "a-test-token-0123456789";
 
+    /// A real server of `monitor` taking changes with [`TOKEN`], and what it
+    /// hands on for the control topic.
+    pub(crate) fn changing_server(
+        monitor: &Monitor,
+        approval: Option<crate::approval::rules::ApprovalConfig>,
+    ) -> (
+        crate::monitor::server::Server,
+        std::sync::mpsc::Receiver<ControlMessage>,
+    ) {
+        let (sender, received) = std::sync::mpsc::channel();
+        let server = serve_with(
+            "127.0.0.1:0",
+            crate::monitor::server::AppState {
+                monitor: monitor.clone(),
+                history: None,
+                control: Some(ControlAccess {
+                    token: TOKEN.into(),
+                    sender,
+                }),
+                approval,
+            },
+        )
+        .unwrap();
+        (server, received)
+    }
+
     /// POSTs `body` to `target`, with the bearer `token` if any.
     pub(crate) fn post(target: &str, token: Option<&str>, body: &str) -> (u16, String) {
         let mut request = ureq::post(target)
@@ -162,21 +188,7 @@ pub(crate) mod tests {
     fn outcomes_need_the_token_and_a_well_formed_body() {
         let inventory = crate::inventory::Inventory::new(vec![], vec![]);
         let monitor = Monitor::new(&inventory, "test");
-        let (sender, received) = std::sync::mpsc::channel();
-        let access = ControlAccess {
-            token: TOKEN.into(),
-            sender,
-        };
-        let server = serve_with(
-            "127.0.0.1:0",
-            crate::monitor::server::AppState {
-                monitor: monitor.clone(),
-                history: None,
-                control: Some(access),
-                approval: None,
-            },
-        )
-        .unwrap();
+        let (server, received) = changing_server(&monitor, None);
         let url = server.url();
         let outcomes = format!("{url}api/outcomes");
         let good = r#"{"vm_id": "vm-0007", "outcome": "false_alarm", "rollout_id": "r1", "note": "cache warm-up"}"#;

@@ -10,7 +10,7 @@
 //! Mutating requests need `Authorization: Bearer <http.token>`.
 
 use super::outcomes::{publish, refusal};
-use super::server::{AppState, bad_request};
+use super::server::{AppState, bad_request, json_body, optional_json_body};
 use crate::approval::submit::{PatchRequest, default_rollout_id, submission, what_happens};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -23,9 +23,9 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Str
     if let Some(refused) = refusal(&headers, state.control.as_ref()) {
         return refused;
     }
-    let request: PatchRequest = match serde_json::from_str(&body) {
+    let request: PatchRequest = match json_body(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(&format!("body: {e}")),
+        Err(e) => return bad_request(&e),
     };
     // The rules in force: the last set put in force on the control topic,
     // else the config's.
@@ -76,13 +76,9 @@ pub async fn approve(
     if let Some(refused) = refusal(&headers, state.control.as_ref()) {
         return refused;
     }
-    let request: ApproveRequest = if body.trim().is_empty() {
-        ApproveRequest::default()
-    } else {
-        match serde_json::from_str(&body) {
-            Ok(r) => r,
-            Err(e) => return bad_request(&format!("body: {e}")),
-        }
+    let request: ApproveRequest = match optional_json_body(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&e),
     };
     let command = ManualCommand {
         rollout_id: request
@@ -146,9 +142,9 @@ pub async fn put_rules(
     if let Some(refused) = refusal(&headers, state.control.as_ref()) {
         return refused;
     }
-    let rules: ApprovalConfig = match serde_json::from_str(&body) {
+    let rules: ApprovalConfig = match json_body(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(&format!("body: {e}")),
+        Err(e) => return bad_request(&e),
     };
     if let Some((key, reason)) = rules.problem() {
         return bad_request(&format!(
@@ -172,9 +168,7 @@ pub async fn put_rules(
 mod tests {
     use crate::approval::rules::ApprovalConfig;
     use crate::monitor::Monitor;
-    use crate::monitor::outcomes::ControlAccess;
-    use crate::monitor::outcomes::tests::{TOKEN, post};
-    use crate::monitor::server::{AppState, serve_with};
+    use crate::monitor::outcomes::tests::{TOKEN, changing_server, post};
     use bellwether_schemas::{ControlMessage, ManualAction};
 
     const RULES: &str = r#"
@@ -194,20 +188,7 @@ mod tests {
         let rules: ApprovalConfig = toml_rules(RULES);
         let inventory = crate::inventory::Inventory::new(vec![], vec![]);
         let monitor = Monitor::new(&inventory, "test");
-        let (sender, received) = std::sync::mpsc::channel();
-        let server = serve_with(
-            "127.0.0.1:0",
-            AppState {
-                monitor: monitor.clone(),
-                history: None,
-                control: Some(ControlAccess {
-                    token: TOKEN.into(),
-                    sender,
-                }),
-                approval: Some(rules),
-            },
-        )
-        .unwrap();
+        let (server, received) = changing_server(&monitor, Some(rules));
         let patches = format!("{}api/patches", server.url());
         let feature = r#"{"id": "KB-FEAT", "title": "New TLS defaults", "classification": "feature", "severity": "moderate", "product": "debian-12"}"#;
 

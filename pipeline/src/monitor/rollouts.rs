@@ -4,7 +4,7 @@
 //! needs `Authorization: Bearer <http.token>`.
 
 use super::outcomes::{publish, refusal};
-use super::server::{AppState, bad_request};
+use super::server::{AppState, bad_request, optional_json_body};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -35,13 +35,9 @@ pub async fn post_control(
         Ok(a) => a,
         Err(e) => return bad_request(&format!("action: {e}")),
     };
-    let request: ControlRequest = if body.trim().is_empty() {
-        ControlRequest::default()
-    } else {
-        match serde_json::from_str(&body) {
-            Ok(r) => r,
-            Err(e) => return bad_request(&format!("body: {e}")),
-        }
+    let request: ControlRequest = match optional_json_body(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&e),
     };
     let command = ManualCommand {
         rollout_id,

@@ -295,6 +295,22 @@ async fn sql_post(
     run_sql(state.history, body, params.format).await
 }
 
+/// A JSON request body, or what is wrong with it (for a 400).
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
+    serde_json::from_str(body).map_err(|e| format!("body: {e}"))
+}
+
+/// [`json_body`] where the body may be left out: empty is `T::default()`.
+pub(super) fn optional_json_body<T: serde::de::DeserializeOwned + Default>(
+    body: &str,
+) -> Result<T, String> {
+    if body.trim().is_empty() {
+        Ok(T::default())
+    } else {
+        json_body(body)
+    }
+}
+
 /// A 400 with `{"error": message}`.
 pub(super) fn bad_request(message: &str) -> Response {
     (

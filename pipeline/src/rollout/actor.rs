@@ -366,8 +366,7 @@ impl<A: Actuator> RolloutActor<A> {
     /// audit trail and the dashboards) and the rollout starts, or queues
     /// behind the running one.
     fn approve(&mut self, s: PatchSubmission, by: String) {
-        self.waiting
-            .retain(|w| w.submission.rollout_id != s.rollout_id);
+        // `on_approval` takes it off the waiting list.
         let approval = Approval {
             rollout_id: s.rollout_id,
             patch: s.patch,

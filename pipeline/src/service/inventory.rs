@@ -114,7 +114,7 @@ pub fn publish_change(config: &Config, change: InventoryChange, by: &str) -> Res
             inventory.apply(&change)
         }
         InventoryChange::RemoveGroup { name } if name == BUILT_IN_CRITICAL_GROUP => {
-            crate::inventory::Inventory::new(vec![], vec![]).apply(&change)
+            return Err(anyhow!("--name: `{name}` is built in"));
         }
         InventoryChange::RemoveVm { .. } | InventoryChange::RemoveGroup { .. } => Ok(()),
     };
@@ -157,18 +157,16 @@ impl InventoryFeed {
         Ok(Some(InventoryFeed { source }))
     }
 
-    /// The changes that arrived and are not in `current` yet, checked
-    /// against it (a change that does not apply is logged and dropped).
-    pub fn changes(
-        &mut self,
-        current: &crate::inventory::Inventory,
-    ) -> Result<Vec<ControlMessage>> {
+    /// The changes that arrived and are not in `monitor`'s inventory yet,
+    /// checked against it (a change that does not apply is logged and
+    /// dropped).
+    pub fn changes(&mut self, monitor: &crate::monitor::Monitor) -> Result<Vec<ControlMessage>> {
         use crate::connector::MessageSource;
         let records = self.source.poll(usize::MAX)?;
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let mut trial = current.clone();
+        let mut trial = (*monitor.inventory()).clone();
         let mut out = Vec::new();
         for bellwether_schemas::InventoryRecord(change) in records {
             let already = match &change {

@@ -159,7 +159,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             marked = true;
         }
         if let Some(feed) = inventory_feed.as_mut() {
-            for change in feed.changes(&monitor.inventory())? {
+            for change in feed.changes(&monitor)? {
                 control_out.send(change)?;
                 marked = true;
             }
