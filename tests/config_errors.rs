@@ -128,6 +128,34 @@ fn environment_variables_override_and_are_checked() {
 }
 
 #[test]
+fn config_show_never_prints_a_secret() {
+    let f =
+        file("[kafka.client]\n\"sasl.password\" = \"hunter2-kafka\"\n\"sasl.username\" = \"bw\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["config", "show", "--config", f.path().to_str().unwrap()])
+        .env("BELLWETHER__HTTP__TOKEN", "s3cret-token-0123456789")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("s3cret-token") && !text.contains("hunter2"),
+        "{text}"
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["http"]["token"], "<redacted>");
+    assert_eq!(shown["kafka"]["client"]["sasl.password"], "<redacted>");
+    assert_eq!(
+        shown["kafka"]["client"]["sasl.username"], "bw",
+        "only secrets are hidden"
+    );
+}
+
+#[test]
 fn bad_kafka_settings_are_named() {
     let e = error_of("[kafka]\nreplay_hours = 1\n");
     assert!(

@@ -1,9 +1,10 @@
 //! The embedded canary rollout end to end: good patches complete, bad ones
 //! are caught in the canary stage and only the VMs they broke are rolled back.
 
+use bellwether::cli::EVENT_START_MINUTES;
 use bellwether::config::Config;
 use bellwether::demo::{DemoOptions, run_demo};
-use bellwether::simulator::{FaultKind, PatchQuality};
+use bellwether::simulator::{EventKind, FaultKind, FleetEvent, PatchQuality};
 use bellwether::summary::DemoSummary;
 use std::collections::BTreeSet;
 
@@ -84,4 +85,59 @@ fn the_same_seed_gives_the_same_decisions() {
         "the scenario must decide something to compare"
     );
     assert_eq!(ids(&a), ids(&b));
+}
+
+fn demo_with_event(quality: PatchQuality, seed: u64, kind: EventKind) -> DemoSummary {
+    let mut config = Config::default_config();
+    config.simulation.seed = seed;
+    config
+        .simulation
+        .events
+        .push(FleetEvent::new(kind, EVENT_START_MINUTES));
+    run_demo(&config, DemoOptions::new(quality), None, None, &mut |_| {}).expect("demo runs")
+}
+
+#[test]
+fn a_good_patch_completes_through_every_fleet_wide_event() {
+    for kind in EventKind::ALL {
+        let s = demo_with_event(PatchQuality::Good, 1, kind);
+        assert_eq!(
+            (s.outcome.as_str(), s.vms_rolled_back),
+            ("completed", 0),
+            "{kind}: rollbacks {:#?}",
+            s.rollbacks
+        );
+        assert_eq!(s.vms_patched, s.fleet_size, "{kind}");
+    }
+}
+
+#[test]
+fn a_bad_patch_during_a_surge_is_still_halted_with_only_broken_vms_rolled_back() {
+    for seed in [1, 3] {
+        let s = demo_with_event(
+            PatchQuality::Bad(FaultKind::LatencyRegression),
+            seed,
+            EventKind::Surge,
+        );
+        let context = format!("seed {seed}");
+        assert_eq!(s.outcome, "halted", "{context}");
+        assert!(
+            !s.left_canary_stage,
+            "{context}: the patch left the canary stage"
+        );
+        assert!(s.vms_rolled_back > 0, "{context}");
+        assert!(
+            s.ground_truth.healthy_rolled_back.is_empty(),
+            "{context}: healthy VMs rolled back: {:?}",
+            s.ground_truth.healthy_rolled_back
+        );
+        // Every rollback says what the peers did in the same window.
+        for r in &s.rollbacks {
+            assert!(
+                r.reason.contains("unpatched peers"),
+                "{context}: {}",
+                r.reason
+            );
+        }
+    }
 }

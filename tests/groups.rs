@@ -119,3 +119,44 @@ fn a_selector_matches_exactly_the_expected_vms() {
         "{text}"
     );
 }
+
+#[test]
+fn an_expression_nested_too_deep_is_refused_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d);
+    for expression in [
+        format!("{}critical", "!".repeat(50_000)),
+        format!("{}critical{}", "(".repeat(30_000), ")".repeat(30_000)),
+    ] {
+        let out = bellwether(
+            d,
+            &[
+                "group",
+                "preview",
+                "--config",
+                "c.toml",
+                "--expression",
+                &expression,
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("nested more than 64 deep"), "{err}");
+    }
+    // A long flat chain is no problem.
+    let chain = vec![r#"tags.role == "db""#; 20_000].join(" || ");
+    let out = bellwether(
+        d,
+        &[
+            "group",
+            "preview",
+            "--config",
+            "c.toml",
+            "--json",
+            "--expression",
+            &chain,
+        ],
+    );
+    assert_eq!(members(&out), ["db-1"]);
+}

@@ -199,6 +199,51 @@ fn statements_other_than_queries_are_refused() {
 }
 
 #[test]
+fn a_query_too_deep_to_plan_is_refused_and_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    std::fs::create_dir_all(&history).unwrap();
+    let h = history.to_str().unwrap();
+    let terms = vec!["1"; 5_000].join("+");
+    let ors = vec!["vm_id = 'x'"; 1_000].join(" OR ");
+    let unions = vec!["SELECT 1"; 2_000].join(" UNION ALL ");
+    for query in [
+        format!("SELECT {terms}"),
+        format!("SELECT * FROM scores WHERE {ors}"),
+        unions,
+    ] {
+        let out = bellwether(&["sql", "--history", h, &query]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", &query[..40]);
+        assert!(err.contains("too complex"), "{err}");
+    }
+    // Under the limit, a deep expression plans and runs.
+    let terms = vec!["1"; 400].join("+");
+    assert_eq!(sql(&history, &format!("SELECT {terms} AS n"))[0]["n"], 400);
+    // `bellwether sql ... | head -1`: the reader goes away early.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args([
+            "sql",
+            "--history",
+            h,
+            "--format",
+            "csv",
+            "SELECT * FROM generate_series(1, 200000)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn pyarrow_reads_the_same_rows() {
     let python = match std::env::var("BELLWETHER_PYTHON") {
         Ok(p) => p,

@@ -20,6 +20,7 @@ pub mod forecast;
 pub mod likelihood;
 pub mod nab;
 pub mod operator;
+pub mod peers;
 pub mod residual;
 pub mod scorer;
 pub mod series;

@@ -12,6 +12,7 @@ use crate::baseline::{BaselineConfig, Baselines};
 use crate::failure::{FailureFeatures, FailureModel};
 use crate::forecast::{Forecaster, TimeRange};
 use crate::operator::{InputId, Operator};
+use crate::peers::{NO_COHORT, PeerControl, PeerInputs, peer_control};
 use crate::residual::{deviations, window_residuals};
 use crate::series::{SeriesIndex, UNSCORED};
 use crate::verdict::{VerdictRules, judge};
@@ -19,8 +20,8 @@ use crate::watermark::WatermarkTracker;
 use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
 use arrow::array::{Array, BooleanArray, Float64Array, RecordBatch, UInt32Array};
 use bellwether_schemas::metric::sample_columns;
-use bellwether_schemas::{EventTime, FailureRisk, MetricVerdict, ScoreRecord};
-use std::collections::VecDeque;
+use bellwether_schemas::{EventTime, FailureRisk, MetricVerdict, PeerEvidence, ScoreRecord};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Settings of the scorer.
@@ -38,7 +39,48 @@ pub struct ScorerConfig {
     pub baseline: BaselineConfig,
     /// Windows kept open at most (bounds memory against bad clocks).
     pub max_open_windows: usize,
+    /// How patched VMs are set against their unpatched peers.
+    pub peers: PeerSettings,
+    /// Rows dated more than this far past the watermark are not believed:
+    /// counted as future rows, neither merged nor moving event time.
+    pub max_future_ms: i64,
 }
+
+/// How patched VMs are set against their unpatched peers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerSettings {
+    /// False: every VM is judged on its own forecast alone.
+    pub enabled: bool,
+    /// Names of the cohort levels, narrowest first (e.g. `tags.role,
+    /// region`, then `tags.role`); the whole fleet is the last level.
+    pub levels: Vec<String>,
+    /// Control VMs a cohort needs before it is used (else the next level).
+    pub min_control: usize,
+    /// Windows an unpatched VM stops learning at most while its whole
+    /// cohort moved together (a fleet-wide event is not its usual
+    /// behaviour, and patched VMs do not learn it either); past that, a
+    /// lasting change is learned.
+    pub hold_windows: u16,
+}
+
+/// The cohort's common move, in a VM's sigmas, past which the VM does not
+/// learn from the window (a cohort's median of normal noise moves well under 1σ).
+const HOLD_SIGMA: f64 = 3.0;
+
+impl PeerSettings {
+    /// No peer control.
+    pub fn off() -> PeerSettings {
+        PeerSettings {
+            enabled: false,
+            levels: Vec::new(),
+            min_control: 1,
+            hold_windows: 0,
+        }
+    }
+}
+
+/// Label of the last cohort level.
+pub const WHOLE_FLEET: &str = "whole fleet";
 
 /// Counters of what the scorer has seen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,8 +93,10 @@ pub struct ScorerStats {
     pub rows_invalid: u64,
     /// Rows that arrived after their window closed (counted, not merged).
     pub late_rows: u64,
-    /// Rows too far ahead of event time to be believed.
+    /// Rows too far ahead of event time to be believed (or before the epoch).
     pub future_rows: u64,
+    /// Of those, rows refused before windowing (past `max_future_ms`).
+    pub future_rows_refused: u64,
     /// Windows closed and scored.
     pub windows_closed: u64,
 }
@@ -100,6 +144,10 @@ pub struct ScoredWindow {
     pub vm_score: Float64Array,
     /// Per VM: predicted failure risk in [0, 1] (null without a failure model).
     pub vm_risk: Float64Array,
+    /// Per VM: p-value of its worst metric (null where not judged).
+    pub vm_p_value: Float64Array,
+    /// The peer control of the judged VMs, and each one's cohort label.
+    pub peers: Option<(Arc<PeerControl>, Vec<Option<Arc<str>>>)>,
     /// Time the forecaster took (forecast and update) for this window.
     pub model_time: std::time::Duration,
     rules: VerdictRules,
@@ -124,6 +172,14 @@ impl ScoredWindow {
                     return None;
                 }
                 let rule = &self.rules.metrics[metric];
+                let peers = self.peers.as_ref().and_then(|(control, cohorts)| {
+                    control.vs_peers.is_valid(i).then(|| PeerEvidence {
+                        cohort: cohorts[vm].as_deref().unwrap_or(WHOLE_FLEET).to_string(),
+                        control_vms: control.control_vms[vm],
+                        peer_deviation: control.peer_deviation.value(i),
+                        vs_peers: control.vs_peers.value(i),
+                    })
+                });
                 Some(MetricVerdict {
                     metric: self.metrics[metric].clone(),
                     observed: self.observed.value(i),
@@ -134,6 +190,7 @@ impl ScoredWindow {
                     threshold: rule.threshold_sigma,
                     direction: rule.direction,
                     anomalous: self.anomalous.value(i),
+                    peers,
                 })
             })
             .collect()
@@ -198,12 +255,20 @@ pub struct CanaryScorer {
     failure_model: Option<Arc<FailureModel>>,
     phases: Vec<VmPhase>,
     streak: Vec<u16>,
+    /// Per series: windows in a row an unpatched VM did not learn because
+    /// its cohort moved together.
+    held: Vec<u16>,
     stats: ScorerStats,
     vm_map: Vec<u32>,
     metric_map: Vec<u16>,
     slots: Vec<u32>,
     /// Windows the watermark closed that are not scored yet.
     closed: VecDeque<ClosedWindow>,
+    /// Per VM slot and cohort level: the VM's cohort id ([`NO_COHORT`] unknown).
+    cohorts: Vec<u32>,
+    /// Per cohort level: ids of the cohort labels, and the labels by id.
+    cohort_ids: Vec<HashMap<Arc<str>, u32>>,
+    cohort_labels: Vec<Vec<Arc<str>>>,
 }
 
 impl CanaryScorer {
@@ -236,11 +301,15 @@ impl CanaryScorer {
             failure_model: None,
             phases: Vec::new(),
             streak: Vec::new(),
+            held: Vec::new(),
             stats: ScorerStats::default(),
             vm_map: Vec::new(),
             metric_map: Vec::new(),
             slots: Vec::new(),
             closed: VecDeque::new(),
+            cohorts: Vec::new(),
+            cohort_ids: vec![HashMap::new(); config.peers.levels.len()],
+            cohort_labels: vec![Vec::new(); config.peers.levels.len()],
             config,
         })
     }
@@ -283,7 +352,7 @@ impl CanaryScorer {
         let counters = self.windows.counters();
         ScorerStats {
             late_rows: counters.late_rows,
-            future_rows: counters.future_rows,
+            future_rows: counters.future_rows + self.stats.future_rows_refused,
             ..self.stats
         }
     }
@@ -296,6 +365,34 @@ impl CanaryScorer {
     /// The series index (VM ids and metrics seen).
     pub fn series(&self) -> &SeriesIndex {
         &self.index
+    }
+
+    /// Sets the cohort `vm_id` belongs to at each level (one label per
+    /// level of [`PeerSettings::levels`], e.g. `tags.role=web, region=eu-west-1`;
+    /// None: unknown at that level). A VM never given its cohorts is
+    /// compared with the whole fleet only.
+    pub fn set_cohorts(&mut self, vm_id: &str, labels: &[Option<String>]) {
+        let vm = self.register_vm(vm_id);
+        let levels = self.config.peers.levels.len();
+        for level in 0..levels {
+            let id = match labels.get(level).and_then(Option::as_deref) {
+                None => NO_COHORT,
+                Some(label) => {
+                    let ids = &mut self.cohort_ids[level];
+                    match ids.get(label) {
+                        Some(&id) => id,
+                        None => {
+                            let id = self.cohort_labels[level].len() as u32;
+                            let label: Arc<str> = label.into();
+                            ids.insert(label.clone(), id);
+                            self.cohort_labels[level].push(label);
+                            id
+                        }
+                    }
+                }
+            };
+            self.cohorts[vm * levels + level] = id;
+        }
     }
 
     /// Records that `vm_id` was patched at `at_ms`: its baseline and forecast
@@ -355,6 +452,11 @@ impl CanaryScorer {
             VmPhase::Learning { from_ms: i64::MIN },
         );
         self.streak.resize(series, 0);
+        self.held.resize(series, 0);
+        self.cohorts.resize(
+            self.index.vm_count() * self.config.peers.levels.len(),
+            NO_COHORT,
+        );
         self.baselines.ensure_series(series);
         self.windows.ensure_series(series);
     }
@@ -380,22 +482,28 @@ impl CanaryScorer {
         let forecast = self.forecaster.forecast(range, series);
         let mut model_time = model_started.elapsed();
         let residuals = window_residuals(closed.sums, &forecast)?;
-        let spreads = self.baselines.spreads(m, &self.config.spread_floor);
+        let mut spreads = self.baselines.spreads(m, &self.config.spread_floor);
+        if let Some(scale) = self.forecaster.interval_scale() {
+            // The forecast's own uncertainty widens the spread it is held to.
+            spreads = Float64Array::from_iter(
+                spreads
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| s.map(|s| s * scale.get(i).copied().unwrap_or(1.0))),
+            );
+        }
         let deviation = deviations(&residuals.residual, &spreads)?;
-        self.failure.update(&residuals.observed, &deviation);
-        let (vm_risk, failure) = match &self.failure_model {
-            Some(model) => (
-                Float64Array::from(model.risk(self.failure.features())),
-                Some((model.clone(), Arc::new(self.failure.features().to_vec()))),
-            ),
-            None => (Float64Array::new_null(self.index.vm_count()), None),
-        };
 
         let mut learn = vec![false; series];
         let mut judged = vec![false; self.phases.len()];
+        let mut control = vec![false; self.phases.len()];
         for (vm, phase) in self.phases.iter().enumerate() {
             let (learns, is_judged) = match *phase {
-                VmPhase::Learning { from_ms } => (range.start_ms >= from_ms, false),
+                VmPhase::Learning { from_ms } => {
+                    let learns = range.start_ms >= from_ms;
+                    control[vm] = learns && has_data.value(vm);
+                    (learns, false)
+                }
                 VmPhase::Patched {
                     since_ms,
                     judge_from_ms,
@@ -404,10 +512,76 @@ impl CanaryScorer {
             learn[vm * m..(vm + 1) * m].fill(learns);
             judged[vm] = is_judged;
         }
+        let peers = self.config.peers.enabled.then(|| {
+            let levels = self.config.peers.levels.len();
+            let inputs = PeerInputs {
+                observed: &residuals.observed,
+                reference: self.forecaster.reference().unwrap_or(&forecast),
+                spread: &spreads,
+                metrics: m,
+            };
+            // Unpatched VMs are set against their peers too: where the
+            // whole cohort moved, they do not learn the move.
+            let compared: Vec<bool> = judged.iter().zip(&control).map(|(j, c)| *j || *c).collect();
+            let peers = peer_control(
+                &inputs,
+                &control,
+                &compared,
+                &self.cohorts,
+                levels,
+                self.config.peers.min_control,
+            );
+            for (i, learns) in learn.iter_mut().enumerate() {
+                if !control[i / m] || !*learns {
+                    continue;
+                }
+                let moved = peers.peer_deviation.is_valid(i)
+                    && peers.peer_deviation.value(i).abs() > HOLD_SIGMA;
+                let held = &mut self.held[i];
+                if !moved {
+                    *held = 0;
+                } else if *held < self.config.peers.hold_windows {
+                    *held += 1;
+                    *learns = false;
+                }
+            }
+            let control = peers;
+            let labels = (0..judged.len())
+                .map(|vm| {
+                    let level = control.level[vm] as usize;
+                    (judged[vm] && level < levels).then(|| {
+                        let id = self.cohorts[vm * levels + level] as usize;
+                        self.cohort_labels[level][id].clone()
+                    })
+                })
+                .collect();
+            (Arc::new(control), labels)
+        });
+        // The failure model reads deviations against the peers where there
+        // are peers: a regional incident is not a VM about to fail.
+        let failure_deviation = match &peers {
+            Some((p, _)) => Float64Array::from_iter((0..deviation.len()).map(|i| {
+                if p.vs_peers.is_valid(i) {
+                    Some(p.vs_peers.value(i))
+                } else {
+                    deviation.is_valid(i).then(|| deviation.value(i))
+                }
+            })),
+            None => deviation.clone(),
+        };
+        self.failure.update(&residuals.observed, &failure_deviation);
+        let (vm_risk, failure) = match &self.failure_model {
+            Some(model) => (
+                Float64Array::from(model.risk(self.failure.features())),
+                Some((model.clone(), Arc::new(self.failure.features().to_vec()))),
+            ),
+            None => (Float64Array::new_null(self.index.vm_count()), None),
+        };
         let verdicts = judge(
             &self.config.rules,
             &deviation,
             &residuals.residual,
+            peers.as_ref().map(|(p, _)| p.as_ref()),
             &judged,
             &mut self.streak,
         );
@@ -436,6 +610,8 @@ impl CanaryScorer {
             vm_rmse: verdicts.vm_rmse,
             vm_score: verdicts.vm_score,
             vm_risk,
+            vm_p_value: verdicts.vm_p_value,
+            peers,
             model_time,
             rules: self.config.rules.clone(),
             failure,
@@ -455,7 +631,14 @@ impl Operator for CanaryScorer {
         self.grow();
 
         let m = self.index.metric_count() as u32;
-        let (mut unscored, mut invalid) = (0u64, 0u64);
+        let (mut unscored, mut invalid, mut future) = (0u64, 0u64, 0u64);
+        // Only rows that are scored, and not implausibly far ahead of event
+        // time, move event time: one stray timestamp must not end detection.
+        let horizon = self
+            .watermark
+            .watermark()
+            .map_or(i64::MAX, |w| w.saturating_add(self.config.max_future_ms));
+        let mut newest: Option<i64> = None;
         self.slots.clear();
         self.slots.extend(
             columns
@@ -463,7 +646,8 @@ impl Operator for CanaryScorer {
                 .iter()
                 .zip(columns.metric_keys)
                 .zip(columns.values)
-                .map(|((&vk, &mk), v)| {
+                .zip(columns.times.values())
+                .map(|(((&vk, &mk), v), &t)| {
                     let metric = self.metric_map[mk as usize];
                     if metric == UNSCORED {
                         unscored += 1;
@@ -471,7 +655,11 @@ impl Operator for CanaryScorer {
                     } else if !v.is_finite() {
                         invalid += 1;
                         SKIP
+                    } else if t > horizon || t < 0 {
+                        future += 1;
+                        SKIP
                     } else {
+                        newest = Some(newest.map_or(t, |n: i64| n.max(t)));
                         self.vm_map[vk as usize] * m + metric as u32
                     }
                 }),
@@ -479,10 +667,11 @@ impl Operator for CanaryScorer {
         self.stats.rows_in += batch.num_rows() as u64;
         self.stats.rows_unscored += unscored;
         self.stats.rows_invalid += invalid;
+        self.stats.future_rows_refused += future;
 
         self.windows
             .add(&self.slots, columns.times.values(), columns.values);
-        if let Some(max) = arrow::compute::max(columns.times) {
+        if let Some(max) = newest {
             self.watermark.observe(input, max);
         }
         Ok(())

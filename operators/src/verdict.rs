@@ -2,10 +2,17 @@
 //!
 //! A metric is *bad* in a window when its deviation goes past its threshold
 //! in its bad direction and the change is larger than the metric's minimum
-//! meaningful change. It is *anomalous* when it has been bad for
-//! `consecutive_windows` windows in a row, which keeps one noisy window from
-//! rolling a VM back. A VM is anomalous when any of its metrics is.
+//! meaningful change; where the VM has a peer control, its deviation
+//! against its peers must pass the same tests (the VM left its own forecast
+//! *and* its peers did not move the same way). With a false-discovery rate
+//! set, a VM's metrics count as bad only when the VM is a discovery of the
+//! Benjamini-Hochberg procedure over every VM judged in the window, so a
+//! good patch on 10,000 VMs is as safe as on 300. A metric is *anomalous*
+//! when it has been bad for `consecutive_windows` windows in a row, which
+//! keeps one noisy window from rolling a VM back. A VM is anomalous when any
+//! of its metrics is.
 
+use crate::peers::PeerControl;
 use arrow::array::{Array, BooleanArray, Float64Array};
 use bellwether_schemas::Direction;
 
@@ -27,6 +34,9 @@ pub struct VerdictRules {
     pub metrics: Vec<MetricRule>,
     /// Bad windows in a row that make a metric anomalous.
     pub consecutive_windows: u16,
+    /// False-discovery rate controlled across the VMs judged in one window
+    /// (None: every VM is judged on its own).
+    pub false_discovery_rate: Option<f64>,
 }
 
 /// Verdicts of one window.
@@ -40,47 +50,117 @@ pub struct Verdicts {
     pub vm_anomalous: BooleanArray,
     /// Per VM: root mean square of the metric deviations (null without any).
     pub vm_rmse: Float64Array,
-    /// Per VM: anomaly score in [0, 1]; 0.5 means the worst metric sits at its threshold.
+    /// Per VM: anomaly score in [0, 1]; 0.5 means the worst metric sits at
+    /// its threshold (against its own forecast, or its peers where that is less).
     pub vm_score: Float64Array,
+    /// Per VM: p-value of its worst metric, corrected for the number of
+    /// metrics (null where not judged).
+    pub vm_p_value: Float64Array,
+}
+
+/// Upper tail of the standard normal distribution.
+pub fn normal_tail(z: f64) -> f64 {
+    0.5 * libm::erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// Benjamini-Hochberg: which of `p` are discoveries at false-discovery rate `q`.
+pub fn benjamini_hochberg(p: &[f64], q: f64) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let n = p.len() as f64;
+    let cut = order
+        .iter()
+        .enumerate()
+        .filter(|(rank, i)| p[**i] <= (*rank + 1) as f64 * q / n)
+        .map(|(rank, _)| rank + 1)
+        .last()
+        .unwrap_or(0);
+    let mut out = vec![false; p.len()];
+    for &i in &order[..cut] {
+        out[i] = true;
+    }
+    out
 }
 
 /// Judges one window. `deviation` and `residual` are per series slot;
+/// `peers`, where given, the peer control of the judged VMs;
 /// `judged[vm]` says which VMs are under judgement (patched and settled);
 /// `streak` (per series) carries bad-window runs between windows.
 pub fn judge(
     rules: &VerdictRules,
     deviation: &Float64Array,
     residual: &Float64Array,
+    peers: Option<&PeerControl>,
     judged: &[bool],
     streak: &mut [u16],
 ) -> Verdicts {
-    let metric_count = rules.metrics.len();
+    let metric_count = rules.metrics.len().max(1);
     let series = deviation.len();
-    let mut bad = Vec::with_capacity(series);
-    let mut anomalous = Vec::with_capacity(series);
-    for (i, run) in streak.iter_mut().enumerate().take(series) {
+    let vms = series / metric_count;
+    // Per series: bad before the false-discovery gate, and the strength of
+    // the evidence (the lesser of the two views), in sigmas past zero.
+    let mut bad = vec![false; series];
+    let mut strength = vec![f64::NAN; series];
+    for i in 0..series {
         let vm = i / metric_count;
         let rule = &rules.metrics[i % metric_count];
-        if !judged[vm] {
-            *run = 0;
-            bad.push(false);
-            anomalous.push(false);
+        if !judged[vm] || deviation.is_null(i) {
             continue;
         }
-        if deviation.is_null(i) {
-            // No data this window: neither worse nor better; the run waits.
-            bad.push(false);
-            anomalous.push(*run >= rules.consecutive_windows);
-            continue;
+        let passes = |z: f64, change: f64| {
+            rule.direction.badness(z) > rule.threshold_sigma
+                && rule.direction.badness(change) > rule.min_change
+        };
+        let mut z = rule.direction.badness(deviation.value(i));
+        let mut is_bad = passes(deviation.value(i), residual.value(i));
+        if let Some(p) = peers.filter(|p| p.vs_peers.is_valid(i)) {
+            z = z.min(rule.direction.badness(p.vs_peers.value(i)));
+            is_bad &= passes(p.vs_peers.value(i), p.vs_peers_residual.value(i));
         }
-        let is_bad = rule.direction.badness(deviation.value(i)) > rule.threshold_sigma
-            && rule.direction.badness(residual.value(i)) > rule.min_change;
-        *run = if is_bad { run.saturating_add(1) } else { 0 };
-        bad.push(is_bad);
-        anomalous.push(is_bad && *run >= rules.consecutive_windows);
+        bad[i] = is_bad;
+        strength[i] = z;
     }
 
-    let vms = series / metric_count.max(1);
+    let mut vm_p_value = vec![None; vms];
+    for (vm, p) in vm_p_value.iter_mut().enumerate() {
+        let slots = vm * metric_count..(vm + 1) * metric_count;
+        let worst = strength[slots]
+            .iter()
+            .copied()
+            .filter(|z| !z.is_nan())
+            .fold(f64::NAN, f64::max);
+        if !worst.is_nan() {
+            *p = Some((normal_tail(worst) * metric_count as f64).min(1.0));
+        }
+    }
+    if let Some(q) = rules.false_discovery_rate {
+        let tested: Vec<usize> = (0..vms).filter(|&vm| vm_p_value[vm].is_some()).collect();
+        let p: Vec<f64> = tested
+            .iter()
+            .map(|&vm| vm_p_value[vm].unwrap_or(1.0))
+            .collect();
+        let found = benjamini_hochberg(&p, q);
+        for (&vm, found) in tested.iter().zip(found) {
+            if !found {
+                bad[vm * metric_count..(vm + 1) * metric_count].fill(false);
+            }
+        }
+    }
+
+    let mut anomalous = Vec::with_capacity(series);
+    for (i, run) in streak.iter_mut().enumerate().take(series) {
+        if !judged[i / metric_count] {
+            *run = 0;
+            anomalous.push(false);
+        } else if deviation.is_null(i) {
+            // No data this window: neither worse nor better; the run waits.
+            anomalous.push(*run >= rules.consecutive_windows);
+        } else {
+            *run = if bad[i] { run.saturating_add(1) } else { 0 };
+            anomalous.push(bad[i] && *run >= rules.consecutive_windows);
+        }
+    }
+
     let mut vm_anomalous = Vec::with_capacity(vms);
     let mut vm_rmse = Vec::with_capacity(vms);
     let mut vm_score = Vec::with_capacity(vms);
@@ -94,7 +174,12 @@ pub fn judge(
                 sum_sq += d * d;
                 n += 1;
                 let rule = &rules.metrics[m];
-                worst = worst.max(rule.direction.badness(d) / rule.threshold_sigma);
+                let z = if strength[i].is_nan() {
+                    rule.direction.badness(d)
+                } else {
+                    strength[i]
+                };
+                worst = worst.max(z / rule.threshold_sigma);
             }
         }
         vm_rmse.push((n > 0).then(|| (sum_sq / n as f64).sqrt()));
@@ -106,6 +191,7 @@ pub fn judge(
         vm_anomalous: BooleanArray::from(vm_anomalous),
         vm_rmse: Float64Array::from(vm_rmse),
         vm_score: Float64Array::from(vm_score),
+        vm_p_value: Float64Array::from(vm_p_value),
     }
 }
 
@@ -128,6 +214,7 @@ mod tests {
                 },
             ],
             consecutive_windows: 2,
+            false_discovery_rate: None,
         }
     }
 
@@ -136,9 +223,9 @@ mod tests {
         let mut streak = vec![0; 2];
         let dev = Float64Array::from(vec![5.0, 0.0]);
         let res = Float64Array::from(vec![10.0, 0.0]);
-        let first = judge(&rules(), &dev, &res, &[true], &mut streak);
+        let first = judge(&rules(), &dev, &res, None, &[true], &mut streak);
         assert!(first.bad.value(0) && !first.anomalous.value(0));
-        let second = judge(&rules(), &dev, &res, &[true], &mut streak);
+        let second = judge(&rules(), &dev, &res, None, &[true], &mut streak);
         assert!(second.anomalous.value(0) && second.vm_anomalous.value(0));
         assert!(second.vm_score.value(0) > 0.5);
     }
@@ -152,6 +239,7 @@ mod tests {
             &rules(),
             &Float64Array::from(vec![5.0, 9.0]),
             &Float64Array::from(vec![0.5, 9.0]),
+            None,
             &[true],
             &mut streak,
         );
@@ -166,10 +254,82 @@ mod tests {
             &rules(),
             &Float64Array::from(vec![50.0, -50.0]),
             &Float64Array::from(vec![50.0, -50.0]),
+            None,
             &[false],
             &mut streak,
         );
         assert!(!v.vm_anomalous.value(0));
         assert!(v.vm_rmse.value(0) > 49.0, "scores are still reported");
+    }
+
+    #[test]
+    fn a_metric_is_bad_only_when_its_peers_did_not_move_the_same_way() {
+        let mut streak = vec![1; 4];
+        // Two VMs, both +8σ on metric 0 against their own forecast; VM 0's
+        // peers moved as much (+0.5σ vs peers), VM 1's did not (+7.5σ).
+        let peers = PeerControl {
+            peer_deviation: Float64Array::from(vec![Some(7.5), None, Some(0.5), None]),
+            vs_peers: Float64Array::from(vec![Some(0.5), None, Some(7.5), None]),
+            vs_peers_residual: Float64Array::from(vec![Some(0.5), None, Some(7.5), None]),
+            control_vms: vec![30, 30],
+            level: vec![0, 0],
+        };
+        let dev = Float64Array::from(vec![8.0, 0.0, 8.0, 0.0]);
+        let v = judge(
+            &rules(),
+            &dev,
+            &dev,
+            Some(&peers),
+            &[true, true],
+            &mut streak,
+        );
+        assert!(!v.bad.value(0), "the fleet moved");
+        assert!(
+            v.bad.value(2) && v.vm_anomalous.value(1),
+            "only this VM moved"
+        );
+        assert!(
+            v.vm_score.value(0) < 0.5,
+            "the score follows the lesser view"
+        );
+    }
+
+    #[test]
+    fn benjamini_hochberg_matches_a_worked_example() {
+        // Sorted p: 0.01 ≤ 0.0125 (1·0.05/4), 0.02 ≤ 0.025, 0.04 > 0.0375,
+        // 0.045 ≤ 0.05: the largest passing rank is 4, so all four are found.
+        assert_eq!(
+            benjamini_hochberg(&[0.04, 0.01, 0.045, 0.02], 0.05),
+            vec![true; 4]
+        );
+        assert_eq!(
+            benjamini_hochberg(&[0.04, 0.01, 0.3, 0.02], 0.05),
+            vec![false, true, false, true]
+        );
+        assert!(benjamini_hochberg(&[], 0.05).is_empty());
+        assert!((normal_tail(0.0) - 0.5).abs() < 1e-15);
+        assert!((normal_tail(3.0) - 0.001_349_898).abs() < 1e-9);
+    }
+
+    #[test]
+    fn more_vms_judged_need_stronger_evidence_for_one_of_them() {
+        // One VM at +4.3σ among N quiet ones: found among 10, not among
+        // 10,000 (its p-value 8.5e-6 is over 0.05 / 10,000).
+        let threshold_at = |n: usize| {
+            let mut dev = vec![0.0; n];
+            dev[0] = 4.3;
+            let rules = VerdictRules {
+                metrics: vec![rules().metrics[0]],
+                consecutive_windows: 1,
+                false_discovery_rate: Some(0.05),
+            };
+            let dev = Float64Array::from(dev);
+            let res = Float64Array::from(vec![10.0; n]);
+            judge(&rules, &dev, &res, None, &vec![true; n], &mut vec![0; n])
+                .bad
+                .value(0)
+        };
+        assert!(threshold_at(10));
+        assert!(!threshold_at(10_000));
     }
 }

@@ -456,6 +456,10 @@ pub struct RolloutsArgs {
     /// Print the totals as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Give every odd seed a fleet-wide event (surge, slow dependency,
+    /// regional incident or late batch job) during the canary stage.
+    #[arg(long)]
+    pub events: bool,
 }
 
 /// `bellwether eval nab` flags.
@@ -660,11 +664,33 @@ pub struct ScenarioArgs {
     /// VMs in the fleet (default: fleet.vms).
     #[arg(long)]
     pub vms: Option<usize>,
+    /// A fleet-wide event that hits patched and unpatched VMs alike:
+    /// surge, dependency, region or batch; it starts 40 minutes after the
+    /// patch, in the first wave's bake, and lasts an hour. Repeatable.
+    #[arg(long, value_parser = parse_event)]
+    pub event: Vec<crate::simulator::EventKind>,
+}
+
+/// Minutes after the patch that an `--event` starts: in the first wave's
+/// bake, after its VMs have settled.
+pub const EVENT_START_MINUTES: f64 = 40.0;
+
+fn parse_event(s: &str) -> Result<crate::simulator::EventKind, String> {
+    s.parse()
 }
 
 impl ScenarioArgs {
-    /// Applies `--seed` and `--vms` to `config`; the patch's quality.
+    /// Applies `--seed`, `--vms` and `--event` to `config`; the patch's quality.
     fn apply(&self, config: &mut Config) -> Result<PatchQuality> {
+        for kind in &self.event {
+            config
+                .simulation
+                .events
+                .push(crate::simulator::FleetEvent::new(
+                    *kind,
+                    EVENT_START_MINUTES,
+                ));
+        }
         if let Some(seed) = self.seed {
             config.simulation.seed = seed;
         }
@@ -929,8 +955,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Config(ConfigCommand::Show { config }) => {
             let config = config::load(config.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(&config)?);
-            Ok(())
+            write_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&config::redacted(&config))?
+            ))
         }
     }
 }
@@ -1038,6 +1066,17 @@ fn demo(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// Writes `text` to standard output; a reader that went away (`| head`)
+/// ends the command quietly, as every Unix tool does.
+fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        result => Ok(result?),
+    }
+}
+
 fn sql(args: SqlArgs) -> Result<()> {
     use crate::history::sql;
     let config = config::load(args.config.as_deref())?;
@@ -1047,15 +1086,30 @@ fn sql(args: SqlArgs) -> Result<()> {
         "no history at {} (run `bellwether demo` or pass --history DIR)",
         root.display()
     );
-    // DataFusion runs a query's partitions as tasks, one worker per core.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    // Planned and run on threads with deep stacks (see sql::STACK_BYTES).
+    let runtime = sql::runtime()?;
+    let worker = std::thread::Builder::new()
+        .name("sql".into())
+        .stack_size(sql::STACK_BYTES);
+    let format = args.format;
+    let query = args.query;
+    worker
+        .spawn(move || runtime.block_on(sql_session(root, query, format)))?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the query thread died"))?
+}
+
+async fn sql_session(
+    root: std::path::PathBuf,
+    query: Option<String>,
+    format: crate::history::sql::OutputFormat,
+) -> Result<()> {
+    use crate::history::sql;
+    {
         let ctx = sql::context(&root).await?;
-        if let Some(q) = args.query {
+        if let Some(q) = query {
             let batches = sql::query(&ctx, &q).await?;
-            print!("{}", sql::render(&batches, args.format)?);
+            write_stdout(&sql::render(&batches, format)?)?;
             return Ok(());
         }
         use std::io::{BufRead, Write};
@@ -1090,13 +1144,12 @@ fn sql(args: SqlArgs) -> Result<()> {
             }
             let q = std::mem::take(&mut statement);
             match sql::query(&ctx, q.trim().trim_end_matches(';')).await {
-                Ok(batches) => print!("{}", sql::render(&batches, args.format)?),
+                Ok(batches) => write_stdout(&sql::render(&batches, format)?)?,
                 Err(e) => eprintln!("error: {e}"),
             }
-            std::io::stdout().flush()?;
         }
         Ok(())
-    })
+    }
 }
 
 fn simulate(args: SimulateArgs) -> Result<()> {
@@ -1155,18 +1208,24 @@ fn eval_rollouts(args: RolloutsArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts")
             .context("progress bar template")?,
     );
-    let lines =
-        crate::eval::rollouts::evaluate(&config, &seeds, |done, _| bar.set_position(done as u64))?;
+    let lines = crate::eval::rollouts::evaluate(&config, &seeds, args.events, |done, _| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&lines)?);
         return Ok(());
     }
     println!(
-        "{} seeds x (good patch + {} faults), {} VMs each",
+        "{} seeds x (good patch + {} faults), {} VMs each{}",
         seeds.len(),
         crate::simulator::FaultKind::ALL.len(),
-        config.fleet.vms
+        config.fleet.vms,
+        if args.events {
+            "; odd seeds with a fleet-wide event in the canary stage"
+        } else {
+            ""
+        }
     );
     print!("{}", crate::eval::rollouts::table(&lines));
     Ok(())

@@ -137,7 +137,10 @@ pub fn run_demo(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<DemoSummary, DemoError> {
     let wall = Instant::now();
-    let fleet = Arc::new(Mutex::new(FleetSimulator::new(config, options.quality)));
+    let patch_at = DEMO_START.plus_ms((config.simulation.warmup_hours * 3_600_000.0) as i64);
+    let mut simulator = FleetSimulator::new(config, options.quality);
+    simulator.set_patch_time(patch_at);
+    let fleet = Arc::new(Mutex::new(simulator));
     let inventory = Inventory::with_groups(lock(&fleet).inventory(), &config.canary.groups)
         .map_err(|(group, e)| DemoError::Group {
             group,
@@ -168,7 +171,6 @@ pub fn run_demo(
     let mut actor_control = BusSource::new(&control, "rollout-actor");
 
     let interval_ms = config.fleet.sample_interval_secs as i64 * 1000;
-    let patch_at = DEMO_START.plus_ms((config.simulation.warmup_hours * 3_600_000.0) as i64);
     let deadline = patch_at.plus_ms((config.simulation.max_rollout_hours * 3_600_000.0) as i64);
     let drain_ms = config.simulation.drain_minutes as i64 * EventTime::MINUTE_MS;
     let rollout_id = format!("rollout-{}", demo_patch().id.to_lowercase());

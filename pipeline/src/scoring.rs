@@ -15,6 +15,7 @@ use crate::inventory::Inventory;
 use crate::monitor::Monitor;
 use bellwether_operators::baseline::BaselineConfig;
 use bellwether_operators::forecast::Forecaster;
+use bellwether_operators::scorer::PeerSettings;
 use bellwether_operators::verdict::{MetricRule, VerdictRules};
 use bellwether_operators::window::WindowSpec;
 use bellwether_operators::{
@@ -78,6 +79,8 @@ pub fn scorer_config_with(
         rules: VerdictRules {
             metrics: t.metrics.iter().map(rule).collect(),
             consecutive_windows: t.consecutive_windows,
+            false_discovery_rate: (config.judge.false_discovery_rate > 0.0)
+                .then_some(config.judge.false_discovery_rate),
         },
         spread_floor: t
             .metrics
@@ -94,6 +97,14 @@ pub fn scorer_config_with(
             min_windows: (config.baseline.min_hours * per_hour).ceil() as u32,
         },
         max_open_windows: 4096,
+        max_future_ms: config.window.max_future_secs as i64 * 1000,
+        peers: PeerSettings {
+            enabled: config.judge.peers,
+            levels: config.judge.levels(),
+            min_control: config.judge.min_control,
+            // Two hours of windows: longer than a surge or an incident.
+            hold_windows: (7_200 / config.window.slide_secs.max(1)).min(u16::MAX as u64) as u16,
+        },
     })
 }
 
@@ -121,6 +132,8 @@ pub struct ScoringStage {
     health: HashMap<String, HealthState>,
     /// Windows without metrics that make a lost health check (0: never).
     health_check_windows: u16,
+    /// How VMs are grouped into control cohorts.
+    judge: crate::config::JudgeConfig,
 }
 
 /// A patched VM's sample count, for its health check.
@@ -145,7 +158,11 @@ impl ScoringStage {
         if let Some(model) = failure.model {
             scorer = scorer.with_failure_model(model)?;
         }
+        for vm in inventory.vms() {
+            scorer.set_cohorts(&vm.id, &config.judge.cohorts_of(vm));
+        }
         Ok(ScoringStage {
+            judge: config.judge.clone(),
             scorer,
             failure_act_at: failure.act_at,
             judge_from: HashMap::new(),
@@ -253,6 +270,9 @@ impl ScoringStage {
             ControlMessage::Inventory(u) => {
                 if let Err(e) = Arc::make_mut(&mut self.inventory).apply(&u.change) {
                     tracing::warn!("inventory change not applied: {e}");
+                }
+                for vm in self.inventory.vms() {
+                    self.scorer.set_cohorts(&vm.id, &self.judge.cohorts_of(vm));
                 }
             }
         }
@@ -506,12 +526,21 @@ pub fn describe_risk(f: &FailureRisk) -> String {
     )
 }
 
-/// One line of evidence: `response_time_ms 212.4 vs 131.0 expected (+9.8σ, threshold 5.0σ)`.
+/// One line of evidence: `response_time_ms 212.4 vs 131.0 expected (+9.8σ,
+/// threshold 5.0σ); unpatched peers (tags.role=web: 41 VMs) +0.4σ in the
+/// same window; vs peers +9.4σ`.
 pub fn describe(v: &MetricVerdict) -> String {
-    format!(
+    let own = format!(
         "{} {:.2} vs {:.2} expected ({:+.1}σ, threshold {:.1}σ)",
         v.metric, v.observed, v.forecast, v.deviation, v.threshold
-    )
+    );
+    match &v.peers {
+        Some(p) => format!(
+            "{own}; unpatched peers ({}: {} VMs) {:+.1}σ in the same window; vs peers {:+.1}σ",
+            p.cohort, p.control_vms, p.peer_deviation, p.vs_peers
+        ),
+        None => format!("{own}; no unpatched peers to compare with"),
+    }
 }
 
 #[cfg(test)]

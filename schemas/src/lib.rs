@@ -31,7 +31,7 @@ pub use inventory::{
 };
 pub use metric::{Direction, MetricSample, VmSnapshot};
 pub use patch::{ApprovalDecision, Patch, PatchSubmission, Rollout, RolloutState};
-pub use score::{FailureRisk, MetricVerdict, RiskDriver, ScoreRecord};
+pub use score::{FailureRisk, MetricVerdict, PeerEvidence, RiskDriver, ScoreRecord};
 pub use time::EventTime;
 pub use wave::{Wave, WavePlan, WaveSize, WaveSpec};
 

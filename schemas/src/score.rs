@@ -32,6 +32,24 @@ pub struct MetricVerdict {
     /// True when the deviation went past the threshold in the bad direction
     /// for as many consecutive windows as the config demands.
     pub anomalous: bool,
+    /// The same window seen against the VM's unpatched peers (None: the VM
+    /// had no control, or is not patched; judged on its own forecast alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<PeerEvidence>,
+}
+
+/// One metric of a patched VM against its control cohort in the same window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerEvidence {
+    /// The cohort the control was drawn from, e.g. `tags.role=web, region=eu-west-1`
+    /// or `whole fleet`.
+    pub cohort: String,
+    /// Unpatched VMs in the control.
+    pub control_vms: u32,
+    /// The control's concurrent move, in this VM's sigmas.
+    pub peer_deviation: f64,
+    /// This VM's deviation against its peers (difference in differences), in sigmas.
+    pub vs_peers: f64,
 }
 
 /// One feature's part in a VM's predicted failure risk.
@@ -170,6 +188,7 @@ mod tests {
             threshold: 4.0,
             direction: Direction::Increase,
             anomalous,
+            peers: None,
         };
         let record = ScoreRecord {
             vm_id: "vm-1".into(),

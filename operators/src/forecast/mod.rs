@@ -39,4 +39,21 @@ pub trait Forecaster: Send {
     /// Learns from the observed means of `window` (null = no data) for the
     /// slots where `learn` is true; other slots keep their state.
     fn observe(&mut self, window: TimeRange, observed: &Float64Array, learn: &[bool]);
+
+    /// The last forecast without its short-term correction: the same
+    /// open-loop forecast for a VM that learns every window and for one
+    /// that stopped learning (patched), so the two can be compared (the
+    /// peer control). None: the forecast itself is open-loop.
+    fn reference(&self) -> Option<&Float64Array> {
+        None
+    }
+
+    /// Per series slot, how many times wider than the usual residual
+    /// spread the last forecast's prediction interval is (at least 1): wide
+    /// where the fit is poorly identified for this time of day (less than
+    /// a day of history, a VM that just came back), near 1 once it has
+    /// learned. None: always 1.
+    fn interval_scale(&self) -> Option<&[f64]> {
+        None
+    }
 }

@@ -40,6 +40,8 @@ pub struct SeasonalRegression {
     windows: Vec<u32>,
     features: Vec<f64>,
     scratch: Vec<f64>,
+    /// Per series: interval scale of the last forecast.
+    interval: Vec<f64>,
 }
 
 impl SeasonalRegression {
@@ -55,6 +57,7 @@ impl SeasonalRegression {
             windows: Vec::new(),
             features: vec![0.0; k],
             scratch: vec![0.0; k],
+            interval: Vec::new(),
         }
     }
 
@@ -74,6 +77,19 @@ impl SeasonalRegression {
             self.features[1 + 2 * h] = angle.sin();
             self.features[2 + 2 * h] = angle.cos();
         }
+    }
+
+    /// `x' P x` of slot `i` at the current features: the forecast's own
+    /// variance in units of the noise variance (the leverage). Large where
+    /// the fit has seen little of this time of day.
+    fn leverage(&self, i: usize) -> f64 {
+        let k = self.k;
+        let p = &self.covariance[i * k * k..(i + 1) * k * k];
+        let x = &self.features;
+        (0..k)
+            .map(|r| x[r] * (0..k).map(|c| p[r * k + c] * x[c]).sum::<f64>())
+            .sum::<f64>()
+            .max(0.0)
     }
 
     /// One recursive-least-squares step for slot `i` towards observation `y`.
@@ -118,12 +134,26 @@ impl Forecaster for SeasonalRegression {
         self.ensure_series(series);
         self.set_features(window);
         let k = self.k;
+        let mut interval = std::mem::take(&mut self.interval);
+        interval.clear();
+        interval.extend((0..series).map(|i| {
+            if self.windows[i] >= self.config.min_windows {
+                (1.0 + self.leverage(i)).sqrt()
+            } else {
+                1.0
+            }
+        }));
+        self.interval = interval;
         Float64Array::from_iter((0..series).map(|i| {
             (self.windows[i] >= self.config.min_windows).then(|| {
                 let theta = &self.theta[i * k..(i + 1) * k];
                 theta.iter().zip(&self.features).map(|(t, x)| t * x).sum()
             })
         }))
+    }
+
+    fn interval_scale(&self) -> Option<&[f64]> {
+        Some(&self.interval)
     }
 
     fn observe(&mut self, window: TimeRange, observed: &Float64Array, learn: &[bool]) {
@@ -176,6 +206,31 @@ mod tests {
                 daily(i)
             );
         }
+    }
+
+    #[test]
+    fn intervals_are_wide_for_hours_never_seen_and_narrow_after_a_day() {
+        let config = SeasonalRegressionConfig {
+            harmonics: 3,
+            forgetting_half_life_windows: 864.0,
+            min_windows: 12,
+        };
+        let scale_at = |history_windows: i64, at: i64| {
+            let mut f = SeasonalRegression::new(config);
+            for i in 0..history_windows {
+                f.observe(window(i), &Float64Array::from(vec![daily(i)]), &[true]);
+            }
+            f.forecast(window(at), 1);
+            f.interval_scale().unwrap()[0]
+        };
+        // 14 h of history (168 windows), then 4 h later: an hour never seen.
+        let short = scale_at(168, 216);
+        // 30 h of history, the same time of day as above.
+        let long = scale_at(360, 504);
+        assert!(short > 1.5, "14 h of history, unseen hour: {short}");
+        assert!(long < 1.1, "30 h of history: {long}");
+        // Right after the 14 h, at an hour just seen, the interval is narrow.
+        assert!(scale_at(168, 168) < short);
     }
 
     #[test]

@@ -4,8 +4,43 @@
 //! The doc comments here mirror `config/default.toml`, which is the user's
 //! reference. Every struct refuses unknown keys.
 
+mod judge;
 mod load;
 mod validate;
+
+pub use judge::JudgeConfig;
+
+/// Shown in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// `config` as JSON with every secret replaced by [`REDACTED`]: the HTTP
+/// token, the webhook secret, and every Kafka client setting whose name
+/// speaks of a password or secret.
+pub fn redacted(config: &Config) -> serde_json::Value {
+    let mut value = serde_json::to_value(config).unwrap_or_default();
+    let hide = |v: &mut serde_json::Value| {
+        if v.as_str().is_some_and(|s| !s.is_empty()) {
+            *v = REDACTED.into();
+        }
+    };
+    if let Some(v) = value.pointer_mut("/http/token") {
+        hide(v);
+    }
+    if let Some(v) = value.pointer_mut("/actor/webhook/secret") {
+        hide(v);
+    }
+    if let Some(client) = value
+        .pointer_mut("/kafka/client")
+        .and_then(|c| c.as_object_mut())
+    {
+        for (name, v) in client.iter_mut() {
+            if ["password", "secret"].iter().any(|w| name.contains(w)) {
+                hide(v);
+            }
+        }
+    }
+    value
+}
 
 pub use load::{ConfigError, DEFAULT_CONFIG, ENV_PREFIX, load};
 
@@ -53,6 +88,9 @@ pub struct Config {
     /// Approval rules: which patches are approved, when, and which wait for a human.
     #[serde(default)]
     pub approval: crate::approval::rules::ApprovalConfig,
+    /// How patched VMs are set against their unpatched peers.
+    #[serde(default)]
+    pub judge: JudgeConfig,
 }
 
 /// Scheduled retraining (`bellwether run`): the models are retrained from
@@ -165,6 +203,11 @@ pub struct FleetConfig {
     pub sample_interval_secs: u64,
 }
 
+/// An hour: clocks of a fleet disagree by seconds, not hours.
+fn default_max_future_secs() -> u64 {
+    3600
+}
+
 /// The demo scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +228,10 @@ pub struct SimulationConfig {
     /// sized to their RAM): healthy, yet near where a leak crashes.
     #[serde(default)]
     pub high_memory_share: f64,
+    /// Fleet-wide events (surge, slow dependency, regional incident, late
+    /// batch job) that hit patched and unpatched VMs alike.
+    #[serde(default)]
+    pub events: Vec<crate::simulator::FleetEvent>,
 }
 
 /// Canary groups.
@@ -227,6 +274,12 @@ pub struct RolloutConfig {
     /// Rollbacks never wait for it.
     #[serde(default)]
     pub maintenance_window: Option<MaintenanceWindowConfig>,
+    /// VMs of each control cohort (`judge.cohort_by`) kept unpatched
+    /// until the last wave, so every earlier wave has unpatched peers to
+    /// be judged against: a count ("3") or a share of the cohort ("20%").
+    /// Unset: none held back.
+    #[serde(default)]
+    pub control_holdback: Option<WaveSize>,
 }
 
 /// A recurring maintenance window: it opens at each time a cron expression
@@ -354,6 +407,11 @@ pub struct WindowConfig {
     pub slide_secs: u64,
     /// Lateness still accepted, seconds.
     pub allowed_lateness_secs: u64,
+    /// Samples dated more than this many seconds ahead of event time (the
+    /// watermark), or of their Kafka message's timestamp, are not believed:
+    /// refused (dead-lettered from Kafka) and never moving event time.
+    #[serde(default = "default_max_future_secs")]
+    pub max_future_secs: u64,
 }
 
 /// Baselines.

@@ -5,7 +5,7 @@ use crate::approval::rules::Rules;
 use crate::inventory::selector::{BUILT_IN_CRITICAL_GROUP, Selector};
 use std::collections::BTreeSet;
 
-fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Key {
         key: key.into(),
         reason: reason.into(),
@@ -232,6 +232,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     http(c)?;
     history(c)?;
+    c.judge.validate()?;
     if let Some(t) = c.failure.risk_threshold
         && !(t > 0.0 && t < 1.0)
     {
@@ -276,6 +277,21 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     share("fleet.critical_share", c.fleet.critical_share)?;
     share("fleet.canary_ring_share", c.fleet.canary_ring_share)?;
     share("simulation.affected_share", c.simulation.affected_share)?;
+    if c.simulation.events.len() > crate::simulator::MAX_EVENTS {
+        return Err(invalid(
+            "simulation.events",
+            format!(
+                "{} events; at most {}",
+                c.simulation.events.len(),
+                crate::simulator::MAX_EVENTS
+            ),
+        ));
+    }
+    for (i, event) in c.simulation.events.iter().enumerate() {
+        if let Some((key, why)) = event.problem(&format!("simulation.events[{i}]")) {
+            return Err(invalid(key, why));
+        }
+    }
     share(
         "simulation.high_memory_share",
         c.simulation.high_memory_share,

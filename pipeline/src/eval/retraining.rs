@@ -166,9 +166,9 @@ pub fn evaluate_retraining(
     let retraining = retrain(config, &request)?;
     let after_config = crate::model::retrain::current_config(config, &models);
     progress("later rollouts, models before retraining");
-    let before = evaluate(config, &plan.later_seeds, |_, _| {})?;
+    let before = evaluate(config, &plan.later_seeds, false, |_, _| {})?;
     progress("later rollouts, models after retraining");
-    let after = evaluate(&after_config, &plan.later_seeds, |_, _| {})?;
+    let after = evaluate(&after_config, &plan.later_seeds, false, |_, _| {})?;
     progress("failure models on the later seeds without rollbacks");
     Ok(RetrainingEval {
         earlier,

@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::demo::{DemoError, DemoOptions, run_demo};
-use crate::simulator::{FaultKind, PatchQuality};
+use crate::simulator::{EventKind, FaultKind, FleetEvent, PatchQuality};
 use crate::summary::DemoSummary;
 use bellwether_schemas::RollbackTrigger;
 use serde::Serialize;
@@ -59,19 +59,47 @@ impl RolloutTotals {
 }
 
 /// Runs a good patch and every fault for each seed; returns one line per
-/// scenario and, last, the bad patches together. `progress` hears of each
-/// rollout as it ends.
+/// scenario and, last, the bad patches together. With `events`, every
+/// second seed (the odd ones) also gets a fleet-wide event during the
+/// canary stage ([`seeded_event`]), the good patch and the bad ones alike.
+/// `progress` hears of each rollout as it ends.
 pub fn evaluate(
     config: &Config,
     seeds: &[u64],
+    events: bool,
     progress: impl FnMut(usize, usize),
 ) -> Result<Vec<RolloutTotals>, DemoError> {
     evaluate_with(
         config,
         seeds,
-        |config, quality| run_demo(config, DemoOptions::new(quality), None, None, &mut |_| {}),
+        |config, quality| {
+            let mut config = config.clone();
+            if let Some(event) = seeded_event(config.simulation.seed).filter(|_| events) {
+                config.simulation.events.push(event);
+            }
+            run_demo(&config, DemoOptions::new(quality), None, None, &mut |_| {})
+        },
         progress,
     )
+}
+
+/// The fleet-wide event of an odd seed (None for even ones): a kind, a
+/// start 20 to 150 minutes after the patch (inside the canary stage: the
+/// first wave bakes 120 minutes, the second 60), 30 to 90 minutes long,
+/// at 0.6 to 1.4 of its named size; all drawn from the seed.
+pub fn seeded_event(seed: u64) -> Option<FleetEvent> {
+    use rand::{Rng, SeedableRng};
+    if seed.is_multiple_of(2) {
+        return None;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x0e7e_47_5eed);
+    let kind = EventKind::ALL[rng.random_range(0..EventKind::ALL.len())];
+    Some(FleetEvent {
+        start_minutes: rng.random_range(20.0..150.0),
+        duration_minutes: rng.random_range(30.0..90.0),
+        size: rng.random_range(0.6..1.4),
+        ..FleetEvent::new(kind, 0.0)
+    })
 }
 
 /// As [`evaluate`], with each rollout run by `run` (given the config with
@@ -140,25 +168,26 @@ fn totals_of(s: &DemoSummary) -> RolloutTotals {
 /// The totals as the table `bellwether eval rollouts` prints.
 pub fn table(lines: &[RolloutTotals]) -> String {
     let mut out = format!(
-        "{:<20} {:>8} {:>12} {:>14} {:>18} {:>8} {:>10}\n",
+        "{:<20} {:>8} {:>9} {:>11} {:>13} {:>14} {:>7} {:>7} {:>9}\n",
         "scenario",
         "rollouts",
+        "completed",
         "past canary",
         "broken rolled",
         "healthy rolled",
+        "share",
         "crashes",
         "predicted"
     );
     for l in lines {
         out += &format!(
-            "{:<20} {:>8} {:>12} {:>8}/{:<5} {:>6}/{:<5} {:>5.2}% {:>8} {:>10}\n",
+            "{:<20} {:>8} {:>9} {:>11} {:>13} {:>14} {:>6.2}% {:>7} {:>9}\n",
             l.scenario,
             l.rollouts,
+            l.completed,
             l.left_canary_stage,
-            l.broken_rolled_back,
-            l.broken_patched,
-            l.healthy_rolled_back,
-            l.healthy_patched,
+            format!("{}/{}", l.broken_rolled_back, l.broken_patched),
+            format!("{}/{}", l.healthy_rolled_back, l.healthy_patched),
             100.0 * l.healthy_rolled_back_share(),
             l.crashes,
             l.predicted_failure_rollbacks

@@ -12,8 +12,9 @@
 //! deletes its inputs may fail and can be run again.
 //!
 //! Age is measured from the newest partition of each table (event time),
-//! not the wall clock: replaying old data, or the simulator's fixed start
-//! date, does not delete a history as soon as it is written.
+//! capped at tomorrow by the wall clock: replaying old data, or the
+//! simulator's fixed start date, does not delete a history as soon as it is
+//! written, and a sample dated in the future cannot make the past look old.
 
 use super::checkpoint::{self, Checkpoint};
 use super::tables::{TABLES, schema, sort_key};
@@ -128,8 +129,21 @@ fn io_error(path: &Path, e: &dyn std::fmt::Display) -> HistoryError {
     }
 }
 
+/// Today's day number plus one, by the wall clock: no partition dated
+/// later counts as "newest".
+fn tomorrow() -> i64 {
+    let today = chrono::Utc::now().date_naive();
+    i64::from(chrono::Datelike::num_days_from_ce(&today)) + 1
+}
+
 fn drop_old(table_dir: &Path, partitions: &[PathBuf], days: u64) -> Result<usize, HistoryError> {
-    let Some(newest) = partitions.iter().filter_map(|p| partition_day(p)).max() else {
+    let cap = tomorrow();
+    let Some(newest) = partitions
+        .iter()
+        .filter_map(|p| partition_day(p))
+        .filter(|&day| day <= cap)
+        .max()
+    else {
         return Ok(0);
     };
     let mut dropped = 0;
@@ -468,6 +482,30 @@ mod tests {
         .unwrap();
         assert_eq!(r.partitions_dropped, 2);
         assert_eq!(read_all(&dir.path().join("samples")), [5 * day, 10 * day]);
+    }
+
+    #[test]
+    fn a_partition_dated_in_the_future_does_not_make_the_past_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = TableWriter::new(dir.path(), "samples", schema("samples"), 1000, "1");
+        let day = 86_400_000;
+        let today = chrono::Utc::now().timestamp_millis() / day;
+        // Yesterday and a sample dated ten years ahead.
+        for d in [today - 1, today + 3650] {
+            w.push(PartitionKey::of(d * day, true), rows(&[d * day]))
+                .unwrap();
+        }
+        w.flush().unwrap();
+        let r = run_pass(
+            dir.path(),
+            MaintenancePolicy {
+                retention_days: 30,
+                ..POLICY
+            },
+        )
+        .unwrap();
+        assert_eq!(r.partitions_dropped, 0);
+        assert_eq!(read_all(&dir.path().join("samples")).len(), 2);
     }
 
     #[test]

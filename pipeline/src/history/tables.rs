@@ -86,6 +86,10 @@ pub fn schema(table: &str) -> SchemaRef {
             float("deviation"),
             float("threshold"),
             Field::new("anomalous", DataType::Boolean, false),
+            text("peer_cohort", true),
+            Field::new("control_vms", DataType::Int64, true),
+            Field::new("peer_deviation", DataType::Float64, true),
+            Field::new("vs_peers", DataType::Float64, true),
         ],
         "commands" => vec![
             ts("issued_at"),
@@ -174,6 +178,10 @@ pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
         Float64Builder::new(),
         Float64Builder::new(),
         BooleanBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
     );
     for r in scores {
         s.0.append_value(r.window_start.0);
@@ -201,6 +209,11 @@ pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
             v.7.append_value(m.deviation);
             v.8.append_value(m.threshold);
             v.9.append_value(m.anomalous);
+            let peers = m.peers.as_ref();
+            v.10.append_option(peers.map(|p| p.cohort.as_str()));
+            v.11.append_option(peers.map(|p| p.control_vms as i64));
+            v.12.append_option(peers.map(|p| p.peer_deviation));
+            v.13.append_option(peers.map(|p| p.vs_peers));
         }
     }
     (
@@ -232,6 +245,10 @@ pub fn score_rows(scores: &[&ScoreRecord]) -> (RecordBatch, RecordBatch) {
                 Arc::new(v.7.finish()),
                 Arc::new(v.8.finish()),
                 Arc::new(v.9.finish()),
+                Arc::new(v.10.finish()),
+                Arc::new(v.11.finish()),
+                Arc::new(v.12.finish()),
+                Arc::new(v.13.finish()),
             ],
         ),
     )

@@ -53,7 +53,10 @@ pub struct PartitionKey {
 impl PartitionKey {
     /// The partition of event time `ms` (UTC).
     pub fn of(ms: i64, hourly: bool) -> PartitionKey {
-        let text = bellwether_schemas::EventTime(ms).to_string();
+        // Years 1970 to 9999 only: every folder name is a valid date (rows
+        // outside are refused before they get here; this keeps names sane).
+        const LAST_MS: i64 = 253_402_300_799_999;
+        let text = bellwether_schemas::EventTime(ms.clamp(0, LAST_MS)).to_string();
         PartitionKey {
             date: text[..10].to_string(),
             hour: hourly.then(|| text[11..13].to_string()),

@@ -25,6 +25,10 @@ pub struct ExpressionError {
     pub message: String,
 }
 
+/// Deepest nesting of parentheses and `!` an expression may have: deeper
+/// ones are refused, so no input can exhaust the parser's stack.
+pub const MAX_NESTING: usize = 64;
+
 /// A VM field an expression can read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Field {
@@ -52,10 +56,10 @@ impl Field {
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expression {
-    /// Either side.
-    Or(Box<Expression>, Box<Expression>),
-    /// Both sides.
-    And(Box<Expression>, Box<Expression>),
+    /// Any of the terms (`a || b || c`).
+    Or(Vec<Expression>),
+    /// All of the terms (`a && b && c`).
+    And(Vec<Expression>),
     /// The opposite.
     Not(Box<Expression>),
     /// `field == value` (or `!=` with `equal: false`).
@@ -80,9 +84,22 @@ pub enum Expression {
     Constant(bool),
 }
 
-/// A field reference (opaque; printed as written).
+/// A field reference: `id`, `region`, `instance_type`, `criticality`,
+/// `critical` or `tags.NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldRef(Field);
+
+impl FieldRef {
+    /// The field a name refers to, if it is one.
+    pub fn parse(name: &str) -> Option<FieldRef> {
+        parse_field(name).map(FieldRef)
+    }
+
+    /// The field's value on `vm` (None for a missing tag).
+    pub fn value<'a>(&self, vm: &'a VmRecord) -> Option<&'a str> {
+        self.0.value(vm)
+    }
+}
 
 impl Expression {
     /// Parses an expression.
@@ -91,6 +108,7 @@ impl Expression {
         let mut parser = Parser {
             tokens,
             at: 0,
+            depth: 0,
             len: text.chars().count(),
         };
         let expr = parser.or()?;
@@ -109,8 +127,8 @@ impl Expression {
     /// True when `vm` satisfies the expression.
     pub fn matches(&self, vm: &VmRecord) -> bool {
         match self {
-            Expression::Or(a, b) => a.matches(vm) || b.matches(vm),
-            Expression::And(a, b) => a.matches(vm) && b.matches(vm),
+            Expression::Or(terms) => terms.iter().any(|t| t.matches(vm)),
+            Expression::And(terms) => terms.iter().all(|t| t.matches(vm)),
             Expression::Not(e) => !e.matches(vm),
             Expression::Compare {
                 field,
@@ -251,6 +269,8 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>, ExpressionError> {
 struct Parser {
     tokens: Vec<(usize, Token)>,
     at: usize,
+    /// Parentheses and `!` open around the token at `at`.
+    depth: usize,
     len: usize,
 }
 
@@ -272,28 +292,54 @@ impl Parser {
         }
     }
 
+    // Chains of `||` and `&&` are flat lists, so only parentheses and `!`
+    // nest; `enter` bounds that nesting.
     fn or(&mut self) -> Result<Expression, ExpressionError> {
-        let mut left = self.and()?;
+        let mut terms = vec![self.and()?];
         while matches!(self.peek(), Some((_, Token::Or))) {
             self.at += 1;
-            left = Expression::Or(Box::new(left), Box::new(self.and()?));
+            terms.push(self.and()?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expression::Or(terms)
+        })
     }
 
     fn and(&mut self) -> Result<Expression, ExpressionError> {
-        let mut left = self.unary()?;
+        let mut terms = vec![self.unary()?];
         while matches!(self.peek(), Some((_, Token::And))) {
             self.at += 1;
-            left = Expression::And(Box::new(left), Box::new(self.unary()?));
+            terms.push(self.unary()?);
         }
-        Ok(left)
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expression::And(terms)
+        })
+    }
+
+    fn enter(&mut self, column: usize) -> Result<(), ExpressionError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(ExpressionError {
+                column,
+                message: format!(
+                    "nested more than {MAX_NESTING} deep (parentheses and `!`); write it flatter"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn unary(&mut self) -> Result<Expression, ExpressionError> {
-        if matches!(self.peek(), Some((_, Token::Not))) {
+        if let Some((column, Token::Not)) = self.peek() {
+            self.enter(column)?;
             self.at += 1;
-            return Ok(Expression::Not(Box::new(self.unary()?)));
+            let e = Expression::Not(Box::new(self.unary()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.primary()
     }
@@ -304,7 +350,9 @@ impl Parser {
             .ok_or_else(|| self.end_error("a field, `(` or `!`"))?;
         match token {
             Token::LParen => {
+                self.enter(column)?;
                 let e = self.or()?;
+                self.depth -= 1;
                 match self.next() {
                     Some((_, Token::RParen)) => Ok(e),
                     Some((c, t)) => Err(ExpressionError {
@@ -479,5 +527,24 @@ mod tests {
         assert!(e.message.contains("must be compared"), "{e}");
         let e = Expression::parse("region == 'x").unwrap_err();
         assert!(e.message.contains("never closed"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_and_long_chains_are_fine() {
+        let bangs = format!("{}critical", "!".repeat(50_000));
+        let e = Expression::parse(&bangs).unwrap_err();
+        assert!(e.message.contains("nested more than 64"), "{e}");
+        assert_eq!(e.column, MAX_NESTING + 1);
+        let parens = format!("{}critical{}", "(".repeat(30_000), ")".repeat(30_000));
+        assert!(Expression::parse(&parens).is_err());
+        let ok = format!(
+            "{}critical{}",
+            "(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        );
+        assert!(Expression::parse(&ok).is_ok());
+        let chain = vec!["critical"; 50_000].join(" || ");
+        let e = Expression::parse(&chain).unwrap();
+        assert!(e.matches(&vm("eu", "web", true)));
     }
 }

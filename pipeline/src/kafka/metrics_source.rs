@@ -159,7 +159,15 @@ struct State {
     poll_timeout: Duration,
     stats: SourceStats,
     monitor: Option<Monitor>,
+    /// How far past its message's timestamp (capped at the wall clock) a
+    /// sample may be dated.
+    max_future_ms: i64,
 }
+
+/// Distinct metric names one message may carry: a VM has tens, not
+/// thousands (more is a mistake or an attack, and would fill the batch's
+/// metric dictionary).
+pub const MAX_METRICS_PER_MESSAGE: usize = 1_000;
 
 impl KafkaMetricSource {
     /// Joins `kafka.group_id` and subscribes to every metrics topic;
@@ -218,8 +226,16 @@ impl KafkaMetricSource {
                 poll_timeout: Duration::from_millis(kafka.poll_timeout_ms),
                 stats: SourceStats::default(),
                 monitor,
+                max_future_ms: 3_600_000,
             },
         })
+    }
+
+    /// Refuses samples dated more than `secs` past their message's
+    /// timestamp (or the wall clock, whichever is earlier); default an hour.
+    pub fn with_max_future_secs(mut self, secs: u64) -> KafkaMetricSource {
+        self.state.max_future_ms = (secs as i64).saturating_mul(1000);
+        self
     }
 
     /// Counters so far.
@@ -331,6 +347,19 @@ impl State {
                 .decode(payload, fallback_ms, &mut self.staged)
                 .map_err(|e| e.to_string()),
         };
+        // What decoded must also be believable, or it is dead-lettered whole.
+        let now_ms = bellwether_schemas::EventTime::now().0;
+        let reference = if fallback_ms.is_some_and(|t| t > 0) {
+            fallback_ms.unwrap_or(now_ms).min(now_ms)
+        } else {
+            now_ms
+        };
+        let decoded = decoded.and_then(|()| {
+            self.staged.check_plausible(
+                reference.saturating_add(self.max_future_ms),
+                MAX_METRICS_PER_MESSAGE,
+            )
+        });
         let p = &mut self.partitions[i];
         p.messages += 1;
         p.unreported += 1;

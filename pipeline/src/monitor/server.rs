@@ -340,12 +340,9 @@ async fn run_sql(history: Option<PathBuf>, query: String, format: Option<String>
     let (done, result) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("sql".into())
+        .stack_size(sql::STACK_BYTES)
         .spawn(move || {
-            // DataFusion runs a query's partitions as tasks: a runtime
-            // with a worker per core lets them run in parallel.
-            let answer = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
+            let answer = sql::runtime()
                 .map_err(|e| sql::SqlError::Query(e.to_string()))
                 .and_then(|rt| {
                     rt.block_on(async {

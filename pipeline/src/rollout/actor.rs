@@ -7,7 +7,7 @@
 //! a simulated day and a real one follow the same rules.
 
 use super::actuator::Actuator;
-use super::planner::plan_waves;
+use super::planner::{Holdback, plan_waves};
 use super::state::allowed;
 use super::window::MaintenanceWindow;
 use crate::config::{
@@ -58,6 +58,8 @@ pub struct WaitingPatch {
 /// The rollout actor.
 pub struct RolloutActor<A: Actuator> {
     rollout_config: RolloutConfig,
+    /// Control cohorts, for the holdback.
+    judge: crate::config::JudgeConfig,
     rollback_config: RollbackConfig,
     inventory: Arc<Inventory>,
     actuator: A,
@@ -119,6 +121,7 @@ impl<A: Actuator> RolloutActor<A> {
     pub fn new(config: &Config, inventory: Arc<Inventory>, actuator: A) -> RolloutActor<A> {
         RolloutActor {
             rollout_config: config.rollout.clone(),
+            judge: config.judge.clone(),
             rollback_config: config.rollback.clone(),
             inventory,
             actuator,
@@ -255,7 +258,15 @@ impl<A: Actuator> RolloutActor<A> {
             .get(rollout_id)
             .cloned()
             .unwrap_or_else(|| self.rollout_config.canary_groups.clone());
-        self.planned = plan_waves(&self.inventory, &plan, &canary_groups, rollout_id);
+        let holdback = self
+            .rollout_config
+            .control_holdback
+            .filter(|_| self.judge.peers)
+            .map(|size| Holdback {
+                size,
+                judge: &self.judge,
+            });
+        self.planned = plan_waves(&self.inventory, &plan, &canary_groups, rollout_id, holdback);
         self.rollout = Some(Rollout {
             id: rollout_id.to_string(),
             patch,

@@ -119,7 +119,8 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     }
     let mut inventory_feed = super::inventory::InventoryFeed::open(config, dead_letters.clone())?;
     let mut metrics =
-        KafkaMetricSource::subscribe(kafka, dead_letters.clone(), Some(monitor.clone()))?;
+        KafkaMetricSource::subscribe(kafka, dead_letters.clone(), Some(monitor.clone()))?
+            .with_max_future_secs(config.window.max_future_secs);
     let mut control_out = KafkaSink::<ControlMessage>::new(producer.clone(), &kafka.control_topic);
     let mut scores_out: Box<dyn MessageSink<ScoreRecord>> = if kafka.scores_topic.is_empty() {
         Box::new(NullSink)

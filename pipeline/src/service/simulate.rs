@@ -94,6 +94,8 @@ pub fn simulate(config: &Config, options: &SimulateOptions) -> Result<Simulation
     let pace_from = approve_at.unwrap_or_else(|| {
         DEMO_START.plus_ms((config.simulation.warmup_hours * 3_600_000.0) as i64)
     });
+    // Fleet events start relative to the approval (or the warm-up's end).
+    fleet.set_patch_time(pace_from);
     let mut paced_since: Option<(Instant, EventTime)> = None;
     let mut obeyed: HashSet<String> = HashSet::new();
     let mut rolled_back = Vec::new();

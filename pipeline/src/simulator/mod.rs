@@ -8,10 +8,12 @@
 //! samples); a bad patch breaks a seeded share of the VMs it touches with one
 //! [`FaultKind`]; a rollback reboots the VM into its pre-patch self.
 
+pub mod event;
 pub mod fault;
 pub mod fleet;
 mod vm;
 
+pub use event::{EventKind, FleetEvent};
 pub use fault::FaultKind;
 
 use crate::config::Config;
@@ -67,7 +69,15 @@ pub struct FleetSimulator {
     partition_key: Vec<(usize, u32)>,
     metric_dictionary: ArrayRef,
     crashes: Vec<CrashEvent>,
+    /// Fleet events, and per VM a bit for each event that reaches it.
+    events: Vec<FleetEvent>,
+    reached_by: Vec<u64>,
+    /// When the patch is approved: events start relative to it.
+    patch_at: Option<EventTime>,
 }
+
+/// Most fleet events one simulation takes.
+pub const MAX_EVENTS: usize = 64;
 
 impl FleetSimulator {
     /// A fleet as configured, rolling out a patch of the given quality.
@@ -100,7 +110,28 @@ impl FleetSimulator {
                 SimVm::new(record, i, affected, high_memory, rng)
             })
             .collect();
+        let events: Vec<FleetEvent> = config
+            .simulation
+            .events
+            .iter()
+            .take(MAX_EVENTS)
+            .cloned()
+            .collect();
+        let first_region = config.fleet.regions.first().map_or("", String::as_str);
+        let reached_by = vms
+            .iter()
+            .map(|vm| {
+                events
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.reaches(&vm.record, first_region))
+                    .fold(0u64, |bits, (i, _)| bits | 1 << i)
+            })
+            .collect();
         FleetSimulator {
+            events,
+            reached_by,
+            patch_at: None,
             index: vms
                 .iter()
                 .enumerate()
@@ -117,6 +148,17 @@ impl FleetSimulator {
             metric_dictionary: Arc::new(StringArray::from(names::ALL.to_vec())),
             crashes: Vec::new(),
         }
+    }
+
+    /// Sets when the patch is approved: fleet events start relative to it
+    /// (none happens before this is known).
+    pub fn set_patch_time(&mut self, at: EventTime) {
+        self.patch_at = Some(at);
+    }
+
+    /// The fleet events, and whether `vm_id` is reached by each.
+    pub fn events(&self) -> &[FleetEvent] {
+        &self.events
     }
 
     /// The fleet's inventory.
@@ -141,8 +183,26 @@ impl FleetSimulator {
         let mut metrics: Vec<Vec<u16>> = vec![Vec::new(); self.partitions];
         let mut times: Vec<Vec<i64>> = vec![Vec::new(); self.partitions];
         let mut values: Vec<Vec<f64>> = vec![Vec::new(); self.partitions];
+        let minutes = self
+            .patch_at
+            .map(|p| (time.0 - p.0) as f64 / EventTime::MINUTE_MS as f64);
+        let strengths: Vec<f64> = self
+            .events
+            .iter()
+            .map(|e| minutes.map_or(0.0, |m| e.strength(m)))
+            .collect();
+        let mut world = Vec::new();
         for (i, vm) in self.vms.iter_mut().enumerate() {
-            let Some((sample_time, readings)) = vm.sample(time.0, self.quality) else {
+            world.clear();
+            world.extend(
+                self.events
+                    .iter()
+                    .zip(&strengths)
+                    .enumerate()
+                    .filter(|(e, (_, s))| **s > 0.0 && self.reached_by[i] & (1 << e) != 0)
+                    .map(|(_, (event, s))| (event, *s)),
+            );
+            let Some((sample_time, readings)) = vm.sample(time.0, self.quality, &world) else {
                 if let Some(crash) = vm.take_crash() {
                     self.crashes.push(CrashEvent {
                         vm_id: vm.record.id.clone(),

@@ -1,5 +1,6 @@
 //! One simulated VM: its levels, its daily cycle, its noise, its patch state.
 
+use super::event::FleetEvent;
 use super::fault::{CRASH_DOWN_MINUTES, CRASH_MEMORY_PERCENT, FaultKind, Readings};
 use super::fleet::region_utc_offset_hours;
 use super::{PatchQuality, REBOOT_MINUTES};
@@ -113,8 +114,15 @@ impl SimVm {
         self.crashed_at.take()
     }
 
-    /// The VM's readings at `t` with their sample time, or `None` while it is down.
-    pub fn sample(&mut self, t: i64, quality: PatchQuality) -> Option<(i64, [f64; 7])> {
+    /// The VM's readings at `t` with their sample time, or `None` while it
+    /// is down; `world` lists the fleet events reaching it now, each with
+    /// its strength.
+    pub fn sample(
+        &mut self,
+        t: i64,
+        quality: PatchQuality,
+        world: &[(&FleetEvent, f64)],
+    ) -> Option<(i64, [f64; 7])> {
         // Noise advances whether or not the VM is up, so a VM's metrics do not
         // depend on when other things happened to it.
         for (state, (phi, sigma)) in self.noise.iter_mut().zip(NOISE) {
@@ -149,6 +157,9 @@ impl SimVm {
             errors,
             success: 100.0 - 1.1 * errors - n[6].abs(),
         };
+        for (event, strength) in world {
+            event.apply(&mut r, *strength);
+        }
 
         if let Some(patched_at) = self.patched_at {
             let minutes = (t - patched_at - REBOOT_MINUTES * MINUTE_MS) as f64 / MINUTE_MS as f64;

@@ -170,6 +170,14 @@ impl Forecaster for LstmForecaster {
             .collect()
     }
 
+    fn reference(&self) -> Option<&Float64Array> {
+        Some(&self.base_forecast)
+    }
+
+    fn interval_scale(&self) -> Option<&[f64]> {
+        self.base.interval_scale()
+    }
+
     fn observe(&mut self, window: TimeRange, observed: &Float64Array, learn: &[bool]) {
         let series = observed.len();
         self.ensure_vms(series);

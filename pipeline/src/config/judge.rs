@@ -1,0 +1,175 @@
+//! `[judge]`: how a patched VM is set against its unpatched peers.
+
+use super::ConfigError;
+use crate::inventory::expression::FieldRef;
+use bellwether_schemas::VmRecord;
+use serde::{Deserialize, Serialize};
+
+/// How a patched VM is judged against the unpatched VMs like it.
+///
+/// Every window, each patched VM's deviation on each metric is set against
+/// its control: the unpatched VMs that share its `cohort_by` values,
+/// widened one key at a time (dropping the last) and then to the whole
+/// unpatched fleet while a cohort has fewer than `min_control` VMs
+/// reporting. A metric is bad only when the VM left its own forecast and
+/// its peers did not move the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeConfig {
+    /// Set patched VMs against their peers (false: own forecast only).
+    #[serde(default = "yes")]
+    pub peers: bool,
+    /// Inventory fields that make VMs comparable, most important first:
+    /// `region`, `instance_type`, `criticality`, `tags.NAME`.
+    #[serde(default = "default_cohort_by")]
+    pub cohort_by: Vec<String>,
+    /// Control VMs a cohort needs before it is used.
+    #[serde(default = "default_min_control")]
+    pub min_control: usize,
+    /// False-discovery rate across the VMs judged in one window
+    /// (Benjamini-Hochberg); 0 judges every VM on its own.
+    #[serde(default = "default_fdr")]
+    pub false_discovery_rate: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Role first (VMs of one role serve the same traffic), then region (a
+/// regional incident, the local time of day).
+fn default_cohort_by() -> Vec<String> {
+    vec!["tags.role".into(), "region".into()]
+}
+
+/// Five VMs give a median that one odd VM cannot move.
+fn default_min_control() -> usize {
+    5
+}
+
+/// One false rollback in twenty windows with a discovery, whatever the
+/// number of VMs judged.
+fn default_fdr() -> f64 {
+    0.05
+}
+
+impl Default for JudgeConfig {
+    fn default() -> JudgeConfig {
+        JudgeConfig {
+            peers: true,
+            cohort_by: default_cohort_by(),
+            min_control: default_min_control(),
+            false_discovery_rate: default_fdr(),
+        }
+    }
+}
+
+/// Most control VMs a cohort may be asked for.
+const MAX_MIN_CONTROL: usize = 100_000;
+
+impl JudgeConfig {
+    /// Checks every key, naming the first that is wrong.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for (i, key) in self.cohort_by.iter().enumerate() {
+            if FieldRef::parse(key).is_none() || key == "critical" {
+                return Err(super::validate::invalid(
+                    format!("judge.cohort_by[{i}]"),
+                    format!(
+                        "`{key}` is not an inventory field; use region, instance_type, criticality, id or tags.NAME"
+                    ),
+                ));
+            }
+        }
+        if !(1..=MAX_MIN_CONTROL).contains(&self.min_control) {
+            return Err(super::validate::invalid(
+                "judge.min_control",
+                format!(
+                    "{} is not between 1 and {MAX_MIN_CONTROL}",
+                    self.min_control
+                ),
+            ));
+        }
+        let q = self.false_discovery_rate;
+        if !(0.0..1.0).contains(&q) {
+            return Err(super::validate::invalid(
+                "judge.false_discovery_rate",
+                format!("{q} is not a rate from 0 (off) up to, not including, 1"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Names of the cohort levels, narrowest first: every key, then all
+    /// but the last, down to the first key alone.
+    pub fn levels(&self) -> Vec<String> {
+        (1..=self.cohort_by.len())
+            .rev()
+            .map(|n| self.cohort_by[..n].join(", "))
+            .collect()
+    }
+
+    /// `vm`'s cohort label at each level, e.g. `tags.role=web, region=eu-west-1`
+    /// (None where the VM lacks one of the level's fields).
+    pub fn cohorts_of(&self, vm: &VmRecord) -> Vec<Option<String>> {
+        let values: Vec<Option<String>> = self
+            .cohort_by
+            .iter()
+            .map(|key| {
+                let field = FieldRef::parse(key)?;
+                field.value(vm).map(|v| format!("{key}={v}"))
+            })
+            .collect();
+        (1..=values.len())
+            .rev()
+            .map(|n| {
+                let parts: Option<Vec<String>> = values[..n].iter().cloned().collect();
+                parts.map(|p| p.join(", "))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn cohorts_widen_by_dropping_the_last_key() {
+        let judge = JudgeConfig::default();
+        let vm = VmRecord {
+            id: "vm-1".into(),
+            tags: BTreeMap::from([("role".to_string(), "web".to_string())]),
+            instance_type: "m6i.large".into(),
+            region: "eu-west-1".into(),
+            criticality: bellwether_schemas::Criticality::Standard,
+        };
+        assert_eq!(judge.levels(), vec!["tags.role, region", "tags.role"]);
+        assert_eq!(
+            judge.cohorts_of(&vm),
+            vec![
+                Some("tags.role=web, region=eu-west-1".to_string()),
+                Some("tags.role=web".to_string())
+            ]
+        );
+        let untagged = VmRecord {
+            tags: BTreeMap::new(),
+            ..vm
+        };
+        assert_eq!(judge.cohorts_of(&untagged), vec![None, None]);
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        let mut judge = JudgeConfig {
+            cohort_by: vec!["tags.role".into(), "colour".into()],
+            ..JudgeConfig::default()
+        };
+        let e = judge.validate().unwrap_err().to_string();
+        assert!(e.contains("judge.cohort_by[1]"), "{e}");
+        judge.cohort_by = vec!["region".into()];
+        judge.false_discovery_rate = 1.5;
+        let e = judge.validate().unwrap_err().to_string();
+        assert!(e.contains("judge.false_discovery_rate"), "{e}");
+    }
+}
