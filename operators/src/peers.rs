@@ -53,6 +53,13 @@ pub struct PeerControl {
     pub control_vms: Vec<u32>,
     /// Per VM: the cohort level used (`levels` = the whole fleet).
     pub level: Vec<u8>,
+    /// Per series: the second opinion's one-sided p-value (Mann-Whitney of
+    /// the VM's windows since judged against its control's), where tested.
+    pub test_p: Float64Array,
+    /// Per series: the Hodges-Lehmann shift of those windows, in sigmas.
+    pub test_shift: Float64Array,
+    /// Per VM: canary windows the test used.
+    pub test_windows: Vec<u16>,
 }
 
 /// The control's move on one metric.
@@ -248,6 +255,9 @@ pub fn peer_control(
         vs_peers_residual: Float64Array::from(vs_peers_residual),
         control_vms,
         level: level_used,
+        test_p: Float64Array::new_null(series),
+        test_shift: Float64Array::new_null(series),
+        test_windows: vec![0; vms],
     }
 }
 

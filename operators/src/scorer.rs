@@ -12,6 +12,7 @@ use crate::baseline::{BaselineConfig, Baselines};
 use crate::failure::{FailureFeatures, FailureModel};
 use crate::forecast::{Forecaster, TimeRange};
 use crate::operator::{InputId, Operator};
+use crate::peer_test::{PeerTestInputs, RecentWindows, peer_test};
 use crate::peers::{NO_COHORT, PeerControl, PeerInputs, peer_control};
 use crate::residual::{deviations, window_residuals};
 use crate::series::{SeriesIndex, UNSCORED};
@@ -62,6 +63,10 @@ pub struct PeerSettings {
     /// lasting change is learned.
     pub hold_windows: u16,
 }
+
+/// Windows of every series the second opinion can look back on (an hour
+/// of five-minute windows).
+const RECENT_WINDOWS: usize = 12;
 
 /// The cohort's common move, in a VM's sigmas, past which the VM does not
 /// learn from the window (a cohort's median of normal noise moves well under 1σ).
@@ -178,6 +183,12 @@ impl ScoredWindow {
                         control_vms: control.control_vms[vm],
                         peer_deviation: control.peer_deviation.value(i),
                         vs_peers: control.vs_peers.value(i),
+                        mann_whitney_p: control.test_p.is_valid(i).then(|| control.test_p.value(i)),
+                        shift_sigma: control
+                            .test_shift
+                            .is_valid(i)
+                            .then(|| control.test_shift.value(i)),
+                        test_windows: control.test_windows[vm],
                     })
                 });
                 Some(MetricVerdict {
@@ -258,6 +269,8 @@ pub struct CanaryScorer {
     /// Per series: windows in a row an unpatched VM did not learn because
     /// its cohort moved together.
     held: Vec<u16>,
+    /// Every series' last windows, for the second opinion.
+    recent: RecentWindows,
     stats: ScorerStats,
     vm_map: Vec<u32>,
     metric_map: Vec<u16>,
@@ -302,6 +315,7 @@ impl CanaryScorer {
             phases: Vec::new(),
             streak: Vec::new(),
             held: Vec::new(),
+            recent: RecentWindows::new(RECENT_WINDOWS),
             stats: ScorerStats::default(),
             vm_map: Vec::new(),
             metric_map: Vec::new(),
@@ -523,7 +537,15 @@ impl CanaryScorer {
             // Unpatched VMs are set against their peers too: where the
             // whole cohort moved, they do not learn the move.
             let compared: Vec<bool> = judged.iter().zip(&control).map(|(j, c)| *j || *c).collect();
-            let peers = peer_control(
+            self.recent.push(series, |i| {
+                (inputs.observed.is_valid(i)
+                    && inputs.reference.is_valid(i)
+                    && inputs.spread.is_valid(i))
+                .then(|| {
+                    (inputs.observed.value(i) - inputs.reference.value(i)) / inputs.spread.value(i)
+                })
+            });
+            let mut peers = peer_control(
                 &inputs,
                 &control,
                 &compared,
@@ -545,6 +567,37 @@ impl CanaryScorer {
                     *learns = false;
                 }
             }
+            // The second opinion, for the metrics that look bad against peers.
+            let slide = self.config.window.slide_ms.max(1);
+            let judged_windows: Vec<u16> = self
+                .phases
+                .iter()
+                .zip(&judged)
+                .map(|(phase, &j)| match *phase {
+                    VmPhase::Patched { judge_from_ms, .. } if j => {
+                        ((range.start_ms - judge_from_ms) / slide + 1).clamp(1, u16::MAX as i64)
+                            as u16
+                    }
+                    _ => 0,
+                })
+                .collect();
+            let rules = &self.config.rules;
+            let vs = peers.vs_peers.clone();
+            peer_test(
+                &self.recent,
+                &PeerTestInputs {
+                    control: &control,
+                    judged_windows: &judged_windows,
+                    cohorts: &self.cohorts,
+                    levels,
+                    metrics: m,
+                },
+                &mut peers,
+                |i| {
+                    let rule = &rules.metrics[i % m];
+                    vs.is_valid(i) && rule.direction.badness(vs.value(i)) > rule.threshold_sigma
+                },
+            );
             let control = peers;
             let labels = (0..judged.len())
                 .map(|vm| {

@@ -37,7 +37,14 @@ pub struct VerdictRules {
     /// False-discovery rate controlled across the VMs judged in one window
     /// (None: every VM is judged on its own).
     pub false_discovery_rate: Option<f64>,
+    /// The second opinion must agree: a metric with a Mann-Whitney test of
+    /// at least [`MIN_TEST_WINDOWS`] canary windows is bad only when its
+    /// p-value is under this (None: the test is evidence only).
+    pub peer_test_p: Option<f64>,
 }
+
+/// Canary windows the second opinion needs before it has a say.
+pub const MIN_TEST_WINDOWS: u16 = 4;
 
 /// Verdicts of one window.
 #[derive(Debug, Clone)]
@@ -116,6 +123,12 @@ pub fn judge(
         if let Some(p) = peers.filter(|p| p.vs_peers.is_valid(i)) {
             z = z.min(rule.direction.badness(p.vs_peers.value(i)));
             is_bad &= passes(p.vs_peers.value(i), p.vs_peers_residual.value(i));
+            if let Some(alpha) = rules.peer_test_p
+                && p.test_p.is_valid(i)
+                && p.test_windows[vm] >= MIN_TEST_WINDOWS
+            {
+                is_bad &= p.test_p.value(i) < alpha;
+            }
         }
         bad[i] = is_bad;
         strength[i] = z;
@@ -215,6 +228,7 @@ mod tests {
             ],
             consecutive_windows: 2,
             false_discovery_rate: None,
+            peer_test_p: None,
         }
     }
 
@@ -273,6 +287,9 @@ mod tests {
             vs_peers_residual: Float64Array::from(vec![Some(0.5), None, Some(7.5), None]),
             control_vms: vec![30, 30],
             level: vec![0, 0],
+            test_p: Float64Array::new_null(4),
+            test_shift: Float64Array::new_null(4),
+            test_windows: vec![0, 0],
         };
         let dev = Float64Array::from(vec![8.0, 0.0, 8.0, 0.0]);
         let v = judge(
@@ -322,6 +339,7 @@ mod tests {
                 metrics: vec![rules().metrics[0]],
                 consecutive_windows: 1,
                 false_discovery_rate: Some(0.05),
+                peer_test_p: None,
             };
             let dev = Float64Array::from(dev);
             let res = Float64Array::from(vec![10.0; n]);

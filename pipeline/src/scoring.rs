@@ -81,6 +81,7 @@ pub fn scorer_config_with(
             consecutive_windows: t.consecutive_windows,
             false_discovery_rate: (config.judge.false_discovery_rate > 0.0)
                 .then_some(config.judge.false_discovery_rate),
+            peer_test_p: (config.judge.mann_whitney_p > 0.0).then_some(config.judge.mann_whitney_p),
         },
         spread_floor: t
             .metrics
@@ -535,10 +536,19 @@ pub fn describe(v: &MetricVerdict) -> String {
         v.metric, v.observed, v.forecast, v.deviation, v.threshold
     );
     match &v.peers {
-        Some(p) => format!(
-            "{own}; unpatched peers ({}: {} VMs) {:+.1}σ in the same window; vs peers {:+.1}σ",
-            p.cohort, p.control_vms, p.peer_deviation, p.vs_peers
-        ),
+        Some(p) => {
+            let test = match (p.mann_whitney_p, p.shift_sigma) {
+                (Some(pv), Some(shift)) => format!(
+                    "; Mann-Whitney p={pv:.1e} over {} window(s), shift {shift:+.1}σ",
+                    p.test_windows
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "{own}; unpatched peers ({}: {} VMs) {:+.1}σ in the same window; vs peers {:+.1}σ{test}",
+                p.cohort, p.control_vms, p.peer_deviation, p.vs_peers
+            )
+        }
         None => format!("{own}; no unpatched peers to compare with"),
     }
 }

@@ -50,6 +50,16 @@ pub struct PeerEvidence {
     pub peer_deviation: f64,
     /// This VM's deviation against its peers (difference in differences), in sigmas.
     pub vs_peers: f64,
+    /// Mann-Whitney U test of the VM's windows since it was judged against
+    /// its control's same windows: one-sided p-value, where it was tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mann_whitney_p: Option<f64>,
+    /// The Hodges-Lehmann shift of those windows over the control's, in sigmas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_sigma: Option<f64>,
+    /// Canary windows the test used.
+    #[serde(default)]
+    pub test_windows: u16,
 }
 
 /// One feature's part in a VM's predicted failure risk.

@@ -30,6 +30,12 @@ pub struct JudgeConfig {
     /// (Benjamini-Hochberg); 0 judges every VM on its own.
     #[serde(default = "default_fdr")]
     pub false_discovery_rate: f64,
+    /// The second opinion: a patched VM's windows since it was judged,
+    /// ranked against its control's (Mann-Whitney U). Above 0, a metric
+    /// with at least 4 such windows is bad only when the test's p-value is
+    /// under this; 0 keeps the test as evidence only.
+    #[serde(default)]
+    pub mann_whitney_p: f64,
 }
 
 fn yes() -> bool {
@@ -60,6 +66,7 @@ impl Default for JudgeConfig {
             cohort_by: default_cohort_by(),
             min_control: default_min_control(),
             false_discovery_rate: default_fdr(),
+            mann_whitney_p: 0.0,
         }
     }
 }
@@ -94,6 +101,13 @@ impl JudgeConfig {
             return Err(super::validate::invalid(
                 "judge.false_discovery_rate",
                 format!("{q} is not a rate from 0 (off) up to, not including, 1"),
+            ));
+        }
+        let p = self.mann_whitney_p;
+        if !(0.0..1.0).contains(&p) {
+            return Err(super::validate::invalid(
+                "judge.mann_whitney_p",
+                format!("{p} is not a p-value from 0 (evidence only) up to, not including, 1"),
             ));
         }
         Ok(())
