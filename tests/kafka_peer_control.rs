@@ -40,10 +40,16 @@ fn a_good_patch_completes_through_a_fleet_wide_surge_on_a_fleet_made_outside() {
         &broker,
         r#"metrics_topics = [{ name = "fleet.metrics", format = "json" }]"#,
     );
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[actor]\n",
-        &format!("[actor]\ninventory_file = \"{}\"\n", inventory.display()),
-    );
+    // Partitions stay live while the fleet waits for the approval: at 600x
+    // a partition that went idle and wakes a fetch late would let a window
+    // close without its VMs.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "[actor]\n",
+            &format!("[actor]\ninventory_file = \"{}\"\n", inventory.display()),
+        )
+        .replace("idle_partition_secs = 5", "idle_partition_secs = 120");
     std::fs::write(&config, text).unwrap();
 
     let mut fleet = Command::new(python)

@@ -20,6 +20,8 @@ import sys
 import time
 
 import kafka
+import kafka.admin
+import kafka.errors
 
 (broker, topic, inventory_path, go_path, vms, history_hours, after_hours,
  surge_start, surge_minutes, speed) = sys.argv[1:11]
@@ -86,6 +88,13 @@ def snapshot(vm, minute):
     return {"vm_id": vm["id"], "time": t_ms + rng.randrange(3000), "metrics": metrics}
 
 
+# The fleet's team owns its topic: created here, four partitions.
+admin = kafka.KafkaAdminClient(bootstrap_servers=broker)
+try:
+    admin.create_topics([kafka.admin.NewTopic(topic, num_partitions=4, replication_factor=1)])
+except kafka.errors.TopicAlreadyExistsError:
+    pass
+admin.close()
 producer = kafka.KafkaProducer(bootstrap_servers=broker, acks="all", linger_ms=20)
 
 
