@@ -33,6 +33,13 @@ fn malformed_json_and_line_protocol_are_dead_lettered_and_the_stream_goes_on() {
     let p = producer(&broker);
     let bad_json = br#"{"vm_id":"vm-a","time":1793578200000,"metrics":{"cpu_percent":"high"}}"#;
     let bad_line = b"vm,host=vm-b cpu_percent=lots 1793578200000";
+    let names: Vec<String> = (0..5_000).map(|i| format!(r#""m{i}":1"#)).collect();
+    let many_metrics = format!(
+        r#"{{"vm_id":"vm-a","time":1793578800000,"metrics":{{{}}}}}"#,
+        names.join(",")
+    );
+    let far_future =
+        br#"{"vm_id":"vm-a","time":9000000000000000,"metric":"nobody_scores","value":1}"#;
     eventually(
         Duration::from_secs(60),
         "the pipeline to create its topics",
@@ -58,17 +65,46 @@ fn malformed_json_and_line_protocol_are_dead_lettered_and_the_stream_goes_on() {
             send(&p, "m.json", "vm-a", bad_json);
             send(&p, "m.influx", "vm-b", bad_line);
         }
+        if minute == 20 {
+            // Hostile: thousands of metric names in one message (once a
+            // crash loop), and a time in the year 287168 (once the end of
+            // detection).
+            send(&p, "m.json", "vm-a", many_metrics.as_bytes());
+            send(&p, "m.json", "vm-a", far_future);
+        }
     }
 
-    let dead = eventually(Duration::from_secs(60), "two dead letters", || {
+    let dead = eventually(Duration::from_secs(60), "four dead letters", || {
         let d = read_topic(&broker, "bellwether.dead-letter");
-        (d.len() >= 2).then_some(d)
+        (d.len() >= 4).then_some(d)
     });
-    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead.len(), 4, "{dead:?}");
+    let reason_of = |payload: &[u8]| {
+        dead.iter()
+            .find(|d| d.payload == payload)
+            .map(|d| d.headers["bellwether.error"].clone())
+            .unwrap_or_else(|| {
+                panic!(
+                    "not dead-lettered: {}",
+                    String::from_utf8_lossy(&payload[..60])
+                )
+            })
+    };
+    let why = reason_of(many_metrics.as_bytes());
+    assert!(
+        why.contains("more than 1000 distinct metric names"),
+        "{why}"
+    );
+    let why = reason_of(far_future);
+    assert!(
+        why.contains("row 0: time 9000000000000000 ms is past"),
+        "{why}"
+    );
     let json = dead
         .iter()
         .find(|d| d.headers["bellwether.source.topic"] == "m.json")
         .unwrap();
+    assert!(!run.log_text().contains("panicked"), "{}", run.log_tail());
     assert_eq!(
         json.payload,
         bad_json.to_vec(),

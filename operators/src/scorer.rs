@@ -42,9 +42,6 @@ pub struct ScorerConfig {
     pub max_open_windows: usize,
     /// How patched VMs are set against their unpatched peers.
     pub peers: PeerSettings,
-    /// Rows dated more than this far past the watermark are not believed:
-    /// counted as future rows, neither merged nor moving event time.
-    pub max_future_ms: i64,
 }
 
 /// How patched VMs are set against their unpatched peers.
@@ -100,7 +97,7 @@ pub struct ScorerStats {
     pub late_rows: u64,
     /// Rows too far ahead of event time to be believed (or before the epoch).
     pub future_rows: u64,
-    /// Of those, rows refused before windowing (past `max_future_ms`).
+    /// Of those, rows refused before windowing (dated before 1970).
     pub future_rows_refused: u64,
     /// Windows closed and scored.
     pub windows_closed: u64,
@@ -113,6 +110,10 @@ enum VmPhase {
     /// Patched at `since_ms`; judged from windows starting at `judge_from_ms`.
     Patched { since_ms: i64, judge_from_ms: i64 },
 }
+
+/// A window's peer control, and each judged VM's cohort label (None: the
+/// whole fleet).
+pub type WindowPeers = (Arc<PeerControl>, Vec<Option<Arc<str>>>);
 
 /// One scored window: per-series and per-VM arrays in slot order.
 #[derive(Debug, Clone)]
@@ -152,7 +153,7 @@ pub struct ScoredWindow {
     /// Per VM: p-value of its worst metric (null where not judged).
     pub vm_p_value: Float64Array,
     /// The peer control of the judged VMs, and each one's cohort label.
-    pub peers: Option<(Arc<PeerControl>, Vec<Option<Arc<str>>>)>,
+    pub peers: Option<WindowPeers>,
     /// Time the forecaster took (forecast and update) for this window.
     pub model_time: std::time::Duration,
     rules: VerdictRules,
@@ -685,12 +686,10 @@ impl Operator for CanaryScorer {
 
         let m = self.index.metric_count() as u32;
         let (mut unscored, mut invalid, mut future) = (0u64, 0u64, 0u64);
-        // Only rows that are scored, and not implausibly far ahead of event
-        // time, move event time: one stray timestamp must not end detection.
-        let horizon = self
-            .watermark
-            .watermark()
-            .map_or(i64::MAX, |w| w.saturating_add(self.config.max_future_ms));
+        // Only rows that are scored move event time: a stray metric nobody
+        // scores must not end detection. (How far ahead of the clock a row
+        // may be is for the source to say: a backfill legitimately runs
+        // hours ahead of the slowest partition.)
         let mut newest: Option<i64> = None;
         self.slots.clear();
         self.slots.extend(
@@ -708,7 +707,7 @@ impl Operator for CanaryScorer {
                     } else if !v.is_finite() {
                         invalid += 1;
                         SKIP
-                    } else if t > horizon || t < 0 {
+                    } else if t < 0 {
                         future += 1;
                         SKIP
                     } else {

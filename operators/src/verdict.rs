@@ -80,7 +80,7 @@ pub fn benjamini_hochberg(p: &[f64], q: f64) -> Vec<bool> {
         .enumerate()
         .filter(|(rank, i)| p[**i] <= (*rank + 1) as f64 * q / n)
         .map(|(rank, _)| rank + 1)
-        .last()
+        .next_back()
         .unwrap_or(0);
     let mut out = vec![false; p.len()];
     for &i in &order[..cut] {

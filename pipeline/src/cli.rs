@@ -1013,6 +1013,10 @@ fn demo(args: DemoArgs) -> Result<()> {
                     history: root,
                     control: None,
                     approval: None,
+                    sql: config.sql,
+                    hosts: crate::monitor::guard::AllowedHosts(std::sync::Arc::new(
+                        config.http.allowed_hosts.clone(),
+                    )),
                 },
             )?;
             eprintln!(
@@ -1093,8 +1097,9 @@ fn sql(args: SqlArgs) -> Result<()> {
         .stack_size(sql::STACK_BYTES);
     let format = args.format;
     let query = args.query;
+    let limits = config.sql;
     worker
-        .spawn(move || runtime.block_on(sql_session(root, query, format)))?
+        .spawn(move || runtime.block_on(sql_session(root, query, format, limits)))?
         .join()
         .map_err(|_| anyhow::anyhow!("the query thread died"))?
 }
@@ -1103,12 +1108,12 @@ async fn sql_session(
     root: std::path::PathBuf,
     query: Option<String>,
     format: crate::history::sql::OutputFormat,
+    limits: crate::history::sql::SqlConfig,
 ) -> Result<()> {
     use crate::history::sql;
     {
-        let ctx = sql::context(&root).await?;
         if let Some(q) = query {
-            let batches = sql::query(&ctx, &q).await?;
+            let batches = sql::query_bounded(&root, &q, &limits, || false).await?;
             write_stdout(&sql::render(&batches, format)?)?;
             return Ok(());
         }
@@ -1143,7 +1148,8 @@ async fn sql_session(
                 continue;
             }
             let q = std::mem::take(&mut statement);
-            match sql::query(&ctx, q.trim().trim_end_matches(';')).await {
+            match sql::query_bounded(&root, q.trim().trim_end_matches(';'), &limits, || false).await
+            {
                 Ok(batches) => write_stdout(&sql::render(&batches, format)?)?,
                 Err(e) => eprintln!("error: {e}"),
             }

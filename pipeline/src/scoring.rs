@@ -98,7 +98,6 @@ pub fn scorer_config_with(
             min_windows: (config.baseline.min_hours * per_hour).ceil() as u32,
         },
         max_open_windows: 4096,
-        max_future_ms: config.window.max_future_secs as i64 * 1000,
         peers: PeerSettings {
             enabled: config.judge.peers,
             levels: config.judge.levels(),

@@ -91,6 +91,9 @@ pub struct Config {
     /// How patched VMs are set against their unpatched peers.
     #[serde(default)]
     pub judge: JudgeConfig,
+    /// Bounds of the queries users send (`bellwether sql`, `/api/sql`).
+    #[serde(default)]
+    pub sql: crate::history::sql::SqlConfig,
 }
 
 /// Scheduled retraining (`bellwether run`): the models are retrained from
@@ -407,9 +410,9 @@ pub struct WindowConfig {
     pub slide_secs: u64,
     /// Lateness still accepted, seconds.
     pub allowed_lateness_secs: u64,
-    /// Samples dated more than this many seconds ahead of event time (the
-    /// watermark), or of their Kafka message's timestamp, are not believed:
-    /// refused (dead-lettered from Kafka) and never moving event time.
+    /// Samples dated more than this many seconds ahead of their Kafka
+    /// message's timestamp (or the wall clock, whichever is earlier) are
+    /// not believed: the message is dead-lettered and never moves event time.
     #[serde(default = "default_max_future_secs")]
     pub max_future_secs: u64,
 }
@@ -671,6 +674,10 @@ pub struct HttpConfig {
     /// Bearer token mutating requests must carry; "" refuses them all.
     #[serde(default)]
     pub token: String,
+    /// Host names the server answers (in the `Host` header) besides IP
+    /// addresses and localhost; others are refused (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Samples kept in history.

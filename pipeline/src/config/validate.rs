@@ -233,6 +233,9 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     http(c)?;
     history(c)?;
     c.judge.validate()?;
+    if let Some((key, reason)) = c.sql.problem() {
+        return Err(invalid(key, reason));
+    }
     if let Some(t) = c.failure.risk_threshold
         && !(t > 0.0 && t < 1.0)
     {

@@ -138,15 +138,29 @@ fn read_series(path: &Path, key: String, windows: &[[String; 2]]) -> Result<Seri
         let (t, v) = line
             .split_once(',')
             .ok_or_else(|| bad(format!("expected `timestamp,value`, got `{line}`")))?;
-        times_ms.push(
-            parse_time(t)
-                .ok_or_else(|| bad(format!("timestamp `{t}` is not YYYY-MM-DD HH:MM:SS")))?,
-        );
-        values.push(
-            v.trim()
-                .parse::<f64>()
-                .map_err(|e| bad(format!("value `{v}`: {e}")))?,
-        );
+        let t = parse_time(t)
+            .ok_or_else(|| bad(format!("timestamp `{t}` is not YYYY-MM-DD HH:MM:SS")))?;
+        if times_ms.last().is_some_and(|&last| t <= last) {
+            return Err(bad(
+                "time goes backwards (or repeats): rows must be in time order".into(),
+            ));
+        }
+        let v = v
+            .trim()
+            .parse::<f64>()
+            .map_err(|e| bad(format!("value `{v}`: {e}")))?;
+        if !v.is_finite() {
+            return Err(bad(format!("value {v} is not a finite number")));
+        }
+        times_ms.push(t);
+        values.push(v);
+    }
+    if values.is_empty() {
+        return Err(EvalError::Parse {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: "no data rows: expected a `timestamp,value` header and rows".into(),
+        });
     }
     let mut rows = Vec::new();
     for [start, end] in windows {
@@ -318,6 +332,38 @@ mod tests {
         assert_eq!(rising_edges(&s, 0), s.to_vec());
         assert_eq!(rising_edges(&s, 3), [0.0, 0.9, 0.0, 0.95, 0.0, 0.0, 0.0]);
         assert_eq!(rising_edges(&s, 2), [0.0, 0.9, 0.0, 0.95, 0.0, 0.0, 0.7]);
+    }
+
+    #[test]
+    fn bad_series_are_refused_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.csv");
+        for (text, line, reason) in [
+            (
+                "timestamp,value\n2026-01-01 00:00:00,1\n2026-01-01 00:05:00,nan\n",
+                3,
+                "finite",
+            ),
+            ("timestamp,value\n2026-01-01 00:00:00,inf\n", 2, "finite"),
+            (
+                "timestamp,value\n2026-01-01 00:05:00,1\n2026-01-01 00:00:00,2\n",
+                3,
+                "backwards",
+            ),
+            ("timestamp,value\n", 1, "no data rows"),
+            ("", 1, "no data rows"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            match read_series(&path, "s.csv".into(), &[]) {
+                Err(EvalError::Parse {
+                    line: l, reason: r, ..
+                }) => {
+                    assert_eq!(l, line, "{text:?}");
+                    assert!(r.contains(reason), "{text:?}: {r}");
+                }
+                other => panic!("{text:?} was accepted: {:?}", other.map(|s| s.values)),
+            }
+        }
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub fn seeded_event(seed: u64) -> Option<FleetEvent> {
     if seed.is_multiple_of(2) {
         return None;
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x0e7e_47_5eed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x000e_7e47_5eed);
     let kind = EventKind::ALL[rng.random_range(0..EventKind::ALL.len())];
     Some(FleetEvent {
         start_minutes: rng.random_range(20.0..150.0),

@@ -27,6 +27,82 @@ pub enum SqlError {
     /// Output could not be written.
     #[error("writing the result: {0}")]
     Output(String),
+    /// The query ran past `sql.timeout_secs` and was stopped.
+    #[error("the query ran past {0} s (sql.timeout_secs) and was stopped")]
+    Timeout(u64),
+    /// The result grew past `sql.max_result_mb`.
+    #[error(
+        "the result is larger than {0} MB (sql.max_result_mb); narrow the query or add a LIMIT"
+    )]
+    TooLarge(u64),
+    /// As many queries as `sql.max_concurrent` already run.
+    #[error("{0} queries already run (sql.max_concurrent); try again shortly")]
+    Busy(usize),
+    /// The client went away; the query was stopped.
+    #[error("the client went away")]
+    Cancelled,
+}
+
+/// Bounds of a query a user sends (`bellwether sql`, `/api/sql`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    /// Memory a query's sorts, joins and aggregations may hold, in MB.
+    #[serde(default = "default_memory_limit_mb")]
+    pub memory_limit_mb: u64,
+    /// Longest a query may run, in seconds.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Largest result a query may return, in MB.
+    #[serde(default = "default_max_result_mb")]
+    pub max_result_mb: u64,
+    /// Queries `/api/sql` runs at once; more are answered 503.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+}
+
+/// Half a GiB: ample for the history's aggregations, far from the machine's size.
+fn default_memory_limit_mb() -> u64 {
+    512
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+/// 64 MB of rows is more than any person or dashboard reads.
+fn default_max_result_mb() -> u64 {
+    64
+}
+
+/// One query per core of a two-core machine.
+fn default_max_concurrent() -> usize {
+    2
+}
+
+impl Default for SqlConfig {
+    fn default() -> SqlConfig {
+        SqlConfig {
+            memory_limit_mb: default_memory_limit_mb(),
+            timeout_secs: default_timeout_secs(),
+            max_result_mb: default_max_result_mb(),
+            max_concurrent: default_max_concurrent(),
+        }
+    }
+}
+
+impl SqlConfig {
+    /// The first key out of range, with the reason.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let bad = |key, value: u64, max: u64| {
+            (value == 0 || value > max)
+                .then(|| (key, format!("{value} is not between 1 and {max}")))
+        };
+        bad("sql.memory_limit_mb", self.memory_limit_mb, 1 << 20)
+            .or_else(|| bad("sql.timeout_secs", self.timeout_secs, 86_400))
+            .or_else(|| bad("sql.max_result_mb", self.max_result_mb, 1 << 20))
+            .or_else(|| bad("sql.max_concurrent", self.max_concurrent as u64, 1024))
+    }
 }
 
 /// Output formats.
@@ -50,12 +126,30 @@ fn with_partitions(table: &str) -> Vec<(String, DataType)> {
 
 /// A session with every history table of `root` registered.
 pub async fn context(root: &Path) -> Result<SessionContext, SqlError> {
+    context_with(root, None).await
+}
+
+/// As [`context`], its operators' memory bounded by `memory_limit` bytes
+/// (a sort or join past it fails with a message instead of growing).
+pub async fn context_with(
+    root: &Path,
+    memory_limit: Option<usize>,
+) -> Result<SessionContext, SqlError> {
     // Filters are applied while Parquet is decoded (rows of one VM or
     // metric, or a time range, are picked out before the rest is read).
     let config = datafusion::prelude::SessionConfig::new()
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
         .set_bool("datafusion.execution.parquet.reorder_filters", true);
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = match memory_limit {
+        None => SessionContext::new_with_config(config),
+        Some(bytes) => {
+            let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_limit(bytes, 1.0)
+                .build_arc()
+                .map_err(|e| SqlError::Query(e.to_string()))?;
+            SessionContext::new_with_config_rt(config, runtime)
+        }
+    };
     for table in TABLES {
         let dir = root.join(table);
         let partitions = with_partitions(table);
@@ -159,12 +253,60 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Runs one read-only statement.
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
+    plan(ctx, sql)
+        .await?
+        .collect()
+        .await
+        .map_err(|e| SqlError::Query(e.to_string()))
+}
+
+/// Runs a user's read-only statement over the history at `root` within
+/// `limits`: its memory pooled, its result capped, stopped past the
+/// timeout, and stopped between batches once `cancelled` says so.
+pub async fn query_bounded(
+    root: &Path,
+    sql: &str,
+    limits: &SqlConfig,
+    cancelled: impl Fn() -> bool,
+) -> Result<Vec<RecordBatch>, SqlError> {
+    use futures_util::StreamExt;
+    let work = async {
+        let ctx = context_with(root, Some((limits.memory_limit_mb as usize) << 20)).await?;
+        let mut stream = plan(&ctx, sql)
+            .await?
+            .execute_stream()
+            .await
+            .map_err(|e| SqlError::Query(e.to_string()))?;
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| SqlError::Query(e.to_string()))?;
+            bytes += batch.get_array_memory_size();
+            if bytes > (limits.max_result_mb as usize) << 20 {
+                return Err(SqlError::TooLarge(limits.max_result_mb));
+            }
+            if cancelled() {
+                return Err(SqlError::Cancelled);
+            }
+            out.push(batch);
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(limits.timeout_secs), work)
+        .await
+        .map_err(|_| SqlError::Timeout(limits.timeout_secs))?
+}
+
+/// Plans one read-only statement.
+async fn plan(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::dataframe::DataFrame, SqlError> {
     check_complexity(sql)?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let frame = ctx.sql_with_options(sql, options).await.map_err(|e| {
+    ctx.sql_with_options(sql, options).await.map_err(|e| {
         let text = e.to_string();
         if text.contains("not supported")
             && (text.contains("DDL") || text.contains("DML") || text.contains("Statement"))
@@ -173,11 +315,7 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, 
         } else {
             SqlError::Query(text)
         }
-    })?;
-    frame
-        .collect()
-        .await
-        .map_err(|e| SqlError::Query(e.to_string()))
+    })
 }
 
 /// `batches` as text in `format`.

@@ -121,6 +121,8 @@ mod tests {
                 history: None,
                 control: None,
                 approval: None,
+                sql: Default::default(),
+                hosts: Default::default(),
             },
         )
         .unwrap();

@@ -7,6 +7,7 @@
 //! reads it). Feeding it costs a lock and a few map updates per message.
 
 pub mod groups;
+pub mod guard;
 pub mod inventory;
 pub mod openapi;
 pub mod outcomes;

@@ -164,6 +164,8 @@ pub(crate) mod tests {
                     sender,
                 }),
                 approval,
+                sql: Default::default(),
+                hosts: Default::default(),
             },
         )
         .unwrap();

@@ -79,6 +79,8 @@ pub fn serve(
             history,
             control: None,
             approval: None,
+            sql: sql::SqlConfig::default(),
+            hosts: Default::default(),
         },
     )
 }
@@ -145,6 +147,34 @@ pub struct AppState {
     pub control: Option<super::outcomes::ControlAccess>,
     /// The approval rules `POST /api/patches` evaluates (none: it answers 503).
     pub approval: Option<crate::approval::rules::ApprovalConfig>,
+    /// Bounds of `/api/sql` queries.
+    pub sql: sql::SqlConfig,
+    /// Host names answered besides IP addresses and localhost.
+    pub hosts: super::guard::AllowedHosts,
+}
+
+/// `/api/sql` queries running now.
+static QUERIES_RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Holds one of the `sql.max_concurrent` places while a query runs.
+struct QuerySlot;
+
+impl QuerySlot {
+    fn take(max: usize) -> Option<QuerySlot> {
+        use std::sync::atomic::Ordering;
+        QUERIES_RUNNING
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| QuerySlot)
+    }
+}
+
+impl Drop for QuerySlot {
+    fn drop(&mut self) {
+        QUERIES_RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Monitor {
@@ -211,6 +241,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/openapi.json", get(super::openapi::document))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.hosts.clone(),
+            super::guard::check,
+        ))
         .with_state(state)
 }
 
@@ -278,7 +312,7 @@ struct SqlParams {
 /// `GET /api/sql?q=SELECT...&format=json|csv`.
 async fn sql_get(State(state): State<AppState>, Query(params): Query<SqlParams>) -> Response {
     match params.q {
-        Some(q) => run_sql(state.history, q, params.format).await,
+        Some(q) => run_sql(state.history, state.sql, q, params.format).await,
         None => bad_request("missing the query: /api/sql?q=SELECT ... (or POST it as the body)"),
     }
 }
@@ -292,7 +326,7 @@ async fn sql_post(
     if body.trim().is_empty() {
         return bad_request("empty body: POST the SQL query as the request body");
     }
-    run_sql(state.history, body, params.format).await
+    run_sql(state.history, state.sql, body, params.format).await
 }
 
 /// A JSON request body, or what is wrong with it (for a 400).
@@ -322,7 +356,12 @@ pub(super) fn bad_request(message: &str) -> Response {
 
 /// Runs the query on a thread of its own (a long scan must not hold up the
 /// dashboard's feed) and answers with the rows or a 4xx saying why not.
-async fn run_sql(history: Option<PathBuf>, query: String, format: Option<String>) -> Response {
+async fn run_sql(
+    history: Option<PathBuf>,
+    limits: sql::SqlConfig,
+    query: String,
+    format: Option<String>,
+) -> Response {
     let csv = match format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -337,17 +376,22 @@ async fn run_sql(history: Option<PathBuf>, query: String, format: Option<String>
         )
             .into_response();
     };
+    let Some(slot) = QuerySlot::take(limits.max_concurrent) else {
+        return sql_error(&sql::SqlError::Busy(limits.max_concurrent));
+    };
     let (done, result) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("sql".into())
         .stack_size(sql::STACK_BYTES)
         .spawn(move || {
+            let _slot = slot;
             let answer = sql::runtime()
                 .map_err(|e| sql::SqlError::Query(e.to_string()))
                 .and_then(|rt| {
                     rt.block_on(async {
-                        let ctx = sql::context(&root).await?;
-                        let batches = sql::query(&ctx, &query).await?;
+                        // A client that went away drops the answer's receiver.
+                        let batches =
+                            sql::query_bounded(&root, &query, &limits, || done.is_closed()).await?;
                         if csv {
                             sql::render(&batches, sql::OutputFormat::Csv)
                         } else {
@@ -358,7 +402,11 @@ async fn run_sql(history: Option<PathBuf>, query: String, format: Option<String>
             let _ = done.send(answer);
         });
     if let Err(e) = spawned {
-        return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": format!("no thread for the query: {e}") })),
+        )
+            .into_response();
     }
     match result.await {
         Ok(Ok(body)) => {
@@ -369,7 +417,23 @@ async fn run_sql(history: Option<PathBuf>, query: String, format: Option<String>
             };
             ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
-        Ok(Err(e)) => bad_request(&e.to_string()),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the query thread died").into_response(),
+        Ok(Err(e)) => sql_error(&e),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": "the query thread died" })),
+        )
+            .into_response(),
+    }
+}
+
+/// A refused or failed query: 503 when trying again later may work, 400 otherwise.
+fn sql_error(e: &sql::SqlError) -> Response {
+    match e {
+        sql::SqlError::Busy(_) | sql::SqlError::Timeout(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        _ => bad_request(&e.to_string()),
     }
 }

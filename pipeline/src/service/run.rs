@@ -88,6 +88,10 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                 history: root,
                 control,
                 approval: Some(config.approval.clone()),
+                sql: config.sql,
+                hosts: crate::monitor::guard::AllowedHosts(std::sync::Arc::new(
+                    config.http.allowed_hosts.clone(),
+                )),
             },
         )?;
         tracing::info!(url = %server.url(), "dashboard and /metrics served");
