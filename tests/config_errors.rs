@@ -267,3 +267,75 @@ fn a_bad_maintenance_window_or_rollback_policy_is_named() {
         bellwether::config::OnAnomaly::RollBackAll
     );
 }
+
+#[test]
+fn sigterm_stops_run_while_its_broker_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(&format!(
+        "[kafka]\nbrokers = \"127.0.0.1:1\"\nretry_initial_ms = 200\nretry_max_ms = 30000\n\n[http]\nlisten = \"\"\n\n[history]\ndir = \"{}\"\n\n[actor]\nstate_dir = \"{}\"\n",
+        dir.path().join("h").display(),
+        dir.path().join("s").display()
+    ));
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["run", "--config", f.path().to_str().unwrap()])
+        .stderr(log.try_clone().unwrap())
+        .stdout(log)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(dir.path().join("log"))
+        .unwrap()
+        .contains("Kafka unreachable")
+    {
+        assert!(started.elapsed().as_secs() < 60, "run never tried Kafka");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Let the backoff grow past a few seconds, then ask it to stop.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let asked = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if asked.elapsed().as_secs() > 30 {
+            let _ = child.kill();
+            panic!("run ignored SIGTERM for 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(asked.elapsed().as_secs() < 10, "took {:?}", asked.elapsed());
+}
+
+#[test]
+fn sizes_past_what_the_machine_holds_and_shrinking_waves_are_named() {
+    for (text, key) in [
+        ("[fleet]\nvms = 100000000000\n", "fleet.vms"),
+        (
+            "[simulation]\npartitions = 4294967295\n",
+            "simulation.partitions",
+        ),
+        (
+            "[window]\nsize_secs = 9223372036854775807\n",
+            "window.size_secs",
+        ),
+        ("[window]\nsize_secs = 0\n", "window.size_secs"),
+        (
+            "[simulation]\nwarmup_hours = 1e300\n",
+            "simulation.warmup_hours",
+        ),
+        ("[baseline]\nmin_hours = nan\n", "baseline.min_hours"),
+        (
+            "[rollout]\nwaves = [\"50%\", \"10%\", \"100%\"]\n",
+            "rollout.waves[1]",
+        ),
+    ] {
+        let e = error_of(text);
+        assert!(e.contains(&format!("`{key}`")), "{text}: {e}");
+    }
+}

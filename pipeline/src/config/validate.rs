@@ -32,6 +32,29 @@ fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
     }
 }
 
+fn at_most(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{value} is not between {min} and {max}"),
+        ))
+    }
+}
+
+/// A finite number of hours from 0 to ten years.
+fn hours(key: &str, value: f64) -> Result<(), ConfigError> {
+    if (0.0..=87_600.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{value} is not a number of hours from 0 to 87600"),
+        ))
+    }
+}
+
 fn non_empty<T>(key: &str, list: &[T]) -> Result<(), ConfigError> {
     if list.is_empty() {
         Err(invalid(key, "must not be empty"))
@@ -299,6 +322,58 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         "simulation.high_memory_share",
         c.simulation.high_memory_share,
     )?;
+    // Sizes the machine can hold, windows the clock can count: checked
+    // before anything is computed from them.
+    at_most("fleet.vms", c.fleet.vms as u64, 1, 1_000_000)?;
+    at_most(
+        "simulation.partitions",
+        c.simulation.partitions as u64,
+        1,
+        1024,
+    )?;
+    at_most("window.size_secs", c.window.size_secs, 1, 86_400)?;
+    at_most("window.slide_secs", c.window.slide_secs, 1, 86_400)?;
+    at_most(
+        "window.allowed_lateness_secs",
+        c.window.allowed_lateness_secs,
+        0,
+        86_400,
+    )?;
+    at_most(
+        "window.max_future_secs",
+        c.window.max_future_secs,
+        1,
+        30 * 86_400,
+    )?;
+    hours("simulation.warmup_hours", c.simulation.warmup_hours)?;
+    hours(
+        "simulation.max_rollout_hours",
+        c.simulation.max_rollout_hours,
+    )?;
+    hours("baseline.min_hours", c.baseline.min_hours)?;
+    hours("baseline.half_life_hours", c.baseline.half_life_hours)?;
+    hours(
+        "forecast.forgetting_half_life_hours",
+        c.forecast.forgetting_half_life_hours,
+    )?;
+    // Cumulative sizes grow: each count past the counts before it, each
+    // share past the shares before it (how counts and shares interleave
+    // depends on the fleet, which the inventory may change).
+    let (mut count, mut percent) = (0usize, 0f64);
+    for (i, w) in c.rollout.waves.iter().enumerate() {
+        let grows = match *w {
+            bellwether_schemas::WaveSize::Count(n) => std::mem::replace(&mut count, n) < n,
+            bellwether_schemas::WaveSize::Percent(p) => std::mem::replace(&mut percent, p) < p,
+        };
+        if !grows {
+            return Err(invalid(
+                format!("rollout.waves[{i}]"),
+                format!(
+                    "`{w}` is not larger than the wave before it: wave sizes are cumulative and must grow"
+                ),
+            ));
+        }
+    }
     non_empty("fleet.regions", &c.fleet.regions)?;
     non_empty("fleet.instance_types", &c.fleet.instance_types)?;
     non_empty("fleet.roles", &c.fleet.roles)?;

@@ -10,11 +10,15 @@ use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
 
 /// Blocks until the brokers answer a metadata request, retrying with
-/// exponential backoff and saying so; `give_up_after` bounds the wait.
+/// exponential backoff and saying so; `give_up_after` bounds the wait, and
+/// `stop` (SIGINT/SIGTERM) ends it within a few seconds: then it returns
+/// false.
 pub fn wait_for_broker(
     kafka: &KafkaConfig,
     give_up_after: Option<Duration>,
-) -> Result<(), ConnectorError> {
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<bool, ConnectorError> {
+    let stopping = || stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
     let consumer: BaseConsumer<Logging> = client_config(kafka)
         .create_with_context(Logging::default())
         .map_err(|e| transport("creating a Kafka client", e))?;
@@ -22,10 +26,14 @@ pub fn wait_for_broker(
     let mut delay = Duration::from_millis(kafka.retry_initial_ms);
     let mut attempt = 1;
     loop {
-        match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+        if stopping() {
+            tracing::info!("stopped while waiting for Kafka");
+            return Ok(false);
+        }
+        match consumer.fetch_metadata(None, Duration::from_secs(2)) {
             Ok(m) => {
                 tracing::info!(brokers = %kafka.brokers, count = m.brokers().len(), "connected to Kafka");
-                return Ok(());
+                return Ok(true);
             }
             Err(e) => {
                 if give_up_after.is_some_and(|g| started.elapsed() >= g) {
@@ -37,7 +45,11 @@ pub fn wait_for_broker(
                     retry_in_ms = delay.as_millis() as u64,
                     "Kafka unreachable: {e}"
                 );
-                std::thread::sleep(delay);
+                // In short naps, so a signal is heard within a moment.
+                let until = std::time::Instant::now() + delay;
+                while std::time::Instant::now() < until && !stopping() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 delay = (delay * 2).min(Duration::from_millis(kafka.retry_max_ms));
                 attempt += 1;
             }

@@ -95,7 +95,9 @@ impl ActorService {
 /// `bellwether actor`: runs until SIGINT/SIGTERM.
 pub fn run_actor(config: &Config) -> Result<()> {
     let stop = super::shutdown_flag()?;
-    crate::kafka::admin::wait_for_broker(&config.kafka, None)?;
+    if !crate::kafka::admin::wait_for_broker(&config.kafka, None, Some(&stop))? {
+        return Ok(());
+    }
     if config.kafka.create_topics {
         crate::kafka::admin::ensure_topics(&config.kafka)?;
     }

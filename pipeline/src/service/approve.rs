@@ -14,7 +14,11 @@ pub fn publish_approval(config: &Config, approval: Approval) -> Result<()> {
 
 /// Publishes `message` on the control topic and waits until Kafka has it.
 pub fn publish(config: &Config, message: ControlMessage) -> Result<()> {
-    crate::kafka::admin::wait_for_broker(&config.kafka, Some(std::time::Duration::from_secs(60)))?;
+    crate::kafka::admin::wait_for_broker(
+        &config.kafka,
+        Some(std::time::Duration::from_secs(60)),
+        None,
+    )?;
     let producer = SharedProducer::new(&config.kafka)?;
     let mut sink = KafkaSink::new(producer, &config.kafka.control_topic);
     sink.send(message)?;

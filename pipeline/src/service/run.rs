@@ -31,7 +31,9 @@ pub struct RunOptions {
 pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     let stop = super::shutdown_flag()?;
     let kafka = &config.kafka;
-    wait_for_broker(kafka, None)?;
+    if !wait_for_broker(kafka, None, Some(&stop))? {
+        return Ok(());
+    }
     if kafka.create_topics {
         ensure_topics(kafka)?;
     }

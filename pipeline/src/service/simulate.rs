@@ -65,7 +65,10 @@ pub fn simulate(config: &Config, options: &SimulateOptions) -> Result<Simulation
     ensure!(options.hours > 0.0, "--hours must be positive");
     let stop = super::shutdown_flag()?;
     let kafka = &config.kafka;
-    wait_for_broker(kafka, None)?;
+    ensure!(
+        wait_for_broker(kafka, None, Some(&stop))?,
+        "stopped before Kafka answered"
+    );
     if kafka.create_topics {
         ensure_topics(kafka)?;
     }
