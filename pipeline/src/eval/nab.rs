@@ -140,10 +140,10 @@ fn read_series(path: &Path, key: String, windows: &[[String; 2]]) -> Result<Seri
             .ok_or_else(|| bad(format!("expected `timestamp,value`, got `{line}`")))?;
         let t = parse_time(t)
             .ok_or_else(|| bad(format!("timestamp `{t}` is not YYYY-MM-DD HH:MM:SS")))?;
-        if times_ms.last().is_some_and(|&last| t <= last) {
-            return Err(bad(
-                "time goes backwards (or repeats): rows must be in time order".into(),
-            ));
+        // A repeated time is kept (NAB's own series repeat a few around a
+        // DST change); one earlier than the row before is not.
+        if times_ms.last().is_some_and(|&last| t < last) {
+            return Err(bad("time goes backwards: rows must be in time order".into()));
         }
         let v = v
             .trim()
