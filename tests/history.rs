@@ -245,15 +245,8 @@ fn a_query_too_deep_to_plan_is_refused_and_a_closed_pipe_ends_quietly() {
 
 #[test]
 fn pyarrow_reads_the_same_rows() {
-    let python = match std::env::var("BELLWETHER_PYTHON") {
-        Ok(p) => p,
-        Err(_) if std::env::var_os("BELLWETHER_REQUIRE_BROKER").is_some() => {
-            panic!("BELLWETHER_PYTHON is not set; run ./scripts/test")
-        }
-        Err(_) => {
-            eprintln!("skipped: BELLWETHER_PYTHON (with pyarrow) is not set");
-            return;
-        }
+    let Some(python) = common::python("pyarrow") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history");

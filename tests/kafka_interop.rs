@@ -12,17 +12,8 @@ use std::time::Duration;
 
 #[test]
 fn python_clients_publish_metrics_and_read_the_control_topic() {
-    let python = match std::env::var("BELLWETHER_PYTHON") {
-        Ok(p) => p,
-        Err(_) if std::env::var_os("BELLWETHER_REQUIRE_BROKER").is_some() => {
-            panic!("BELLWETHER_PYTHON is not set; run ./scripts/test")
-        }
-        Err(_) => {
-            eprintln!(
-                "skipped: BELLWETHER_PYTHON (with kafka-python and confluent-kafka) is not set"
-            );
-            return;
-        }
+    let Some(python) = common::python("kafka-python and confluent-kafka") else {
+        return;
     };
     let Some(broker) = Broker::start() else {
         return;

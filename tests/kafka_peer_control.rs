@@ -19,15 +19,8 @@ const HISTORY_HOURS: i64 = 30;
 
 #[test]
 fn a_good_patch_completes_through_a_fleet_wide_surge_on_a_fleet_made_outside() {
-    let python = match std::env::var("BELLWETHER_PYTHON") {
-        Ok(p) => p,
-        Err(_) if std::env::var_os("BELLWETHER_REQUIRE_BROKER").is_some() => {
-            panic!("BELLWETHER_PYTHON is not set; run ./scripts/test")
-        }
-        Err(_) => {
-            eprintln!("skipped: BELLWETHER_PYTHON (with kafka-python) is not set");
-            return;
-        }
+    let Some(python) = common::python("kafka-python") else {
+        return;
     };
     let Some(broker) = Broker::start() else {
         return;

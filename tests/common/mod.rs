@@ -437,3 +437,19 @@ pub fn files_named(dir: &Path, prefix: &str) -> usize {
         })
         .count()
 }
+
+/// The Python of `./scripts/test`'s virtualenv (kafka-python,
+/// confluent-kafka, pyarrow), or None when it is not set up and nothing
+/// requires it (the caller then skips, saying `needs`).
+pub fn python(needs: &str) -> Option<String> {
+    match std::env::var("BELLWETHER_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) if std::env::var_os("BELLWETHER_REQUIRE_BROKER").is_some() => {
+            panic!("BELLWETHER_PYTHON is not set; run ./scripts/test")
+        }
+        Err(_) => {
+            eprintln!("skipped: BELLWETHER_PYTHON (with {needs}) is not set");
+            None
+        }
+    }
+}
