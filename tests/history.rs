@@ -217,6 +217,12 @@ fn a_query_too_deep_to_plan_is_refused_and_a_closed_pipe_ends_quietly() {
         assert_eq!(out.status.code(), Some(1), "{}: {err}", &query[..40]);
         assert!(err.contains("too complex"), "{err}");
     }
+    // SHOW, as the README lists it.
+    let tables = sql(&history, "SHOW TABLES");
+    assert!(
+        tables.iter().any(|t| t["table_name"] == "verdicts"),
+        "{tables:?}"
+    );
     // Under the limit, a deep expression plans and runs.
     let terms = vec!["1"; 400].join("+");
     assert_eq!(sql(&history, &format!("SELECT {terms} AS n"))[0]["n"], 400);

@@ -139,7 +139,9 @@ pub async fn context_with(
     // metric, or a time range, are picked out before the rest is read).
     let config = datafusion::prelude::SessionConfig::new()
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        .set_bool("datafusion.execution.parquet.reorder_filters", true)
+        // `SHOW TABLES` and `SHOW COLUMNS FROM t`, as the README promises.
+        .with_information_schema(true);
     let ctx = match memory_limit {
         None => SessionContext::new_with_config(config),
         Some(bytes) => {
@@ -340,7 +342,9 @@ pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, S
         OutputFormat::Json => {
             let mut buf = Vec::new();
             {
-                let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+                let mut w = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
                 for b in batches {
                     w.write(b).map_err(|e| out(&e))?;
                 }
@@ -356,7 +360,10 @@ pub fn render_json_array(batches: &[RecordBatch]) -> Result<String, SqlError> {
     let out = |e: &dyn std::fmt::Display| SqlError::Output(e.to_string());
     let mut buf = Vec::new();
     {
-        let mut w = arrow::json::ArrayWriter::new(&mut buf);
+        // Null columns are kept (as null), so every row has every column.
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
         for b in batches {
             w.write(b).map_err(|e| out(&e))?;
         }

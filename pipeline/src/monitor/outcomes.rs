@@ -66,7 +66,12 @@ pub fn refusal(headers: &HeaderMap, access: Option<&ControlAccess>) -> Option<Re
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        // The scheme is case-insensitive (RFC 9110).
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token)
+        });
     match given {
         Some(token) if same(token.trim(), &access.token) => None,
         Some(_) => Some(refuse(StatusCode::UNAUTHORIZED, "wrong bearer token")),
@@ -186,6 +191,35 @@ pub(crate) mod tests {
         (status, response.body_mut().read_to_string().unwrap())
     }
 
+    fn post_with(target: &str, authorization: &str, body: &str) -> (u16, String) {
+        let mut response = ureq::post(target)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("Authorization", authorization)
+            .send(body)
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    }
+
+    fn post_from(target: &str, origin: &str, body: &str) -> (u16, String) {
+        let mut response = ureq::post(target)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("Authorization", &format!("Bearer {TOKEN}"))
+            .header("Origin", origin)
+            .send(body)
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    }
+
     #[test]
     fn outcomes_need_the_token_and_a_well_formed_body() {
         let inventory = crate::inventory::Inventory::new(vec![], vec![]);
@@ -229,6 +263,15 @@ pub(crate) mod tests {
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("at: `yesterday`"), "{body}");
         assert!(received.try_recv().is_err(), "nothing refused was sent");
+
+        // The scheme is case-insensitive: `bearer` works as `Bearer` does.
+        let (status, body) = post_with(&outcomes, &format!("bearer {TOKEN}"), good);
+        assert_eq!(status, 202, "{body}");
+        received.try_recv().unwrap();
+        // A foreign page may not send it (its Origin is not this server).
+        let (status, body) = post_from(&outcomes, "https://evil.example", good);
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("origin"), "{body}");
 
         let (status, body) = post(&outcomes, Some(TOKEN), good);
         assert_eq!(status, 202, "{body}");
