@@ -10,7 +10,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let mut decoder = LineProtocolDecoder::new(Default::default());
     let mut staged = StagedRows::new();
-    if decoder.decode(data, Some(1_793_577_600_000), &mut staged).is_ok()
+    if decoder
+        .decode(data, Some(1_793_577_600_000), &mut staged)
+        .is_ok()
         && staged.check_plausible(i64::MAX, 1_000).is_ok()
     {
         let mut builder = SampleBuilder::new();
