@@ -29,6 +29,8 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         .args(["--max-examples", "20", "--seed", "20261201"])
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
         .env("NO_COLOR", "1")
+        // Its cache goes to the test's folder, not the work tree.
+        .current_dir(dir.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
