@@ -91,14 +91,12 @@ pub struct ScorerStats {
     pub rows_in: u64,
     /// Rows of metrics the scorer does not score.
     pub rows_unscored: u64,
-    /// Rows whose value was NaN or infinite.
+    /// Rows whose value was NaN or infinite, or dated before 1970.
     pub rows_invalid: u64,
     /// Rows that arrived after their window closed (counted, not merged).
     pub late_rows: u64,
-    /// Rows too far ahead of event time to be believed (or before the epoch).
+    /// Rows too far ahead of event time to be believed.
     pub future_rows: u64,
-    /// Of those, rows refused before windowing (dated before 1970).
-    pub future_rows_refused: u64,
     /// Windows closed and scored.
     pub windows_closed: u64,
 }
@@ -367,7 +365,7 @@ impl CanaryScorer {
         let counters = self.windows.counters();
         ScorerStats {
             late_rows: counters.late_rows,
-            future_rows: counters.future_rows + self.stats.future_rows_refused,
+            future_rows: counters.future_rows,
             ..self.stats
         }
     }
@@ -685,7 +683,7 @@ impl Operator for CanaryScorer {
         self.grow();
 
         let m = self.index.metric_count() as u32;
-        let (mut unscored, mut invalid, mut future) = (0u64, 0u64, 0u64);
+        let (mut unscored, mut invalid) = (0u64, 0u64);
         // Only rows that are scored move event time: a stray metric nobody
         // scores must not end detection. (How far ahead of the clock a row
         // may be is for the source to say: a backfill legitimately runs
@@ -704,11 +702,8 @@ impl Operator for CanaryScorer {
                     if metric == UNSCORED {
                         unscored += 1;
                         SKIP
-                    } else if !v.is_finite() {
+                    } else if !v.is_finite() || t < 0 {
                         invalid += 1;
-                        SKIP
-                    } else if t < 0 {
-                        future += 1;
                         SKIP
                     } else {
                         newest = Some(newest.map_or(t, |n: i64| n.max(t)));
@@ -719,7 +714,6 @@ impl Operator for CanaryScorer {
         self.stats.rows_in += batch.num_rows() as u64;
         self.stats.rows_unscored += unscored;
         self.stats.rows_invalid += invalid;
-        self.stats.future_rows_refused += future;
 
         self.windows
             .add(&self.slots, columns.times.values(), columns.values);

@@ -1111,51 +1111,48 @@ async fn sql_session(
     limits: crate::history::sql::SqlConfig,
 ) -> Result<()> {
     use crate::history::sql;
-    {
-        if let Some(q) = query {
-            let batches = sql::query_bounded(&root, &q, &limits, || false).await?;
-            write_stdout(&sql::render(&batches, format)?)?;
-            return Ok(());
-        }
-        use std::io::{BufRead, Write};
-        eprintln!(
-            "bellwether sql over {}: tables {}; end a query with ';', quit with \\q",
-            root.display(),
-            crate::history::tables::TABLES.join(", ")
-        );
-        let stdin = std::io::stdin();
-        let mut statement = String::new();
-        loop {
-            eprint!(
-                "{}",
-                if statement.is_empty() {
-                    "bellwether> "
-                } else {
-                    "       ...> "
-                }
-            );
-            std::io::stderr().flush()?;
-            let mut line = String::new();
-            if stdin.lock().read_line(&mut line)? == 0 {
-                break;
-            }
-            let trimmed = line.trim();
-            if statement.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit") {
-                break;
-            }
-            statement.push_str(&line);
-            if !trimmed.ends_with(';') {
-                continue;
-            }
-            let q = std::mem::take(&mut statement);
-            match sql::query_bounded(&root, q.trim().trim_end_matches(';'), &limits, || false).await
-            {
-                Ok(batches) => write_stdout(&sql::render(&batches, format)?)?,
-                Err(e) => eprintln!("error: {e}"),
-            }
-        }
-        Ok(())
+    if let Some(q) = query {
+        let batches = sql::query_bounded(&root, &q, &limits, || false).await?;
+        write_stdout(&sql::render(&batches, format)?)?;
+        return Ok(());
     }
+    use std::io::{BufRead, Write};
+    eprintln!(
+        "bellwether sql over {}: tables {}; end a query with ';', quit with \\q",
+        root.display(),
+        crate::history::tables::TABLES.join(", ")
+    );
+    let stdin = std::io::stdin();
+    let mut statement = String::new();
+    loop {
+        eprint!(
+            "{}",
+            if statement.is_empty() {
+                "bellwether> "
+            } else {
+                "       ...> "
+            }
+        );
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let trimmed = line.trim();
+        if statement.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit") {
+            break;
+        }
+        statement.push_str(&line);
+        if !trimmed.ends_with(';') {
+            continue;
+        }
+        let q = std::mem::take(&mut statement);
+        match sql::query_bounded(&root, q.trim().trim_end_matches(';'), &limits, || false).await {
+            Ok(batches) => write_stdout(&sql::render(&batches, format)?)?,
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    Ok(())
 }
 
 fn simulate(args: SimulateArgs) -> Result<()> {
