@@ -334,8 +334,22 @@ fn sizes_past_what_the_machine_holds_and_shrinking_waves_are_named() {
             "[rollout]\nwaves = [\"50%\", \"10%\", \"100%\"]\n",
             "rollout.waves[1]",
         ),
+        (
+            "[http]\nheader_timeout_secs = 0\n",
+            "http.header_timeout_secs",
+        ),
+        ("[http]\nmax_connections = 0\n", "http.max_connections"),
     ] {
         let e = error_of(text);
         assert!(e.contains(&format!("`{key}`")), "{text}: {e}");
     }
+}
+
+#[test]
+fn a_toml_syntax_error_names_the_file_line_and_column() {
+    let f = file("[fleet]\nvms = 30\n[window\nsize_secs = 60\n");
+    let e = load(Some(f.path())).unwrap_err().to_string();
+    assert!(e.contains("line 3, column 8"), "{e}");
+    assert!(e.contains(&f.path().display().to_string()), "{e}");
+    assert!(!e.contains("config key ``"), "{e}");
 }

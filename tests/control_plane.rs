@@ -77,7 +77,8 @@ fn send(method: &str, url: &str, token: Option<&str>, body: &str) -> (u16, Value
         agent.put(url)
     } else {
         agent.post(url)
-    };
+    }
+    .header("Content-Type", "application/json");
     if let Some(t) = token {
         request = request.header("Authorization", &format!("Bearer {t}"));
     }

@@ -389,6 +389,7 @@ fn the_http_sql_endpoint_answers_queries_and_refuses_the_rest_with_400() {
     assert_eq!(got, sql(&history, rollbacks_sql));
     // POST with the query as the body, as CSV.
     let csv = ureq::post(&format!("{url}api/sql?format=csv"))
+        .header("Content-Type", "application/sql")
         .send("SELECT count(*) AS n FROM scores")
         .unwrap()
         .into_body()
@@ -411,6 +412,7 @@ fn the_http_sql_endpoint_answers_queries_and_refuses_the_rest_with_400() {
             .config()
             .http_status_as_error(false)
             .build()
+            .header("Content-Type", "text/plain")
             .send(statement)
             .unwrap();
         assert_eq!(response.status(), 400, "{statement}");

@@ -243,10 +243,12 @@ fn a_bad_patch_published_by_simulate_is_rolled_back_through_the_control_topic() 
         .config()
         .http_status_as_error(false)
         .build()
+        .header("Content-Type", "application/json")
         .send(body.as_str())
         .unwrap();
     assert_eq!(refused.status().as_u16(), 401);
     let taken = ureq::post(&format!("{url}api/outcomes"))
+        .header("Content-Type", "application/json")
         .header("Authorization", &format!("Bearer {HTTP_TOKEN}"))
         .send(body.as_str())
         .unwrap();

@@ -1017,6 +1017,7 @@ fn demo(args: DemoArgs) -> Result<()> {
                     hosts: crate::monitor::guard::AllowedHosts(std::sync::Arc::new(
                         config.http.allowed_hosts.clone(),
                     )),
+                    limits: (&config.http).into(),
                 },
             )?;
             eprintln!(

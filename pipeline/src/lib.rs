@@ -22,3 +22,12 @@ pub mod scoring;
 pub mod service;
 pub mod simulator;
 pub mod summary;
+
+/// The message a panic carried (`panic!("...")`'s text), or "no message".
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("no message")
+}

@@ -26,6 +26,14 @@ pub enum ConfigError {
         /// Where the value came from (file or environment), when known.
         source_name: Option<String>,
     },
+    /// A file (or the environment) is not TOML; the reason names line and column.
+    #[error("config{}: {reason}", source_hint(.source_name))]
+    Syntax {
+        /// What is wrong, and where.
+        reason: String,
+        /// The file, when known.
+        source_name: Option<String>,
+    },
     /// The user file cannot be read.
     #[error("cannot read config file {path}: {reason}")]
     File {
@@ -94,9 +102,125 @@ fn key_error(errors: figment::Error) -> ConfigError {
         Some(source) => source.to_string(),
         None => m.name.to_string(),
     });
+    if path.is_empty() {
+        return ConfigError::Syntax {
+            reason: reason.trim_end().to_string(),
+            source_name,
+        };
+    }
     ConfigError::Key {
         key: path.join("."),
         reason,
         source_name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Values careless hands and hostile ones put in a config.
+    const VALUES: [&str; 22] = [
+        "-1",
+        "0",
+        "1e300",
+        "-1e300",
+        "nan",
+        "inf",
+        "-inf",
+        "\"\"",
+        "[]",
+        "{}",
+        "18446744073709551616",
+        "9223372036854775807",
+        "4294967295",
+        "\"x\"",
+        "true",
+        "[\"50%\", \"10%\"]",
+        "[\"0%\"]",
+        "\"100000000000%\"",
+        "\"\\u0000\"",
+        "'''",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        "{a = {b = {c = {d = 1}}}}",
+    ];
+
+    /// `DEFAULT_CONFIG` changed at random: a value swapped for a hostile
+    /// one, a line dropped or doubled, the text cut, or bytes thrown in.
+    fn mutated(rng: &mut StdRng) -> String {
+        let mut lines: Vec<String> = DEFAULT_CONFIG.lines().map(str::to_string).collect();
+        for _ in 0..rng.random_range(1..4) {
+            let i = rng.random_range(0..lines.len());
+            match rng.random_range(0..6) {
+                0 | 1 => {
+                    if let Some((key, _)) = lines[i].split_once('=') {
+                        let value = VALUES[rng.random_range(0..VALUES.len())];
+                        lines[i] = format!("{key}= {value}");
+                    }
+                }
+                2 => {
+                    lines.remove(i);
+                }
+                3 => {
+                    let line = lines[i].clone();
+                    lines.insert(i, line);
+                }
+                4 => {
+                    let junk: String = (0..rng.random_range(1..8))
+                        .map(|_| char::from(rng.random_range(0x20u8..0x7f)))
+                        .collect();
+                    let at = rng.random_range(0..=lines[i].len());
+                    if lines[i].is_char_boundary(at) {
+                        lines[i].insert_str(at, &junk);
+                    }
+                }
+                _ => {
+                    let text = lines.join("\n");
+                    let mut cut = rng.random_range(0..text.len());
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    return text[..cut].to_string();
+                }
+            }
+        }
+        lines.join("\n")
+    }
+
+    #[test]
+    fn any_mangled_config_loads_or_is_refused_naming_a_key_or_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mangled.toml");
+        let mut rng = StdRng::seed_from_u64(18);
+        let (mut refused, mut loaded) = (0, 0);
+        for round in 0..1500 {
+            let text = mutated(&mut rng);
+            std::fs::write(&path, &text).unwrap();
+            let outcome = std::panic::catch_unwind(|| load(Some(&path)));
+            let Ok(outcome) = outcome else {
+                panic!("round {round}: loading panicked on\n{text}");
+            };
+            match outcome {
+                Ok(_) => loaded += 1,
+                Err(e) => {
+                    refused += 1;
+                    let says = e.to_string();
+                    let named = match &e {
+                        ConfigError::Key { key, .. } => !key.is_empty(),
+                        ConfigError::Syntax { reason, .. } => reason.contains("line"),
+                        ConfigError::File { .. } => false,
+                    };
+                    assert!(named, "round {round}: `{says}` names no key or line");
+                }
+            }
+        }
+        // Both outcomes were met: the mutations are neither all harmless
+        // nor all fatal.
+        assert!(
+            refused > 300 && loaded > 50,
+            "{refused} refused, {loaded} loaded"
+        );
     }
 }

@@ -678,6 +678,29 @@ pub struct HttpConfig {
     /// addresses and localhost; others are refused (DNS rebinding).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Seconds a connection may take to send a request head, or stay idle
+    /// between requests; then it is closed.
+    #[serde(default = "header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may take to arrive.
+    #[serde(default = "body_timeout_secs")]
+    pub body_timeout_secs: u64,
+    /// Connections open at once (dashboards' live feeds included); more are
+    /// answered 503 and closed.
+    #[serde(default = "max_connections")]
+    pub max_connections: usize,
+}
+
+fn header_timeout_secs() -> u64 {
+    10
+}
+
+fn body_timeout_secs() -> u64 {
+    30
+}
+
+fn max_connections() -> usize {
+    256
 }
 
 /// Samples kept in history.

@@ -82,6 +82,19 @@ fn http(c: &Config) -> Result<(), ConfigError> {
             "use at least 16 characters and no spaces (or \"\" to refuse every change)",
         ));
     }
+    at_most(
+        "http.header_timeout_secs",
+        c.http.header_timeout_secs,
+        1,
+        3_600,
+    )?;
+    at_most("http.body_timeout_secs", c.http.body_timeout_secs, 1, 3_600)?;
+    at_most(
+        "http.max_connections",
+        c.http.max_connections as u64,
+        1,
+        100_000,
+    )?;
     Ok(())
 }
 

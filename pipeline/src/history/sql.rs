@@ -188,10 +188,7 @@ pub async fn context_with(
     Ok(ctx)
 }
 
-/// Operators (arithmetic, comparisons, AND/OR, set operations) one query
-/// may hold: the planner walks expression trees recursively, so a query of
-/// thousands of chained terms would exhaust any thread's stack.
-pub const MAX_OPERATORS: usize = 500;
+pub use super::sql_guard::MAX_OPERATORS;
 
 /// Stack of the threads that plan and run queries: deep enough for every
 /// query [`MAX_OPERATORS`] lets through, with room to spare.
@@ -199,49 +196,7 @@ pub const STACK_BYTES: usize = 64 << 20;
 
 /// Refuses a query too complex to plan safely, before it is parsed.
 pub fn check_complexity(sql: &str) -> Result<(), SqlError> {
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
-    use datafusion::sql::sqlparser::keywords::Keyword;
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    let tokens = Tokenizer::new(&GenericDialect {}, sql)
-        .tokenize()
-        .map_err(|e| SqlError::Query(e.to_string()))?;
-    let operators = tokens
-        .iter()
-        .filter(|t| match t {
-            Token::Word(w) => matches!(
-                w.keyword,
-                Keyword::AND
-                    | Keyword::OR
-                    | Keyword::NOT
-                    | Keyword::UNION
-                    | Keyword::EXCEPT
-                    | Keyword::INTERSECT
-                    | Keyword::SELECT
-                    | Keyword::CASE
-                    | Keyword::WHEN
-            ),
-            Token::Plus
-            | Token::Minus
-            | Token::Mul
-            | Token::Div
-            | Token::Mod
-            | Token::StringConcat
-            | Token::Eq
-            | Token::Neq
-            | Token::Lt
-            | Token::Gt
-            | Token::LtEq
-            | Token::GtEq
-            | Token::LParen => true,
-            _ => false,
-        })
-        .count();
-    if operators > MAX_OPERATORS {
-        return Err(SqlError::Query(format!(
-            "the query is too complex: {operators} operators, parentheses and SELECTs; at most {MAX_OPERATORS}"
-        )));
-    }
-    Ok(())
+    super::sql_guard::check(sql).map_err(SqlError::Query)
 }
 
 /// A runtime for queries: a worker per core (DataFusion runs a query's

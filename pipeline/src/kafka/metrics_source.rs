@@ -334,19 +334,33 @@ impl State {
         self.stats.messages += 1;
         let fallback_ms = message.timestamp().to_millis();
         self.staged.clear();
-        let decoded = match (message.payload(), self.decoders.get_mut(message.topic())) {
-            (None, _) => Err("empty message".to_string()),
-            (_, None) => Err(format!(
-                "no format configured for topic {}",
-                message.topic()
-            )),
-            (Some(payload), Some(Decoder::Json)) => {
-                json::decode(payload, fallback_ms, &mut self.staged).map_err(|e| e.to_string())
+        let staged = &mut self.staged;
+        let decoders = &mut self.decoders;
+        // A decoder that panics on some input must not take the stream
+        // down (and into a crash loop on restart): the message is
+        // dead-lettered with the panic's message instead.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match (message.payload(), decoders.get_mut(message.topic())) {
+                (None, _) => Err("empty message".to_string()),
+                (_, None) => Err(format!(
+                    "no format configured for topic {}",
+                    message.topic()
+                )),
+                (Some(payload), Some(Decoder::Json)) => {
+                    json::decode(payload, fallback_ms, staged).map_err(|e| e.to_string())
+                }
+                (Some(payload), Some(Decoder::LineProtocol(d))) => d
+                    .decode(payload, fallback_ms, staged)
+                    .map_err(|e| e.to_string()),
             }
-            (Some(payload), Some(Decoder::LineProtocol(d))) => d
-                .decode(payload, fallback_ms, &mut self.staged)
-                .map_err(|e| e.to_string()),
-        };
+        }))
+        .unwrap_or_else(|panic| {
+            self.staged.clear();
+            Err(format!(
+                "the decoder failed on this message ({}); please report it",
+                crate::panic_message(panic.as_ref())
+            ))
+        });
         // What decoded must also be believable, or it is dead-lettered whole.
         let now_ms = bellwether_schemas::EventTime::now().0;
         let reference = if fallback_ms.is_some_and(|t| t > 0) {

@@ -320,11 +320,31 @@ pub fn read_located(location: &str, pointer: &str) -> Result<(String, String), B
     let mut path = Path::new(location).to_path_buf();
     if path.is_dir() {
         let pointer = path.join(pointer);
-        let name = std::fs::read_to_string(&pointer).map_err(io(&pointer))?;
+        let name = read_at_most(&pointer, 4096).map_err(io(&pointer))?;
         path = path.join(name.trim());
     }
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let text = read_at_most(&path, MAX_BUNDLE_BYTES).map_err(io(&path))?;
     Ok((path.display().to_string(), text))
+}
+
+/// The largest bundle file read (the shipped LSTM's is 66 KB): a path to
+/// `/dev/zero` or a log file by mistake is refused, not read to the end.
+pub const MAX_BUNDLE_BYTES: u64 = 64 << 20;
+
+/// The text of `path` if it holds at most `max` bytes.
+fn read_at_most(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes, the most a model file may hold"),
+        ));
+    }
+    Ok(text)
 }
 
 /// Writes `text` to `path` (its folder created): a temporary file, then a
@@ -340,4 +360,22 @@ pub fn write_json(path: &Path, text: &str) -> Result<(), BundleError> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, format!("{text}\n")).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_path_to_an_endless_file_is_refused_not_read_to_the_end() {
+        for location in ["/dev/zero", "/dev/urandom"] {
+            let e = ModelBundle::load(location).unwrap_err().to_string();
+            assert!(e.contains(location), "{e}");
+            assert!(e.contains("larger than") || e.contains("UTF-8"), "{e}");
+        }
+        let e = crate::model::failure_bundle::FailureBundle::load("/dev/zero")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("larger than"), "{e}");
+    }
 }

@@ -97,8 +97,16 @@ mod tests {
         let mut response = match method {
             "GET" => agent.get(url).call().unwrap(),
             "DELETE" => agent.delete(url).call().unwrap(),
-            "PUT" => agent.put(url).send(body).unwrap(),
-            _ => agent.post(url).send(body).unwrap(),
+            "PUT" => agent
+                .put(url)
+                .header("Content-Type", "application/json")
+                .send(body)
+                .unwrap(),
+            _ => agent
+                .post(url)
+                .header("Content-Type", "application/json")
+                .send(body)
+                .unwrap(),
         };
         let status = response.status().as_u16();
         (status, response.body_mut().read_to_string().unwrap())
@@ -123,6 +131,7 @@ mod tests {
                 approval: None,
                 sql: Default::default(),
                 hosts: Default::default(),
+                limits: Default::default(),
             },
         )
         .unwrap();

@@ -17,8 +17,8 @@
 use super::outcomes::{publish, refusal};
 use super::server::{AppState, bad_request, json_body};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::{Json, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
 use bellwether_schemas::{
     ControlMessage, EventTime, GroupConfig, InventoryChange, InventoryUpdate, VmRecord,
 };
@@ -85,6 +85,17 @@ pub async fn remove_group(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    let in_use = state
+        .control
+        .as_ref()
+        .and_then(|c| crate::service::inventory::group_in_use(&name, &c.canary_groups));
+    if let (Some(why), None) = (in_use, refusal(&headers, state.control.as_ref())) {
+        return (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "error": why })),
+        )
+            .into_response();
+    }
     change(&state, &headers, Ok(InventoryChange::RemoveGroup { name }))
 }
 
@@ -147,8 +158,13 @@ mod tests {
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("expression"), "{body}");
         let (status, body) = delete(&format!("{url}api/groups/critical-systems"), Some(TOKEN));
-        assert_eq!(status, 400, "{body}");
+        assert_eq!(status, 409, "{body}");
         assert!(body.contains("built in"), "{body}");
+        // Nor a group the rollouts deploy to first.
+        let (status, body) = delete(&format!("{url}api/groups/canary-ring"), Some(TOKEN));
+        assert_eq!(status, 409, "{body}");
+        assert!(body.contains("rollout.canary_groups"), "{body}");
+        assert_eq!(delete(&format!("{url}api/groups/canary-ring"), None).0, 401);
         assert!(received.try_recv().is_err(), "nothing refused was sent");
 
         // Accepted changes go out; the inventory changes once they come back.

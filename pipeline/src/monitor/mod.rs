@@ -6,9 +6,11 @@
 //! control topic, the scores and the actor's state) and the server (which
 //! reads it). Feeding it costs a lock and a few map updates per message.
 
+pub mod content;
 pub mod groups;
 pub mod guard;
 pub mod inventory;
+pub mod listener;
 pub mod openapi;
 pub mod outcomes;
 pub mod patches;
@@ -66,6 +68,11 @@ impl Monitor {
     pub fn on_control(&self, message: &ControlMessage) {
         self.view().on_control(message);
         self.inner.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// True when rollout `id` was approved, submitted or reported so far.
+    pub fn has_rollout(&self, id: &str) -> bool {
+        self.view().has_rollout(id)
     }
 
     /// The inventory as the control topic changed it so far.

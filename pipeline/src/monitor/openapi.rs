@@ -127,7 +127,7 @@ pub fn openapi() -> Value {
                 },
                 "post": {
                     "summary": "The same, the query as the body",
-                    "requestBody": { "required": true, "content": { "text/plain": { "schema": { "type": "string" } } } },
+                    "requestBody": { "required": true, "content": { "application/sql": { "schema": { "type": "string" } }, "text/plain": { "schema": { "type": "string" } } } },
                     "responses": { "200": { "description": "rows" }, "400": error_response("not a query, or it failed") }
                 }
             },

@@ -19,6 +19,8 @@ pub struct ControlAccess {
     pub token: String,
     /// Accepted messages, published on the control topic by the caller.
     pub sender: Sender<ControlMessage>,
+    /// The groups `rollout.canary_groups` names, which may not be removed.
+    pub canary_groups: Vec<String>,
 }
 
 /// The request body.
@@ -167,10 +169,12 @@ pub(crate) mod tests {
                 control: Some(ControlAccess {
                     token: TOKEN.into(),
                     sender,
+                    canary_groups: vec!["canary-ring".into()],
                 }),
                 approval,
                 sql: Default::default(),
                 hosts: Default::default(),
+                limits: Default::default(),
             },
         )
         .unwrap();
@@ -182,7 +186,8 @@ pub(crate) mod tests {
         let mut request = ureq::post(target)
             .config()
             .http_status_as_error(false)
-            .build();
+            .build()
+            .header("Content-Type", "application/json");
         if let Some(t) = token {
             request = request.header("Authorization", &format!("Bearer {t}"));
         }
@@ -196,6 +201,7 @@ pub(crate) mod tests {
             .config()
             .http_status_as_error(false)
             .build()
+            .header("Content-Type", "application/json")
             .header("Authorization", authorization)
             .send(body)
             .unwrap();
@@ -210,6 +216,7 @@ pub(crate) mod tests {
             .config()
             .http_status_as_error(false)
             .build()
+            .header("Content-Type", "application/json")
             .header("Authorization", &format!("Bearer {TOKEN}"))
             .header("Origin", origin)
             .send(body)
@@ -273,6 +280,27 @@ pub(crate) mod tests {
         assert_eq!(status, 403, "{body}");
         assert!(body.contains("origin"), "{body}");
 
+        // A body must say it is JSON; every refusal is JSON, a body that is
+        // not UTF-8 included.
+        for (content_type, body, status, says) in [
+            ("text/plain", good.as_bytes(), 415, "application/json"),
+            ("application/json", &[0xff, 0xfe, b'{'][..], 400, "UTF-8"),
+        ] {
+            let mut response = ureq::post(&outcomes)
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .header("Content-Type", content_type)
+                .header("Authorization", &format!("Bearer {TOKEN}"))
+                .send(body)
+                .unwrap();
+            assert_eq!(response.status().as_u16(), status, "{content_type}");
+            let answer: serde_json::Value = response.body_mut().read_json().unwrap();
+            let error = answer["error"].as_str().unwrap();
+            assert!(error.contains(says), "{content_type}: {error}");
+        }
+        assert!(received.try_recv().is_err(), "nothing refused was sent");
+
         let (status, body) = post(&outcomes, Some(TOKEN), good);
         assert_eq!(status, 202, "{body}");
         match received.try_recv().unwrap() {
@@ -289,6 +317,10 @@ pub(crate) mod tests {
         let control =
             |path: &str, token, body| post(&format!("{url}api/rollouts/{path}"), token, body);
         assert_eq!(control("r1/pause", None, "").0, 401);
+        let (status, body) = control("r1/pause", Some(TOKEN), "");
+        assert_eq!(status, 404, "a rollout nobody approved: {body}");
+        assert!(body.contains("no rollout `r1`"), "{body}");
+        monitor.on_actor("r1", bellwether_schemas::RolloutState::Baking, 3);
         let (status, body) = control("r1/explode", Some(TOKEN), "");
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("explode"), "{body}");

@@ -6,8 +6,8 @@
 use super::outcomes::{publish, refusal};
 use super::server::{AppState, bad_request, optional_json_body};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bellwether_schemas::{ControlMessage, EventTime, ManualAction, ManualCommand};
 use serde::Deserialize;
 
@@ -39,6 +39,16 @@ pub async fn post_control(
         Ok(r) => r,
         Err(e) => return bad_request(&e),
     };
+    if !state.monitor.has_rollout(&rollout_id) {
+        let error = format!(
+            "no rollout `{rollout_id}` is known here (GET /api/snapshot lists the rollouts)"
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": error })),
+        )
+            .into_response();
+    }
     let command = ManualCommand {
         rollout_id,
         action,

@@ -81,6 +81,7 @@ pub fn serve(
             approval: None,
             sql: sql::SqlConfig::default(),
             hosts: Default::default(),
+            limits: Default::default(),
         },
     )
 }
@@ -116,16 +117,12 @@ pub fn serve_with(addr: &str, state: AppState) -> Result<Server, ServerError> {
                         return;
                     }
                 };
+                let limits = state.limits;
                 let app = router(state);
-                let shutdown = async {
+                super::listener::serve(listener, app, limits, async {
                     let _ = stopped.await;
-                };
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("http server: {e}");
-                }
+                })
+                .await;
             })
         })
         .map_err(|e| bind_error(e.to_string()))?;
@@ -151,6 +148,8 @@ pub struct AppState {
     pub sql: sql::SqlConfig,
     /// Host names answered besides IP addresses and localhost.
     pub hosts: super::guard::AllowedHosts,
+    /// Timeouts and the most connections open at once.
+    pub limits: super::listener::ConnectionLimits,
 }
 
 /// `/api/sql` queries running now.
@@ -241,10 +240,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/openapi.json", get(super::openapi::document))
         .fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            super::content::panicked,
+        ))
+        .layer(axum::middleware::from_fn(super::content::check))
         .layer(axum::middleware::from_fn_with_state(
             state.hosts.clone(),
             super::guard::check,
         ))
+        .layer(axum::middleware::from_fn(super::content::json_errors))
         .with_state(state)
 }
 
@@ -253,12 +257,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 async fn not_found(uri: Uri) -> Response {
+    let error = format!(
+        "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT..., /api/groups, /api/patches or /api/openapi.json (the API's description)",
+        uri.path()
+    );
     (
         StatusCode::NOT_FOUND,
-        format!(
-            "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT..., /api/groups, /api/patches or /api/openapi.json (the API's description)\n",
-            uri.path()
-        ),
+        Json(serde_json::json!({ "error": error })),
     )
         .into_response()
 }

@@ -223,6 +223,11 @@ impl FleetView {
         self.rules.clone()
     }
 
+    /// True when the control topic (or the scores) named rollout `id`.
+    pub fn has_rollout(&self, id: &str) -> bool {
+        self.rollouts.contains_key(id)
+    }
+
     fn rollout(&mut self, id: &str) -> &mut Rollout {
         let arrivals = &mut self.arrivals;
         self.rollouts.entry(id.to_string()).or_insert_with(|| {

@@ -103,7 +103,21 @@ impl VmRegisterArgs {
     }
 }
 
-/// Checks `change` (a bad selector, an empty field, the built-in group
+/// Why canary group `name` may not be removed, if not: it is built in, or
+/// `canary_groups` (`rollout.canary_groups`) names it.
+pub fn group_in_use(name: &str, canary_groups: &[String]) -> Option<String> {
+    if name == BUILT_IN_CRITICAL_GROUP {
+        Some(format!("group `{name}` is built in"))
+    } else if canary_groups.iter().any(|g| g == name) {
+        Some(format!(
+            "group `{name}` is named by rollout.canary_groups: take it out of the config first"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Checks `change` (a bad selector, an empty field, a group in use
 /// are refused here, naming the field), then publishes it. A removal is not
 /// checked against the config's inventory: what it removes may have been
 /// registered over the API.
@@ -113,10 +127,13 @@ pub fn publish_change(config: &Config, change: InventoryChange, by: &str) -> Res
             let mut inventory = (*super::load_inventory(config)?).clone();
             inventory.apply(&change)
         }
-        InventoryChange::RemoveGroup { name } if name == BUILT_IN_CRITICAL_GROUP => {
-            return Err(anyhow!("--name: `{name}` is built in"));
+        InventoryChange::RemoveGroup { name } => {
+            if let Some(why) = group_in_use(name, &config.rollout.canary_groups) {
+                return Err(anyhow!("--name: {why}"));
+            }
+            Ok(())
         }
-        InventoryChange::RemoveVm { .. } | InventoryChange::RemoveGroup { .. } => Ok(()),
+        InventoryChange::RemoveVm { .. } => Ok(()),
     };
     check.map_err(|e| anyhow!("{e}"))?;
     super::approve::publish(

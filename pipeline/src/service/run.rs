@@ -82,6 +82,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             (!config.http.token.is_empty()).then(|| crate::monitor::outcomes::ControlAccess {
                 token: config.http.token.clone(),
                 sender: marks_in.clone(),
+                canary_groups: config.rollout.canary_groups.clone(),
             });
         let server = serve_with(
             config.http.listen.trim(),
@@ -94,6 +95,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                 hosts: crate::monitor::guard::AllowedHosts(std::sync::Arc::new(
                     config.http.allowed_hosts.clone(),
                 )),
+                limits: (&config.http).into(),
             },
         )?;
         tracing::info!(url = %server.url(), "dashboard and /metrics served");
