@@ -182,7 +182,8 @@ pub struct PatchArgs {
 /// `bellwether group` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
-    /// The VMs a configured group, or a selector given here, matches.
+    /// The VMs a configured group, or a selector given here, matches; with
+    /// `--waves`, the waves a rollout would deploy in and the VMs held back.
     Preview(GroupPreviewArgs),
     /// Every configured group (the built-in critical-systems first) and its size.
     List {
@@ -263,6 +264,15 @@ pub struct GroupPreviewArgs {
     /// Print the members as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Show the waves a rollout started now would deploy in (canary stage
+    /// from `rollout.canary_groups`, or from `--group`), and the VMs held
+    /// back as the control until the last wave (`rollout.control_holdback`).
+    #[arg(long, conflicts_with_all = ["expression", "tag", "instance_type", "region", "criticality"])]
+    pub waves: bool,
+    /// With `--waves`: the patch whose rollout to preview (its rollout id
+    /// seeds which VMs each wave takes; the counts do not depend on it).
+    #[arg(long, requires = "waves")]
+    pub patch: Option<String>,
     /// A config file layered over the defaults (groups, inventory).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -1018,6 +1028,10 @@ fn demo(args: DemoArgs) -> Result<()> {
                         config.http.allowed_hosts.clone(),
                     )),
                     limits: (&config.http).into(),
+                    waves: Some(crate::monitor::waves::WaveSettings {
+                        rollout: config.rollout.clone(),
+                        judge: config.judge.clone(),
+                    }),
                 },
             )?;
             eprintln!(
@@ -1091,29 +1105,24 @@ fn sql(args: SqlArgs) -> Result<()> {
         "no history at {} (run `bellwether demo` or pass --history DIR)",
         root.display()
     );
-    // Planned and run on threads with deep stacks (see sql::STACK_BYTES).
+    // Planned and run on the runtime's workers, which have deep stacks
+    // (see sql::STACK_BYTES).
     let runtime = sql::runtime()?;
-    let worker = std::thread::Builder::new()
-        .name("sql".into())
-        .stack_size(sql::STACK_BYTES);
-    let format = args.format;
-    let query = args.query;
-    let limits = config.sql;
-    worker
-        .spawn(move || runtime.block_on(sql_session(root, query, format, limits)))?
-        .join()
-        .map_err(|_| anyhow::anyhow!("the query thread died"))?
+    let result = sql_session(&runtime, &root, args.query, args.format, &config.sql);
+    runtime.shutdown_background();
+    result
 }
 
-async fn sql_session(
-    root: std::path::PathBuf,
+fn sql_session(
+    runtime: &tokio::runtime::Runtime,
+    root: &std::path::Path,
     query: Option<String>,
     format: crate::history::sql::OutputFormat,
-    limits: crate::history::sql::SqlConfig,
+    limits: &crate::history::sql::SqlConfig,
 ) -> Result<()> {
     use crate::history::sql;
     if let Some(q) = query {
-        let batches = sql::query_bounded(&root, &q, &limits, || false).await?;
+        let batches = sql::query_bounded(runtime, root, &q, limits, || false)?;
         write_stdout(&sql::render(&batches, format)?)?;
         return Ok(());
     }
@@ -1148,7 +1157,13 @@ async fn sql_session(
             continue;
         }
         let q = std::mem::take(&mut statement);
-        match sql::query_bounded(&root, q.trim().trim_end_matches(';'), &limits, || false).await {
+        match sql::query_bounded(
+            runtime,
+            root,
+            q.trim().trim_end_matches(';'),
+            limits,
+            || false,
+        ) {
             Ok(batches) => write_stdout(&sql::render(&batches, format)?)?,
             Err(e) => eprintln!("error: {e}"),
         }
@@ -1377,6 +1392,33 @@ fn group_preview(args: GroupPreviewArgs) -> Result<()> {
     use crate::inventory::selector::Selector;
     let config = config::load(args.config.as_deref())?;
     let inventory = crate::service::load_inventory(&config)?;
+    if args.waves {
+        let groups = match &args.group {
+            Some(g) if inventory.group(g).is_none() => {
+                anyhow::bail!(
+                    "--group {g}: no such group; groups: {}",
+                    inventory.group_names().join(", ")
+                )
+            }
+            Some(g) => vec![g.clone()],
+            None => config.rollout.canary_groups.clone(),
+        };
+        let preview = crate::rollout::planner::preview(
+            &inventory,
+            &config.rollout,
+            &config.judge,
+            &groups,
+            &crate::approval::submit::default_rollout_id(
+                args.patch.as_deref().unwrap_or("preview"),
+            ),
+        );
+        if args.json {
+            println!("{}", serde_json::to_string(&preview)?);
+        } else {
+            write_stdout(&crate::rollout::planner::describe(&preview))?;
+        }
+        return Ok(());
+    }
     let selector = match &args.group {
         Some(name) => inventory.group(name).cloned().ok_or_else(|| {
             anyhow::anyhow!(

@@ -217,40 +217,70 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, 
         .map_err(|e| SqlError::Query(e.to_string()))
 }
 
-/// Runs a user's read-only statement over the history at `root` within
-/// `limits`: its memory pooled, its result capped, stopped past the
-/// timeout, and stopped between batches once `cancelled` says so.
-pub async fn query_bounded(
+/// Runs one query a user sent on `runtime`, within `limits`: its memory
+/// pool, its largest result and its time. Waits on this thread (not on
+/// the runtime, whose workers a heavy query keeps busy), so the timeout
+/// and `cancelled` (checked ten times a second) answer on time; the
+/// query's task is then aborted and stops at its next await.
+pub fn query_bounded(
+    runtime: &tokio::runtime::Runtime,
     root: &Path,
     sql: &str,
     limits: &SqlConfig,
     cancelled: impl Fn() -> bool,
 ) -> Result<Vec<RecordBatch>, SqlError> {
-    use futures_util::StreamExt;
-    let work = async {
-        let ctx = context_with(root, Some((limits.memory_limit_mb as usize) << 20)).await?;
-        let mut stream = plan(&ctx, sql)
-            .await?
-            .execute_stream()
-            .await
-            .map_err(|e| SqlError::Query(e.to_string()))?;
-        let (mut out, mut bytes) = (Vec::new(), 0usize);
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| SqlError::Query(e.to_string()))?;
-            bytes += batch.get_array_memory_size();
-            if bytes > (limits.max_result_mb as usize) << 20 {
-                return Err(SqlError::TooLarge(limits.max_result_mb));
+    use std::sync::mpsc::RecvTimeoutError;
+    let (answer, answered) = std::sync::mpsc::channel();
+    let (root, sql, bounds) = (root.to_path_buf(), sql.to_string(), *limits);
+    let task = runtime.spawn(async move {
+        let _ = answer.send(collect_bounded(&root, &sql, &bounds).await);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(limits.timeout_secs);
+    loop {
+        match answered.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(result) => return result,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(SqlError::Query(
+                    "the query failed inside the engine (its task ended with no answer)".into(),
+                ));
             }
-            if cancelled() {
+            Err(RecvTimeoutError::Timeout) if cancelled() => {
+                task.abort();
                 return Err(SqlError::Cancelled);
             }
-            out.push(batch);
+            Err(RecvTimeoutError::Timeout) if std::time::Instant::now() >= deadline => {
+                task.abort();
+                return Err(SqlError::Timeout(limits.timeout_secs));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
         }
-        Ok(out)
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(limits.timeout_secs), work)
+    }
+}
+
+/// Plans and runs `sql`, stopping once the result passes `max_result_mb`.
+async fn collect_bounded(
+    root: &Path,
+    sql: &str,
+    limits: &SqlConfig,
+) -> Result<Vec<RecordBatch>, SqlError> {
+    use futures_util::StreamExt;
+    let ctx = context_with(root, Some((limits.memory_limit_mb as usize) << 20)).await?;
+    super::sql_functions::bound(&ctx, limits.max_result_mb << 20);
+    let mut stream = plan(&ctx, sql)
+        .await?
+        .execute_stream()
         .await
-        .map_err(|_| SqlError::Timeout(limits.timeout_secs))?
+        .map_err(|e| SqlError::Query(e.to_string()))?;
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| SqlError::Query(e.to_string()))?;
+        bytes += batch.get_array_memory_size();
+        if bytes > (limits.max_result_mb as usize) << 20 {
+            return Err(SqlError::TooLarge(limits.max_result_mb));
+        }
+        out.push(batch);
+    }
+    Ok(out)
 }
 
 /// Plans one read-only statement.

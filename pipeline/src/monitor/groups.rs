@@ -132,6 +132,7 @@ mod tests {
                 sql: Default::default(),
                 hosts: Default::default(),
                 limits: Default::default(),
+                waves: None,
             },
         )
         .unwrap();

@@ -18,6 +18,7 @@ pub mod rollouts;
 pub mod server;
 pub mod telemetry;
 pub mod view;
+pub mod waves;
 
 use crate::inventory::Inventory;
 use bellwether_schemas::{ControlMessage, RolloutState, ScoreRecord};

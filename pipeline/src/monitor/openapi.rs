@@ -275,6 +275,18 @@ pub fn openapi() -> Value {
                     "400": error_response("the selector does not compile (field named)")
                 }
             } },
+            "/api/waves": { "get": {
+                "summary": "The waves a rollout started now would deploy in, and the VMs held back as the control until the last wave",
+                "parameters": [
+                    { "name": "patch", "in": "query", "required": false, "schema": { "type": "string" }, "description": "the patch whose rollout id seeds which VMs each wave takes" },
+                    { "name": "group", "in": "query", "required": false, "schema": { "type": "string" }, "description": "the canary stage's group (default: rollout.canary_groups)" }
+                ],
+                "responses": {
+                    "200": { "description": "waves and holdback", "content": { "application/json": {} } },
+                    "400": error_response("no such group, or an unknown parameter"),
+                    "404": error_response("this server plans no rollouts")
+                }
+            } },
             "/api/openapi.json": { "get": {
                 "summary": "This document",
                 "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": {} } } }

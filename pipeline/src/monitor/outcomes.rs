@@ -175,6 +175,7 @@ pub(crate) mod tests {
                 sql: Default::default(),
                 hosts: Default::default(),
                 limits: Default::default(),
+                waves: None,
             },
         )
         .unwrap();

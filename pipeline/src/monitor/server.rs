@@ -82,6 +82,7 @@ pub fn serve(
             sql: sql::SqlConfig::default(),
             hosts: Default::default(),
             limits: Default::default(),
+            waves: None,
         },
     )
 }
@@ -150,6 +151,8 @@ pub struct AppState {
     pub hosts: super::guard::AllowedHosts,
     /// Timeouts and the most connections open at once.
     pub limits: super::listener::ConnectionLimits,
+    /// What `GET /api/waves` plans with (none: it answers 404).
+    pub waves: Option<super::waves::WaveSettings>,
 }
 
 /// `/api/sql` queries running now.
@@ -238,6 +241,7 @@ pub fn router(state: AppState) -> Router {
             "/api/groups/preview",
             axum::routing::post(super::groups::preview),
         )
+        .route("/api/waves", get(super::waves::preview))
         .route("/api/openapi.json", get(super::openapi::document))
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -258,7 +262,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 async fn not_found(uri: Uri) -> Response {
     let error = format!(
-        "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT..., /api/groups, /api/patches or /api/openapi.json (the API's description)",
+        "no such page: {}; try / (dashboard), /metrics, /api/snapshot, /api/events, /api/sql?q=SELECT..., /api/groups, /api/waves, /api/patches or /api/openapi.json (the API's description)",
         uri.path()
     );
     (
@@ -387,24 +391,28 @@ async fn run_sql(
     let (done, result) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("sql".into())
-        .stack_size(sql::STACK_BYTES)
         .spawn(move || {
             let _slot = slot;
-            let answer = sql::runtime()
-                .map_err(|e| sql::SqlError::Query(e.to_string()))
-                .and_then(|rt| {
-                    rt.block_on(async {
-                        // A client that went away drops the answer's receiver.
-                        let batches =
-                            sql::query_bounded(&root, &query, &limits, || done.is_closed()).await?;
-                        if csv {
-                            sql::render(&batches, sql::OutputFormat::Csv)
-                        } else {
-                            sql::render_json_array(&batches)
-                        }
-                    })
+            let runtime = match sql::runtime() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = done.send(Err(sql::SqlError::Query(e.to_string())));
+                    return;
+                }
+            };
+            // A client that went away drops the answer's receiver.
+            let answer = sql::query_bounded(&runtime, &root, &query, &limits, || done.is_closed())
+                .and_then(|batches| {
+                    if csv {
+                        sql::render(&batches, sql::OutputFormat::Csv)
+                    } else {
+                        sql::render_json_array(&batches)
+                    }
                 });
             let _ = done.send(answer);
+            // A query stopped on time may still hold a worker until its next
+            // await: let it finish there, not on this answer's path.
+            runtime.shutdown_background();
         });
     if let Err(e) = spawned {
         return (

@@ -258,14 +258,7 @@ impl<A: Actuator> RolloutActor<A> {
             .get(rollout_id)
             .cloned()
             .unwrap_or_else(|| self.rollout_config.canary_groups.clone());
-        let holdback = self
-            .rollout_config
-            .control_holdback
-            .filter(|_| self.judge.peers)
-            .map(|size| Holdback {
-                size,
-                judge: &self.judge,
-            });
+        let holdback = Holdback::from_config(&self.rollout_config, &self.judge);
         self.planned = plan_waves(&self.inventory, &plan, &canary_groups, rollout_id, holdback);
         self.rollout = Some(Rollout {
             id: rollout_id.to_string(),

@@ -8,12 +8,13 @@
 //! until the last wave, so the waves before it are always judged against
 //! unpatched peers.
 
-use crate::config::JudgeConfig;
+use crate::config::{JudgeConfig, RolloutConfig};
 use crate::inventory::Inventory;
 use bellwether_schemas::{VmRecord, WavePlan, WaveSize};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// VMs of each control cohort kept unpatched until the last wave.
@@ -25,6 +26,23 @@ pub struct Holdback<'a> {
     pub judge: &'a JudgeConfig,
 }
 
+impl<'a> Holdback<'a> {
+    /// The holdback `rollout.control_holdback` asks for, when peers judge.
+    pub fn from_config(rollout: &RolloutConfig, judge: &'a JudgeConfig) -> Option<Holdback<'a>> {
+        rollout
+            .control_holdback
+            .filter(|_| judge.peers)
+            .map(|size| Holdback { size, judge })
+    }
+
+    /// The narrowest cohort of VM `id`.
+    fn cohort_of(&self, inventory: &Inventory, id: &str) -> Option<String> {
+        inventory
+            .vm(id)
+            .and_then(|vm| self.judge.cohorts_of(vm).into_iter().next().flatten())
+    }
+}
+
 /// VM ids of each wave, in wave order.
 pub fn plan_waves(
     inventory: &Inventory,
@@ -33,6 +51,25 @@ pub fn plan_waves(
     rollout_id: &str,
     holdback: Option<Holdback<'_>>,
 ) -> Vec<Vec<String>> {
+    let (mut order, rest) = deployment_order(inventory, canary_groups, rollout_id);
+    let held = holdback.map_or_else(Vec::new, |h| held_back(inventory, &rest, h));
+    let is_held: BTreeSet<&String> = held.iter().collect();
+    order.extend(rest.iter().filter(|id| !is_held.contains(id)).cloned());
+    order.extend(held);
+
+    let mut next = order.into_iter();
+    plan.wave_sizes(inventory.vms().len())
+        .into_iter()
+        .map(|size| next.by_ref().take(size).collect())
+        .collect()
+}
+
+/// The canary groups' VMs, then the rest, each interleaved across regions.
+fn deployment_order(
+    inventory: &Inventory,
+    canary_groups: &[String],
+    rollout_id: &str,
+) -> (Vec<String>, Vec<String>) {
     let mut rng = StdRng::seed_from_u64(crate::bus::stable_hash(rollout_id));
     let canary: BTreeSet<&str> = canary_groups
         .iter()
@@ -44,50 +81,122 @@ pub fn plan_waves(
         .vms()
         .iter()
         .partition(|v| canary.contains(v.id.as_str()));
-    let mut order = interleave_regions(first, &mut rng);
-    let mut rest = interleave_regions(rest, &mut rng);
-    if let Some(h) = holdback {
-        rest = hold_back(inventory, rest, h);
-    }
-    order.extend(rest);
-
-    let mut next = order.into_iter();
-    plan.wave_sizes(inventory.vms().len())
-        .into_iter()
-        .map(|size| next.by_ref().take(size).collect())
-        .collect()
+    let first = interleave_regions(first, &mut rng);
+    (first, interleave_regions(rest, &mut rng))
 }
 
-/// `order` with the last VMs of each cohort in it moved to the end.
-fn hold_back(inventory: &Inventory, order: Vec<String>, h: Holdback<'_>) -> Vec<String> {
-    let cohort = |id: &str| {
-        inventory
-            .vm(id)
-            .and_then(|vm| h.judge.cohorts_of(vm).into_iter().next().flatten())
-    };
-    let mut sizes: BTreeMap<Option<String>, usize> = BTreeMap::new();
-    for id in &order {
-        *sizes.entry(cohort(id)).or_default() += 1;
+/// The last VMs of each cohort in `order`, in order: those held back.
+fn held_back(inventory: &Inventory, order: &[String], h: Holdback<'_>) -> Vec<String> {
+    let cohorts: Vec<Option<String>> = order.iter().map(|id| h.cohort_of(inventory, id)).collect();
+    let mut sizes: BTreeMap<&Option<String>, usize> = BTreeMap::new();
+    for c in &cohorts {
+        *sizes.entry(c).or_default() += 1;
     }
-    let mut keep: BTreeMap<Option<String>, usize> = sizes
+    let mut keep: BTreeMap<&Option<String>, usize> = sizes
         .into_iter()
         .map(|(c, n)| (c, h.size.cumulative_vms(n)))
         .collect();
     // Walk from the end: the last VMs of each cohort are held back.
-    let (mut held, mut early) = (Vec::new(), Vec::new());
-    for id in order.into_iter().rev() {
-        match keep.get_mut(&cohort(&id)) {
-            Some(k) if *k > 0 => {
-                *k -= 1;
-                held.push(id);
-            }
-            _ => early.push(id),
+    let mut held = Vec::new();
+    for (id, c) in order.iter().zip(&cohorts).rev() {
+        if let Some(k) = keep.get_mut(c).filter(|k| **k > 0) {
+            *k -= 1;
+            held.push(id.clone());
         }
     }
-    early.reverse();
     held.reverse();
-    early.extend(held);
-    early
+    held
+}
+
+/// A rollout's waves before it starts (`group preview --waves`, `GET
+/// /api/waves`): what each wave patches and which VMs are held back as
+/// the control until the last wave.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WavePreview {
+    /// The groups the canary stage deploys to first.
+    pub canary_groups: Vec<String>,
+    /// The waves, in order.
+    pub waves: Vec<PreviewWave>,
+    /// VMs kept unpatched as the control until the last wave, by cohort.
+    pub held_back: Vec<HeldBack>,
+    /// All of them.
+    pub held_back_vms: usize,
+}
+
+/// One wave of a [`WavePreview`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreviewWave {
+    /// 1 for the first.
+    pub wave: usize,
+    /// `canary` or `fleet`.
+    pub stage: &'static str,
+    /// How long it bakes before the next, in minutes.
+    pub bake_minutes: u32,
+    /// The VMs it patches.
+    pub vms: Vec<String>,
+    /// Of those, held back until this wave.
+    pub held_back_vms: usize,
+}
+
+/// The VMs of one cohort held back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldBack {
+    /// The cohort (`tags.role=web, region=eu-west-1`), or `(none)`.
+    pub cohort: String,
+    /// How many.
+    pub vms: usize,
+}
+
+/// The waves rollout `rollout_id` would deploy in under `rollout` and
+/// `judge` if it started now over `inventory`.
+pub fn preview(
+    inventory: &Inventory,
+    rollout: &RolloutConfig,
+    judge: &JudgeConfig,
+    canary_groups: &[String],
+    rollout_id: &str,
+) -> WavePreview {
+    let plan = WavePlan::new(
+        &rollout.wave_sizes(),
+        rollout.first_bake_minutes,
+        rollout.bake_minutes,
+        rollout.canary_waves,
+    );
+    let holdback = Holdback::from_config(rollout, judge);
+    let waves = plan_waves(inventory, &plan, canary_groups, rollout_id, holdback);
+    let (_, rest) = deployment_order(inventory, canary_groups, rollout_id);
+    let held: BTreeSet<String> = holdback
+        .map(|h| held_back(inventory, &rest, h))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut by_cohort: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &held {
+        let cohort = holdback.and_then(|h| h.cohort_of(inventory, id));
+        *by_cohort
+            .entry(cohort.unwrap_or_else(|| "(none)".into()))
+            .or_default() += 1;
+    }
+    WavePreview {
+        canary_groups: canary_groups.to_vec(),
+        waves: waves
+            .into_iter()
+            .zip(&plan.waves)
+            .enumerate()
+            .map(|(i, (vms, spec))| PreviewWave {
+                wave: i + 1,
+                stage: if spec.canary { "canary" } else { "fleet" },
+                bake_minutes: spec.bake_minutes,
+                held_back_vms: vms.iter().filter(|id| held.contains(*id)).count(),
+                vms,
+            })
+            .collect(),
+        held_back: by_cohort
+            .into_iter()
+            .map(|(cohort, vms)| HeldBack { cohort, vms })
+            .collect(),
+        held_back_vms: held.len(),
+    }
 }
 
 /// Shuffles within each region, then takes one VM per region in turn.
@@ -109,6 +218,50 @@ fn interleave_regions(vms: Vec<&VmRecord>, rng: &mut StdRng) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// `preview` as text: a line a wave (its first VMs named), then the holdback.
+pub fn describe(preview: &WavePreview) -> String {
+    use std::fmt::Write;
+    let total: usize = preview.waves.iter().map(|w| w.vms.len()).sum();
+    let mut out = format!(
+        "{} waves over {total} VMs, the canary stage from {}:\n",
+        preview.waves.len(),
+        preview.canary_groups.join(", ")
+    );
+    for w in &preview.waves {
+        let mut first: Vec<&str> = w.vms.iter().take(5).map(String::as_str).collect();
+        if w.vms.len() > first.len() {
+            first.push("...");
+        }
+        let held = if w.held_back_vms > 0 {
+            format!(", {} of them held back until now", w.held_back_vms)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  wave {} ({}, bakes {} min): {} VMs{held}: {}",
+            w.wave,
+            w.stage,
+            w.bake_minutes,
+            w.vms.len(),
+            first.join(", ")
+        );
+    }
+    if preview.held_back_vms == 0 {
+        out.push_str("no VMs held back: the waves are judged against the unpatched VMs left (rollout.control_holdback)\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "held back as the control until the last wave: {} VMs",
+            preview.held_back_vms
+        );
+        for h in &preview.held_back {
+            let _ = writeln!(out, "  {}: {}", h.cohort, h.vms);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -189,5 +342,59 @@ mod tests {
         }
         let all: BTreeSet<&String> = waves.iter().flatten().collect();
         assert_eq!(all.len(), 300, "every VM exactly once");
+    }
+
+    #[test]
+    fn the_preview_shows_the_waves_and_the_vms_held_back_for_the_last() {
+        let config = Config::default_config();
+        let vms = generate_inventory(&config.fleet, 3);
+        let inventory = Inventory::with_groups(vms, &config.canary.groups).unwrap();
+        let groups = config.rollout.canary_groups.clone();
+        let p = preview(&inventory, &config.rollout, &config.judge, &groups, "r1");
+        let last = p.waves.last().unwrap();
+        assert!(
+            p.held_back_vms > 0,
+            "the default holds 20% of each cohort back"
+        );
+        assert_eq!(
+            last.held_back_vms, p.held_back_vms,
+            "all of them in the last wave"
+        );
+        assert!(
+            p.waves[..p.waves.len() - 1]
+                .iter()
+                .all(|w| w.held_back_vms == 0)
+        );
+        assert_eq!(
+            p.held_back.iter().map(|h| h.vms).sum::<usize>(),
+            p.held_back_vms
+        );
+        assert!(
+            p.held_back.iter().all(|h| h.cohort != "(none)"),
+            "{:?}",
+            p.held_back
+        );
+        assert_eq!(p.waves[0].stage, "canary");
+        assert_eq!(last.stage, "fleet");
+        assert_eq!(p.waves.iter().map(|w| w.vms.len()).sum::<usize>(), 300);
+        // The very waves the actor deploys.
+        let plan = WavePlan::new(
+            &config.rollout.wave_sizes(),
+            config.rollout.first_bake_minutes,
+            config.rollout.bake_minutes,
+            config.rollout.canary_waves,
+        );
+        let holdback = Holdback::from_config(&config.rollout, &config.judge);
+        let planned = plan_waves(&inventory, &plan, &groups, "r1", holdback);
+        assert_eq!(
+            p.waves.iter().map(|w| w.vms.clone()).collect::<Vec<_>>(),
+            planned
+        );
+        // Without peers there is no control to keep.
+        let mut judge = config.judge.clone();
+        judge.peers = false;
+        let p = preview(&inventory, &config.rollout, &judge, &groups, "r1");
+        assert_eq!(p.held_back_vms, 0);
+        assert!(p.held_back.is_empty());
     }
 }

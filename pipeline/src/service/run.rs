@@ -96,6 +96,10 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                     config.http.allowed_hosts.clone(),
                 )),
                 limits: (&config.http).into(),
+                waves: Some(crate::monitor::waves::WaveSettings {
+                    rollout: config.rollout.clone(),
+                    judge: config.judge.clone(),
+                }),
             },
         )?;
         tracing::info!(url = %server.url(), "dashboard and /metrics served");

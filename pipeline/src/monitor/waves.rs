@@ -1,0 +1,128 @@
+//! `GET /api/waves[?patch=ID&group=NAME]`: the waves a rollout started now
+//! would deploy in, and the VMs held back as the control until the last
+//! wave, as `bellwether group preview --waves` prints them (read-only).
+
+use super::server::{AppState, bad_request};
+use crate::config::{JudgeConfig, RolloutConfig};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use serde::Deserialize;
+
+/// What the preview plans with: the config's rollout and judge sections.
+#[derive(Debug, Clone)]
+pub struct WaveSettings {
+    /// Waves, bake times, canary groups, holdback.
+    pub rollout: RolloutConfig,
+    /// Cohorts (what the holdback keeps per cohort).
+    pub judge: JudgeConfig,
+}
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveQuery {
+    /// The patch whose rollout id seeds which VMs each wave takes.
+    patch: Option<String>,
+    /// The canary stage's group (default: `rollout.canary_groups`).
+    group: Option<String>,
+}
+
+/// The handler.
+pub async fn preview(State(state): State<AppState>, Query(query): Query<WaveQuery>) -> Response {
+    let Some(settings) = &state.waves else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "this server plans no rollouts (bellwether run serves the wave preview)" })),
+        )
+            .into_response();
+    };
+    let inventory = state.monitor.inventory();
+    let groups = match query.group {
+        Some(g) if inventory.group(&g).is_none() => {
+            return bad_request(&format!(
+                "group: no group `{g}`; groups: {}",
+                inventory.group_names().join(", ")
+            ));
+        }
+        Some(g) => vec![g],
+        None => settings.rollout.canary_groups.clone(),
+    };
+    let rollout_id =
+        crate::approval::submit::default_rollout_id(query.patch.as_deref().unwrap_or("preview"));
+    Json(crate::rollout::planner::preview(
+        &inventory,
+        &settings.rollout,
+        &settings.judge,
+        &groups,
+        &rollout_id,
+    ))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::Monitor;
+    use crate::monitor::server::serve_with;
+
+    fn get(url: &str) -> (u16, serde_json::Value) {
+        let mut response = ureq::get(url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_json().unwrap())
+    }
+
+    #[test]
+    fn the_api_previews_the_waves_and_the_holdback_the_actor_would_plan() {
+        let config = crate::config::Config::default_config();
+        let vms = crate::simulator::fleet::generate_inventory(&config.fleet, 2);
+        let inventory =
+            crate::inventory::Inventory::with_groups(vms, &config.canary.groups).unwrap();
+        let server = serve_with(
+            "127.0.0.1:0",
+            AppState {
+                monitor: Monitor::new(&inventory, "test"),
+                history: None,
+                control: None,
+                approval: None,
+                sql: Default::default(),
+                hosts: Default::default(),
+                limits: Default::default(),
+                waves: Some(WaveSettings {
+                    rollout: config.rollout.clone(),
+                    judge: config.judge.clone(),
+                }),
+            },
+        )
+        .unwrap();
+        let url = server.url();
+        let (status, got) = get(&format!("{url}api/waves?patch=KB-1"));
+        assert_eq!(status, 200, "{got}");
+        let expected = crate::rollout::planner::preview(
+            &inventory,
+            &config.rollout,
+            &config.judge,
+            &config.rollout.canary_groups,
+            "rollout-kb-1",
+        );
+        assert_eq!(got, serde_json::to_value(&expected).unwrap());
+        assert!(got["held_back_vms"].as_u64().unwrap() > 0, "{got}");
+        let last = got["waves"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["held_back_vms"], got["held_back_vms"]);
+
+        let (status, got) = get(&format!("{url}api/waves?group=nope"));
+        assert_eq!(status, 400);
+        assert!(
+            got["error"].as_str().unwrap().contains("no group `nope`"),
+            "{got}"
+        );
+        let (status, got) = get(&format!("{url}api/waves?colour=red"));
+        assert_eq!(status, 400, "an unknown parameter: {got}");
+        assert!(got["error"].as_str().unwrap().contains("colour"), "{got}");
+    }
+}
