@@ -199,7 +199,7 @@ fn statements_other_than_queries_are_refused() {
 }
 
 #[test]
-fn a_query_too_deep_to_plan_is_refused_and_a_closed_pipe_ends_quietly() {
+fn a_query_too_deep_or_too_heavy_is_refused_or_stopped_and_a_closed_pipe_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history");
     std::fs::create_dir_all(&history).unwrap();
@@ -216,6 +216,41 @@ fn a_query_too_deep_to_plan_is_refused_and_a_closed_pipe_ends_quietly() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{}: {err}", &query[..40]);
         assert!(err.contains("too complex"), "{err}");
+    }
+    // A heavy query is refused, or stopped at its timeout, with the reason.
+    for (query, says) in [
+        (
+            "SELECT length(repeat('x', 2000000000))",
+            "repeat(...) would make",
+        ),
+        (
+            "SELECT cardinality(range(1, 2000000000))",
+            "range(...) would make",
+        ),
+        (
+            "SELECT * FROM generate_series(1, 2000000000)",
+            "larger than 64 MB",
+        ),
+        (
+            "SELECT count(*) FROM generate_series(1, 200000000000)",
+            "ran past 2 s (sql.timeout_secs)",
+        ),
+    ] {
+        let asked = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+            .args(["sql", "--history", h, query])
+            .env("BELLWETHER__SQL__TIMEOUT_SECS", "2")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{query}: {err}");
+        assert!(err.contains(says), "{query}: {err}");
+        // Stopped, not left to run: a generous bound for a shared machine.
+        assert!(
+            asked.elapsed().as_secs() < 30,
+            "{query} took {:?}",
+            asked.elapsed()
+        );
     }
     // SHOW, as the README lists it.
     let tables = sql(&history, "SHOW TABLES");

@@ -411,8 +411,10 @@ async fn run_sql(
                 });
             let _ = done.send(answer);
             // A query stopped on time may still hold a worker until its next
-            // await: let it finish there, not on this answer's path.
-            runtime.shutdown_background();
+            // await. The client has its answer; this thread waits for the
+            // worker, holding the query's place, so work that cannot be
+            // stopped at once never piles up past sql.max_concurrent.
+            drop(runtime);
         });
     if let Err(e) = spawned {
         return (
