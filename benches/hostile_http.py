@@ -4,9 +4,10 @@
 Usage: benches/hostile_http.py URL PID
   URL  the server (e.g. http://127.0.0.1:9464/), PID its process (for RSS).
 
-1. 400 silent connections (and 100 sending half a request head): how many
-   were answered 503 at once, how long the others were held, and whether the
-   dashboard's snapshot was still answered meanwhile.
+1. 400 silent connections (and 100 sending half a request head), all from
+   127.0.0.2 (loopback too): how many were answered 503 at once, how long the
+   others were held, and whether the dashboard's snapshot was still answered
+   meanwhile to a client at 127.0.0.1.
 2. 50 concurrent heavy /api/sql queries (a self-join of samples): answers by
    status, the slowest answer, and the process's peak RSS.
 Standard library only.
@@ -58,7 +59,7 @@ def snapshot_ok():
 opened = time.time()
 socks = []
 for i in range(500):
-    s = socket.create_connection((host, port))
+    s = socket.create_connection((host, port), source_address=("127.0.0.2", 0))
     if i >= 400:
         s.sendall(b"GET / HTTP/1.1\r\nhost: loc")
     socks.append(s)

@@ -689,6 +689,13 @@ pub struct HttpConfig {
     /// answered 503 and closed.
     #[serde(default = "max_connections")]
     pub max_connections: usize,
+    /// Of those, open at once from one IP address.
+    #[serde(default = "max_connections_per_client")]
+    pub max_connections_per_client: usize,
+}
+
+fn max_connections_per_client() -> usize {
+    64
 }
 
 fn header_timeout_secs() -> u64 {

@@ -4,9 +4,10 @@
 //! head, a byte a minute) holds a task and a socket. So the request head,
 //! and the wait for the next request on a kept-alive connection, must come
 //! within `http.header_timeout_secs`; a request body within
-//! `http.body_timeout_secs`; and past `http.max_connections` a new
-//! connection gets a 503 (JSON) and is closed, while those already open
-//! are served as before.
+//! `http.body_timeout_secs`; and past `http.max_connections` (or
+//! `http.max_connections_per_client` from one address) a new connection
+//! gets a 503 (JSON) and is closed, while those already open are served
+//! as before: one client cannot take every place.
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -27,6 +28,8 @@ pub struct ConnectionLimits {
     pub body_timeout: Duration,
     /// Connections open at once; more are answered 503 and closed.
     pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -35,6 +38,7 @@ impl Default for ConnectionLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             max_connections: 256,
+            max_connections_per_client: 64,
         }
     }
 }
@@ -45,12 +49,47 @@ impl From<&crate::config::HttpConfig> for ConnectionLimits {
             header_timeout: Duration::from_secs(http.header_timeout_secs),
             body_timeout: Duration::from_secs(http.body_timeout_secs),
             max_connections: http.max_connections,
+            max_connections_per_client: http.max_connections_per_client,
         }
     }
 }
 
 /// What a connection past the limit is told before it is closed.
 const BUSY: &str = "{\"error\":\"too many connections (http.max_connections): try again shortly\"}";
+
+/// What a connection past its client's limit is told.
+const BUSY_CLIENT: &str = "{\"error\":\"too many connections from this address (http.max_connections_per_client): close some first\"}";
+
+/// Connections open by each client address.
+#[derive(Debug, Default, Clone)]
+struct PerClient(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// One client's place, given back when dropped.
+struct ClientPlace(PerClient, std::net::IpAddr);
+
+impl PerClient {
+    fn take(&self, ip: std::net::IpAddr, max: usize) -> Option<ClientPlace> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientPlace(self.clone(), ip))
+    }
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        let mut open = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
 
 /// Serves `app` on `listener` until `stop` resolves, then lets open
 /// requests finish for up to a second.
@@ -61,16 +100,17 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let places = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client = PerClient::default();
     let graceful = GracefulShutdown::new();
     let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
         limits.body_timeout,
     ));
     tokio::pin!(stop);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, most often: wait, do not spin.
                     tracing::warn!("http: accept: {e}");
@@ -79,8 +119,13 @@ pub async fn serve(
                 }
             },
         };
+        let Some(client) = per_client.take(peer.ip(), limits.max_connections_per_client.max(1))
+        else {
+            tokio::spawn(refuse(stream, BUSY_CLIENT));
+            continue;
+        };
         let Ok(place) = places.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream));
+            tokio::spawn(refuse(stream, BUSY));
             continue;
         };
         let service = TowerToHyperService::new(app.clone());
@@ -91,18 +136,18 @@ pub async fn serve(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
-            drop(place);
+            drop((place, client));
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
 }
 
 /// Answers a connection past the limit with a 503 and closes it.
-async fn refuse(mut stream: TcpStream) {
+async fn refuse(mut stream: TcpStream, why: &str) {
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BUSY}",
-        BUSY.len()
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{why}",
+        why.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = stream.write_all(answer.as_bytes()).await;
@@ -167,6 +212,7 @@ mod tests {
             header_timeout: Duration::from_secs(1),
             body_timeout: Duration::from_secs(1),
             max_connections: 64,
+            max_connections_per_client: 64,
         });
         let mut silent = std::net::TcpStream::connect(addr).unwrap();
         let mut half = std::net::TcpStream::connect(addr).unwrap();
@@ -195,6 +241,7 @@ mod tests {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             max_connections: 3,
+            max_connections_per_client: 64,
         });
         let mut held: Vec<_> = (0..3)
             .map(|_| std::net::TcpStream::connect(addr).unwrap())
@@ -222,5 +269,28 @@ mod tests {
         drop(held);
         std::thread::sleep(Duration::from_millis(300));
         assert!(get(addr).ends_with("ok"));
+    }
+
+    #[test]
+    fn one_address_cannot_take_every_place() {
+        let (addr, _stop) = server(ConnectionLimits {
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 10,
+            max_connections_per_client: 2,
+        });
+        let held: Vec<_> = (0..2)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let refused = get(addr);
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+        assert!(refused.contains("max_connections_per_client"), "{refused}");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            get(addr).ends_with("ok"),
+            "places come back when connections close"
+        );
     }
 }

@@ -80,7 +80,20 @@ impl ActorService {
 
     fn handle(&mut self, messages: Vec<ControlMessage>) -> Result<()> {
         for message in messages {
-            self.actor.handle(message);
+            // A message the actor fails on (a bug, not bad input: the JSON
+            // was read already) is skipped with an error, never replayed
+            // into a crash loop on every restart.
+            let key = message.key().to_string();
+            let actor = &mut self.actor;
+            if let Err(panic) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actor.handle(message)))
+            {
+                tracing::error!(
+                    key = %key,
+                    "the rollout actor failed on a control message and skipped it: {}; please report it",
+                    crate::panic_message(panic.as_ref())
+                );
+            }
         }
         for message in self.actor.take_outbox() {
             self.sink.send(message)?;
