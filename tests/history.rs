@@ -235,6 +235,11 @@ fn a_query_too_deep_or_too_heavy_is_refused_or_stopped_and_a_closed_pipe_ends_qu
             "SELECT count(*) FROM generate_series(1, 200000000000)",
             "ran past 2 s (sql.timeout_secs)",
         ),
+        // 140 bytes sqlparser spends minutes on (found by fuzzing).
+        (
+            &*format!("SELECT {}", "F[void .Cd.d#SE_i .Cd.d#.Cd.Cd.".repeat(4)),
+            "could not read this query in 2 s",
+        ),
     ] {
         let asked = std::time::Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))

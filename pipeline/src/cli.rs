@@ -39,6 +39,10 @@ pub enum Command {
     Mark(MarkArgs),
     /// Query the history with SQL (no query: an interactive prompt).
     Sql(SqlArgs),
+    /// Parses the SQL on stdin and exits: how a query's parse is bounded
+    /// in time (see `history::sql::parse_in_child`). Not for users.
+    #[command(hide = true)]
+    ParseSql,
     /// Check or show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -826,6 +830,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Sql(args) => sql(args),
+        Command::ParseSql => crate::history::sql::parse_stdin().map_err(Into::into),
         Command::Eval(EvalCommand::Nab(args)) => eval_nab(args),
         Command::Eval(EvalCommand::Retraining(args)) => eval_retraining(args),
         Command::Eval(EvalCommand::Rollouts(args)) => eval_rollouts(args),

@@ -194,6 +194,57 @@ pub use super::sql_guard::MAX_OPERATORS;
 /// query [`MAX_OPERATORS`] lets through, with room to spare.
 pub const STACK_BYTES: usize = 64 << 20;
 
+/// The longest the parser may take over one query a user sent.
+pub const PARSE_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Parses `sql` in a child process (this binary's hidden `parse-sql`),
+/// killed past [`PARSE_BUDGET`]: sqlparser backtracks exponentially on
+/// some inputs of a hundred bytes, and a parse inside this process could
+/// not be stopped. Whether it parses is for the planner to say; this only
+/// refuses a query the parser cannot read in time.
+pub fn parse_in_child(sql: &str) -> Result<(), SqlError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let cannot = |e: std::io::Error| SqlError::Query(format!("cannot check the query: {e}"));
+    let exe = std::env::current_exe().map_err(cannot)?;
+    let mut child = Command::new(exe)
+        .arg("parse-sql")
+        .env("BELLWETHER_LOG", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(cannot)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A child that stopped reading has its answer already.
+        let _ = stdin.write_all(sql.as_bytes());
+    }
+    let deadline = std::time::Instant::now() + PARSE_BUDGET;
+    loop {
+        if child.try_wait().map_err(cannot)?.is_some() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SqlError::Query(format!(
+                "the SQL parser could not read this query in {} s; write it plainer (fewer nested parentheses or dotted names)",
+                PARSE_BUDGET.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// `bellwether parse-sql`: parses the query on stdin (see [`parse_in_child`]).
+pub fn parse_stdin() -> std::io::Result<()> {
+    use std::io::Read;
+    let mut sql = String::new();
+    std::io::stdin().read_to_string(&mut sql)?;
+    let _ = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::GenericDialect {}, &sql);
+    Ok(())
+}
+
 /// Refuses a query too complex to plan safely, before it is parsed.
 pub fn check_complexity(sql: &str) -> Result<(), SqlError> {
     super::sql_guard::check(sql).map_err(SqlError::Query)
@@ -276,6 +327,8 @@ async fn collect_bounded(
     limits: &SqlConfig,
 ) -> Result<Vec<RecordBatch>, SqlError> {
     use futures_util::StreamExt;
+    check_complexity(sql)?;
+    parse_in_child(sql)?;
     let ctx = context_with(root, Some((limits.memory_limit_mb as usize) << 20)).await?;
     super::sql_functions::bound(&ctx, limits.max_result_mb << 20);
     let mut stream = plan(&ctx, sql)
