@@ -124,16 +124,7 @@ mod tests {
         ));
         let server = serve_with(
             "127.0.0.1:0",
-            AppState {
-                monitor: Monitor::new(&inventory, "test"),
-                history: None,
-                control: None,
-                approval: None,
-                sql: Default::default(),
-                hosts: Default::default(),
-                limits: Default::default(),
-                waves: None,
-            },
+            AppState::new(Monitor::new(&inventory, "test")),
         )
         .unwrap();
         let url = server.url();

@@ -164,18 +164,13 @@ pub(crate) mod tests {
         let server = serve_with(
             "127.0.0.1:0",
             crate::monitor::server::AppState {
-                monitor: monitor.clone(),
-                history: None,
                 control: Some(ControlAccess {
                     token: TOKEN.into(),
                     sender,
                     canary_groups: vec!["canary-ring".into()],
                 }),
                 approval,
-                sql: Default::default(),
-                hosts: Default::default(),
-                limits: Default::default(),
-                waves: None,
+                ..crate::monitor::server::AppState::new(monitor.clone())
             },
         )
         .unwrap();

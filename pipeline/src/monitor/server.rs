@@ -75,14 +75,8 @@ pub fn serve(
     serve_with(
         addr,
         AppState {
-            monitor,
             history,
-            control: None,
-            approval: None,
-            sql: sql::SqlConfig::default(),
-            hosts: Default::default(),
-            limits: Default::default(),
-            waves: None,
+            ..AppState::new(monitor)
         },
     )
 }
@@ -153,6 +147,23 @@ pub struct AppState {
     pub limits: super::listener::ConnectionLimits,
     /// What `GET /api/waves` plans with (none: it answers 404).
     pub waves: Option<super::waves::WaveSettings>,
+}
+
+impl AppState {
+    /// A read-only server of `monitor` with the default limits: no
+    /// history, no changes, no approval rules, no wave preview.
+    pub fn new(monitor: Monitor) -> AppState {
+        AppState {
+            monitor,
+            history: None,
+            control: None,
+            approval: None,
+            sql: sql::SqlConfig::default(),
+            hosts: Default::default(),
+            limits: Default::default(),
+            waves: None,
+        }
+    }
 }
 
 /// `/api/sql` queries running now.

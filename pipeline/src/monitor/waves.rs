@@ -86,17 +86,11 @@ mod tests {
         let server = serve_with(
             "127.0.0.1:0",
             AppState {
-                monitor: Monitor::new(&inventory, "test"),
-                history: None,
-                control: None,
-                approval: None,
-                sql: Default::default(),
-                hosts: Default::default(),
-                limits: Default::default(),
                 waves: Some(WaveSettings {
                     rollout: config.rollout.clone(),
                     judge: config.judge.clone(),
                 }),
+                ..AppState::new(Monitor::new(&inventory, "test"))
             },
         )
         .unwrap();
