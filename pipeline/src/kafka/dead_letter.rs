@@ -93,6 +93,32 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Dead-letters a record that decoded but could not be handled, as
+    /// `payload` (its JSON again), keyed `key`, from `source_topic`.
+    pub fn send_handled(
+        &self,
+        source_topic: &str,
+        key: &str,
+        payload: &[u8],
+        reason: &str,
+    ) -> Result<(), ConnectorError> {
+        tracing::warn!(topic = source_topic, key, "dead-lettered: {reason}");
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in [(REASON_HEADER, reason), (TOPIC_HEADER, source_topic)] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        self.producer
+            .send(&self.topic, Some(key.as_bytes()), payload, Some(headers))?;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &self.monitor {
+            m.telemetry().dead_lettered(source_topic);
+        }
+        Ok(())
+    }
+
     /// Waits until every dead letter is delivered.
     pub fn flush(&self) -> Result<(), ConnectorError> {
         self.producer.flush()

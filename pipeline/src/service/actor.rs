@@ -19,6 +19,8 @@ pub struct ActorService {
     source: KafkaMessageSource<ControlMessage>,
     sink: KafkaSink<ControlMessage>,
     ledger: Ledger,
+    dead_letters: DeadLetters,
+    control_topic: String,
 }
 
 impl ActorService {
@@ -42,7 +44,7 @@ impl ActorService {
             &config.kafka,
             &config.kafka.control_topic,
             &config.actor.group_id,
-            dead_letters,
+            dead_letters.clone(),
         )?;
         let sink = KafkaSink::new(producer, &config.kafka.control_topic);
         let mut service = ActorService {
@@ -50,6 +52,8 @@ impl ActorService {
             source,
             sink,
             ledger,
+            dead_letters,
+            control_topic: config.kafka.control_topic.clone(),
         };
         let backlog = service.source.catch_up()?;
         let replayed = backlog.len();
@@ -81,18 +85,25 @@ impl ActorService {
     fn handle(&mut self, messages: Vec<ControlMessage>) -> Result<()> {
         for message in messages {
             // A message the actor fails on (a bug, not bad input: the JSON
-            // was read already) is skipped with an error, never replayed
-            // into a crash loop on every restart.
-            let key = message.key().to_string();
+            // was read already) is dead-lettered with the panic's message,
+            // never replayed into a crash loop on every restart.
+            let kept = message.clone();
             let actor = &mut self.actor;
             if let Err(panic) =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actor.handle(message)))
             {
-                tracing::error!(
-                    key = %key,
-                    "the rollout actor failed on a control message and skipped it: {}; please report it",
+                let reason = format!(
+                    "the rollout actor failed on this message ({}); please report it",
                     crate::panic_message(panic.as_ref())
                 );
+                tracing::error!(key = kept.key(), "{reason}");
+                let payload = serde_json::to_vec(&kept).unwrap_or_default();
+                self.dead_letters.send_handled(
+                    &self.control_topic,
+                    kept.key(),
+                    &payload,
+                    &reason,
+                )?;
             }
         }
         for message in self.actor.take_outbox() {
