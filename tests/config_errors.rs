@@ -368,6 +368,8 @@ fn a_toml_syntax_error_names_the_file_line_and_column() {
     let f = file("[fleet]\nvms = 30\n[window\nsize_secs = 60\n");
     let e = load(Some(f.path())).unwrap_err().to_string();
     assert!(e.contains("line 3, column 8"), "{e}");
-    assert!(e.contains(&f.path().display().to_string()), "{e}");
+    // figment names the file, relative to the working folder when shorter.
+    let name = f.path().file_name().unwrap().to_str().unwrap();
+    assert!(e.contains(name), "{e}");
     assert!(!e.contains("config key ``"), "{e}");
 }
