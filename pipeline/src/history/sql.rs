@@ -273,6 +273,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Runs one read-only statement.
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
+    check_complexity(sql)?;
     plan(ctx, sql)
         .await?
         .collect()
@@ -348,12 +349,11 @@ async fn collect_bounded(
     Ok(out)
 }
 
-/// Plans one read-only statement.
+/// Plans one read-only statement ([`check_complexity`] passed already).
 async fn plan(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<datafusion::dataframe::DataFrame, SqlError> {
-    check_complexity(sql)?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
