@@ -30,6 +30,9 @@ pub enum Command {
     Run(RunArgs),
     /// Run the rollout actor alone on the control topic.
     Actor(ServiceArgs),
+    /// Take Prometheus remote write (POST /api/v1/write) and produce the
+    /// samples onto the metrics topic, without scoring them here.
+    Gateway(GatewayArgs),
     /// Publish a simulated fleet's metrics on Kafka and obey executed commands.
     Simulate(SimulateArgs),
     /// Approve a patch: publish the approval that starts its rollout.
@@ -537,7 +540,11 @@ impl Command {
     pub fn is_service(&self) -> bool {
         matches!(
             self,
-            Command::Run(_) | Command::Actor(_) | Command::Simulate(_) | Command::Approve(_)
+            Command::Run(_)
+                | Command::Actor(_)
+                | Command::Gateway(_)
+                | Command::Simulate(_)
+                | Command::Approve(_)
         )
     }
 }
@@ -572,6 +579,17 @@ pub struct RunArgs {
     /// Score only; run the rollout actor separately (`bellwether actor`).
     #[arg(long)]
     pub no_actor: bool,
+}
+
+/// `bellwether gateway` flags.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Config and brokers.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Where to listen (overrides remote_write.gateway_listen).
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 /// `bellwether simulate` flags.
@@ -781,6 +799,13 @@ pub fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Actor(args) => crate::service::actor::run_actor(&args.load()?),
+        Command::Gateway(args) => {
+            let mut config = args.service.load()?;
+            if let Some(listen) = &args.listen {
+                config.remote_write.gateway_listen = listen.clone();
+            }
+            crate::service::gateway::run_gateway(&config)
+        }
         Command::Simulate(args) => simulate(args),
         Command::Mark(args) => {
             let config = args.service.load()?;
@@ -1037,6 +1062,7 @@ fn demo(args: DemoArgs) -> Result<()> {
                         rollout: config.rollout.clone(),
                         judge: config.judge.clone(),
                     }),
+                    remote_write: None,
                 },
             )?;
             eprintln!(

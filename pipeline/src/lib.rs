@@ -17,6 +17,7 @@ pub mod inventory;
 pub mod kafka;
 pub mod model;
 pub mod monitor;
+pub mod remote_write;
 pub mod rollout;
 pub mod scoring;
 pub mod service;

@@ -14,7 +14,7 @@ pub use judge::JudgeConfig;
 pub const REDACTED: &str = "<redacted>";
 
 /// `config` as JSON with every secret replaced by [`REDACTED`]: the HTTP
-/// token, the webhook secret, and every Kafka client setting whose name
+/// token, the remote-write token, the webhook secret, and every Kafka client setting whose name
 /// speaks of a password or secret.
 pub fn redacted(config: &Config) -> serde_json::Value {
     let mut value = serde_json::to_value(config).unwrap_or_default();
@@ -24,6 +24,9 @@ pub fn redacted(config: &Config) -> serde_json::Value {
         }
     };
     if let Some(v) = value.pointer_mut("/http/token") {
+        hide(v);
+    }
+    if let Some(v) = value.pointer_mut("/remote_write/token") {
         hide(v);
     }
     if let Some(v) = value.pointer_mut("/actor/webhook/secret") {
@@ -43,6 +46,7 @@ pub fn redacted(config: &Config) -> serde_json::Value {
 }
 
 pub use load::{ConfigError, DEFAULT_CONFIG, ENV_PREFIX, load};
+pub(crate) use validate::invalid;
 
 use crate::inventory::selector::GroupConfig;
 use bellwether_schemas::{Direction, WaveSize};
@@ -94,6 +98,9 @@ pub struct Config {
     /// Bounds of the queries users send (`bellwether sql`, `/api/sql`).
     #[serde(default)]
     pub sql: crate::history::sql::SqlConfig,
+    /// The Prometheus remote-write receiver.
+    #[serde(default)]
+    pub remote_write: crate::remote_write::RemoteWriteConfig,
 }
 
 /// Scheduled retraining (`bellwether run`): the models are retrained from

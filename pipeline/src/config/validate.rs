@@ -5,7 +5,7 @@ use crate::approval::rules::Rules;
 use crate::inventory::selector::{BUILT_IN_CRITICAL_GROUP, Selector};
 use std::collections::BTreeSet;
 
-pub(super) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Key {
         key: key.into(),
         reason: reason.into(),
@@ -269,6 +269,13 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
     http(c)?;
     history(c)?;
     c.judge.validate()?;
+    c.remote_write.validate(&c.kafka)?;
+    if c.remote_write.enabled && c.http.listen.trim().is_empty() {
+        return Err(invalid(
+            "remote_write.enabled",
+            "remote write is served on http.listen, which is \"\" (no server); set http.listen or run `bellwether gateway`",
+        ));
+    }
     if let Some((key, reason)) = c.sql.problem() {
         return Err(invalid(key, reason));
     }

@@ -1,7 +1,8 @@
 //! What a request body must say it is, and every error answered in JSON.
 //!
 //! A request with a body names its type: `application/json`, or for
-//! `POST /api/sql` the query as `application/sql` (or `text/plain`);
+//! `POST /api/sql` the query as `application/sql` (or `text/plain`), for
+//! `POST /api/v1/write` Prometheus' `application/x-protobuf`;
 //! anything else is refused with a 415 before a handler reads it. Errors
 //! the framework answers itself (a body that is not UTF-8 or too large, a
 //! method a path does not take, a malformed query string) get the same
@@ -16,6 +17,12 @@ use axum::response::{IntoResponse, Response};
 
 /// The media types `POST /api/sql` takes its query as.
 pub const SQL_TYPES: [&str; 2] = ["application/sql", "text/plain"];
+
+/// The path of Prometheus remote write.
+pub const REMOTE_WRITE_PATH: &str = "/api/v1/write";
+
+/// The media type remote-write bodies are sent as.
+pub const REMOTE_WRITE_TYPE: &str = "application/x-protobuf";
 
 /// The largest error body turned into JSON; longer ones are cut.
 const MAX_ERROR_BYTES: usize = 64 * 1024;
@@ -57,6 +64,8 @@ pub fn refusal(method: &Method, path: &str, headers: &HeaderMap) -> Option<Strin
     let got = media_type(headers);
     let wanted: &[&str] = if path == "/api/sql" {
         &SQL_TYPES
+    } else if path == REMOTE_WRITE_PATH {
+        &[REMOTE_WRITE_TYPE]
     } else {
         &["application/json"]
     };

@@ -43,7 +43,7 @@ struct MarkRequest {
 }
 
 /// True when `given` equals `expected`, comparing every byte.
-fn same(given: &str, expected: &str) -> bool {
+pub(crate) fn same(given: &str, expected: &str) -> bool {
     given.len() == expected.len()
         && given
             .bytes()

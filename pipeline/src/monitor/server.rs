@@ -85,6 +85,17 @@ pub fn serve(
 /// bearing its token may send control messages (`POST /api/outcomes`);
 /// with `inventory`, the groups API answers.
 pub fn serve_with(addr: &str, state: AppState) -> Result<Server, ServerError> {
+    let limits = state.limits;
+    serve_app(addr, limits, router(state))
+}
+
+/// Serves `app` on `addr` from a thread of its own, its connections
+/// bounded by `limits`.
+pub fn serve_app(
+    addr: &str,
+    limits: super::listener::ConnectionLimits,
+    app: Router,
+) -> Result<Server, ServerError> {
     let bind_error = |reason: String| ServerError::Bind {
         addr: addr.to_string(),
         reason,
@@ -112,8 +123,6 @@ pub fn serve_with(addr: &str, state: AppState) -> Result<Server, ServerError> {
                         return;
                     }
                 };
-                let limits = state.limits;
-                let app = router(state);
                 super::listener::serve(listener, app, limits, async {
                     let _ = stopped.await;
                 })
@@ -147,6 +156,8 @@ pub struct AppState {
     pub limits: super::listener::ConnectionLimits,
     /// What `GET /api/waves` plans with (none: it answers 404).
     pub waves: Option<super::waves::WaveSettings>,
+    /// The Prometheus remote-write receiver (none: `/api/v1/write` answers 404).
+    pub remote_write: Option<std::sync::Arc<crate::remote_write::Receiver>>,
 }
 
 impl AppState {
@@ -162,6 +173,7 @@ impl AppState {
             hosts: Default::default(),
             limits: Default::default(),
             waves: None,
+            remote_write: None,
         }
     }
 }
@@ -198,7 +210,11 @@ impl axum::extract::FromRef<AppState> for Monitor {
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let remote_write_limit = state
+        .remote_write
+        .as_ref()
+        .map_or(1 << 20, |r| r.max_body_bytes());
+    let routes = Router::new()
         .route("/", get(|| async { Html(INDEX) }))
         .route(
             "/assets/app.js",
@@ -253,7 +269,31 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(super::groups::preview),
         )
         .route("/api/waves", get(super::waves::preview))
-        .route("/api/openapi.json", get(super::openapi::document))
+        .route(
+            super::content::REMOTE_WRITE_PATH,
+            axum::routing::post(remote_write)
+                .layer(axum::extract::DefaultBodyLimit::max(remote_write_limit)),
+        )
+        .route("/api/openapi.json", get(super::openapi::document));
+    with_layers(routes, state)
+}
+
+/// The routes of `bellwether gateway`: remote write and `/metrics`.
+pub fn gateway_router(state: AppState) -> Router {
+    let limit = state
+        .remote_write
+        .as_ref()
+        .map_or(1 << 20, |r| r.max_body_bytes());
+    let routes = Router::new().route("/metrics", get(metrics)).route(
+        super::content::REMOTE_WRITE_PATH,
+        axum::routing::post(remote_write).layer(axum::extract::DefaultBodyLimit::max(limit)),
+    );
+    with_layers(routes, state)
+}
+
+/// Every route's guards: JSON errors, hosts, content types, panics.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             super::content::panicked,
@@ -281,6 +321,23 @@ async fn not_found(uri: Uri) -> Response {
         Json(serde_json::json!({ "error": error })),
     )
         .into_response()
+}
+
+async fn remote_write(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match &state.remote_write {
+        Some(receiver) => receiver.receive(&headers, &body).await,
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({
+                "error": "remote write is off here: set remote_write.enabled = true for `bellwether run`, or run `bellwether gateway`"
+            })),
+        )
+            .into_response(),
+    }
 }
 
 async fn snapshot(State(monitor): State<Monitor>) -> Response {

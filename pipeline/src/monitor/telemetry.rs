@@ -41,6 +41,12 @@ pub struct Telemetry {
     pub history_rows: IntGaugeVec,
     /// History flushes that failed (their rows are kept and retried).
     pub history_write_errors: IntCounterVec,
+    /// Remote-write requests answered, by status code.
+    pub remote_write_requests: IntCounterVec,
+    /// Remote-written samples, by what became of them.
+    pub remote_write_samples: IntCounterVec,
+    /// Remote-written series no rule maps to a VM metric, by reason.
+    pub remote_write_series_dropped: IntCounterVec,
 }
 
 /// Bucket bounds (seconds) of the latency histograms.
@@ -154,6 +160,21 @@ impl Telemetry {
                 "bellwether_history_write_errors_total",
                 "History flushes that failed; their rows stay buffered and are retried.",
                 &[],
+            ),
+            remote_write_requests: counter(
+                "bellwether_remote_write_requests_total",
+                "Prometheus remote-write requests answered, by status code.",
+                &["code"],
+            ),
+            remote_write_samples: counter(
+                "bellwether_remote_write_samples_total",
+                "Remote-written samples: produced onto the metrics topic, or skipped as stale markers or not finite.",
+                &["outcome"],
+            ),
+            remote_write_series_dropped: counter(
+                "bellwether_remote_write_series_dropped_total",
+                "Remote-written series dropped: no remote_write.metrics rule takes them (unmapped) or they lack the VM label (no_vm_label).",
+                &["reason"],
             ),
             registry,
             records_in,

@@ -1,10 +1,12 @@
 //! The long-running commands on Kafka: `run` (the scoring pipeline, with
 //! the rollout actor in the same process unless told otherwise), `actor`
 //! (the rollout actor alone), `simulate` (a simulated fleet publishing its
-//! metrics and obeying executed commands) and `approve`.
+//! metrics and obeying executed commands), `approve`, and `gateway` (Prometheus
+//! remote write into Kafka).
 
 pub mod actor;
 pub mod approve;
+pub mod gateway;
 pub mod inventory;
 pub mod run;
 pub mod simulate;

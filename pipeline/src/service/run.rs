@@ -72,6 +72,9 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             .history_write_errors
             .with_label_values(&[] as &[&str]);
     }
+    let producer = SharedProducer::new(kafka)?;
+    let dead_letters =
+        DeadLetters::new(producer.clone(), &kafka.dead_letter_topic).with_monitor(monitor.clone());
     // Outcomes marked over HTTP, published on the control topic below.
     let (marks_in, marks) = std::sync::mpsc::channel::<ControlMessage>();
     let _server = if config.http.listen.trim().is_empty() {
@@ -100,15 +103,13 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                     rollout: config.rollout.clone(),
                     judge: config.judge.clone(),
                 }),
+                remote_write: remote_write_receiver(config, &dead_letters, &monitor)?,
             },
         )?;
         tracing::info!(url = %server.url(), "dashboard and /metrics served");
         Some(server)
     };
     stage = stage.with_monitor(monitor.clone());
-    let producer = SharedProducer::new(kafka)?;
-    let dead_letters =
-        DeadLetters::new(producer.clone(), &kafka.dead_letter_topic).with_monitor(monitor.clone());
 
     // The stage learns which VMs are patched from the whole control topic
     // before it reads a metric.
@@ -258,6 +259,28 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
         lock(h).flush()?;
     }
     Ok(())
+}
+
+/// The remote-write receiver, with `remote_write.enabled`.
+fn remote_write_receiver(
+    config: &Config,
+    dead_letters: &DeadLetters,
+    monitor: &Monitor,
+) -> Result<Option<Arc<crate::remote_write::Receiver>>> {
+    if !config.remote_write.enabled {
+        return Ok(None);
+    }
+    let receiver = crate::remote_write::Receiver::new(
+        &config.remote_write,
+        &config.kafka,
+        dead_letters.clone(),
+        monitor.clone(),
+    )?;
+    tracing::info!(
+        topic = receiver.topic(),
+        "Prometheus remote write taken at /api/v1/write"
+    );
+    Ok(Some(Arc::new(receiver)))
 }
 
 /// The history `run` writes (none when `history.dir` is ""), resuming an

@@ -16,6 +16,7 @@
 pub mod builder;
 pub mod json;
 pub mod line_protocol;
+pub mod remote_write;
 pub mod staged;
 
 pub use builder::SampleBuilder;
