@@ -29,6 +29,13 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         .args(["--max-examples", "20", "--seed", "20261201"])
         .args(["--checks", "not_a_server_error,response_schema_conformance"])
         .env("NO_COLOR", "1")
+        .env(
+            "SCHEMATHESIS_HOOKS",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/interop/schemathesis_hooks.py"
+            ),
+        )
         // Its cache goes to the test's folder, not the work tree.
         .current_dir(dir.path())
         .output()

@@ -287,6 +287,22 @@ pub fn openapi() -> Value {
                     "404": error_response("this server plans no rollouts")
                 }
             } },
+            "/api/v1/write": { "post": {
+                "summary": "Prometheus remote write 1.0: samples mapped to VM metrics by [remote_write] and produced onto the metrics topic",
+                "description": "Served with remote_write.enabled (and always by `bellwether gateway`). Needs `Authorization: Bearer <remote_write.token>` when that is set.",
+                "requestBody": { "required": true, "content": { "application/x-protobuf": {
+                    "schema": { "type": "string", "format": "binary", "description": "a snappy-compressed (block format) protobuf prometheus.WriteRequest, sent with Content-Encoding: snappy" }
+                } } },
+                "responses": {
+                    "204": { "description": "every sample is on the metrics topic" },
+                    "400": error_response("the body does not decode (kept on the dead-letter topic); not to be sent again"),
+                    "401": error_response("remote_write.token is set and the request does not bear it"),
+                    "404": error_response("remote write is off on this server"),
+                    "413": error_response("the body is larger than remote_write.max_body_mb"),
+                    "415": error_response("not application/x-protobuf with Content-Encoding: snappy, or Remote-Write 2.0"),
+                    "503": error_response("Kafka did not take the samples in time; send them again")
+                }
+            } },
             "/api/openapi.json": { "get": {
                 "summary": "This document",
                 "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": {} } } }

@@ -210,10 +210,6 @@ impl axum::extract::FromRef<AppState> for Monitor {
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
-    let remote_write_limit = state
-        .remote_write
-        .as_ref()
-        .map_or(1 << 20, |r| r.max_body_bytes());
     let routes = Router::new()
         .route("/", get(|| async { Html(INDEX) }))
         .route(
@@ -271,8 +267,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/waves", get(super::waves::preview))
         .route(
             super::content::REMOTE_WRITE_PATH,
-            axum::routing::post(remote_write)
-                .layer(axum::extract::DefaultBodyLimit::max(remote_write_limit)),
+            axum::routing::post(remote_write),
         )
         .route("/api/openapi.json", get(super::openapi::document));
     with_layers(routes, state)
@@ -323,18 +318,46 @@ async fn not_found(uri: Uri) -> Response {
         .into_response()
 }
 
-async fn remote_write(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    match &state.remote_write {
-        Some(receiver) => receiver.receive(&headers, &body).await,
-        None => (
+async fn remote_write(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let Some(receiver) = &state.remote_write else {
+        return (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({
                 "error": "remote write is off here: set remote_write.enabled = true for `bellwether run`, or run `bellwether gateway`"
             })),
+        )
+            .into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let limit = receiver.max_body_bytes();
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(serde_json::json!({
+                "error": format!("the body is larger than remote_write.max_body_mb ({} MB)", limit >> 20)
+            })),
+        )
+            .into_response()
+    };
+    // Refused from its length, before a byte of it is read.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => receiver.receive(&parts.headers, &bytes).await,
+        Err(e)
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
+        {
+            too_large()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": format!("the body could not be read: {e}") })),
         )
             .into_response(),
     }

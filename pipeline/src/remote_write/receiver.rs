@@ -18,9 +18,44 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use bellwether_schemas::metric::VmSnapshot;
 use bellwether_schemas::wire::remote_write;
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Why Kafka did not take a request's samples.
+enum Failure {
+    /// The producer was fenced: only a new one can produce.
+    Fenced(String),
+    /// Anything else (a broker away, a full queue): retried as it is.
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: &KafkaError) -> Failure {
+        match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => {
+                Failure::Fenced(e.to_string())
+            }
+            _ => Failure::Other(e.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Fenced(m) | Failure::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+fn create(config: &ClientConfig) -> Result<FutureProducer, ConnectorError> {
+    config
+        .create::<FutureProducer>()
+        .map_err(|e| transport("creating the remote-write producer", e))
+}
 
 /// The `source.topic` header of a remote-write body dead-lettered.
 pub const DEAD_LETTER_SOURCE: &str = "remote_write";
@@ -32,7 +67,10 @@ const SNAPSHOTS_PER_MESSAGE: usize = 500;
 /// Receives remote-write requests for one metrics topic.
 pub struct Receiver {
     map: SeriesMap,
-    producer: FutureProducer,
+    /// Replaced when librdkafka declares it dead (a fatal error, such as
+    /// the idempotent producer fenced after deliveries timed out).
+    producer: Mutex<Arc<FutureProducer>>,
+    producer_config: ClientConfig,
     topic: String,
     dead_letters: DeadLetters,
     token: String,
@@ -54,13 +92,12 @@ impl Receiver {
         let topic = config
             .target_topic(kafka)
             .map_err(|e| transport("remote_write.topic", e))?;
-        let producer = producer_config(kafka)
-            .set(
-                "message.timeout.ms",
-                (config.produce_timeout_secs * 1000).to_string(),
-            )
-            .create::<FutureProducer>()
-            .map_err(|e| transport("creating the remote-write producer", e))?;
+        let mut client = producer_config(kafka);
+        client.set(
+            "message.timeout.ms",
+            (config.produce_timeout_secs * 1000).to_string(),
+        );
+        let producer = create(&client)?;
         for code in ["204", "400", "401", "415", "503"] {
             monitor
                 .telemetry()
@@ -69,7 +106,8 @@ impl Receiver {
         }
         Ok(Receiver {
             map: SeriesMap::new(config),
-            producer,
+            producer: Mutex::new(Arc::new(producer)),
+            producer_config: client,
             topic,
             dead_letters,
             token: config.token.clone(),
@@ -205,29 +243,65 @@ impl Receiver {
                 format!("Kafka did not take the samples ({e}); send them again"),
             )
         };
+        let producer = self
+            .producer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let result = Self::send_all(&producer, &self.topic, vms, self.timeout).await;
+        let fatal = producer.client().fatal_error();
+        let fenced = matches!(&result, Err(Failure::Fenced(_)));
+        if fatal.is_some() || fenced {
+            // librdkafka's idempotent producer is fenced for good once
+            // deliveries timed out against a broker that came back.
+            tracing::warn!(
+                fatal = ?fatal,
+                "remote write: the Kafka producer cannot produce any more; starting a new one"
+            );
+            match create(&self.producer_config) {
+                Ok(fresh) => {
+                    let old = std::mem::replace(
+                        &mut *self.producer.lock().unwrap_or_else(|p| p.into_inner()),
+                        Arc::new(fresh),
+                    );
+                    // Dropping a producer waits for its queue: not here.
+                    std::thread::spawn(move || drop(old));
+                }
+                Err(e) => tracing::warn!("remote write: {e}"),
+            }
+        }
+        result.map_err(|f| unavailable(f.to_string()))
+    }
+
+    async fn send_all(
+        producer: &FutureProducer,
+        topic: &str,
+        vms: &std::collections::BTreeMap<String, Vec<VmSnapshot>>,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
         let mut deliveries = Vec::new();
         for (vm, snapshots) in vms {
             for chunk in snapshots.chunks(SNAPSHOTS_PER_MESSAGE) {
                 let payload = serde_json::to_vec(chunk).expect("snapshots always serialise");
-                let record = FutureRecord::to(&self.topic).key(vm).payload(&payload);
-                match self.producer.send_result(record) {
+                let record = FutureRecord::to(topic).key(vm).payload(&payload);
+                match producer.send_result(record) {
                     Ok(delivery) => deliveries.push(delivery),
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        return Err(unavailable("the producer's queue is full".into()));
+                        return Err(Failure::Other("the producer's queue is full".into()));
                     }
-                    Err((e, _)) => return Err(unavailable(e.to_string())),
+                    Err((e, _)) => return Err(Failure::of(&e)),
                 }
             }
         }
         let all = futures_util::future::join_all(deliveries);
-        let results = tokio::time::timeout(self.timeout + Duration::from_secs(1), all)
+        let results = tokio::time::timeout(timeout + Duration::from_secs(1), all)
             .await
-            .map_err(|_| unavailable(format!("no answer in {} s", self.timeout.as_secs())))?;
+            .map_err(|_| Failure::Other(format!("no answer in {} s", timeout.as_secs())))?;
         for result in results {
             match result {
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(unavailable(e.to_string())),
-                Err(_) => return Err(unavailable("the producer went away".into())),
+                Ok(Err((e, _))) => return Err(Failure::of(&e)),
+                Err(_) => return Err(Failure::Other("the producer went away".into())),
             }
         }
         Ok(())
