@@ -25,6 +25,7 @@ use bellwether::remote_write::Receiver;
 use bellwether::remote_write::mapping::SeriesMap;
 use bellwether_schemas::metric::names;
 use bellwether_schemas::wire::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
+use bellwether_schemas::wire::{StagedRows, json, line_protocol};
 use std::time::{Duration, Instant};
 
 const SAMPLES_PER_REQUEST: usize = 2_000;
@@ -147,6 +148,43 @@ fn main() {
         }
     });
     print("decode + map + JSON", &encoded);
+
+    // The same samples in the Kafka formats, as the metrics source decodes
+    // them (into staged rows): bellwether's JSON (what the receiver
+    // produces) and Telegraf's line protocol.
+    let mut json_messages = Vec::new();
+    let mut line_messages = Vec::new();
+    for b in &bodies {
+        let r = remote_write::decode(b, 1 << 26).unwrap();
+        for snapshots in map.map(&r).vms.values() {
+            json_messages.push(serde_json::to_vec(snapshots).unwrap());
+            let lines: Vec<String> = snapshots
+                .iter()
+                .map(|s| line_protocol::encode_snapshot("bellwether", s))
+                .collect();
+            line_messages.push(lines.join("\n").into_bytes());
+        }
+    }
+    let mut rows = StagedRows::new();
+    let json_pass = measure(samples, || {
+        for m in &json_messages {
+            rows.clear();
+            json::decode(m, None, &mut rows).unwrap();
+        }
+    });
+    print(
+        "for comparison: the same samples as JSON messages, decoded",
+        &json_pass,
+    );
+    let mut decoder = line_protocol::LineProtocolDecoder::new(Default::default());
+    let line_pass = measure(samples, || {
+        for m in &line_messages {
+            rows.clear();
+            decoder.decode(m, None, &mut rows).unwrap();
+        }
+    });
+    print("for comparison: as line protocol, decoded", &line_pass);
+    drop((json_messages, line_messages, rows));
 
     let Some(broker) = common::Broker::start() else {
         return;

@@ -1,7 +1,8 @@
-//! A real Prometheus (Debian's) scrapes a real node_exporter with the
-//! shipped `config/prometheus/` files and remote-writes to `bellwether
-//! run` on a real broker: this machine's CPU and memory land in the
-//! history with the values Prometheus itself answers. `bellwether gateway`
+//! A real Prometheus (Debian's) scrapes a real node_exporter and a real
+//! blackbox exporter with the shipped `config/prometheus/` files and
+//! remote-writes to `bellwether run` on a real broker: this machine's CPU,
+//! memory, disk I/O and network latency land in the history with the
+//! values Prometheus itself answers. `bellwether gateway`
 //! produces what it is sent, refuses what it cannot take, and answers 503
 //! while Kafka is away.
 
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+const BLACKBOX_EXPORTER: &str = "/usr/bin/prometheus-blackbox-exporter";
+const PROMTOOL: &str = "/usr/bin/promtool";
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prometheus");
 const TOKEN: &str = "remote-write-token-0123456789";
 /// A write request a real Prometheus sent (see the schemas' unit tests).
@@ -25,7 +28,7 @@ const FROM_PROMETHEUS: &[u8] = include_bytes!("fixtures/remote_write/node.bin");
 /// True when both programs are installed; without them the test fails
 /// under `./scripts/test` (which installs them) and is skipped otherwise.
 fn installed() -> bool {
-    let missing: Vec<_> = [PROMETHEUS, NODE_EXPORTER]
+    let missing: Vec<_> = [PROMETHEUS, NODE_EXPORTER, BLACKBOX_EXPORTER, PROMTOOL]
         .into_iter()
         .filter(|p| !Path::new(p).exists())
         .collect();
@@ -57,9 +60,11 @@ impl Drop for Killed {
     }
 }
 
-/// The shipped prometheus.yml with this test's addresses, a 2 s scrape
+/// The shipped prometheus.yml with this test's addresses (this machine as
+/// the one VM, scraped by node_exporter and pinged by the blackbox
+/// exporter), a 2 s scrape
 /// interval and the shipped (commented) bearer-token lines switched on.
-fn prometheus_config(dir: &Path, node_exporter: &str, bellwether: &str) -> String {
+fn prometheus_config(dir: &Path, node_exporter: &str, blackbox: &str, bellwether: &str) -> String {
     let shipped = std::fs::read_to_string(format!("{SHIPPED}/prometheus.yml")).unwrap();
     let token_file = dir.join("bellwether.token");
     std::fs::write(&token_file, TOKEN).unwrap();
@@ -69,6 +74,12 @@ fn prometheus_config(dir: &Path, node_exporter: &str, bellwether: &str) -> Strin
     let edits = [
         ("15s", "2s".to_string()),
         ("localhost:9100", node_exporter.to_string()),
+        ("localhost:9115", blackbox.to_string()),
+        // The VM pinged is this machine by the name node_exporter's is.
+        (
+            "targets: [\"localhost\"]",
+            "targets: [\"127.0.0.1\"]".to_string(),
+        ),
         ("http://localhost:9464/", bellwether.to_string()),
         ("# authorization:", "authorization:".to_string()),
         (
@@ -163,12 +174,38 @@ fn prometheus_remote_writes_node_exporter_metrics_into_the_history() {
             .spawn()
             .expect("node_exporter starts"),
     );
+    let blackbox_port = free_port();
+    let _blackbox = Killed(
+        Command::new(BLACKBOX_EXPORTER)
+            .arg("--config.file=/etc/prometheus/blackbox.yml")
+            .arg(format!("--web.listen-address=127.0.0.1:{blackbox_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the blackbox exporter starts"),
+    );
     let prometheus_yml = dir.path().join("prometheus.yml");
     std::fs::write(
         &prometheus_yml,
-        prometheus_config(dir.path(), &format!("127.0.0.1:{node_port}"), &url),
+        prometheus_config(
+            dir.path(),
+            &format!("127.0.0.1:{node_port}"),
+            &format!("127.0.0.1:{blackbox_port}"),
+            &url,
+        ),
     )
     .unwrap();
+    let checked = Command::new(PROMTOOL)
+        .args(["check", "config"])
+        .arg(&prometheus_yml)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool refuses the shipped config: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let port = free_port();
     let _prometheus = Killed(
         Command::new(PROMETHEUS)
@@ -189,7 +226,8 @@ fn prometheus_remote_writes_node_exporter_metrics_into_the_history() {
     // history, CPU and memory both, several samples of each.
     let history = dir.path().join("history");
     let query = "SELECT metric, CAST(time AS BIGINT) AS t, value FROM samples \
-                 WHERE vm_id = '127.0.0.1' AND metric IN ('cpu_percent', 'memory_percent') \
+                 WHERE vm_id = '127.0.0.1' \
+                 AND metric IN ('cpu_percent', 'memory_percent', 'disk_io_mbps', 'network_latency_ms') \
                  ORDER BY t";
     let rows = eventually(
         Duration::from_secs(240),
@@ -197,7 +235,15 @@ fn prometheus_remote_writes_node_exporter_metrics_into_the_history() {
         || {
             let rows = history_sql(&history, query);
             let count = |m: &str| rows.iter().filter(|r| r["metric"] == m).count();
-            (count("cpu_percent") >= 3 && count("memory_percent") >= 3).then_some(rows)
+            let enough = [
+                "cpu_percent",
+                "memory_percent",
+                "disk_io_mbps",
+                "network_latency_ms",
+            ]
+            .iter()
+            .all(|m| count(m) >= 3);
+            enough.then_some(rows)
         },
     );
     // Each is what Prometheus answers for the same series at the same time.
@@ -206,7 +252,13 @@ fn prometheus_remote_writes_node_exporter_metrics_into_the_history() {
         let metric = row["metric"].as_str().unwrap();
         let t = row["t"].as_i64().unwrap();
         let value = row["value"].as_f64().unwrap();
-        assert!((0.0..=100.0).contains(&value), "{row}");
+        let plausible = match metric {
+            // A ping of this machine from itself.
+            "network_latency_ms" => (0.0..1000.0).contains(&value),
+            "disk_io_mbps" => value >= 0.0,
+            _ => (0.0..=100.0).contains(&value),
+        };
+        assert!(plausible, "{row}");
         let theirs = prometheus_value(&prometheus, &format!("bellwether:{metric}"), t)
             .unwrap_or_else(|| panic!("Prometheus has no bellwether:{metric} at {t}"));
         assert!(
@@ -215,7 +267,7 @@ fn prometheus_remote_writes_node_exporter_metrics_into_the_history() {
         );
         compared += 1;
     }
-    assert!(compared >= 6, "{rows:?}");
+    assert!(compared >= 12, "{rows:?}");
 
     // A write that does not decode: 400 with the reason, kept as a dead letter.
     let headers = authorised();
@@ -248,7 +300,7 @@ fn prometheus_remote_writes_node_exporter_metrics_into_the_history() {
         .find(|l| l.starts_with("bellwether_remote_write_samples_total{outcome=\"produced\"}"))
         .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .unwrap_or(0.0);
-    assert!(produced >= 6.0, "{metrics}");
+    assert!(produced >= 12.0, "{metrics}");
     assert!(
         metrics.contains("bellwether_remote_write_requests_total{code=\"400\"} 1"),
         "{metrics}"
