@@ -15,7 +15,7 @@ use crate::operator::{InputId, Operator};
 use crate::peer_test::{PeerTestInputs, RecentWindows, peer_test};
 use crate::peers::{NO_COHORT, PeerControl, PeerInputs, peer_control};
 use crate::residual::{deviations, window_residuals};
-use crate::series::{SeriesIndex, UNSCORED};
+use crate::series::{NO_VM, SeriesIndex, UNSCORED};
 use crate::verdict::{VerdictRules, judge};
 use crate::watermark::WatermarkTracker;
 use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
@@ -42,6 +42,9 @@ pub struct ScorerConfig {
     pub max_open_windows: usize,
     /// How patched VMs are set against their unpatched peers.
     pub peers: PeerSettings,
+    /// VMs not registered (not in the inventory) scored at most; rows of
+    /// more are dropped and counted.
+    pub max_unlisted_vms: usize,
 }
 
 /// How patched VMs are set against their unpatched peers.
@@ -93,6 +96,8 @@ pub struct ScorerStats {
     pub rows_unscored: u64,
     /// Rows whose value was NaN or infinite, or dated before 1970.
     pub rows_invalid: u64,
+    /// Rows of VMs past the limit of VMs not in the inventory, dropped.
+    pub rows_unlisted_dropped: u64,
     /// Rows that arrived after their window closed (counted, not merged).
     pub late_rows: u64,
     /// Rows too far ahead of event time to be believed.
@@ -300,9 +305,11 @@ impl CanaryScorer {
                 ),
             });
         }
+        let mut index = SeriesIndex::new(&config.metrics);
+        index.set_max_unlisted(config.max_unlisted_vms);
         Ok(CanaryScorer {
             metrics: Arc::new(config.metrics.clone()),
-            index: SeriesIndex::new(&config.metrics),
+            index,
             windows: WindowAggregator::new(config.window, config.max_open_windows),
             watermark: WatermarkTracker::default(),
             baselines: Baselines::new(config.baseline),
@@ -683,7 +690,7 @@ impl Operator for CanaryScorer {
         self.grow();
 
         let m = self.index.metric_count() as u32;
-        let (mut unscored, mut invalid) = (0u64, 0u64);
+        let (mut unscored, mut invalid, mut unlisted) = (0u64, 0u64, 0u64);
         // Only rows that are scored move event time: a stray metric nobody
         // scores must not end detection. (How far ahead of the clock a row
         // may be is for the source to say: a backfill legitimately runs
@@ -699,21 +706,26 @@ impl Operator for CanaryScorer {
                 .zip(columns.times.values())
                 .map(|(((&vk, &mk), v), &t)| {
                     let metric = self.metric_map[mk as usize];
+                    let vm = self.vm_map[vk as usize];
                     if metric == UNSCORED {
                         unscored += 1;
+                        SKIP
+                    } else if vm == NO_VM {
+                        unlisted += 1;
                         SKIP
                     } else if !v.is_finite() || t < 0 {
                         invalid += 1;
                         SKIP
                     } else {
                         newest = Some(newest.map_or(t, |n: i64| n.max(t)));
-                        self.vm_map[vk as usize] * m + metric as u32
+                        vm * m + metric as u32
                     }
                 }),
         );
         self.stats.rows_in += batch.num_rows() as u64;
         self.stats.rows_unscored += unscored;
         self.stats.rows_invalid += invalid;
+        self.stats.rows_unlisted_dropped += unlisted;
 
         self.windows
             .add(&self.slots, columns.times.values(), columns.values);

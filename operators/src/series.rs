@@ -12,6 +12,10 @@ use std::sync::Arc;
 /// Marks a metric the scorer does not score.
 pub const UNSCORED: u16 = u16::MAX;
 
+/// Marks a VM past the limit of unlisted VMs (see
+/// [`SeriesIndex::set_max_unlisted`]): its rows are dropped.
+pub const NO_VM: u32 = u32::MAX;
+
 /// Maps VM ids and metric names to dense slots.
 #[derive(Debug, Clone)]
 pub struct SeriesIndex {
@@ -19,6 +23,9 @@ pub struct SeriesIndex {
     metric_slots: HashMap<String, u16>,
     vm_ids: Vec<Arc<str>>,
     vm_slots: HashMap<Arc<str>, u32>,
+    /// VMs first seen in data rather than registered.
+    unlisted: usize,
+    max_unlisted: usize,
 }
 
 impl SeriesIndex {
@@ -33,7 +40,18 @@ impl SeriesIndex {
                 .collect(),
             vm_ids: Vec::new(),
             vm_slots: HashMap::new(),
+            unlisted: 0,
+            max_unlisted: usize::MAX,
         }
+    }
+
+    /// At most `max` VMs get slots by appearing in a batch; past that, a
+    /// new VM id in a batch maps to [`NO_VM`]. VMs registered with
+    /// [`SeriesIndex::vm_slot_or_insert`] (the inventory's) always do.
+    /// Each slot holds a VM's state for as long as the scorer runs, so
+    /// this bounds what a stream of made-up VM ids can take.
+    pub fn set_max_unlisted(&mut self, max: usize) {
+        self.max_unlisted = max;
     }
 
     /// The scored metrics, in slot order.
@@ -78,10 +96,23 @@ impl SeriesIndex {
         slot
     }
 
-    /// Maps every entry of a batch's VM dictionary to a VM slot (registering new VMs).
+    /// Maps every entry of a batch's VM dictionary to a VM slot,
+    /// registering new VMs while fewer than the unlisted limit were, else
+    /// to [`NO_VM`].
     pub fn map_vm_dictionary(&mut self, dictionary: &StringArray, out: &mut Vec<u32>) {
         out.clear();
-        out.extend((0..dictionary.len()).map(|i| self.vm_slot_or_insert(dictionary.value(i))));
+        for i in 0..dictionary.len() {
+            let id = dictionary.value(i);
+            let slot = match self.vm_slots.get(id) {
+                Some(&slot) => slot,
+                None if self.unlisted < self.max_unlisted => {
+                    self.unlisted += 1;
+                    self.vm_slot_or_insert(id)
+                }
+                None => NO_VM,
+            };
+            out.push(slot);
+        }
     }
 
     /// Maps every entry of a batch's metric dictionary to a metric slot, or [`UNSCORED`].
@@ -99,6 +130,24 @@ impl SeriesIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vms_first_seen_in_data_are_bounded_and_registered_ones_are_not() {
+        let mut index = SeriesIndex::new(&["cpu".to_string()]);
+        index.set_max_unlisted(2);
+        index.vm_slot_or_insert("listed-0");
+        let mut vms = Vec::new();
+        index.map_vm_dictionary(
+            &StringArray::from(vec!["a", "listed-0", "b", "c"]),
+            &mut vms,
+        );
+        assert_eq!(vms, vec![1, 0, 2, NO_VM]);
+        // Known ones keep their slots; the inventory can still add VMs.
+        index.map_vm_dictionary(&StringArray::from(vec!["d", "b"]), &mut vms);
+        assert_eq!(vms, vec![NO_VM, 2]);
+        assert_eq!(index.vm_slot_or_insert("listed-1"), 3);
+        assert_eq!(index.vm_count(), 4);
+    }
 
     #[test]
     fn dictionaries_map_to_stable_slots() {

@@ -98,6 +98,7 @@ pub fn scorer_config_with(
             min_windows: (config.baseline.min_hours * per_hour).ceil() as u32,
         },
         max_open_windows: 4096,
+        max_unlisted_vms: config.window.max_unlisted_vms,
         peers: PeerSettings {
             enabled: config.judge.peers,
             levels: config.judge.levels(),
@@ -585,5 +586,34 @@ mod tests {
         // A built-in or file model is not reloaded.
         config.failure.model = "builtin".into();
         assert_eq!(stage.reload_promoted_failure_model(&config), None);
+    }
+
+    #[test]
+    fn made_up_vm_ids_take_no_more_than_the_limit_and_never_the_inventorys_place() {
+        use bellwether_operators::operator::Operator;
+        let mut config = crate::config::load(None).unwrap();
+        config.window.max_unlisted_vms = 100;
+        let mut scorer = CanaryScorer::new(
+            scorer_config(&config).unwrap(),
+            crate::model::choose_forecaster(&config).forecaster,
+        )
+        .unwrap();
+        scorer.set_cohorts("web-0001", &[]);
+        // 10,000 VM ids nobody listed, then the inventory's VM.
+        let mut batch = bellwether_schemas::wire::SampleBuilder::new();
+        for i in 0..10_000 {
+            batch.append(
+                &format!("made-up-{i}"),
+                1_796_000_000_000,
+                "cpu_percent",
+                5.0,
+            );
+        }
+        batch.append("web-0001", 1_796_000_000_000, "cpu_percent", 5.0);
+        scorer.process_batch(0, &batch.finish()).unwrap();
+        let stats = scorer.stats();
+        assert_eq!(stats.rows_unlisted_dropped, 9_900);
+        // The inventory's VM was scored: 100 made-up ids and it took slots.
+        assert_eq!(stats.rows_in, 10_001);
     }
 }

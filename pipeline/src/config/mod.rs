@@ -422,6 +422,14 @@ pub struct WindowConfig {
     /// not believed: the message is dead-lettered and never moves event time.
     #[serde(default = "default_max_future_secs")]
     pub max_future_secs: u64,
+    /// VMs not in the inventory scored at most (each holds state while
+    /// the scorer runs); samples of more are dropped and counted.
+    #[serde(default = "default_max_unlisted_vms")]
+    pub max_unlisted_vms: usize,
+}
+
+fn default_max_unlisted_vms() -> usize {
+    10_000
 }
 
 /// Baselines.

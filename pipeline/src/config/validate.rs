@@ -365,6 +365,12 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         1,
         30 * 86_400,
     )?;
+    at_most(
+        "window.max_unlisted_vms",
+        c.window.max_unlisted_vms as u64,
+        0,
+        10_000_000,
+    )?;
     hours("simulation.warmup_hours", c.simulation.warmup_hours)?;
     hours(
         "simulation.max_rollout_hours",

@@ -240,6 +240,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                 dead_letters = m.dead_letters,
                 windows = s.windows_closed,
                 late_rows = s.late_rows,
+                unlisted_dropped = s.rows_unlisted_dropped,
                 partitions = ?metrics.assigned(),
                 rollout = actor.as_ref().map_or("-", |a| a.actor().state().as_str()),
                 "status"
