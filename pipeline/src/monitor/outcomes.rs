@@ -56,6 +56,17 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if any.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        // The scheme is case-insensitive (RFC 9110).
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
 /// Checks the bearer token: `None` lets the request through, `Some` is the
 /// response refusing it.
 pub fn refusal(headers: &HeaderMap, access: Option<&ControlAccess>) -> Option<Response> {
@@ -65,17 +76,8 @@ pub fn refusal(headers: &HeaderMap, access: Option<&ControlAccess>) -> Option<Re
             "this server accepts no changes: set http.token (e.g. BELLWETHER__HTTP__TOKEN) to enable them",
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // The scheme is case-insensitive (RFC 9110).
-        .and_then(|v| {
-            v.split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token)
-        });
-    match given {
-        Some(token) if same(token.trim(), &access.token) => None,
+    match bearer_token(headers) {
+        Some(token) if same(token, &access.token) => None,
         Some(_) => Some(refuse(StatusCode::UNAUTHORIZED, "wrong bearer token")),
         None => Some(refuse(
             StatusCode::UNAUTHORIZED,

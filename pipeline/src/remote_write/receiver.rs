@@ -24,39 +24,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Why Kafka did not take a request's samples.
-enum Failure {
-    /// The producer was fenced: only a new one can produce.
-    Fenced(String),
-    /// Anything else (a broker away, a full queue): retried as it is.
-    Other(String),
-}
-
-impl Failure {
-    fn of(e: &KafkaError) -> Failure {
-        match e.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => {
-                Failure::Fenced(e.to_string())
-            }
-            _ => Failure::Other(e.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Fenced(m) | Failure::Other(m) => f.write_str(m),
-        }
-    }
-}
-
-fn create(config: &ClientConfig) -> Result<FutureProducer, ConnectorError> {
-    config
-        .create::<FutureProducer>()
-        .map_err(|e| transport("creating the remote-write producer", e))
-}
-
 /// The `source.topic` header of a remote-write body dead-lettered.
 pub const DEAD_LETTER_SOURCE: &str = "remote_write";
 
@@ -185,14 +152,9 @@ impl Receiver {
 
     fn check_headers(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
         if !self.token.is_empty() {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim());
-            match given {
-                Some(t) if crate::monitor::outcomes::same(t, &self.token) => {}
+            use crate::monitor::outcomes::{bearer_token, same};
+            match bearer_token(headers) {
+                Some(t) if same(t, &self.token) => {}
                 Some(_) => return Err((StatusCode::UNAUTHORIZED, "wrong bearer token".into())),
                 None => {
                     return Err((
@@ -306,4 +268,37 @@ impl Receiver {
         }
         Ok(())
     }
+}
+
+/// Why Kafka did not take a request's samples.
+enum Failure {
+    /// The producer was fenced: only a new one can produce.
+    Fenced(String),
+    /// Anything else (a broker away, a full queue): retried as it is.
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: &KafkaError) -> Failure {
+        match e.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => {
+                Failure::Fenced(e.to_string())
+            }
+            _ => Failure::Other(e.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Fenced(m) | Failure::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+fn create(config: &ClientConfig) -> Result<FutureProducer, ConnectorError> {
+    config
+        .create::<FutureProducer>()
+        .map_err(|e| transport("creating the remote-write producer", e))
 }
