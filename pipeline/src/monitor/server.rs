@@ -269,7 +269,8 @@ pub fn router(state: AppState) -> Router {
             super::content::REMOTE_WRITE_PATH,
             axum::routing::post(remote_write),
         )
-        .route("/api/openapi.json", get(super::openapi::document));
+        .route("/api/openapi.json", get(super::openapi::document))
+        .fallback(not_found);
     with_layers(routes, state)
 }
 
@@ -289,7 +290,6 @@ pub fn gateway_router(state: AppState) -> Router {
 /// Every route's guards: JSON errors, hosts, content types, panics.
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
-        .fallback(not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             super::content::panicked,
         ))
