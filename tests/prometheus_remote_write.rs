@@ -373,6 +373,38 @@ fn the_gateway_produces_what_it_takes_and_answers_503_while_kafka_is_away() {
     let _ = stream.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("{\"error\":"), "{answer}");
+    // A chunked body, whose length nobody said, is cut off once past it.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let chunk = [b"10000\r\n".as_slice(), &[7u8; 0x10000], b"\r\n"].concat();
+    for _ in 0..32 {
+        // The server may stop reading (and close) once it has answered.
+        if stream.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let metrics = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    for counted in [
+        "bellwether_remote_write_requests_total{code=\"204\"} 1",
+        "bellwether_remote_write_requests_total{code=\"413\"} 2",
+        "bellwether_remote_write_requests_total{code=\"415\"} 2",
+    ] {
+        assert!(metrics.contains(counted), "{counted} not in {metrics}");
+    }
 
     // Kafka away: 503, so that Prometheus keeps the samples and sends again.
     broker.pause();

@@ -62,10 +62,12 @@ pub fn refusal(method: &Method, path: &str, headers: &HeaderMap) -> Option<Strin
         return None;
     }
     let got = media_type(headers);
+    if path == REMOTE_WRITE_PATH {
+        // The receiver checks (and counts) its own requests.
+        return None;
+    }
     let wanted: &[&str] = if path == "/api/sql" {
         &SQL_TYPES
-    } else if path == REMOTE_WRITE_PATH {
-        &[REMOTE_WRITE_TYPE]
     } else {
         &["application/json"]
     };

@@ -329,38 +329,7 @@ async fn remote_write(State(state): State<AppState>, request: axum::extract::Req
             .into_response();
     };
     let (parts, body) = request.into_parts();
-    let limit = receiver.max_body_bytes();
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Json(serde_json::json!({
-                "error": format!("the body is larger than remote_write.max_body_mb ({} MB)", limit >> 20)
-            })),
-        )
-            .into_response()
-    };
-    // Refused from its length, before a byte of it is read.
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return too_large();
-    }
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => receiver.receive(&parts.headers, &bytes).await,
-        Err(e)
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
-        {
-            too_large()
-        }
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({ "error": format!("the body could not be read: {e}") })),
-        )
-            .into_response(),
-    }
+    receiver.receive_body(&parts.headers, body).await
 }
 
 async fn snapshot(State(monitor): State<Monitor>) -> Response {

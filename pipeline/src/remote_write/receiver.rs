@@ -14,6 +14,7 @@ use crate::connector::ConnectorError;
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::{producer_config, transport};
 use crate::monitor::Monitor;
+use crate::monitor::content::REMOTE_WRITE_TYPE;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use bellwether_schemas::metric::VmSnapshot;
@@ -65,7 +66,7 @@ impl Receiver {
             (config.produce_timeout_secs * 1000).to_string(),
         );
         let producer = create(&client)?;
-        for code in ["204", "400", "401", "415", "503"] {
+        for code in ["204", "400", "401", "413", "415", "503"] {
             monitor
                 .telemetry()
                 .remote_write_requests
@@ -95,9 +96,49 @@ impl Receiver {
         &self.topic
     }
 
+    /// Answers one request whose body is still to be read: a body past
+    /// `max_body_mb` is refused from its Content-Length before a byte is
+    /// read, or once it grows past it.
+    pub async fn receive_body(&self, headers: &HeaderMap, body: axum::body::Body) -> Response {
+        let too_large = || {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than remote_write.max_body_mb ({} MB)",
+                    self.max_body >> 20
+                ),
+            )
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return self.answer(Err(too_large()));
+        }
+        match axum::body::to_bytes(body, self.max_body).await {
+            Ok(bytes) => self.receive(headers, &bytes).await,
+            Err(e)
+                if std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) =>
+            {
+                self.answer(Err(too_large()))
+            }
+            Err(e) => self.answer(Err((
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            ))),
+        }
+    }
+
     /// Answers one request.
     pub async fn receive(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        let (status, message) = match self.accept(headers, body).await {
+        let outcome = self.accept(headers, body).await;
+        self.answer(outcome)
+    }
+
+    /// The response to `outcome`, counted by status code.
+    fn answer(&self, outcome: Result<(), (StatusCode, String)>) -> Response {
+        let (status, message) = match outcome {
             Ok(()) => (StatusCode::NO_CONTENT, None),
             Err((status, message)) => (status, Some(message)),
         };
@@ -163,6 +204,25 @@ impl Receiver {
                     ));
                 }
             }
+        }
+        let media_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        if media_type.as_deref() != Some(REMOTE_WRITE_TYPE) {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Type must be {REMOTE_WRITE_TYPE} (got {})",
+                    media_type.map_or("none".to_string(), |t| format!("`{t}`"))
+                ),
+            ));
         }
         let encoding = headers
             .get(header::CONTENT_ENCODING)
