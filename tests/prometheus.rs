@@ -5,9 +5,7 @@ mod common;
 
 use common::{Bellwether, eventually};
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -46,11 +44,6 @@ fn prometheus_scrapes_the_rollout_progress() {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
@@ -59,18 +52,7 @@ fn prometheus_scrapes_the_rollout_progress() {
         ),
     )
     .unwrap();
-    let mut server = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus starts");
-    let prometheus = format!("http://127.0.0.1:{port}");
+    let (_server, prometheus) = common::start_prometheus(dir.path(), &config);
 
     let up = eventually(
         Duration::from_secs(60),
@@ -112,6 +94,4 @@ fn prometheus_scrapes_the_rollout_progress() {
         rolled_back.iter().any(|s| value(s) >= 1.0),
         "{rolled_back:?}"
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }

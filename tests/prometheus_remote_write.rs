@@ -8,12 +8,13 @@
 
 mod common;
 
-use common::{Bellwether, Broker, eventually, history_sql, read_topic, write_config};
+use common::{
+    Bellwether, Broker, Killed, eventually, free_port, history_sql, read_topic, write_config,
+};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -42,22 +43,14 @@ fn installed() -> bool {
     false
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// [`write_config`]'s config with `sections` after it.
+fn config_with(dir: &Path, broker: &Broker, sections: &str) -> std::path::PathBuf {
+    let config = write_config(dir, broker, "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push('\n');
+    text.push_str(sections);
+    std::fs::write(&config, text).unwrap();
+    config
 }
 
 /// The shipped prometheus.yml with this test's addresses (this machine as
@@ -151,12 +144,11 @@ fn prometheus_remote_writes_node_exporter_metrics_into_the_history() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &broker, "");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[remote_write]\nenabled = true\ntoken = \"{TOKEN}\"\n"
-    ));
-    std::fs::write(&config, text).unwrap();
+    let config = config_with(
+        dir.path(),
+        &broker,
+        &format!("[remote_write]\nenabled = true\ntoken = \"{TOKEN}\"\n"),
+    );
     let run = Bellwether::spawn(
         dir.path(),
         "run",
@@ -206,21 +198,7 @@ fn prometheus_remote_writes_node_exporter_metrics_into_the_history() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
-    let port = free_port();
-    let _prometheus = Killed(
-        Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", prometheus_yml.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus starts"),
-    );
-    let prometheus = format!("http://127.0.0.1:{port}");
+    let (_prometheus, prometheus) = common::start_prometheus(dir.path(), &prometheus_yml);
 
     // This machine (node_exporter's `instance`, its port stripped) in the
     // history, CPU and memory both, several samples of each.
@@ -313,13 +291,14 @@ fn the_gateway_produces_what_it_takes_and_answers_503_while_kafka_is_away() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &broker, "");
     let port = free_port();
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[remote_write]\ngateway_listen = \"127.0.0.1:{port}\"\nmax_body_mb = 1\nproduce_timeout_secs = 2\n"
-    ));
-    std::fs::write(&config, text).unwrap();
+    let config = config_with(
+        dir.path(),
+        &broker,
+        &format!(
+            "[remote_write]\ngateway_listen = \"127.0.0.1:{port}\"\nmax_body_mb = 1\nproduce_timeout_secs = 2\n"
+        ),
+    );
     let gateway = Bellwether::spawn(
         dir.path(),
         "gateway",

@@ -46,7 +46,7 @@ pub fn redacted(config: &Config) -> serde_json::Value {
 }
 
 pub use load::{ConfigError, DEFAULT_CONFIG, ENV_PREFIX, load};
-pub(crate) use validate::invalid;
+pub(crate) use validate::{at_most, invalid};
 
 use crate::inventory::selector::GroupConfig;
 use bellwether_schemas::{Direction, WaveSize};

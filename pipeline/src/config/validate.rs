@@ -32,7 +32,7 @@ fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
     }
 }
 
-fn at_most(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+pub(crate) fn at_most(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {

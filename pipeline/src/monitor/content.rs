@@ -32,7 +32,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// The media type of `headers`' `Content-Type`, lower case, without parameters.
-fn media_type(headers: &HeaderMap) -> Option<String> {
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().unwrap_or("?");
     Some(
         value

@@ -2,7 +2,7 @@
 
 use crate::config::ConfigError;
 use crate::config::KafkaConfig;
-use crate::config::invalid;
+use crate::config::{at_most, invalid};
 use bellwether_schemas::wire::InputFormat;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -253,19 +253,14 @@ impl RemoteWriteConfig {
                 ));
             }
         }
-        for (key, value, max) in [
-            ("remote_write.max_body_mb", self.max_body_mb, 256),
-            ("remote_write.max_decoded_mb", self.max_decoded_mb, 1024),
-            (
-                "remote_write.produce_timeout_secs",
-                self.produce_timeout_secs,
-                600,
-            ),
-        ] {
-            if !(1..=max).contains(&value) {
-                return Err(invalid(key, format!("{value} is not between 1 and {max}")));
-            }
-        }
+        at_most("remote_write.max_body_mb", self.max_body_mb, 1, 256)?;
+        at_most("remote_write.max_decoded_mb", self.max_decoded_mb, 1, 1024)?;
+        at_most(
+            "remote_write.produce_timeout_secs",
+            self.produce_timeout_secs,
+            1,
+            600,
+        )?;
         if self.max_decoded_mb < self.max_body_mb {
             return Err(invalid(
                 "remote_write.max_decoded_mb",

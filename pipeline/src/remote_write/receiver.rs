@@ -205,16 +205,7 @@ impl Receiver {
                 }
             }
         }
-        let media_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|t| {
-                t.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+        let media_type = crate::monitor::content::media_type(headers);
         if media_type.as_deref() != Some(REMOTE_WRITE_TYPE) {
             return Err((
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -119,11 +119,8 @@ impl ActorService {
 /// `bellwether actor`: runs until SIGINT/SIGTERM.
 pub fn run_actor(config: &Config) -> Result<()> {
     let stop = super::shutdown_flag()?;
-    if !crate::kafka::admin::wait_for_broker(&config.kafka, None, Some(&stop))? {
+    if !super::connect(&config.kafka, &stop)? {
         return Ok(());
-    }
-    if config.kafka.create_topics {
-        crate::kafka::admin::ensure_topics(&config.kafka)?;
     }
     let inventory = super::load_inventory(config)?;
     let producer = SharedProducer::new(&config.kafka)?;

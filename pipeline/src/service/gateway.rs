@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::inventory::Inventory;
-use crate::kafka::admin::{ensure_topics, wait_for_broker};
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::sink::SharedProducer;
 use crate::monitor::Monitor;
@@ -17,11 +16,8 @@ use std::time::Duration;
 pub fn run_gateway(config: &Config) -> Result<()> {
     let stop = super::shutdown_flag()?;
     let kafka = &config.kafka;
-    if !wait_for_broker(kafka, None, Some(&stop))? {
+    if !super::connect(kafka, &stop)? {
         return Ok(());
-    }
-    if kafka.create_topics {
-        ensure_topics(kafka)?;
     }
     let monitor = Monitor::new(&Inventory::new(Vec::new(), Vec::new()), "none (gateway)");
     let dead_letters = DeadLetters::new(SharedProducer::new(kafka)?, &kafka.dead_letter_topic)

@@ -29,6 +29,19 @@ pub fn shutdown_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
+/// Waits for Kafka, then creates missing topics (with
+/// `kafka.create_topics`): true once done, false when shutdown was asked
+/// for before Kafka answered.
+pub fn connect(kafka: &crate::config::KafkaConfig, stop: &AtomicBool) -> Result<bool> {
+    if !crate::kafka::admin::wait_for_broker(kafka, None, Some(stop))? {
+        return Ok(false);
+    }
+    if kafka.create_topics {
+        crate::kafka::admin::ensure_topics(kafka)?;
+    }
+    Ok(true)
+}
+
 /// True once shutdown was asked for.
 pub fn stopping(flag: &AtomicBool) -> bool {
     flag.load(Ordering::Relaxed)

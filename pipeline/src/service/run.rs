@@ -7,7 +7,6 @@ use crate::connector::MessageSink;
 use crate::connector::MessageSource;
 use crate::history::maintenance::{Maintenance, MaintenancePolicy};
 use crate::history::{History, HistoryOptions, SharedHistory};
-use crate::kafka::admin::{ensure_topics, wait_for_broker};
 use crate::kafka::control::KafkaMessageSource;
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::metrics_source::KafkaMetricSource;
@@ -31,11 +30,8 @@ pub struct RunOptions {
 pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     let stop = super::shutdown_flag()?;
     let kafka = &config.kafka;
-    if !wait_for_broker(kafka, None, Some(&stop))? {
+    if !super::connect(kafka, &stop)? {
         return Ok(());
-    }
-    if kafka.create_topics {
-        ensure_topics(kafka)?;
     }
     let inventory = super::load_inventory(config)?;
     let mut stage = ScoringStage::new(config, inventory.clone())?;

@@ -10,7 +10,6 @@
 use crate::config::Config;
 use crate::connector::{MessageSink, MessageSource};
 use crate::demo::{DEMO_START, demo_patch};
-use crate::kafka::admin::{ensure_topics, wait_for_broker};
 use crate::kafka::control::KafkaMessageSource;
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::sink::{KafkaSink, SharedProducer};
@@ -66,12 +65,9 @@ pub fn simulate(config: &Config, options: &SimulateOptions) -> Result<Simulation
     let stop = super::shutdown_flag()?;
     let kafka = &config.kafka;
     ensure!(
-        wait_for_broker(kafka, None, Some(&stop))?,
+        super::connect(kafka, &stop)?,
         "stopped before Kafka answered"
     );
-    if kafka.create_topics {
-        ensure_topics(kafka)?;
-    }
     let topic = options
         .topic
         .clone()
