@@ -16,7 +16,8 @@ use crate::peer_test::{PeerTestInputs, RecentWindows, peer_test};
 use crate::peers::{NO_COHORT, PeerControl, PeerInputs, peer_control};
 use crate::residual::{deviations, window_residuals};
 use crate::series::{NO_VM, SeriesIndex, UNSCORED};
-use crate::verdict::{VerdictRules, judge};
+use crate::surprise::{Surprise, SurpriseConfig};
+use crate::verdict::{ScoreRuns, VerdictRules, judge};
 use crate::watermark::WatermarkTracker;
 use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
 use arrow::array::{Array, BooleanArray, Float64Array, RecordBatch, UInt32Array};
@@ -45,6 +46,9 @@ pub struct ScorerConfig {
     /// VMs not registered (not in the inventory) scored at most; rows of
     /// more are dropped and counted.
     pub max_unlisted_vms: usize,
+    /// How a window's temporal surprise is judged (a level never seen, an
+    /// unlikely run of errors): part of every VM's anomaly score.
+    pub surprise: SurpriseConfig,
 }
 
 /// How patched VMs are set against their unpatched peers.
@@ -139,6 +143,9 @@ pub struct ScoredWindow {
     pub baseline_mean: Float64Array,
     /// Per series: anomalous.
     pub anomalous: BooleanArray,
+    /// Per series: temporal surprise in [0, 1], 0.5 at the threshold
+    /// ([`crate::surprise`]); null without data or history.
+    pub surprise: Float64Array,
     /// Per VM: under judgement (patched, settled, baseline ready).
     pub judged: BooleanArray,
     /// Per VM: sent at least one scored sample in the window.
@@ -149,7 +156,10 @@ pub struct ScoredWindow {
     pub vm_anomalous: BooleanArray,
     /// Per VM: RMS deviation in sigmas.
     pub vm_rmse: Float64Array,
-    /// Per VM: anomaly score in [0, 1].
+    /// Per VM: anomaly score in [0, 1], 0.5 at the threshold: the larger of
+    /// its worst metric's deviation against its threshold (the least over
+    /// the run of windows a verdict needs) and its worst metric's surprise
+    /// (against peers too, where it has them).
     pub vm_score: Float64Array,
     /// Per VM: predicted failure risk in [0, 1] (null without a failure model).
     pub vm_risk: Float64Array,
@@ -265,6 +275,9 @@ pub struct CanaryScorer {
     windows: WindowAggregator,
     watermark: WatermarkTracker,
     baselines: Baselines,
+    surprise: Surprise,
+    /// Each VM's anomaly score over a verdict's run of windows.
+    runs: ScoreRuns,
     forecaster: Box<dyn Forecaster>,
     failure: FailureFeatures,
     failure_model: Option<Arc<FailureModel>>,
@@ -313,6 +326,8 @@ impl CanaryScorer {
             windows: WindowAggregator::new(config.window, config.max_open_windows),
             watermark: WatermarkTracker::default(),
             baselines: Baselines::new(config.baseline),
+            surprise: Surprise::new(config.surprise),
+            runs: ScoreRuns::new(config.rules.consecutive_windows),
             forecaster,
             failure: FailureFeatures::new(
                 config.rules.metrics.iter().map(|r| r.direction).collect(),
@@ -478,6 +493,7 @@ impl CanaryScorer {
             NO_COHORT,
         );
         self.baselines.ensure_series(series);
+        self.surprise.ensure_series(series);
         self.windows.ensure_series(series);
     }
 
@@ -636,7 +652,7 @@ impl CanaryScorer {
             ),
             None => (Float64Array::new_null(self.index.vm_count()), None),
         };
-        let verdicts = judge(
+        let mut verdicts = judge(
             &self.config.rules,
             &deviation,
             &residuals.residual,
@@ -644,6 +660,25 @@ impl CanaryScorer {
             &judged,
             &mut self.streak,
         );
+        let directions: Vec<_> = self
+            .config
+            .rules
+            .metrics
+            .iter()
+            .map(|r| r.direction)
+            .collect();
+        let surprise = self
+            .surprise
+            .score(&residuals.observed, &residuals.residual, &directions);
+        let run_score = self.runs.least(&verdicts.vm_score);
+        verdicts.vm_score = with_surprise(
+            &run_score,
+            &surprise,
+            peers.as_ref().map(|(p, _)| p.as_ref()),
+            &self.config.rules,
+        );
+        self.surprise
+            .learn(&residuals.observed, &residuals.residual, &learn);
         let baseline_mean = self.baselines.means();
         self.baselines
             .learn(&residuals.observed, &residuals.residual, &learn);
@@ -662,6 +697,7 @@ impl CanaryScorer {
             deviation,
             baseline_mean,
             anomalous: verdicts.anomalous,
+            surprise,
             judged: BooleanArray::from(judged),
             has_data,
             vm_samples,
@@ -676,6 +712,37 @@ impl CanaryScorer {
             failure,
         })
     }
+}
+
+/// Each VM's anomaly score raised to its worst metric's surprise. Where a
+/// metric has a peer control, its surprise counts only as far as the VM
+/// also stands out from its peers (the lesser of the two): a surge the
+/// whole fleet shows is no VM's surprise.
+fn with_surprise(
+    vm_score: &Float64Array,
+    surprise: &Float64Array,
+    peers: Option<&PeerControl>,
+    rules: &VerdictRules,
+) -> Float64Array {
+    let m = rules.metrics.len().max(1);
+    Float64Array::from_iter((0..vm_score.len()).map(|vm| {
+        let mut worst = vm_score.is_valid(vm).then(|| vm_score.value(vm));
+        for metric in 0..m {
+            let i = vm * m + metric;
+            if i >= surprise.len() || surprise.is_null(i) {
+                continue;
+            }
+            let mut s = surprise.value(i);
+            if let Some(p) = peers.filter(|p| p.vs_peers.is_valid(i)) {
+                let rule = &rules.metrics[metric];
+                let w =
+                    (rule.direction.badness(p.vs_peers.value(i)) / rule.threshold_sigma).max(0.0);
+                s = s.min(w * w / (1.0 + w * w));
+            }
+            worst = Some(worst.map_or(s, |w: f64| w.max(s)));
+        }
+        worst
+    }))
 }
 
 impl Operator for CanaryScorer {

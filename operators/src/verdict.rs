@@ -208,6 +208,59 @@ pub fn judge(
     }
 }
 
+/// Each VM's anomaly score as the least over its last windows (as many as
+/// a verdict needs in a row), so that a score passes 0.5 only where the VM
+/// has been past its threshold long enough to be anomalous: one noisy
+/// window scores as what it is.
+#[derive(Debug, Clone)]
+pub struct ScoreRuns {
+    /// Windows before the current one that count.
+    before: usize,
+    /// Per VM, its last `before` scores (0 where it had none).
+    recent: Vec<f32>,
+    next: usize,
+}
+
+impl ScoreRuns {
+    /// Runs of `windows` windows (at least 1).
+    pub fn new(windows: u16) -> ScoreRuns {
+        ScoreRuns {
+            before: (windows.max(1) - 1) as usize,
+            recent: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// This window's scores (per VM) as the least over the run ending
+    /// here; remembers them for the next windows.
+    pub fn least(&mut self, score: &Float64Array) -> Float64Array {
+        let k = self.before;
+        if k == 0 {
+            return score.clone();
+        }
+        if self.recent.len() < score.len() * k {
+            self.recent.resize(score.len() * k, 0.0);
+        }
+        let out = Float64Array::from_iter((0..score.len()).map(|vm| {
+            let before = &self.recent[vm * k..(vm + 1) * k];
+            score.is_valid(vm).then(|| {
+                before
+                    .iter()
+                    .fold(score.value(vm), |least, &s| least.min(s as f64))
+            })
+        }));
+        for vm in 0..score.len() {
+            self.recent[vm * k + self.next] = if score.is_valid(vm) {
+                score.value(vm) as f32
+            } else {
+                0.0
+            };
+        }
+        self.next = (self.next + 1) % k;
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +402,37 @@ mod tests {
         };
         assert!(threshold_at(10));
         assert!(!threshold_at(10_000));
+    }
+
+    #[test]
+    fn a_score_passes_one_half_only_after_a_run_of_windows() {
+        let mut runs = ScoreRuns::new(2);
+        let score = |runs: &mut ScoreRuns, v: Vec<Option<f64>>| {
+            let out = runs.least(&Float64Array::from(v));
+            (0..out.len())
+                .map(|i| out.is_valid(i).then(|| out.value(i)))
+                .collect::<Vec<_>>()
+        };
+        // The first high window is held to the one before it (none: 0).
+        assert_eq!(score(&mut runs, vec![Some(0.9), None]), [Some(0.0), None]);
+        assert_eq!(
+            score(&mut runs, vec![Some(0.8), Some(0.7)]),
+            [Some(0.8), Some(0.0)]
+        );
+        assert_eq!(
+            score(&mut runs, vec![Some(0.1), Some(0.7)]),
+            [Some(0.1), Some(0.7)]
+        );
+        // A third VM seen for the first time has no run yet.
+        assert_eq!(
+            score(&mut runs, vec![Some(0.6), Some(0.2), Some(0.9)]),
+            [Some(0.1), Some(0.2), Some(0.0)]
+        );
+        assert_eq!(
+            ScoreRuns::new(1)
+                .least(&Float64Array::from(vec![0.9]))
+                .value(0),
+            0.9
+        );
     }
 }

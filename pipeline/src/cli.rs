@@ -477,6 +477,9 @@ pub struct RolloutsArgs {
     /// regional incident or late batch job) during the canary stage.
     #[arg(long)]
     pub events: bool,
+    /// Run the good patch only (false alarms on a large fleet, six times sooner).
+    #[arg(long)]
+    pub good_only: bool,
 }
 
 /// `bellwether eval nab` flags.
@@ -488,8 +491,9 @@ pub struct NabArgs {
     /// Write DIR/<category>/<name>.csv (timestamp,value,anomaly_score).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The detection threshold fixed in advance (0.5: a residual run with
-    /// a likelihood of 1 - 1e-5).
+    /// The detection threshold fixed in advance (0.5: the scorer's anomaly
+    /// score at its threshold: a deviation at `thresholds.sigma`, a level
+    /// never seen, or a run of errors past the likelihood gate).
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f64,
     /// Rows after an alert during which it is not raised again unless it
@@ -1253,23 +1257,39 @@ fn eval_rollouts(args: RolloutsArgs) -> Result<()> {
     }
     anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
     let seeds: Vec<u64> = (1..=args.seeds).collect();
-    let bar = ProgressBar::new(seeds.len() as u64 * 6);
+    let patches = if args.good_only {
+        vec![crate::simulator::PatchQuality::Good]
+    } else {
+        crate::eval::rollouts::every_patch()
+    };
+    let bar = ProgressBar::new((seeds.len() * patches.len()) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts")
             .context("progress bar template")?,
     );
-    let lines = crate::eval::rollouts::evaluate(&config, &seeds, args.events, |done, _| {
-        bar.set_position(done as u64)
-    })?;
+    let lines = crate::eval::rollouts::evaluate_patches(
+        &config,
+        &seeds,
+        &patches,
+        args.events,
+        |done, _| bar.set_position(done as u64),
+    )?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&lines)?);
         return Ok(());
     }
     println!(
-        "{} seeds x (good patch + {} faults), {} VMs each{}",
+        "{} seeds x ({}), {} VMs each{}",
         seeds.len(),
-        crate::simulator::FaultKind::ALL.len(),
+        if args.good_only {
+            "good patch".to_string()
+        } else {
+            format!(
+                "good patch + {} faults",
+                crate::simulator::FaultKind::ALL.len()
+            )
+        },
         config.fleet.vms,
         if args.events {
             "; odd seeds with a fleet-wide event in the canary stage"
@@ -1621,6 +1641,7 @@ fn eval_nab(args: NabArgs) -> Result<()> {
     );
     let base = crate::model::seasonal_config(&config);
     let options = crate::eval::lstm_detector::nab_train_options(base);
+    let scorer_base = crate::scoring::scorer_config(&config)?;
     let mut scores = Vec::new();
     let (mut on_lstm, mut notes) = (0usize, Vec::new());
     for s in &series {
@@ -1646,12 +1667,8 @@ fn eval_nab(args: NabArgs) -> Result<()> {
                 d.forecaster
             }
         };
-        scores.push(nab::detect(
-            s,
-            forecaster,
-            Default::default(),
-            args.realert_after,
-        ));
+        let scorer = nab::scorer_config(&scorer_base, s)?;
+        scores.push(nab::detect(s, forecaster, scorer, args.realert_after)?);
         bar.inc(1);
     }
     let forecaster_name = match args.detector {
@@ -1691,7 +1708,7 @@ fn eval_nab(args: NabArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "NAB score of {} + anomaly likelihood over {} files ({} windows):",
+        "NAB score of the scorer (forecaster: {}) over {} files ({} windows):",
         forecaster_name,
         files.len(),
         reports.first().map_or(0, |r| r.fixed.windows)

@@ -16,6 +16,7 @@ use crate::monitor::Monitor;
 use bellwether_operators::baseline::BaselineConfig;
 use bellwether_operators::forecast::Forecaster;
 use bellwether_operators::scorer::PeerSettings;
+use bellwether_operators::surprise::SurpriseConfig;
 use bellwether_operators::verdict::{MetricRule, VerdictRules};
 use bellwether_operators::window::WindowSpec;
 use bellwether_operators::{
@@ -99,6 +100,7 @@ pub fn scorer_config_with(
         },
         max_open_windows: 4096,
         max_unlisted_vms: config.window.max_unlisted_vms,
+        surprise: SurpriseConfig::default(),
         peers: PeerSettings {
             enabled: config.judge.peers,
             levels: config.judge.levels(),

@@ -3,15 +3,23 @@
 //! with `timestamp,value`, `labels/combined_windows.json`), scored by NAB's
 //! rules ([`bellwether_operators::nab`]).
 //!
-//! The detector is the scoring path on one series: the configured
-//! forecaster predicts each row from the rows before it (and learns from
-//! it afterwards), and the anomaly likelihood of the residuals is the row's
+//! The detector is the pipeline's own scorer on one series, as one VM's one
+//! metric: the configured forecaster predicts each row's window from the
+//! rows before it (and learns from it afterwards), and the VM's anomaly
+//! score of that window (its deviation against the threshold, or its
+//! temporal surprise, [`bellwether_operators::surprise`]) is the row's
 //! anomaly score in [0, 1].
 
-use arrow::array::Float64Array;
-use bellwether_operators::forecast::{Forecaster, TimeRange};
-use bellwether_operators::likelihood::{AnomalyLikelihood, LikelihoodConfig};
+use arrow::array::Array;
+use bellwether_operators::baseline::BaselineConfig;
+use bellwether_operators::forecast::Forecaster;
 use bellwether_operators::nab::{self, CorpusScore, Profile, ScoredFile};
+use bellwether_operators::scorer::PeerSettings;
+use bellwether_operators::verdict::{MetricRule, VerdictRules};
+use bellwether_operators::window::WindowSpec;
+use bellwether_operators::{CanaryScorer, Operator, OperatorError, ScorerConfig};
+use bellwether_schemas::Direction;
+use bellwether_schemas::wire::builder::SampleBuilder;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -202,35 +210,83 @@ impl Series {
     }
 }
 
-/// The anomaly score of every row of `series`, from `forecaster` (fresh,
-/// one series) and the anomaly likelihood of its residuals; an alert is
-/// not raised again within `realert_after` rows ([`rising_edges`]).
+/// The one metric a NAB series is scored as.
+const NAB_METRIC: &str = "value";
+
+/// The scorer's settings for one NAB series: those the pipeline runs with
+/// (`base`, from [`crate::scoring::scorer_config`]: its threshold, its
+/// baseline's and surprise's settings), for one metric bad either way, in
+/// windows of the series' own step, with no peers (a series has none).
+pub fn scorer_config(base: &ScorerConfig, series: &Series) -> Result<ScorerConfig, OperatorError> {
+    let step = series.step_ms();
+    let sigma = base
+        .rules
+        .metrics
+        .first()
+        .map_or(4.0, |r| r.threshold_sigma);
+    // The baseline learns over as many windows as the pipeline's does per
+    // hour of its own windows.
+    let per_window = step as f64 / base.window.slide_ms.max(1) as f64;
+    Ok(ScorerConfig {
+        metrics: vec![NAB_METRIC.to_string()],
+        rules: VerdictRules {
+            metrics: vec![MetricRule {
+                direction: Direction::Either,
+                threshold_sigma: sigma,
+                min_change: 0.0,
+            }],
+            false_discovery_rate: None,
+            peer_test_p: None,
+            ..base.rules.clone()
+        },
+        spread_floor: vec![1e-9],
+        window: WindowSpec::tumbling(step, 0)?,
+        baseline: BaselineConfig {
+            half_life_windows: base.baseline.half_life_windows / per_window.max(1e-9),
+            min_windows: ((base.baseline.min_windows as f64 / per_window.max(1e-9)).ceil() as u32)
+                .max(1),
+        },
+        peers: PeerSettings::off(),
+        ..base.clone()
+    })
+}
+
+/// The anomaly score of every row of `series`: the series is one VM's one
+/// metric through the pipeline's own [`CanaryScorer`] (`forecaster` fresh),
+/// and a row's score is the VM's anomaly score of the window holding it
+/// (its deviation against its threshold, or its surprise: a level never
+/// seen, an unlikely run of errors). An alert is not raised again within
+/// `realert_after` rows ([`rising_edges`]).
 pub fn detect(
     series: &Series,
-    mut forecaster: Box<dyn Forecaster>,
-    likelihood: LikelihoodConfig,
+    forecaster: Box<dyn Forecaster>,
+    config: ScorerConfig,
     realert_after: usize,
-) -> Vec<f64> {
-    let step = series.step_ms();
-    let mut l = AnomalyLikelihood::new(likelihood);
-    let learn = [true];
-    let raw = series
-        .times_ms
-        .iter()
-        .zip(&series.values)
-        .map(|(&t, &x)| {
-            let range = TimeRange {
-                start_ms: t,
-                end_ms: t + step,
-            };
-            let f = forecaster.forecast(range, 1);
-            let residual = (!arrow::array::Array::is_null(&f, 0)).then(|| x - f.value(0));
-            let score = l.update(residual);
-            forecaster.observe(range, &Float64Array::from(vec![x]), &learn);
-            score
-        })
-        .collect::<Vec<f64>>();
-    rising_edges(&raw, realert_after)
+) -> Result<Vec<f64>, OperatorError> {
+    let mut scorer = CanaryScorer::new(config, forecaster)?;
+    let mut raw = vec![0.0; series.values.len()];
+    let mut builder = SampleBuilder::new();
+    let mut next_row = 0;
+    for (&t, &x) in series.times_ms.iter().zip(&series.values) {
+        builder.append("nab", t, NAB_METRIC, x);
+        scorer.process_batch(0, &builder.finish())?;
+        for window in scorer.on_watermark()? {
+            let score = window
+                .vm_score
+                .is_valid(0)
+                .then(|| window.vm_score.value(0))
+                .unwrap_or(0.0);
+            while next_row < series.times_ms.len()
+                && series.times_ms[next_row] < window.range.end_ms
+            {
+                if series.times_ms[next_row] >= window.range.start_ms {
+                    raw[next_row] = score;
+                }
+                next_row += 1;
+            }
+        }
+    }
+    Ok(rising_edges(&raw, realert_after))
 }
 
 /// An alert already raised is not raised again: a row keeps its score only

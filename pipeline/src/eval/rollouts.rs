@@ -69,9 +69,29 @@ pub fn evaluate(
     events: bool,
     progress: impl FnMut(usize, usize),
 ) -> Result<Vec<RolloutTotals>, DemoError> {
-    evaluate_with(
+    evaluate_patches(config, seeds, &every_patch(), events, progress)
+}
+
+/// The good patch, then one bad patch per fault.
+pub fn every_patch() -> Vec<PatchQuality> {
+    std::iter::once(PatchQuality::Good)
+        .chain(FaultKind::ALL.into_iter().map(PatchQuality::Bad))
+        .collect()
+}
+
+/// As [`evaluate`], for the patches `qualities` only (e.g. the good patch
+/// alone, to count false alarms on a large fleet sooner).
+pub fn evaluate_patches(
+    config: &Config,
+    seeds: &[u64],
+    qualities: &[PatchQuality],
+    events: bool,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<RolloutTotals>, DemoError> {
+    evaluate_over(
         config,
         seeds,
+        qualities,
         |config, quality| {
             let mut config = config.clone();
             if let Some(event) = seeded_event(config.simulation.seed).filter(|_| events) {
@@ -107,12 +127,19 @@ pub fn seeded_event(seed: u64) -> Option<FleetEvent> {
 pub fn evaluate_with(
     config: &Config,
     seeds: &[u64],
+    run: impl FnMut(&Config, PatchQuality) -> Result<DemoSummary, DemoError>,
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<RolloutTotals>, DemoError> {
+    evaluate_over(config, seeds, &every_patch(), run, progress)
+}
+
+fn evaluate_over(
+    config: &Config,
+    seeds: &[u64],
+    qualities: &[PatchQuality],
     mut run: impl FnMut(&Config, PatchQuality) -> Result<DemoSummary, DemoError>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<RolloutTotals>, DemoError> {
-    let qualities: Vec<PatchQuality> = std::iter::once(PatchQuality::Good)
-        .chain(FaultKind::ALL.into_iter().map(PatchQuality::Bad))
-        .collect();
     let total = seeds.len() * qualities.len();
     let mut lines: Vec<RolloutTotals> = qualities
         .iter()
@@ -135,14 +162,22 @@ pub fn evaluate_with(
             progress(done, total);
         }
     }
-    let mut bad = RolloutTotals {
-        scenario: "all bad patches".into(),
-        ..RolloutTotals::default()
-    };
-    for line in &lines[1..] {
-        bad.add(line);
+    let bad_lines: Vec<&RolloutTotals> = qualities
+        .iter()
+        .zip(&lines)
+        .filter(|(q, _)| matches!(q, PatchQuality::Bad(_)))
+        .map(|(_, l)| l)
+        .collect();
+    if bad_lines.len() > 1 {
+        let mut bad = RolloutTotals {
+            scenario: "all bad patches".into(),
+            ..RolloutTotals::default()
+        };
+        for line in bad_lines {
+            bad.add(line);
+        }
+        lines.push(bad);
     }
-    lines.push(bad);
     Ok(lines)
 }
 
