@@ -26,6 +26,9 @@ pub struct Baselines {
     min_windows: u32,
     mean: Vec<f64>,
     residual_ms: Vec<f64>,
+    /// Mean square of observed minus the open-loop forecast (the forecast
+    /// without its short-term correction: what a frozen forecast becomes).
+    open_ms: Vec<f64>,
     windows: Vec<u32>,
 }
 
@@ -37,6 +40,7 @@ impl Baselines {
             min_windows: config.min_windows,
             mean: Vec::new(),
             residual_ms: Vec::new(),
+            open_ms: Vec::new(),
             windows: Vec::new(),
         }
     }
@@ -45,6 +49,7 @@ impl Baselines {
     pub fn ensure_series(&mut self, series: usize) {
         self.mean.resize(series, f64::NAN);
         self.residual_ms.resize(series, 0.0);
+        self.open_ms.resize(series, f64::NAN);
         self.windows.resize(series, 0);
     }
 
@@ -71,6 +76,26 @@ impl Baselines {
                 self.windows[i] += 1;
             }
         }
+    }
+
+    /// Learns the open-loop error: `observed` against `reference` (the
+    /// forecast without its short-term correction), where `learn` is true.
+    pub fn learn_open(&mut self, observed: &Float64Array, reference: &Float64Array, learn: &[bool]) {
+        let a = self.alpha;
+        for (i, &learn) in learn.iter().enumerate() {
+            if !learn || observed.is_null(i) || i >= reference.len() || reference.is_null(i) {
+                continue;
+            }
+            let d = observed.value(i) - reference.value(i);
+            let ms = &mut self.open_ms[i];
+            *ms = if ms.is_nan() { d * d } else { *ms + a * (d * d - *ms) };
+        }
+    }
+
+    /// Spread of slot `i`'s open-loop error (None before any).
+    pub fn open_spread(&self, i: usize) -> Option<f64> {
+        let ms = *self.open_ms.get(i)?;
+        (!ms.is_nan()).then(|| ms.sqrt())
     }
 
     /// True when slot `i` has seen enough windows to be judged.

@@ -632,6 +632,24 @@ impl CanaryScorer {
                 .collect();
             (Arc::new(control), labels)
         });
+        // A judged VM the peer control found no peers for is judged on its
+        // own forecast alone, which has been frozen since its patch: hold it
+        // to the spread of the open-loop forecast (what a frozen forecast
+        // drifts to), not to the one-step spread of a VM that keeps learning.
+        let deviation = match &peers {
+            Some((p, _)) => Float64Array::from_iter((0..deviation.len()).map(|i| {
+                let vm = i / m;
+                let value = deviation.is_valid(i).then(|| deviation.value(i))?;
+                let (Some(open), true) = (self.baselines.open_spread(i), judged[vm]) else {
+                    return Some(value);
+                };
+                if p.control_vms[vm] > 0 || !spreads.is_valid(i) || open <= spreads.value(i) {
+                    return Some(value);
+                }
+                Some(residuals.residual.value(i) / open)
+            })),
+            None => deviation,
+        };
         // The failure model reads deviations against the peers where there
         // are peers: a regional incident is not a VM about to fail.
         let failure_deviation = match &peers {
@@ -682,6 +700,11 @@ impl CanaryScorer {
         let baseline_mean = self.baselines.means();
         self.baselines
             .learn(&residuals.observed, &residuals.residual, &learn);
+        self.baselines.learn_open(
+            &residuals.observed,
+            self.forecaster.reference().unwrap_or(&forecast),
+            &learn,
+        );
         let model_started = std::time::Instant::now();
         self.forecaster.observe(range, &residuals.observed, &learn);
         model_time += model_started.elapsed();
