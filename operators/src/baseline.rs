@@ -80,7 +80,12 @@ impl Baselines {
 
     /// Learns the open-loop error: `observed` against `reference` (the
     /// forecast without its short-term correction), where `learn` is true.
-    pub fn learn_open(&mut self, observed: &Float64Array, reference: &Float64Array, learn: &[bool]) {
+    pub fn learn_open(
+        &mut self,
+        observed: &Float64Array,
+        reference: &Float64Array,
+        learn: &[bool],
+    ) {
         let a = self.alpha;
         for (i, &learn) in learn.iter().enumerate() {
             if !learn || observed.is_null(i) || i >= reference.len() || reference.is_null(i) {
@@ -88,7 +93,11 @@ impl Baselines {
             }
             let d = observed.value(i) - reference.value(i);
             let ms = &mut self.open_ms[i];
-            *ms = if ms.is_nan() { d * d } else { *ms + a * (d * d - *ms) };
+            *ms = if ms.is_nan() {
+                d * d
+            } else {
+                *ms + a * (d * d - *ms)
+            };
         }
     }
 
