@@ -164,8 +164,9 @@ impl Surprise {
     /// Learns the window for the slots where `learn` is true.
     pub fn learn(&mut self, observed: &Float64Array, error: &Float64Array, learn: &[bool]) {
         let short = self.config.short;
-        for i in 0..observed.len().min(self.low.len()).min(learn.len()) {
-            if !learn[i] || observed.is_null(i) {
+        let n = observed.len().min(self.low.len());
+        for (i, &learns) in learn.iter().enumerate().take(n) {
+            if !learns || observed.is_null(i) {
                 continue;
             }
             let x = observed.value(i);

@@ -282,11 +282,11 @@ mod tests {
                     let pre = |gate: usize| {
                         let col = gate * hidden + j;
                         let mut s = w.gate_bias()[col] as f64;
-                        for k in 0..input {
-                            s += xt[k] as f64 * w.gates()[k * width + col] as f64;
+                        for (k, x) in xt.iter().enumerate() {
+                            s += *x as f64 * w.gates()[k * width + col] as f64;
                         }
-                        for k in 0..hidden {
-                            s += hp[k] * w.gates()[(input + k) * width + col] as f64;
+                        for (k, h) in hp.iter().enumerate() {
+                            s += h * w.gates()[(input + k) * width + col] as f64;
                         }
                         s
                     };
