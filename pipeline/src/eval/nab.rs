@@ -271,11 +271,11 @@ pub fn detect(
         builder.append("nab", t, NAB_METRIC, x);
         scorer.process_batch(0, &builder.finish())?;
         for window in scorer.on_watermark()? {
-            let score = window
-                .vm_score
-                .is_valid(0)
-                .then(|| window.vm_score.value(0))
-                .unwrap_or(0.0);
+            let score = if window.vm_score.is_valid(0) {
+                window.vm_score.value(0)
+            } else {
+                0.0
+            };
             while next_row < series.times_ms.len()
                 && series.times_ms[next_row] < window.range.end_ms
             {
