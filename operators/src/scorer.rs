@@ -17,12 +17,14 @@ use crate::peers::{NO_COHORT, PeerControl, PeerInputs, peer_control};
 use crate::residual::{deviations, window_residuals};
 use crate::series::{NO_VM, SeriesIndex, UNSCORED};
 use crate::surprise::{Surprise, SurpriseConfig};
-use crate::verdict::{ScoreRuns, VerdictRules, judge};
+use crate::verdict::{ScoreRuns, VerdictRules, judge, score_of};
 use crate::watermark::WatermarkTracker;
 use crate::window::{ClosedWindow, SKIP, WindowAggregator, WindowSpec};
 use arrow::array::{Array, BooleanArray, Float64Array, RecordBatch, UInt32Array};
 use bellwether_schemas::metric::sample_columns;
-use bellwether_schemas::{EventTime, FailureRisk, MetricVerdict, PeerEvidence, ScoreRecord};
+use bellwether_schemas::{
+    Direction, EventTime, FailureRisk, MetricVerdict, PeerEvidence, ScoreRecord,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -276,6 +278,8 @@ pub struct CanaryScorer {
     watermark: WatermarkTracker,
     baselines: Baselines,
     surprise: Surprise,
+    /// Each metric's bad direction, in slot order.
+    directions: Vec<Direction>,
     /// Each VM's anomaly score over a verdict's run of windows.
     runs: ScoreRuns,
     forecaster: Box<dyn Forecaster>,
@@ -327,6 +331,7 @@ impl CanaryScorer {
             watermark: WatermarkTracker::default(),
             baselines: Baselines::new(config.baseline),
             surprise: Surprise::new(config.surprise),
+            directions: config.rules.metrics.iter().map(|r| r.direction).collect(),
             runs: ScoreRuns::new(config.rules.consecutive_windows),
             forecaster,
             failure: FailureFeatures::new(
@@ -638,15 +643,14 @@ impl CanaryScorer {
         // drifts to), not to the one-step spread of a VM that keeps learning.
         let deviation = match &peers {
             Some((p, _)) => Float64Array::from_iter((0..deviation.len()).map(|i| {
-                let vm = i / m;
                 let value = deviation.is_valid(i).then(|| deviation.value(i))?;
-                let (Some(open), true) = (self.baselines.open_spread(i), judged[vm]) else {
-                    return Some(value);
-                };
-                if p.control_vms[vm] > 0 || !spreads.is_valid(i) || open <= spreads.value(i) {
-                    return Some(value);
-                }
-                Some(residuals.residual.value(i) / open)
+                let without_peers = judged[i / m] && p.control_vms[i / m] == 0;
+                Some(match self.baselines.open_spread(i) {
+                    Some(open) if without_peers && open > spreads.value(i) => {
+                        residuals.residual.value(i) / open
+                    }
+                    _ => value,
+                })
             })),
             None => deviation,
         };
@@ -678,16 +682,9 @@ impl CanaryScorer {
             &judged,
             &mut self.streak,
         );
-        let directions: Vec<_> = self
-            .config
-            .rules
-            .metrics
-            .iter()
-            .map(|r| r.direction)
-            .collect();
-        let surprise = self
-            .surprise
-            .score(&residuals.observed, &residuals.residual, &directions);
+        let surprise =
+            self.surprise
+                .score(&residuals.observed, &residuals.residual, &self.directions);
         let run_score = self.runs.least(&verdicts.vm_score);
         verdicts.vm_score = with_surprise(
             &run_score,
@@ -760,7 +757,7 @@ fn with_surprise(
                 let rule = &rules.metrics[metric];
                 let w =
                     (rule.direction.badness(p.vs_peers.value(i)) / rule.threshold_sigma).max(0.0);
-                s = s.min(w * w / (1.0 + w * w));
+                s = s.min(score_of(w));
             }
             worst = Some(worst.map_or(s, |w: f64| w.max(s)));
         }

@@ -65,6 +65,12 @@ pub struct Verdicts {
     pub vm_p_value: Float64Array,
 }
 
+/// The anomaly score of a deviation `w` thresholds past zero: 0.5 at the
+/// threshold (`w = 1`), towards 1 beyond it.
+pub fn score_of(w: f64) -> f64 {
+    w * w / (1.0 + w * w)
+}
+
 /// Upper tail of the standard normal distribution.
 pub fn normal_tail(z: f64) -> f64 {
     0.5 * libm::erfc(z / std::f64::consts::SQRT_2)
@@ -196,7 +202,7 @@ pub fn judge(
             }
         }
         vm_rmse.push((n > 0).then(|| (sum_sq / n as f64).sqrt()));
-        vm_score.push((n > 0).then(|| worst * worst / (1.0 + worst * worst)));
+        vm_score.push((n > 0).then(|| score_of(worst)));
     }
     Verdicts {
         bad: BooleanArray::from(bad),

@@ -1667,7 +1667,7 @@ fn eval_nab(args: NabArgs) -> Result<()> {
                 d.forecaster
             }
         };
-        let scorer = nab::scorer_config(&scorer_base, s)?;
+        let scorer = nab::scorer_config(&scorer_base, config.thresholds.sigma, s)?;
         scores.push(nab::detect(s, forecaster, scorer, args.realert_after)?);
         bar.inc(1);
     }

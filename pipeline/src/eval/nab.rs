@@ -214,18 +214,18 @@ impl Series {
 const NAB_METRIC: &str = "value";
 
 /// The scorer's settings for one NAB series: those the pipeline runs with
-/// (`base`, from [`crate::scoring::scorer_config`]: its threshold, its
-/// baseline's and surprise's settings), for one metric bad either way, in
-/// windows of the series' own step, with no peers (a series has none).
-pub fn scorer_config(base: &ScorerConfig, series: &Series) -> Result<ScorerConfig, OperatorError> {
+/// (`base`, from [`crate::scoring::scorer_config`]: its run of windows, its
+/// baseline's and surprise's settings), for one metric bad either way at
+/// `sigma` (`thresholds.sigma`), in windows of the series' own step, with
+/// no peers (a series has none).
+pub fn scorer_config(
+    base: &ScorerConfig,
+    sigma: f64,
+    series: &Series,
+) -> Result<ScorerConfig, OperatorError> {
     let step = series.step_ms();
-    let sigma = base
-        .rules
-        .metrics
-        .first()
-        .map_or(4.0, |r| r.threshold_sigma);
-    // The baseline learns over as many windows as the pipeline's does per
-    // hour of its own windows.
+    // The baseline learns over the same span of time as the pipeline's,
+    // counted in the series' windows.
     let per_window = step as f64 / base.window.slide_ms.max(1) as f64;
     Ok(ScorerConfig {
         metrics: vec![NAB_METRIC.to_string()],
