@@ -6,6 +6,12 @@
 //! - **a level never seen**: the window's mean lies outside the range of
 //!   every mean the series has shown, widened by `novelty_tolerance` of
 //!   that range, in the metric's bad direction (score 1);
+//! - **a flat line never seen**, on a metric bad either way: the window's
+//!   mean has stayed exactly the same for longer than any run of equal
+//!   means the series showed while it learned (and at least `min_flat`
+//!   windows): a metric stuck at one value, such as a disk that stopped
+//!   writing or an agent that repeats its last reading (score 1, once, on
+//!   the window that passes the record);
 //! - **an unlikely run of errors**: the mean absolute forecast error over
 //!   the last `short` windows, against the mean and spread of that same
 //!   average over the series' history (exponentially weighted over about
@@ -35,6 +41,9 @@ pub struct SurpriseConfig {
     pub min_history: u32,
     /// Likelihood (in [0, 1), log scale) that scores 0.5.
     pub likelihood_gate: f64,
+    /// Fewest windows of one unchanged mean that can be a flat line never
+    /// seen.
+    pub min_flat: u32,
 }
 
 impl Default for SurpriseConfig {
@@ -47,6 +56,7 @@ impl Default for SurpriseConfig {
             long: 2016,
             min_history: 288,
             likelihood_gate: 0.95,
+            min_flat: 12,
         }
     }
 }
@@ -66,6 +76,11 @@ pub struct Surprise {
     windows: Vec<u32>,
     mean: Vec<f64>,
     var: Vec<f64>,
+    /// The mean the current run of equal means holds, its length, and the
+    /// longest earlier run.
+    flat_value: Vec<f64>,
+    flat_run: Vec<u32>,
+    flat_longest: Vec<u32>,
 }
 
 impl Surprise {
@@ -84,6 +99,9 @@ impl Surprise {
             windows: Vec::new(),
             mean: Vec::new(),
             var: Vec::new(),
+            flat_value: Vec::new(),
+            flat_run: Vec::new(),
+            flat_longest: Vec::new(),
         }
     }
 
@@ -99,6 +117,18 @@ impl Surprise {
         self.windows.resize(series, 0);
         self.mean.resize(series, 0.0);
         self.var.resize(series, 0.0);
+        self.flat_value.resize(series, f64::NAN);
+        self.flat_run.resize(series, 0);
+        self.flat_longest.resize(series, 0);
+    }
+
+    /// The run of equal means series `i` would have with `x` as its newest.
+    fn flat_run_with(&self, i: usize, x: f64) -> u32 {
+        if same_level(self.flat_value[i], x) {
+            self.flat_run[i].saturating_add(1)
+        } else {
+            1
+        }
     }
 
     /// Mean absolute error of series `i` over its last windows, with `error` as the newest.
@@ -141,7 +171,14 @@ impl Surprise {
                     Direction::Decrease => x < self.low[i] - slack,
                     Direction::Either => x > self.high[i] + slack || x < self.low[i] - slack,
                 };
-            if novel {
+            // The one window whose run passes every earlier one, on a
+            // metric bad either way (a flat line is neither high nor low).
+            let flat = direction == Direction::Either
+                && self.flat_run_with(i, x)
+                    == self.flat_longest[i]
+                        .saturating_add(1)
+                        .max(self.config.min_flat);
+            if novel || flat {
                 return Some(1.0);
             }
             if error.is_null(i) || direction.badness(error.value(i)) <= 0.0 {
@@ -166,10 +203,23 @@ impl Surprise {
         let short = self.config.short;
         let n = observed.len().min(self.low.len());
         for (i, &learns) in learn.iter().enumerate().take(n) {
-            if !learns || observed.is_null(i) {
+            if observed.is_null(i) {
                 continue;
             }
             let x = observed.value(i);
+            // The current run is followed always; only a series that
+            // learns moves its record.
+            let run = self.flat_run_with(i, x);
+            if run == 1 {
+                if learns {
+                    self.flat_longest[i] = self.flat_longest[i].max(self.flat_run[i]);
+                }
+                self.flat_value[i] = x;
+            }
+            self.flat_run[i] = run;
+            if !learns {
+                continue;
+            }
             self.low[i] = self.low[i].min(x);
             self.high[i] = self.high[i].max(x);
             if error.is_null(i) || !error.value(i).is_finite() {
@@ -187,6 +237,11 @@ impl Surprise {
             self.var[i] = (1.0 - a) * (self.var[i] + a * d * d);
         }
     }
+}
+
+/// True when two window means are the same level (equal but for rounding).
+fn same_level(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-9)
 }
 
 #[cfg(test)]
@@ -246,6 +301,41 @@ mod tests {
         assert!(last > 0.5, "nine windows in a row of it: {last}");
         // Errors in the good direction are no surprise on this metric.
         assert_eq!(s.score(&one(10.5), &one(-3.0), &up).value(0), 0.0);
+    }
+
+    #[test]
+    fn a_flat_line_longer_than_any_before_scores_one_once() {
+        let mut s = Surprise::new(config());
+        s.ensure_series(1);
+        let either = [Direction::Either];
+        // A series that sits at 0 for 20 windows at a time, then wiggles.
+        for k in 0..600 {
+            let x = if k % 40 < 20 {
+                0.0
+            } else {
+                5.0 + (k % 3) as f64
+            };
+            s.learn(&one(x), &one(0.1), &[true]);
+        }
+        // Stuck at 0 again: windows 1..=20 of the run are as before.
+        let mut scores = Vec::new();
+        for _ in 0..30 {
+            scores.push(s.score(&one(0.0), &one(0.1), &either).value(0));
+            s.learn(&one(0.0), &one(0.1), &[true]);
+        }
+        let record: Vec<usize> = (0..30).filter(|&k| scores[k] == 1.0).collect();
+        assert_eq!(record, vec![20], "the 21st window of the run: {scores:?}");
+        // A series that no longer learns (a patched VM) still follows its
+        // run: the record is passed once, not on every window after it.
+        let mut frozen = Vec::new();
+        for _ in 0..40 {
+            frozen.push(s.score(&one(3.0), &one(0.1), &either).value(0));
+            s.learn(&one(3.0), &one(0.1), &[false]);
+        }
+        assert_eq!(frozen.iter().filter(|&&x| x == 1.0).count(), 1);
+        // On a metric bad only when it rises, a flat line is no surprise.
+        let up = [Direction::Increase];
+        assert!(s.score(&one(3.0), &one(0.1), &up).value(0) < 1.0);
     }
 
     #[test]

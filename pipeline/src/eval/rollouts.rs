@@ -36,6 +36,22 @@ pub struct RolloutTotals {
     pub anomaly_rollbacks: usize,
     /// Rollbacks triggered by a predicted failure.
     pub predicted_failure_rollbacks: usize,
+    /// Every healthy VM rolled back: which rollout, and why.
+    pub false_alarms: Vec<FalseAlarm>,
+}
+
+/// A healthy VM rolled back, with what it takes to reproduce it
+/// (`bellwether demo --seed SEED`, the same patch and event).
+#[derive(Debug, Clone, Serialize)]
+pub struct FalseAlarm {
+    /// The rollout's seed.
+    pub seed: u64,
+    /// The VM.
+    pub vm_id: String,
+    /// What set it off.
+    pub trigger: RollbackTrigger,
+    /// The rollback's reason.
+    pub reason: String,
 }
 
 impl RolloutTotals {
@@ -50,6 +66,7 @@ impl RolloutTotals {
         self.crashes += other.crashes;
         self.anomaly_rollbacks += other.anomaly_rollbacks;
         self.predicted_failure_rollbacks += other.predicted_failure_rollbacks;
+        self.false_alarms.extend(other.false_alarms.iter().cloned());
     }
 
     /// Share of healthy patched VMs rolled back.
@@ -170,7 +187,7 @@ fn evaluate_over(
         .collect();
     if bad_lines.len() > 1 {
         let mut bad = RolloutTotals {
-            scenario: "all bad patches".into(),
+            scenario: ALL_BAD.into(),
             ..RolloutTotals::default()
         };
         for line in bad_lines {
@@ -196,6 +213,17 @@ fn totals_of(s: &DemoSummary) -> RolloutTotals {
         crashes: s.ground_truth.crashes.len(),
         anomaly_rollbacks: by(RollbackTrigger::Anomaly),
         predicted_failure_rollbacks: by(RollbackTrigger::PredictedFailure),
+        false_alarms: s
+            .rollbacks
+            .iter()
+            .filter(|r| s.ground_truth.healthy_rolled_back.contains(&r.vm_id))
+            .map(|r| FalseAlarm {
+                seed: s.seed,
+                vm_id: r.vm_id.clone(),
+                trigger: r.trigger,
+                reason: r.reason.clone(),
+            })
+            .collect(),
         ..RolloutTotals::default()
     }
 }
@@ -228,5 +256,19 @@ pub fn table(lines: &[RolloutTotals]) -> String {
             l.predicted_failure_rollbacks
         );
     }
+    // The bad patches' line repeats its faults' false alarms.
+    for (l, a) in lines
+        .iter()
+        .filter(|l| l.scenario != ALL_BAD)
+        .flat_map(|l| l.false_alarms.iter().map(move |a| (l, a)))
+    {
+        out += &format!(
+            "healthy VM rolled back: {} patch, seed {}, {} ({:?}): {}\n",
+            l.scenario, a.seed, a.vm_id, a.trigger, a.reason
+        );
+    }
     out
 }
+
+/// The scenario of the bad patches' totals.
+const ALL_BAD: &str = "all bad patches";
