@@ -111,6 +111,36 @@ fn a_good_patch_completes_through_every_fleet_wide_event() {
     }
 }
 
+/// `eval rollouts --events` seed 15 drew a late batch job (CPU and disk up
+/// on every worker, patched or not) that once had the failure model roll
+/// back a healthy patched worker on its disk trend.
+#[test]
+fn a_batch_job_on_every_worker_is_no_predicted_failure_of_the_patched_ones() {
+    let mut config = Config::default_config();
+    config.simulation.seed = 15;
+    let event = bellwether::eval::rollouts::seeded_event(15).expect("an odd seed has an event");
+    assert_eq!(event.kind, EventKind::Batch);
+    config.simulation.events.push(event);
+    let s = run_demo(
+        &config,
+        DemoOptions::new(PatchQuality::Good),
+        None,
+        None,
+        &mut |_| {},
+    )
+    .expect("demo runs");
+    assert!(
+        s.failure_model.is_some(),
+        "the built-in failure model is in use"
+    );
+    assert_eq!(
+        (s.outcome.as_str(), s.vms_rolled_back),
+        ("completed", 0),
+        "rollbacks {:#?}",
+        s.rollbacks
+    );
+}
+
 #[test]
 fn a_bad_patch_during_a_surge_is_still_halted_with_only_broken_vms_rolled_back() {
     for seed in [1, 3] {

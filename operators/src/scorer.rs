@@ -666,7 +666,25 @@ impl CanaryScorer {
             })),
             None => deviation.clone(),
         };
-        self.failure.update(&residuals.observed, &failure_deviation);
+        // Its levels and trends too: a VM whose peers moved as it did (a
+        // batch job on every worker) is not heading for a failure of its own.
+        let failure_observed = match &peers {
+            Some((p, _)) => {
+                let reference = self.forecaster.reference().unwrap_or(&forecast);
+                Float64Array::from_iter((0..deviation.len()).map(|i| {
+                    if p.vs_peers_residual.is_valid(i) && reference.is_valid(i) {
+                        Some(reference.value(i) + p.vs_peers_residual.value(i))
+                    } else {
+                        residuals
+                            .observed
+                            .is_valid(i)
+                            .then(|| residuals.observed.value(i))
+                    }
+                }))
+            }
+            None => residuals.observed.clone(),
+        };
+        self.failure.update(&failure_observed, &failure_deviation);
         let (vm_risk, failure) = match &self.failure_model {
             Some(model) => (
                 Float64Array::from(model.risk(self.failure.features())),
