@@ -1009,3 +1009,42 @@ fn the_rules_in_force_decide_undecided_submissions() {
     // The earlier submission keeps its decision.
     assert_eq!(s.actor.waiting_patches()[0].submission.rollout_id, "r-a");
 }
+
+#[test]
+fn a_wave_patched_at_once_is_rolled_back_at_once_and_a_paced_one_at_the_limit() {
+    // A canary wave of 20% patched together, far more than max_concurrent.
+    let mut config = Config::default_config();
+    config.rollout.waves = vec!["20%".parse().unwrap(), "100%".parse().unwrap()];
+    config.rollout.canary_waves = 1;
+    config.rollout.canary_groups = vec!["canary-ring".into()];
+    config.rollback.max_concurrent = 2;
+    let rolled_back_in_first_window = |config: &Config| {
+        let mut s = setup(config);
+        let now = EventTime(1_793_577_600_000);
+        s.actor.start("r1", patch(), now);
+        // Patch the whole wave, however many at a time it is issued.
+        loop {
+            let out = s.actor.take_outbox();
+            if out.is_empty() {
+                break;
+            }
+            for m in out {
+                s.actor.handle(m);
+            }
+        }
+        let patched: Vec<String> = s.actor.patched().iter().cloned().collect();
+        for (i, vm) in patched.iter().enumerate() {
+            s.actor.handle(rollback(vm, false, 1000 + i as u32, now));
+        }
+        s.actor.handle(report(now.plus_ms(300_000)));
+        (patched.len(), s.actor.rollbacks().len())
+    };
+    let (patched, rolled) = rolled_back_in_first_window(&config);
+    assert!(patched > 4, "{patched}");
+    assert_eq!(rolled, patched, "patched together, rolled back together");
+    // Patched three at a time: rolled back at max(2, 3) a window.
+    config.rollout.max_concurrency = 3;
+    let (patched, rolled) = rolled_back_in_first_window(&config);
+    assert!(patched > 4, "{patched}");
+    assert_eq!(rolled, 3);
+}

@@ -395,7 +395,10 @@ pub struct RollbackConfig {
     pub order: RollbackOrder,
     /// What an anomaly does to the rollout.
     pub on_anomaly: OnAnomaly,
-    /// Rollbacks carried out per scoring window at most.
+    /// Rollbacks carried out per scoring window at most; never fewer than
+    /// the most VMs the rollout patched at once (`rollout.max_concurrency`,
+    /// or a whole wave), so a rollout rolls back at least as fast as it
+    /// patched.
     pub max_concurrent: usize,
     /// With `on_anomaly = "continue"`: rollbacks the rollout absorbs (a
     /// count, "3", or a share of the VMs it patched, "2%") before it halts.

@@ -80,6 +80,9 @@ pub struct RolloutActor<A: Actuator> {
     waiting_for_window: Option<usize>,
     patched: BTreeSet<String>,
     ever_patched: BTreeSet<String>,
+    /// Most patch commands the rollout issued at once: it rolls back at
+    /// least as fast as it patched.
+    widest_patch_step: usize,
     pending: Vec<RollbackCommand>,
     rollbacks: Vec<RollbackRecord>,
     events: Vec<RolloutEvent>,
@@ -144,6 +147,7 @@ impl<A: Actuator> RolloutActor<A> {
             waiting_for_window: None,
             patched: BTreeSet::new(),
             ever_patched: BTreeSet::new(),
+            widest_patch_step: 0,
             pending: Vec::new(),
             rollbacks: Vec::new(),
             events: Vec::new(),
@@ -243,6 +247,7 @@ impl<A: Actuator> RolloutActor<A> {
             self.waiting_for_window = None;
             self.patched.clear();
             self.ever_patched.clear();
+            self.widest_patch_step = 0;
             self.awaiting_recheck.clear();
             self.pending.clear();
             self.rollbacks.clear();
@@ -922,6 +927,7 @@ impl<A: Actuator> RolloutActor<A> {
         };
         let wave = self.waves.last().map_or(0, |w| w.index);
         let mut in_flight = self.wave_unexecuted.len() - self.wave_queue.len();
+        let mut issued = 0;
         while in_flight < limit {
             let Some(vm) = self.wave_queue.pop_front() else {
                 break;
@@ -935,7 +941,9 @@ impl<A: Actuator> RolloutActor<A> {
                 issued_at: self.clock,
             }));
             in_flight += 1;
+            issued += 1;
         }
+        self.widest_patch_step = self.widest_patch_step.max(issued);
     }
 
     fn issue_more(&mut self) {
@@ -1053,7 +1061,14 @@ impl<A: Actuator> RolloutActor<A> {
                 .sort_by_key(|c| std::cmp::Reverse((c.critical, c.priority))),
             RollbackOrder::AsDetected => {}
         }
-        let take = self.pending.len().min(self.rollback_config.max_concurrent);
+        // A wave patched at once is rolled back at once if it must be: a
+        // leak that crashes VMs within the hour does not wait in a queue
+        // the patch never waited in.
+        let limit = self
+            .rollback_config
+            .max_concurrent
+            .max(self.widest_patch_step);
+        let take = self.pending.len().min(limit);
         for cmd in self.pending.drain(..take).collect::<Vec<_>>() {
             if !self.patched.contains(&cmd.vm_id) {
                 self.executed.insert(cmd.command_id.clone());
