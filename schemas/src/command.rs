@@ -71,6 +71,19 @@ pub enum RollbackTrigger {
     Recheck,
 }
 
+impl RollbackTrigger {
+    /// Its name on the wire (`predicted_failure`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RollbackTrigger::Anomaly => "anomaly",
+            RollbackTrigger::PredictedFailure => "predicted_failure",
+            RollbackTrigger::Operator => "operator",
+            RollbackTrigger::Policy => "policy",
+            RollbackTrigger::Recheck => "recheck",
+        }
+    }
+}
+
 /// Why a VM is rolled back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackReason {
@@ -382,6 +395,14 @@ impl ControlMessage {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_trigger_s_name_is_its_wire_name() {
+        use super::RollbackTrigger::*;
+        for t in [Anomaly, PredictedFailure, Operator, Policy, Recheck] {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+
     use super::*;
 
     #[test]

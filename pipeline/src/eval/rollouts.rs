@@ -263,8 +263,12 @@ pub fn table(lines: &[RolloutTotals]) -> String {
         .flat_map(|l| l.false_alarms.iter().map(move |a| (l, a)))
     {
         out += &format!(
-            "healthy VM rolled back: {} patch, seed {}, {} ({:?}): {}\n",
-            l.scenario, a.seed, a.vm_id, a.trigger, a.reason
+            "healthy VM rolled back: {} patch, seed {}, {} ({}): {}\n",
+            l.scenario,
+            a.seed,
+            a.vm_id,
+            a.trigger.as_str(),
+            a.reason
         );
     }
     out

@@ -337,12 +337,7 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 5] {
                 c.5.append_null();
                 c.6.append_value(r.critical);
                 c.7.append_value(r.priority as i64);
-                c.8.append_value(
-                    serde_json::to_value(r.reason.trigger)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
-                );
+                c.8.append_value(r.reason.trigger.as_str());
                 c.9.append_value(&r.reason.summary);
                 c.10.append_value(serde_json::to_string(&r.reason.evidence).unwrap_or_default());
             }
