@@ -395,15 +395,15 @@ impl ControlMessage {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_trigger_s_name_is_its_wire_name() {
-        use super::RollbackTrigger::*;
+        use RollbackTrigger::*;
         for t in [Anomaly, PredictedFailure, Operator, Policy, Recheck] {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
     }
-
-    use super::*;
 
     #[test]
     fn command_ids_are_derived_from_what_they_do() {

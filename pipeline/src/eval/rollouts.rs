@@ -40,8 +40,9 @@ pub struct RolloutTotals {
     pub false_alarms: Vec<FalseAlarm>,
 }
 
-/// A healthy VM rolled back, with what it takes to reproduce it
-/// (`bellwether demo --seed SEED`, the same patch and event).
+/// A healthy VM rolled back, with the seed that reproduces it (the same
+/// patch through `evaluate_patches` with that seed: its fleet and, with
+/// events, its [`seeded_event`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct FalseAlarm {
     /// The rollout's seed.
