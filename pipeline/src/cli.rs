@@ -519,6 +519,10 @@ pub struct NabArgs {
 pub enum NabDetector {
     /// Per-series LSTM trained on the probation period.
     Lstm,
+    /// The same LSTM with an interval head: it also forecasts the spread
+    /// of each next window (trained with a Gaussian likelihood), which
+    /// widens or narrows the spread the window is held to.
+    LstmInterval,
     /// The statistical fallback (seasonal regression).
     Statistical,
 }
@@ -1640,7 +1644,10 @@ fn eval_nab(args: NabArgs) -> Result<()> {
             .context("progress bar template")?,
     );
     let base = crate::model::seasonal_config(&config);
-    let options = crate::eval::lstm_detector::nab_train_options(base);
+    let options = crate::eval::lstm_detector::nab_train_options(
+        base,
+        args.detector == NabDetector::LstmInterval,
+    );
     let scorer_base = crate::scoring::scorer_config(&config)?;
     let mut scores = Vec::new();
     let (mut on_lstm, mut notes) = (0usize, Vec::new());
@@ -1648,7 +1655,7 @@ fn eval_nab(args: NabArgs) -> Result<()> {
         bar.set_message(s.key.clone());
         let forecaster = match args.detector {
             NabDetector::Statistical => crate::model::statistical(&config),
-            NabDetector::Lstm => {
+            NabDetector::Lstm | NabDetector::LstmInterval => {
                 let d = crate::eval::lstm_detector::detector_for(s, &options);
                 on_lstm += usize::from(d.lstm);
                 if let Some((lstm, seasonal)) = d.validation {
@@ -1673,8 +1680,13 @@ fn eval_nab(args: NabArgs) -> Result<()> {
     }
     let forecaster_name = match args.detector {
         NabDetector::Statistical => crate::model::statistical(&config).name().to_string(),
-        NabDetector::Lstm => format!(
-            "lstm per series (LSTM on {on_lstm} of {} series, seasonal-regression on the rest)",
+        NabDetector::Lstm | NabDetector::LstmInterval => format!(
+            "{} per series (LSTM on {on_lstm} of {} series, seasonal-regression on the rest)",
+            if options.interval {
+                "lstm with an interval head"
+            } else {
+                "lstm"
+            },
             series.len()
         ),
     };

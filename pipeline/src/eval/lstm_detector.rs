@@ -23,9 +23,11 @@ use bellwether_operators::nab::probation_rows;
 const METRIC: &str = "value";
 
 /// Training settings for one NAB series: a smaller model than the
-/// fleet's (a few hundred windows to learn from), shorter sequences.
-pub fn nab_train_options(base: SeasonalRegressionConfig) -> TrainOptions {
+/// fleet's (a few hundred windows to learn from), shorter sequences; with
+/// `interval`, an interval head too ([`TrainOptions::interval`]).
+pub fn nab_train_options(base: SeasonalRegressionConfig, interval: bool) -> TrainOptions {
     TrainOptions {
+        interval,
         hidden: 16,
         sequence: 48,
         burn_in: 8,

@@ -52,6 +52,11 @@ pub struct TrainOptions {
     /// Windows in a row the scorer needs above a threshold (the learned
     /// thresholds are chosen for this rule).
     pub consecutive_windows: usize,
+    /// Train an interval head too: a second output per metric, the log of
+    /// the forecast's own spread, learned with a Gaussian likelihood loss,
+    /// so the forecast is an interval rather than a point
+    /// ([`LstmModel::has_interval`]).
+    pub interval: bool,
 }
 
 impl Default for TrainOptions {
@@ -73,6 +78,7 @@ impl Default for TrainOptions {
                 min_windows: 12,
             },
             consecutive_windows: 2,
+            interval: false,
         }
     }
 }
@@ -82,7 +88,8 @@ impl Default for TrainOptions {
 pub struct EpochReport {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean training loss (normalised MSE).
+    /// Mean training loss (normalised MSE; with an interval head, the
+    /// Gaussian negative log-likelihood less its constant).
     pub train_loss: f64,
     /// Validation RMSE (normalised units).
     pub validation_rmse: f64,
@@ -132,8 +139,13 @@ pub struct Trainer {
     device: Device,
     input: usize,
     outputs: usize,
+    interval: bool,
     learning_rate: f64,
 }
+
+/// Bound on the interval head's log-spread in training (a spread between
+/// e^-4 and e^4 of the normalised residual's).
+const LOG_SPREAD_BOUND: f32 = 4.0;
 
 impl Trainer {
     /// A fresh model on burn's flex CPU backend with autodiff.
@@ -144,24 +156,41 @@ impl Trainer {
         learning_rate: f64,
         seed: u64,
     ) -> Trainer {
+        Trainer::with_head(input, hidden, outputs, false, learning_rate, seed)
+    }
+
+    /// A fresh model whose head predicts `outputs` values and, with
+    /// `interval`, the log-spread of each as well (`2 × outputs` in all).
+    pub fn with_head(
+        input: usize,
+        hidden: usize,
+        outputs: usize,
+        interval: bool,
+        learning_rate: f64,
+        seed: u64,
+    ) -> Trainer {
         let device = Device::flex().autodiff();
         device.seed(seed);
+        let head = if interval { 2 * outputs } else { outputs };
         Trainer {
             net: Net {
                 lstm: LstmConfig::new(input, hidden, true).init(&device),
-                head: LinearConfig::new(hidden, outputs).init(&device),
+                head: LinearConfig::new(hidden, head).init(&device),
             },
             optim: AdamConfig::new().init(),
             device,
             input,
             outputs,
+            interval,
             learning_rate,
         }
     }
 
     /// One optimiser step on a batch: `x` is `batch × steps × input`,
     /// `y` and `mask` are `batch × steps × outputs` (mask 1 = scored).
-    /// Returns the batch's masked mean squared error.
+    /// Returns the batch's masked mean squared error (with an interval
+    /// head, its masked Gaussian negative log-likelihood,
+    /// `s + d² e^(-2s) / 2` for a log-spread `s`).
     pub fn step(
         &mut self,
         x: Vec<f32>,
@@ -175,8 +204,21 @@ impl Trainer {
         let x = Tensor::<3>::from_data(TensorData::new(x, [batch, steps, self.input]), d);
         let y = Tensor::<3>::from_data(TensorData::new(y, [batch, steps, self.outputs]), d);
         let mask = Tensor::<3>::from_data(TensorData::new(mask, [batch, steps, self.outputs]), d);
-        let diff = self.net.forward(x) - y;
-        let loss = (diff.clone() * diff * mask).sum().div_scalar(scored);
+        let out = self.net.forward(x);
+        let loss = if self.interval {
+            let m = self.outputs;
+            let mean = out.clone().narrow(2, 0, m);
+            let log_spread = out
+                .narrow(2, m, m)
+                .clamp(-LOG_SPREAD_BOUND, LOG_SPREAD_BOUND);
+            let diff = mean - y;
+            let nll = log_spread.clone()
+                + (diff.clone() * diff * log_spread.mul_scalar(-2.0).exp()).mul_scalar(0.5);
+            (nll * mask).sum().div_scalar(scored)
+        } else {
+            let diff = out - y;
+            (diff.clone() * diff * mask).sum().div_scalar(scored)
+        };
         let value = loss
             .clone()
             .into_data()
@@ -191,7 +233,12 @@ impl Trainer {
 
     /// The current weights in the fused layout.
     pub fn weights(&self) -> LstmWeights {
-        self.net.weights(self.input, self.outputs)
+        let head = if self.interval {
+            2 * self.outputs
+        } else {
+            self.outputs
+        };
+        self.net.weights(self.input, head)
     }
 }
 
@@ -358,9 +405,11 @@ fn prepare(
 /// VM.
 fn residuals(p: &Prepared, weights: &LstmWeights, free_from: usize) -> Vec<f32> {
     let hidden = weights.hidden();
+    // The head's outputs: the forecasts first, then any interval head's.
+    let outs = weights.outputs();
     let mut h = vec![0.0f32; p.vms * hidden];
     let mut c = vec![0.0f32; p.vms * hidden];
-    let mut out = vec![0.0f32; p.vms * p.outputs];
+    let mut out = vec![0.0f32; p.vms * outs];
     let mut step = vec![0.0f32; p.vms * p.input];
     let mut r = vec![f32::NAN; p.vms * p.windows * p.outputs];
     for w in 0..p.windows {
@@ -368,7 +417,7 @@ fn residuals(p: &Prepared, weights: &LstmWeights, free_from: usize) -> Vec<f32> 
             let row = &mut step[vm * p.input..][..p.input];
             row.copy_from_slice(&p.x[(vm * p.windows + w) * p.input..][..p.input]);
             if w >= free_from {
-                row[..p.outputs].copy_from_slice(&out[vm * p.outputs..][..p.outputs]);
+                row[..p.outputs].copy_from_slice(&out[vm * outs..][..p.outputs]);
             }
         }
         kernel::run(weights, &step, 1, &mut h, &mut c);
@@ -376,7 +425,7 @@ fn residuals(p: &Prepared, weights: &LstmWeights, free_from: usize) -> Vec<f32> 
         for vm in 0..p.vms {
             for i in 0..p.outputs {
                 let at = (vm * p.windows + w) * p.outputs + i;
-                r[at] = out[vm * p.outputs + i] - p.y[at];
+                r[at] = out[vm * outs + i] - p.y[at];
             }
         }
     }
@@ -443,10 +492,11 @@ pub fn train(
                 .map(move |s| (vm, s))
         })
         .collect();
-    let mut trainer = Trainer::new(
+    let mut trainer = Trainer::with_head(
         p.input,
         options.hidden,
         p.outputs,
+        options.interval,
         options.learning_rate,
         options.seed,
     );
@@ -608,6 +658,79 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_interval_head_widens_the_spread_in_the_hours_a_series_is_noisy() {
+        use bellwether_operators::forecast::lstm::LstmForecaster;
+        use rand_distr::{Distribution, Normal};
+        // Four VMs, one metric, 5-minute windows: quiet (sd 0.2) from
+        // midnight to noon, noisy (sd 2) from noon to midnight.
+        const STEP: i64 = 300_000;
+        let metrics = ["cpu_percent".to_string()];
+        let noisy = |t: i64| (t.rem_euclid(86_400_000)) >= 43_200_000;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let sample = |t: i64, rng: &mut rand::rngs::StdRng| {
+            let sd = if noisy(t) { 2.0 } else { 0.2 };
+            30.0 + Normal::new(0.0, sd).unwrap().sample(rng)
+        };
+        let days = 5;
+        let mut means = super::super::data::WindowMeans::new(&metrics, STEP);
+        for vm in 0..4 {
+            for w in 0..days * 288 {
+                let t = w as i64 * STEP;
+                means.add(&format!("vm-{vm}"), t, "cpu_percent", sample(t, &mut rng));
+            }
+        }
+        let series = means.finish("test".into()).unwrap();
+        let options = TrainOptions {
+            hidden: 8,
+            sequence: 48,
+            burn_in: 8,
+            batch: 16,
+            epochs: 12,
+            patience: 12,
+            interval: true,
+            ..TrainOptions::default()
+        };
+        let trained = train(&series, &options, "test", |_, _| {}, |_| {}).unwrap();
+        assert!(trained.model.has_interval());
+        assert_eq!(trained.model.weights.outputs(), 2);
+        // Run it as the scorer does over two more days of one VM.
+        let mut forecaster = LstmForecaster::new(trained.model, &metrics).unwrap();
+        let (mut quiet, mut loud) = (Vec::new(), Vec::new());
+        for w in 0..(days + 2) * 288 {
+            let t = w as i64 * STEP;
+            let range = TimeRange {
+                start_ms: t,
+                end_ms: t + STEP,
+            };
+            forecaster.forecast(range, 1);
+            if w >= days * 288 {
+                let scale = forecaster.interval_scale().expect("an interval head")[0];
+                let hours = if noisy(range.mid_ms()) {
+                    &mut loud
+                } else {
+                    &mut quiet
+                };
+                hours.push(scale);
+            }
+            forecaster.observe(
+                range,
+                &Float64Array::from(vec![sample(t, &mut rng)]),
+                &[true],
+            );
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (quiet, loud) = (mean(&quiet), mean(&loud));
+        assert!(
+            loud > 1.15,
+            "noisy hours: the spread widened {loud:.2} times"
+        );
+        assert!(
+            quiet < 1.1 && loud > quiet * 1.15,
+            "quiet {quiet:.2}, noisy {loud:.2}"
+        );
     }
 
     #[test]

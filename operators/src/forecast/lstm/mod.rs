@@ -16,6 +16,12 @@
 //! a regression stays visible as a residual instead of being absorbed, and
 //! the correction fades towards the seasonal forecast over the hours a VM
 //! stays patched instead of drifting.
+//!
+//! A model trained with an interval head ([`LstmModel::has_interval`])
+//! also predicts the log-spread of each next residual: the forecast is an
+//! interval, not a point. Its spread relative to the spreads it predicted
+//! before for the same series widens or narrows the residual spread the
+//! scorer holds the window to ([`Forecaster::interval_scale`]).
 
 pub mod kernel;
 pub mod normalise;
@@ -45,7 +51,9 @@ pub fn time_features(at_ms: i64) -> [f32; TIME_FEATURES] {
 /// A trained model and what it expects.
 #[derive(Debug, Clone)]
 pub struct LstmModel {
-    /// The weights: `metrics + TIME_FEATURES` inputs, one output per metric.
+    /// The weights: `metrics + TIME_FEATURES` inputs, one output per
+    /// metric (the forecast), or two (the forecast, then the log of its
+    /// spread: an interval head).
     pub weights: LstmWeights,
     /// Metrics, in input and output order.
     pub metrics: Vec<String>,
@@ -60,15 +68,23 @@ pub struct LstmModel {
 }
 
 impl LstmModel {
+    /// True when the model forecasts an interval: its head predicts the log
+    /// of each forecast's spread after the forecasts.
+    pub fn has_interval(&self) -> bool {
+        self.weights.outputs() == 2 * self.metrics.len()
+    }
+
     /// Checks that the weights fit the metric list.
     pub fn validate(&self) -> Result<(), OperatorError> {
         let m = self.metrics.len();
-        if self.weights.input() != m + TIME_FEATURES || self.weights.outputs() != m {
+        let outputs = self.weights.outputs();
+        if self.weights.input() != m + TIME_FEATURES || (outputs != m && outputs != 2 * m) {
             return Err(OperatorError::InvalidSetting {
                 setting: "lstm shape",
                 reason: format!(
-                    "{m} metrics need {} inputs and {m} outputs; the weights have {} and {}",
+                    "{m} metrics need {} inputs and {m} outputs ({} with an interval head); the weights have {} and {}",
                     m + TIME_FEATURES,
+                    2 * m,
                     self.weights.input(),
                     self.weights.outputs()
                 ),
@@ -93,10 +109,19 @@ pub struct LstmForecaster {
     stats: Vec<normalise::RunningStats>,
     /// Per VM: windows stepped.
     steps: Vec<u32>,
-    /// Per series slot: normalised prediction for the next window.
+    /// Per VM: the head's outputs for the next window (normalised
+    /// forecasts, then any interval head's log-spreads).
     prediction: Vec<f32>,
+    /// Per series slot, with an interval head: the mean square of the
+    /// spreads predicted for it so far (exponentially weighted).
+    spread_ms: Vec<f64>,
+    /// Per series slot: interval scale of the last forecast.
+    interval: Vec<f64>,
     x: Vec<f32>,
 }
+
+/// How far the interval head may narrow or widen the residual spread.
+const INTERVAL_RANGE: (f64, f64) = (1.0, 4.0);
 
 impl LstmForecaster {
     /// A forecaster for VMs scored on `metrics` (in slot order), which must
@@ -123,6 +148,8 @@ impl LstmForecaster {
             stats: Vec::new(),
             steps: Vec::new(),
             prediction: Vec::new(),
+            spread_ms: Vec::new(),
+            interval: Vec::new(),
             x: Vec::new(),
         })
     }
@@ -136,7 +163,9 @@ impl LstmForecaster {
             self.stats
                 .resize(vms * self.metrics, normalise::RunningStats::default());
             self.steps.resize(vms, 0);
-            self.prediction.resize(vms * self.metrics, 0.0);
+            self.prediction
+                .resize(vms * self.model.weights.outputs(), 0.0);
+            self.spread_ms.resize(vms * self.metrics, f64::NAN);
             self.vms = vms;
         }
     }
@@ -151,6 +180,22 @@ impl Forecaster for LstmForecaster {
         self.ensure_vms(series);
         self.base_forecast = self.base.forecast(window, series);
         let m = self.metrics;
+        let outputs = self.model.weights.outputs();
+        if self.model.has_interval() {
+            let base = self.base.interval_scale().unwrap_or(&[]);
+            let mut interval = std::mem::take(&mut self.interval);
+            interval.clear();
+            interval.extend((0..series).map(|slot| {
+                let scale = base.get(slot).copied().unwrap_or(1.0);
+                let ms = self.spread_ms[slot];
+                if self.steps[slot / m] < self.model.warmup_windows || !(ms > 0.0) {
+                    return scale;
+                }
+                let spread = self.predicted_spread(slot);
+                scale * (spread / ms.sqrt()).clamp(INTERVAL_RANGE.0, INTERVAL_RANGE.1)
+            }));
+            self.interval = interval;
+        }
         (0..series)
             .map(|slot| {
                 let base = self
@@ -161,10 +206,8 @@ impl Forecaster for LstmForecaster {
                 if self.steps[slot / m] < self.model.warmup_windows || stats.count() == 0 {
                     return Some(base);
                 }
-                let correction = self
-                    .model
-                    .normaliser
-                    .denormalise(stats, self.prediction[slot] as f64);
+                let z = self.prediction[(slot / m) * outputs + slot % m];
+                let correction = self.model.normaliser.denormalise(stats, z as f64);
                 Some(base + correction)
             })
             .collect()
@@ -175,13 +218,18 @@ impl Forecaster for LstmForecaster {
     }
 
     fn interval_scale(&self) -> Option<&[f64]> {
-        self.base.interval_scale()
+        if self.model.has_interval() {
+            Some(&self.interval)
+        } else {
+            self.base.interval_scale()
+        }
     }
 
     fn observe(&mut self, window: TimeRange, observed: &Float64Array, learn: &[bool]) {
         let series = observed.len();
         self.ensure_vms(series);
         let m = self.metrics;
+        let outputs = self.model.weights.outputs();
         let input = self.model.weights.input();
         let next_mid = window.end_ms + (window.end_ms - window.start_ms) / 2;
         let time = time_features(next_mid);
@@ -207,7 +255,7 @@ impl Forecaster for LstmForecaster {
                     self.model.normaliser.update(stats, value);
                     z
                 } else {
-                    self.prediction[slot]
+                    self.prediction[vm * outputs + metric]
                 };
             }
             row[m..].copy_from_slice(&time);
@@ -216,5 +264,92 @@ impl Forecaster for LstmForecaster {
         self.base.observe(window, observed, learn);
         kernel::run(&self.model.weights, &self.x, 1, &mut self.h, &mut self.c);
         kernel::head(&self.model.weights, &self.h, &mut self.prediction);
+        if self.model.has_interval() {
+            // The spreads the series is used to, learned where it learns.
+            let floor = 1.0 - 0.5f64.powf(1.0 / self.model.normaliser.half_life_windows.max(1.0));
+            for slot in 0..(self.vms * m).min(learn.len()) {
+                if !learn[slot] || slot >= series || observed.is_null(slot) {
+                    continue;
+                }
+                let s2 = self.predicted_spread(slot).powi(2);
+                let ms = &mut self.spread_ms[slot];
+                *ms = if ms.is_nan() {
+                    s2
+                } else {
+                    let alpha = floor.max(1.0 / (self.steps[slot / m] as f64).max(1.0));
+                    *ms + alpha * (s2 - *ms)
+                };
+            }
+        }
+    }
+}
+
+impl LstmForecaster {
+    /// The interval head's spread for slot's next window, in normalised units.
+    fn predicted_spread(&self, slot: usize) -> f64 {
+        let (m, outputs) = (self.metrics, self.model.weights.outputs());
+        let log_spread = self.prediction[(slot / m) * outputs + m + slot % m] as f64;
+        log_spread.clamp(-4.0, 4.0).exp()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(outputs: usize) -> LstmModel {
+        let (input, hidden) = (1 + TIME_FEATURES, 2);
+        LstmModel {
+            weights: LstmWeights::new(
+                input,
+                hidden,
+                outputs,
+                vec![0.0; (input + hidden) * 4 * hidden],
+                vec![0.0; 4 * hidden],
+                vec![0.0; hidden * outputs],
+                // A forecast of 0 and, with an interval head, a log-spread of 0.
+                vec![0.0; outputs],
+            )
+            .unwrap(),
+            metrics: vec!["cpu_percent".into()],
+            normaliser: Normaliser::default(),
+            base: SeasonalRegressionConfig {
+                harmonics: 1,
+                forgetting_half_life_windows: 100.0,
+                min_windows: 2,
+            },
+            warmup_windows: 2,
+            name: "lstm-test".into(),
+        }
+    }
+
+    #[test]
+    fn a_head_of_one_or_two_outputs_per_metric_fits_and_others_do_not() {
+        assert!(model(1).validate().is_ok() && !model(1).has_interval());
+        assert!(model(2).validate().is_ok() && model(2).has_interval());
+        let err = model(3).validate().unwrap_err().to_string();
+        assert!(err.contains("1 outputs (2 with an interval head)"), "{err}");
+    }
+
+    #[test]
+    fn an_interval_head_that_predicts_its_usual_spread_leaves_the_interval_as_is() {
+        let metrics = ["cpu_percent".to_string()];
+        let mut point = LstmForecaster::new(model(1), &metrics).unwrap();
+        let mut interval = LstmForecaster::new(model(2), &metrics).unwrap();
+        for w in 0..20i64 {
+            let range = TimeRange {
+                start_ms: w * 300_000,
+                end_ms: (w + 1) * 300_000,
+            };
+            let observed = Float64Array::from(vec![10.0 + (w % 3) as f64]);
+            assert_eq!(point.forecast(range, 1), interval.forecast(range, 1));
+            if w >= 3 {
+                let scale = interval.interval_scale().unwrap()[0];
+                let base = point.interval_scale().unwrap()[0];
+                assert!((scale - base).abs() < 1e-9, "window {w}: {scale} vs {base}");
+            }
+            point.observe(range, &observed, &[true]);
+            interval.observe(range, &observed, &[true]);
+        }
     }
 }
