@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
                 .map(|s| {
                     (
                         s.labels.len(),
-                        s.samples.iter().map(|x| (x.value.to_bits(), x.timestamp)).collect(),
+                        s.samples
+                            .iter()
+                            .map(|x| (x.value.to_bits(), x.timestamp))
+                            .collect(),
                     )
                 })
                 .collect()

@@ -65,6 +65,16 @@ pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         figment = figment.merge(Toml::file_exact(path));
     }
     figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+    checked(figment)
+}
+
+/// Loads the built-in default overlaid with the TOML `text` alone (no
+/// file, no environment variables); then checks it, as [`load`] does.
+pub fn load_str(text: &str) -> Result<Config, ConfigError> {
+    checked(Figment::from(Toml::string(DEFAULT_CONFIG)).merge(Toml::string(text)))
+}
+
+fn checked(figment: Figment) -> Result<Config, ConfigError> {
     let config: Config = figment.extract().map_err(key_error)?;
     super::validate::validate(&config)?;
     Ok(config)

@@ -45,7 +45,7 @@ pub fn redacted(config: &Config) -> serde_json::Value {
     value
 }
 
-pub use load::{ConfigError, DEFAULT_CONFIG, ENV_PREFIX, load};
+pub use load::{ConfigError, DEFAULT_CONFIG, ENV_PREFIX, load, load_str};
 pub(crate) use validate::{at_most, invalid};
 
 use crate::inventory::selector::GroupConfig;

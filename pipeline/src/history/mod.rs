@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod downsample;
 pub mod maintenance;
 pub mod sql;
+pub mod sql_config;
 pub mod sql_functions;
 pub mod sql_guard;
 pub mod tables;

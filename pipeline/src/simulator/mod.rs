@@ -13,7 +13,7 @@ pub mod fault;
 pub mod fleet;
 mod vm;
 
-pub use event::{EventKind, FleetEvent};
+pub use event::{EventKind, FleetEvent, MAX_EVENTS};
 pub use fault::FaultKind;
 
 use crate::config::Config;
@@ -75,9 +75,6 @@ pub struct FleetSimulator {
     /// When the patch is approved: events start relative to it.
     patch_at: Option<EventTime>,
 }
-
-/// Most fleet events one simulation takes.
-pub const MAX_EVENTS: usize = 64;
 
 impl FleetSimulator {
     /// A fleet as configured, rolling out a patch of the given quality.
