@@ -188,7 +188,7 @@ impl Forecaster for LstmForecaster {
             interval.extend((0..series).map(|slot| {
                 let scale = base.get(slot).copied().unwrap_or(1.0);
                 let ms = self.spread_ms[slot];
-                if self.steps[slot / m] < self.model.warmup_windows || !(ms > 0.0) {
+                if self.steps[slot / m] < self.model.warmup_windows || ms.is_nan() || ms <= 0.0 {
                     return scale;
                 }
                 let spread = self.predicted_spread(slot);
@@ -267,8 +267,8 @@ impl Forecaster for LstmForecaster {
         if self.model.has_interval() {
             // The spreads the series is used to, learned where it learns.
             let floor = 1.0 - 0.5f64.powf(1.0 / self.model.normaliser.half_life_windows.max(1.0));
-            for slot in 0..(self.vms * m).min(learn.len()) {
-                if !learn[slot] || slot >= series || observed.is_null(slot) {
+            for (slot, &learns) in learn.iter().enumerate().take(self.vms * m) {
+                if !learns || slot >= series || observed.is_null(slot) {
                     continue;
                 }
                 let s2 = self.predicted_spread(slot).powi(2);
