@@ -521,7 +521,8 @@ pub enum NabDetector {
     Lstm,
     /// The same LSTM with an interval head: it also forecasts the spread
     /// of each next window (trained with a Gaussian likelihood), which
-    /// widens or narrows the spread the window is held to.
+    /// widens the spread a window is held to where it expects more noise
+    /// than usual.
     LstmInterval,
     /// The statistical fallback (seasonal regression).
     Statistical,

@@ -13,7 +13,7 @@ use super::thresholds::learn_threshold;
 use arrow::array::{Array, Float64Array};
 use bellwether_operators::forecast::lstm::normalise::RunningStats;
 use bellwether_operators::forecast::lstm::{
-    LstmModel, LstmWeights, Normaliser, TIME_FEATURES, kernel, time_features,
+    LOG_SPREAD_BOUND, LstmModel, LstmWeights, Normaliser, TIME_FEATURES, kernel, time_features,
 };
 use bellwether_operators::forecast::seasonal::{SeasonalRegression, SeasonalRegressionConfig};
 use bellwether_operators::forecast::{Forecaster, TimeRange};
@@ -143,10 +143,6 @@ pub struct Trainer {
     learning_rate: f64,
 }
 
-/// Bound on the interval head's log-spread in training (a spread between
-/// e^-4 and e^4 of the normalised residual's).
-const LOG_SPREAD_BOUND: f32 = 4.0;
-
 impl Trainer {
     /// A fresh model on burn's flex CPU backend with autodiff.
     pub fn new(
@@ -210,7 +206,7 @@ impl Trainer {
             let mean = out.clone().narrow(2, 0, m);
             let log_spread = out
                 .narrow(2, m, m)
-                .clamp(-LOG_SPREAD_BOUND, LOG_SPREAD_BOUND);
+                .clamp(-LOG_SPREAD_BOUND as f32, LOG_SPREAD_BOUND as f32);
             let diff = mean - y;
             let nll = log_spread.clone()
                 + (diff.clone() * diff * log_spread.mul_scalar(-2.0).exp()).mul_scalar(0.5);

@@ -19,9 +19,10 @@
 //!
 //! A model trained with an interval head ([`LstmModel::has_interval`])
 //! also predicts the log-spread of each next residual: the forecast is an
-//! interval, not a point. Its spread relative to the spreads it predicted
-//! before for the same series widens or narrows the residual spread the
-//! scorer holds the window to ([`Forecaster::interval_scale`]).
+//! interval, not a point. Where it expects a wider spread than it usually
+//! predicts for the series, it widens the residual spread the scorer holds
+//! the window to ([`Forecaster::interval_scale`]); it never narrows it
+//! (narrowing added false alarms on NAB, benches/README).
 
 pub mod kernel;
 pub mod normalise;
@@ -120,8 +121,13 @@ pub struct LstmForecaster {
     x: Vec<f32>,
 }
 
-/// How far the interval head may narrow or widen the residual spread.
+/// How far the interval head may scale the residual spread: it widens it
+/// up to 4 times and never narrows it.
 const INTERVAL_RANGE: (f64, f64) = (1.0, 4.0);
+
+/// Bound of the interval head's log-spread, in training and at run time
+/// (a spread between e^-4 and e^4 times the normalised residual's).
+pub const LOG_SPREAD_BOUND: f64 = 4.0;
 
 impl LstmForecaster {
     /// A forecaster for VMs scored on `metrics` (in slot order), which must
@@ -152,6 +158,13 @@ impl LstmForecaster {
             interval: Vec::new(),
             x: Vec::new(),
         })
+    }
+
+    /// The interval head's spread for slot's next window, in normalised units.
+    fn predicted_spread(&self, slot: usize) -> f64 {
+        let (m, outputs) = (self.metrics, self.model.weights.outputs());
+        let log_spread = self.prediction[(slot / m) * outputs + m + slot % m] as f64;
+        log_spread.clamp(-LOG_SPREAD_BOUND, LOG_SPREAD_BOUND).exp()
     }
 
     fn ensure_vms(&mut self, series: usize) {
@@ -281,15 +294,6 @@ impl Forecaster for LstmForecaster {
                 };
             }
         }
-    }
-}
-
-impl LstmForecaster {
-    /// The interval head's spread for slot's next window, in normalised units.
-    fn predicted_spread(&self, slot: usize) -> f64 {
-        let (m, outputs) = (self.metrics, self.model.weights.outputs());
-        let log_spread = self.prediction[(slot / m) * outputs + m + slot % m] as f64;
-        log_spread.clamp(-4.0, 4.0).exp()
     }
 }
 
