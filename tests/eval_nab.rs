@@ -140,6 +140,45 @@ fn the_statistical_detector_finds_the_shift_too() {
 }
 
 #[test]
+fn windows_says_where_each_window_was_found_and_lists_false_positives() {
+    let dir = tempfile::tempdir().unwrap();
+    corpus(dir.path());
+    let out = eval(&[
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--detector",
+        "statistical",
+        "--windows",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let shift = text
+        .lines()
+        .find(|l| l.starts_with("  window 1 rows 1790-1900"))
+        .unwrap_or_else(|| panic!("no window line:\n{text}"));
+    // The shift starts at row 1800: found there or just after, early in
+    // the window, worth most of a window's weight.
+    let row: usize = shift
+        .split("found at row ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("not found: {shift}"));
+    assert!((1800..1810).contains(&row), "{shift}");
+    assert!(
+        text.contains("synthetic/quiet.csv (2400 rows, 360 on probation): raw 0.000"),
+        "{text}"
+    );
+    assert!(!text.contains("false positive"), "{text}");
+    // The score table follows.
+    assert!(text.contains("standard"), "{text}");
+}
+
+#[test]
 fn bad_input_names_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     corpus(dir.path());

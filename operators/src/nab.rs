@@ -84,8 +84,8 @@ enum Worth {
         row: usize,
         value: f64,
     },
-    /// A false positive of this (negative) value.
-    Outside(f64),
+    /// A false positive at row `row`, of this (negative) value.
+    Outside { row: usize, value: f64 },
 }
 
 /// A candidate detection: its score and worth.
@@ -118,13 +118,16 @@ fn points(file: &ScoredFile, profile: &Profile, window_base: usize) -> Vec<Point
                     value: scaled_sigmoid(p) * profile.tp / max_tp,
                 }
             }
-            _ => match previous {
-                None => Worth::Outside(-profile.fp),
-                Some((l, r)) => {
-                    let width = (r - l + 1) as f64;
-                    let p = (i as f64 - r as f64).abs() / (width - 1.0).max(1.0);
-                    Worth::Outside(scaled_sigmoid(p) * profile.fp)
-                }
+            _ => Worth::Outside {
+                row: i,
+                value: match previous {
+                    None => -profile.fp,
+                    Some((l, r)) => {
+                        let width = (r - l + 1) as f64;
+                        let p = (i as f64 - r as f64).abs() / (width - 1.0).max(1.0);
+                        scaled_sigmoid(p) * profile.fp
+                    }
+                },
             },
         };
         out.push(Point { score, worth });
@@ -162,38 +165,78 @@ pub fn normalize(raw: f64, windows: usize, profile: &Profile) -> f64 {
     100.0 * (raw - null) / (perfect - null)
 }
 
+/// One labelled window and its earliest detection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowDetection {
+    /// The window's first row.
+    pub first_row: usize,
+    /// Its last row.
+    pub last_row: usize,
+    /// The earliest detection in it, `(row, worth)`; None: missed.
+    pub detected: Option<(usize, f64)>,
+}
+
+/// What one file's detections at a threshold are worth under NAB's rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileDetections {
+    /// Every window, in order.
+    pub windows: Vec<WindowDetection>,
+    /// Every detection outside the windows, `(row, cost)` (cost negative).
+    pub false_positives: Vec<(usize, f64)>,
+}
+
+impl FileDetections {
+    /// The file's raw score: found windows' worth, minus `fn` per missed
+    /// window, plus the false positives' costs.
+    pub fn raw(&self, profile: &Profile) -> f64 {
+        let windows: f64 = self
+            .windows
+            .iter()
+            .map(|w| w.detected.map_or(-profile.fn_, |(_, worth)| worth))
+            .sum();
+        windows + self.false_positives.iter().map(|(_, c)| c).sum::<f64>()
+    }
+}
+
+/// Which rows of `file` count at `threshold`, and what each is worth.
+pub fn detections(file: &ScoredFile, profile: &Profile, threshold: f64) -> FileDetections {
+    let mut windows: Vec<WindowDetection> = file
+        .windows
+        .iter()
+        .map(|&(first_row, last_row)| WindowDetection {
+            first_row,
+            last_row,
+            detected: None,
+        })
+        .collect();
+    let mut false_positives = Vec::new();
+    for p in points(file, profile, 0) {
+        if p.score < threshold {
+            continue;
+        }
+        match p.worth {
+            // Rows come in order: the first one seen is the earliest.
+            Worth::InWindow { window, row, value } => {
+                windows[window].detected.get_or_insert((row, value));
+            }
+            Worth::Outside { row, value } => false_positives.push((row, value)),
+        }
+    }
+    FileDetections {
+        windows,
+        false_positives,
+    }
+}
+
 /// The score of `files` at `threshold`.
 pub fn score_at(files: &[ScoredFile], profile: &Profile, threshold: f64) -> CorpusScore {
     let windows: usize = files.iter().map(|f| f.windows.len()).sum();
-    let mut raw = 0.0;
-    let mut detected = 0;
-    let mut false_positives = 0;
+    let (mut raw, mut detected, mut false_positives) = (0.0, 0, 0);
     for file in files {
-        let mut earliest: Vec<Option<f64>> = vec![None; file.windows.len()];
-        for p in points(file, profile, 0) {
-            if p.score < threshold {
-                continue;
-            }
-            match p.worth {
-                Worth::InWindow { window, value, .. } => {
-                    // Rows come in order: the first one seen is the earliest.
-                    earliest[window].get_or_insert(value);
-                }
-                Worth::Outside(v) => {
-                    raw += v;
-                    false_positives += 1;
-                }
-            }
-        }
-        for e in &earliest {
-            match e {
-                Some(v) => {
-                    raw += v;
-                    detected += 1;
-                }
-                None => raw -= profile.fn_,
-            }
-        }
+        let d = detections(file, profile, threshold);
+        raw += d.raw(profile);
+        detected += d.windows.iter().filter(|w| w.detected.is_some()).count();
+        false_positives += d.false_positives.len();
     }
     CorpusScore {
         threshold,
@@ -246,8 +289,8 @@ pub fn best_threshold(files: &[ScoredFile], profile: &Profile) -> CorpusScore {
                     }
                     Some(_) => {}
                 },
-                Worth::Outside(v) => {
-                    raw += v;
+                Worth::Outside { value, .. } => {
+                    raw += value;
                     false_positives += 1;
                 }
             }
@@ -297,6 +340,30 @@ mod tests {
         assert!((s.raw - (-0.9540)).abs() < 1e-4, "{}", s.raw);
         assert!((scaled_sigmoid(0.75) - (-0.9540)).abs() < 1e-4);
         assert_eq!((s.detected_windows, s.false_positives), (1, 1));
+    }
+
+    #[test]
+    fn detections_name_each_window_s_earliest_row_and_each_false_positive() {
+        let mut scores = vec![0.0; 100];
+        for i in [30, 31, 37] {
+            scores[i] = 1.0;
+        }
+        let file = ScoredFile {
+            name: "vector".into(),
+            scores,
+            windows: vec![(30, 34), (65, 69)],
+            probation: 0,
+        };
+        let d = detections(&file, &unit(), 0.5);
+        // The first window found on its first row (full worth), the second
+        // missed, row 37 a false positive three rows after the first.
+        assert_eq!(d.windows[0].detected.map(|(row, _)| row), Some(30));
+        assert!((d.windows[0].detected.unwrap().1 - 1.0).abs() < 1e-12);
+        assert_eq!(d.windows[1].detected, None);
+        assert_eq!(d.false_positives.len(), 1);
+        assert_eq!(d.false_positives[0].0, 37);
+        assert!((d.false_positives[0].1 - scaled_sigmoid(0.75)).abs() < 1e-12);
+        assert!((d.raw(&unit()) - score_at(&[file], &unit(), 0.5).raw).abs() < 1e-12);
     }
 
     #[test]

@@ -512,6 +512,11 @@ pub struct NabArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also print, per file at the fixed threshold (standard profile),
+    /// where each window was first detected or that it was missed, and
+    /// every false positive with its cost.
+    #[arg(long, conflicts_with = "json")]
+    pub windows: bool,
 }
 
 /// The forecaster behind `bellwether eval nab`'s anomaly scores.
@@ -1697,6 +1702,9 @@ fn eval_nab(args: NabArgs) -> Result<()> {
         eprintln!("anomaly scores written under {}", out.display());
     }
     let files = nab::scored_files(&series, &scores);
+    if args.windows {
+        print!("{}", nab::window_report(&series, &files, args.threshold));
+    }
     let reports = nab::report(&files, args.threshold);
     if args.json {
         let json: Vec<serde_json::Value> = reports

@@ -358,6 +358,59 @@ pub fn report(files: &[ScoredFile], fixed_threshold: f64) -> Vec<ProfileReport> 
         .collect()
 }
 
+/// A row's time as NAB writes it.
+fn row_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// Every file's windows at `threshold` under NAB's standard profile: the
+/// row each window was first detected on (how far into the window, what
+/// it earned) or that it was missed, and every false positive with its
+/// score and cost.
+pub fn window_report(series: &[Series], files: &[ScoredFile], threshold: f64) -> String {
+    let profile = &nab::PROFILES[0];
+    let mut out = String::new();
+    for (s, f) in series.iter().zip(files) {
+        let d = nab::detections(f, profile, threshold);
+        out.push_str(&format!(
+            "{} ({} rows, {} on probation): raw {:.3}\n",
+            s.key,
+            s.values.len(),
+            f.probation,
+            // + 0.0: a file with nothing to find prints 0.000, not -0.000.
+            d.raw(profile) + 0.0
+        ));
+        for (k, w) in d.windows.iter().enumerate() {
+            let rows = format!(
+                "  window {} rows {}-{} ({} to {})",
+                k + 1,
+                w.first_row,
+                w.last_row,
+                row_time(s.times_ms[w.first_row]),
+                row_time(s.times_ms[w.last_row])
+            );
+            match w.detected {
+                Some((row, worth)) => out.push_str(&format!(
+                    "{rows}: found at row {row} ({}, {:.0}% in), worth {worth:.3}\n",
+                    row_time(s.times_ms[row]),
+                    100.0 * (row - w.first_row) as f64 / (w.last_row - w.first_row + 1) as f64
+                )),
+                None => out.push_str(&format!("{rows}: missed, -{:.3}\n", profile.fn_)),
+            }
+        }
+        for &(row, cost) in &d.false_positives {
+            out.push_str(&format!(
+                "  false positive at row {row} ({}): score {:.2}, {cost:.3}\n",
+                row_time(s.times_ms[row]),
+                f.scores[row]
+            ));
+        }
+    }
+    out
+}
+
 /// Writes `DIR/<category>/<name>.csv` (`timestamp,value,anomaly_score`) for
 /// every series, as NAB lays out a detector's results.
 pub fn write_results(out: &Path, series: &[Series], scores: &[Vec<f64>]) -> Result<(), EvalError> {
@@ -368,10 +421,7 @@ pub fn write_results(out: &Path, series: &[Series], scores: &[Vec<f64>]) -> Resu
         }
         let mut text = String::from("timestamp,value,anomaly_score\n");
         for ((t, v), a) in s.times_ms.iter().zip(&s.values).zip(sc) {
-            let time = chrono::DateTime::from_timestamp_millis(*t)
-                .map(|d| d.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default();
-            text.push_str(&format!("{time},{v},{a}\n"));
+            text.push_str(&format!("{},{v},{a}\n", row_time(*t)));
         }
         std::fs::write(&path, text).map_err(|e| read_error(&path, &e))?;
     }
