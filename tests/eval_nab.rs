@@ -116,8 +116,9 @@ fn finds_a_planted_shift_stays_quiet_elsewhere_and_writes_nab_results() {
     }
 }
 
-#[test]
-fn the_statistical_detector_finds_the_shift_too() {
+/// The statistical detector over the generated corpus with `flag`; its
+/// standard output.
+fn statistical(flag: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     corpus(dir.path());
     let out = eval(&[
@@ -125,14 +126,20 @@ fn the_statistical_detector_finds_the_shift_too() {
         dir.path().to_str().unwrap(),
         "--detector",
         "statistical",
-        "--json",
+        flag,
     ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+#[test]
+fn the_statistical_detector_finds_the_shift_too() {
+    let stdout = statistical("--json");
+    let report: Vec<Value> = serde_json::from_slice(&stdout).unwrap();
     let standard = report.iter().find(|r| r["profile"] == "standard").unwrap();
     assert_eq!(standard["detector"], "seasonal-regression");
     assert_eq!(standard["fixed_detected_windows"], 1, "{standard}");
@@ -141,21 +148,8 @@ fn the_statistical_detector_finds_the_shift_too() {
 
 #[test]
 fn windows_says_where_each_window_was_found_and_lists_false_positives() {
-    let dir = tempfile::tempdir().unwrap();
-    corpus(dir.path());
-    let out = eval(&[
-        "--data",
-        dir.path().to_str().unwrap(),
-        "--detector",
-        "statistical",
-        "--windows",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let stdout = statistical("--windows");
+    let text = String::from_utf8_lossy(&stdout);
     let shift = text
         .lines()
         .find(|l| l.starts_with("  window 1 rows 1790-1900"))

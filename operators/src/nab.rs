@@ -323,19 +323,24 @@ mod tests {
         }
     }
 
-    /// NAB's own scorer test vector (README of the data set).
-    #[test]
-    fn nab_test_vector_scores_minus_0_954() {
+    /// NAB's own scorer test vector (README of the data set): detections
+    /// on rows 30, 31 and 37, windows on rows 30-34 and 65-69.
+    fn test_vector() -> ScoredFile {
         let mut scores = vec![0.0; 100];
         for i in [30, 31, 37] {
             scores[i] = 1.0;
         }
-        let file = ScoredFile {
+        ScoredFile {
             name: "vector".into(),
             scores,
             windows: vec![(30, 34), (65, 69)],
             probation: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn nab_test_vector_scores_minus_0_954() {
+        let file = test_vector();
         let s = score_at(&[file], &unit(), 0.5);
         assert!((s.raw - (-0.9540)).abs() < 1e-4, "{}", s.raw);
         assert!((scaled_sigmoid(0.75) - (-0.9540)).abs() < 1e-4);
@@ -344,16 +349,7 @@ mod tests {
 
     #[test]
     fn detections_name_each_window_s_earliest_row_and_each_false_positive() {
-        let mut scores = vec![0.0; 100];
-        for i in [30, 31, 37] {
-            scores[i] = 1.0;
-        }
-        let file = ScoredFile {
-            name: "vector".into(),
-            scores,
-            windows: vec![(30, 34), (65, 69)],
-            probation: 0,
-        };
+        let file = test_vector();
         let d = detections(&file, &unit(), 0.5);
         // The first window found on its first row (full worth), the second
         // missed, row 37 a false positive three rows after the first.
