@@ -113,9 +113,10 @@ pub struct LstmForecaster {
     /// Per VM: the head's outputs for the next window (normalised
     /// forecasts, then any interval head's log-spreads).
     prediction: Vec<f32>,
-    /// Per series slot, with an interval head: the mean square of the
-    /// spreads predicted for it so far (exponentially weighted).
-    spread_ms: Vec<f64>,
+    /// Per series slot, with an interval head: the squares of the spreads
+    /// predicted for it so far, their mean weighted as the normaliser
+    /// weighs values.
+    spread_ms: Vec<normalise::RunningStats>,
     /// Per series slot: interval scale of the last forecast.
     interval: Vec<f64>,
     x: Vec<f32>,
@@ -178,7 +179,8 @@ impl LstmForecaster {
             self.steps.resize(vms, 0);
             self.prediction
                 .resize(vms * self.model.weights.outputs(), 0.0);
-            self.spread_ms.resize(vms * self.metrics, f64::NAN);
+            self.spread_ms
+                .resize(vms * self.metrics, normalise::RunningStats::default());
             self.vms = vms;
         }
     }
@@ -200,8 +202,8 @@ impl Forecaster for LstmForecaster {
             interval.clear();
             interval.extend((0..series).map(|slot| {
                 let scale = base.get(slot).copied().unwrap_or(1.0);
-                let ms = self.spread_ms[slot];
-                if self.steps[slot / m] < self.model.warmup_windows || ms.is_nan() || ms <= 0.0 {
+                let ms = self.spread_ms[slot].mean();
+                if self.steps[slot / m] < self.model.warmup_windows || ms <= 0.0 {
                     return scale;
                 }
                 let spread = self.predicted_spread(slot);
@@ -279,19 +281,12 @@ impl Forecaster for LstmForecaster {
         kernel::head(&self.model.weights, &self.h, &mut self.prediction);
         if self.model.has_interval() {
             // The spreads the series is used to, learned where it learns.
-            let floor = 1.0 - 0.5f64.powf(1.0 / self.model.normaliser.half_life_windows.max(1.0));
             for (slot, &learns) in learn.iter().enumerate().take(self.vms * m) {
                 if !learns || slot >= series || observed.is_null(slot) {
                     continue;
                 }
                 let s2 = self.predicted_spread(slot).powi(2);
-                let ms = &mut self.spread_ms[slot];
-                *ms = if ms.is_nan() {
-                    s2
-                } else {
-                    let alpha = floor.max(1.0 / (self.steps[slot / m] as f64).max(1.0));
-                    *ms + alpha * (s2 - *ms)
-                };
+                self.model.normaliser.update(&mut self.spread_ms[slot], s2);
             }
         }
     }
@@ -311,8 +306,14 @@ mod tests {
                 vec![0.0; (input + hidden) * 4 * hidden],
                 vec![0.0; 4 * hidden],
                 vec![0.0; hidden * outputs],
-                // A forecast of 0 and, with an interval head, a log-spread of 0.
-                vec![0.0; outputs],
+                // A forecast of 0.3 and, with an interval head, a log-spread
+                // of 0.7: the same every window.
+                [0.3, 0.7][..outputs.min(2)]
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat(0.0))
+                    .take(outputs)
+                    .collect(),
             )
             .unwrap(),
             metrics: vec!["cpu_percent".into()],
@@ -336,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn an_interval_head_that_predicts_its_usual_spread_leaves_the_interval_as_is() {
+    fn an_interval_head_that_predicts_its_usual_spread_leaves_forecast_and_interval_as_is() {
         let metrics = ["cpu_percent".to_string()];
         let mut point = LstmForecaster::new(model(1), &metrics).unwrap();
         let mut interval = LstmForecaster::new(model(2), &metrics).unwrap();
