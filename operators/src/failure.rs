@@ -91,8 +91,17 @@ impl FailureFeatures {
 
     /// Takes one window's means and deviations (per series slot; null = no
     /// data or no forecast: the series keeps what it had) and updates every
-    /// VM's features.
+    /// VM's features: [`FailureFeatures::learn`], then
+    /// [`FailureFeatures::write_rows`].
     pub fn update(&mut self, observed: &Float64Array, deviation: &Float64Array) {
+        self.learn(observed, deviation);
+        self.write_rows();
+    }
+
+    /// Takes one window's means and deviations into every series' history,
+    /// without writing the features (cheap: what every window needs so
+    /// that the features are right whenever they are next written).
+    pub fn learn(&mut self, observed: &Float64Array, deviation: &Float64Array) {
         let m = self.directions.len();
         let series = deviation.len().min(observed.len());
         if self.history.len() < series {
@@ -113,7 +122,12 @@ impl FailureFeatures {
                 self.filled[slot] = (self.filled[slot] + 1).min(TREND_WINDOWS as u8);
             }
         }
-        let vms = series / m;
+    }
+
+    /// Writes every VM's features from the history learned so far.
+    pub fn write_rows(&mut self) {
+        let m = self.directions.len();
+        let vms = self.history.len() / m;
         let width = self.width();
         self.features.clear();
         self.features.resize(vms * width, 0.0);

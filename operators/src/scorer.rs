@@ -285,6 +285,9 @@ pub struct CanaryScorer {
     forecaster: Box<dyn Forecaster>,
     failure: FailureFeatures,
     failure_model: Option<Arc<FailureModel>>,
+    /// Write every VM's failure features each window even without a
+    /// failure model (for training).
+    keep_failure_features: bool,
     phases: Vec<VmPhase>,
     streak: Vec<u16>,
     /// Per series: windows in a row an unpatched VM did not learn because
@@ -338,6 +341,7 @@ impl CanaryScorer {
                 config.rules.metrics.iter().map(|r| r.direction).collect(),
             ),
             failure_model: None,
+            keep_failure_features: false,
             phases: Vec::new(),
             streak: Vec::new(),
             held: Vec::new(),
@@ -376,8 +380,19 @@ impl CanaryScorer {
         self.failure_model.as_deref()
     }
 
+    /// Writes every VM's failure features each window even without a
+    /// failure model, for [`CanaryScorer::failure_features`] to read
+    /// (training). Without a model and without this, only the features'
+    /// history is kept, which is much cheaper.
+    pub fn keep_failure_features(mut self) -> Self {
+        self.keep_failure_features = true;
+        self
+    }
+
     /// Every VM's failure-pattern features after the last scored window
-    /// (what the failure model reads; training data is taken from here).
+    /// (what the failure model reads; training data is taken from here):
+    /// written when a failure model is loaded or
+    /// [`CanaryScorer::keep_failure_features`] was called, else empty.
     pub fn failure_features(&self) -> &FailureFeatures {
         &self.failure
     }
@@ -684,7 +699,10 @@ impl CanaryScorer {
             }
             None => residuals.observed.clone(),
         };
-        self.failure.update(&failure_observed, &failure_deviation);
+        self.failure.learn(&failure_observed, &failure_deviation);
+        if self.failure_model.is_some() || self.keep_failure_features {
+            self.failure.write_rows();
+        }
         let (vm_risk, failure) = match &self.failure_model {
             Some(model) => (
                 Float64Array::from(model.risk(self.failure.features())),

@@ -82,17 +82,17 @@ impl SeasonalRegression {
     /// `x' P x` of slot `i` at the current features: the forecast's own
     /// variance in units of the noise variance (the leverage). Large where
     /// the fit has seen little of this time of day.
-    fn leverage(&self, i: usize) -> f64 {
+    /// `x' P x` of series `i` for the current features (`px` is scratch).
+    fn leverage(&self, i: usize, px: &mut [f64]) -> f64 {
         let k = self.k;
-        let p = &self.covariance[i * k * k..(i + 1) * k * k];
-        let x = &self.features;
-        (0..k)
-            .map(|r| x[r] * (0..k).map(|c| p[r * k + c] * x[c]).sum::<f64>())
-            .sum::<f64>()
-            .max(0.0)
+        mat_vec(
+            &self.covariance[i * k * k..(i + 1) * k * k],
+            &self.features,
+            px,
+        );
+        dot(&self.features, px).max(0.0)
     }
 
-    /// One recursive-least-squares step for slot `i` towards observation `y`.
     fn update(&mut self, i: usize, y: f64) {
         let k = self.k;
         let theta = &mut self.theta[i * k..(i + 1) * k];
@@ -108,20 +108,51 @@ impl SeasonalRegression {
         }
         // px = P x ; denominator = lambda + x' P x
         let px = &mut self.scratch;
-        for r in 0..k {
-            px[r] = (0..k).map(|c| p[r * k + c] * x[c]).sum();
-        }
-        let denominator = self.lambda + (0..k).map(|r| x[r] * px[r]).sum::<f64>();
-        let error = y - (0..k).map(|r| theta[r] * x[r]).sum::<f64>();
+        mat_vec(p, x, px);
+        let denominator = self.lambda + dot(x, px);
+        let error = y - dot(theta, x);
         let inv_lambda = 1.0 / self.lambda;
-        for r in 0..k {
-            let gain = px[r] / denominator;
-            theta[r] += gain * error;
-            for c in 0..k {
-                p[r * k + c] = (p[r * k + c] - gain * px[c]) * inv_lambda;
+        for ((t, row), &pxr) in theta.iter_mut().zip(p.chunks_exact_mut(k)).zip(px.iter()) {
+            let gain = pxr / denominator;
+            *t += gain * error;
+            for (pc, &pxc) in row.iter_mut().zip(px.iter()) {
+                *pc = (*pc - gain * pxc) * inv_lambda;
             }
         }
         self.windows[i] += 1;
+    }
+}
+
+/// `a · b`, summed in order.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+/// `out = P x` for a `k × k` row-major `p`; unrolled for the usual sizes
+/// (1 to 4 harmonics), where it is most of the forecaster's work.
+fn mat_vec(p: &[f64], x: &[f64], out: &mut [f64]) {
+    match x.len() {
+        3 => mat_vec_of::<3>(p, x, out),
+        5 => mat_vec_of::<5>(p, x, out),
+        7 => mat_vec_of::<7>(p, x, out),
+        9 => mat_vec_of::<9>(p, x, out),
+        k => {
+            for (o, row) in out.iter_mut().zip(p.chunks_exact(k)) {
+                *o = dot(row, x);
+            }
+        }
+    }
+}
+
+fn mat_vec_of<const K: usize>(p: &[f64], x: &[f64], out: &mut [f64]) {
+    let x: &[f64; K] = x.try_into().expect("x has K values");
+    for (o, row) in out.iter_mut().zip(p.chunks_exact(K)) {
+        let row: &[f64; K] = row.try_into().expect("a row has K values");
+        let mut sum = 0.0;
+        for c in 0..K {
+            sum += row[c] * x[c];
+        }
+        *o = sum;
     }
 }
 
@@ -135,20 +166,20 @@ impl Forecaster for SeasonalRegression {
         self.set_features(window);
         let k = self.k;
         let mut interval = std::mem::take(&mut self.interval);
+        let mut px = std::mem::take(&mut self.scratch);
         interval.clear();
         interval.extend((0..series).map(|i| {
             if self.windows[i] >= self.config.min_windows {
-                (1.0 + self.leverage(i)).sqrt()
+                (1.0 + self.leverage(i, &mut px)).sqrt()
             } else {
                 1.0
             }
         }));
         self.interval = interval;
+        self.scratch = px;
         Float64Array::from_iter((0..series).map(|i| {
-            (self.windows[i] >= self.config.min_windows).then(|| {
-                let theta = &self.theta[i * k..(i + 1) * k];
-                theta.iter().zip(&self.features).map(|(t, x)| t * x).sum()
-            })
+            (self.windows[i] >= self.config.min_windows)
+                .then(|| dot(&self.theta[i * k..(i + 1) * k], &self.features))
         }))
     }
 

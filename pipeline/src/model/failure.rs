@@ -139,7 +139,8 @@ pub fn simulate_examples(
         let mut scorer = CanaryScorer::new(
             crate::scoring::scorer_config_with(&config, &choice.learned_thresholds)?,
             choice.forecaster,
-        )?;
+        )?
+        .keep_failure_features();
         let mut fleet = FleetSimulator::new(&config, rollout.quality);
         let every = (1.0 / plan.patched_share.clamp(0.01, 1.0)).round().max(1.0) as usize;
         let patched: Vec<String> = fleet

@@ -341,7 +341,8 @@ pub fn replay(
             scorer: CanaryScorer::new(
                 crate::scoring::scorer_config_with(config, &choice.learned_thresholds)?,
                 choice.forecaster,
-            )?,
+            )?
+            .keep_failure_features(),
             source,
             settle: config.rollout.settle_minutes as i64 * 60_000,
             rollbacks,
