@@ -39,6 +39,29 @@ pub fn head(weights: &LstmWeights, h: &[f32], out: &mut [f32]) {
     let (hidden, outputs) = (weights.hidden(), weights.outputs());
     let rows = h.len() / hidden;
     assert_eq!(out.len(), rows * outputs, "out is rows × outputs");
+    if outputs <= HEAD_LANES {
+        // The head's columns padded to a fixed width, so that each row's
+        // products run in whole vectors (same sums, in the same order).
+        let mut padded = vec![0.0f32; hidden * HEAD_LANES];
+        for (to, from) in padded
+            .chunks_exact_mut(HEAD_LANES)
+            .zip(weights.head().chunks_exact(outputs))
+        {
+            to[..outputs].copy_from_slice(from);
+        }
+        let mut bias = [0.0f32; HEAD_LANES];
+        bias[..outputs].copy_from_slice(weights.head_bias());
+        for (h_row, out_row) in h.chunks_exact(hidden).zip(out.chunks_exact_mut(outputs)) {
+            let mut acc = bias;
+            for (&hk, w) in h_row.iter().zip(padded.chunks_exact(HEAD_LANES)) {
+                for (a, &wk) in acc.iter_mut().zip(w) {
+                    *a += hk * wk;
+                }
+            }
+            out_row.copy_from_slice(&acc[..outputs]);
+        }
+        return;
+    }
     for (h_row, out_row) in h.chunks_exact(hidden).zip(out.chunks_exact_mut(outputs)) {
         out_row.copy_from_slice(weights.head_bias());
         for (k, &hk) in h_row.iter().enumerate() {
@@ -49,6 +72,10 @@ pub fn head(weights: &LstmWeights, h: &[f32], out: &mut [f32]) {
         }
     }
 }
+
+/// Heads of up to this many outputs (a forecast and a spread for each of
+/// eight metrics) run padded to it.
+const HEAD_LANES: usize = 16;
 
 /// Which implementation [`run`] uses on this CPU (for benchmark reports).
 pub fn implementation(hidden: usize) -> &'static str {
@@ -128,19 +155,29 @@ mod avx2 {
         h: &mut [f32],
         c: &mut [f32],
     ) {
-        let hidden = weights.hidden();
+        let (input, hidden) = (weights.input(), weights.hidden());
         let rows = h.len() / hidden;
+        let mut scratch = Scratch {
+            z: vec![0.0f32; 3 * (input + hidden)],
+            gates: vec![0.0f32; 3 * 4 * hidden],
+        };
         let mut row = 0;
         while row < rows {
             // SAFETY: the caller checked the CPU and the slices' lengths.
             row += unsafe {
                 match rows - row {
-                    3.. => rows_together::<3>(weights, x, steps, h, c, row),
-                    2 => rows_together::<2>(weights, x, steps, h, c, row),
-                    _ => rows_together::<1>(weights, x, steps, h, c, row),
+                    3.. => rows_together::<3>(weights, x, steps, h, c, row, &mut scratch),
+                    2 => rows_together::<2>(weights, x, steps, h, c, row, &mut scratch),
+                    _ => rows_together::<1>(weights, x, steps, h, c, row, &mut scratch),
                 }
             };
         }
+    }
+
+    /// Up to three rows' `[x_t, h_{t-1}]` and gate pre-activations.
+    struct Scratch {
+        z: Vec<f32>,
+        gates: Vec<f32>,
     }
 
     /// Runs rows `first..first + R` through every step; returns R.
@@ -153,13 +190,13 @@ mod avx2 {
         h: &mut [f32],
         c: &mut [f32],
         first: usize,
+        scratch: &mut Scratch,
     ) -> usize {
+        let Scratch { z, gates } = scratch;
         let (input, hidden) = (weights.input(), weights.hidden());
         let width = 4 * hidden;
         let k_total = input + hidden;
         // Row r's `[x_t, h_{t-1}]` at `z[r * k_total..]`, its gates at `gates[r * width..]`.
-        let mut z = vec![0.0f32; R * k_total];
-        let mut gates = vec![0.0f32; R * width];
         let w = weights.gates();
         let bias = weights.gate_bias();
         for r in 0..R {
@@ -184,14 +221,14 @@ mod avx2 {
                 // multiples of 8.
                 unsafe {
                     match n / 8 {
-                        8 => chunk::<R, 8>(&z, k_total, w, width, col, bias, &mut gates),
-                        7 => chunk::<R, 7>(&z, k_total, w, width, col, bias, &mut gates),
-                        6 => chunk::<R, 6>(&z, k_total, w, width, col, bias, &mut gates),
-                        5 => chunk::<R, 5>(&z, k_total, w, width, col, bias, &mut gates),
-                        4 => chunk::<R, 4>(&z, k_total, w, width, col, bias, &mut gates),
-                        3 => chunk::<R, 3>(&z, k_total, w, width, col, bias, &mut gates),
-                        2 => chunk::<R, 2>(&z, k_total, w, width, col, bias, &mut gates),
-                        _ => chunk::<R, 1>(&z, k_total, w, width, col, bias, &mut gates),
+                        8 => chunk::<R, 8>(z, k_total, w, width, col, bias, gates),
+                        7 => chunk::<R, 7>(z, k_total, w, width, col, bias, gates),
+                        6 => chunk::<R, 6>(z, k_total, w, width, col, bias, gates),
+                        5 => chunk::<R, 5>(z, k_total, w, width, col, bias, gates),
+                        4 => chunk::<R, 4>(z, k_total, w, width, col, bias, gates),
+                        3 => chunk::<R, 3>(z, k_total, w, width, col, bias, gates),
+                        2 => chunk::<R, 2>(z, k_total, w, width, col, bias, gates),
+                        _ => chunk::<R, 1>(z, k_total, w, width, col, bias, gates),
                     }
                 }
                 col += n;
@@ -477,14 +514,23 @@ mod tests {
 
     #[test]
     fn head_is_a_dense_layer() {
-        let w = LstmWeights::pseudo_random(2, 3, 2, 1);
-        let h = [1.0, -2.0, 0.5];
-        let mut out = [0.0; 2];
-        head(&w, &h, &mut out);
-        for (o, got) in out.iter().enumerate() {
-            let want: f32 =
-                w.head_bias()[o] + (0..3).map(|k| h[k] * w.head()[k * 2 + o]).sum::<f32>();
-            assert!((got - want).abs() < 1e-6);
+        // Two outputs and fourteen run padded; twenty the plain way.
+        for outputs in [2, 14, 20] {
+            let w = LstmWeights::pseudo_random(2, 3, outputs, 1);
+            let h = [1.0, -2.0, 0.5, 0.25, 3.0, -1.0];
+            let mut out = vec![0.0; 2 * outputs];
+            head(&w, &h, &mut out);
+            for (i, got) in out.iter().enumerate() {
+                let (row, o) = (i / outputs, i % outputs);
+                let want: f32 = w.head_bias()[o]
+                    + (0..3)
+                        .map(|k| h[row * 3 + k] * w.head()[k * outputs + o])
+                        .sum::<f32>();
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "{outputs} outputs, [{i}]: {got} vs {want}"
+                );
+            }
         }
     }
 }
