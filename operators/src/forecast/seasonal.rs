@@ -42,6 +42,10 @@ pub struct SeasonalRegression {
     scratch: Vec<f64>,
     /// Per series: interval scale of the last forecast.
     interval: Vec<f64>,
+    /// Per series: `P x` for the features of `px_window`, computed by the
+    /// forecast and reused by the update of the same window.
+    px: Vec<f64>,
+    px_window: Option<TimeRange>,
 }
 
 impl SeasonalRegression {
@@ -58,6 +62,8 @@ impl SeasonalRegression {
             features: vec![0.0; k],
             scratch: vec![0.0; k],
             interval: Vec::new(),
+            px: Vec::new(),
+            px_window: None,
         }
     }
 
@@ -79,26 +85,15 @@ impl SeasonalRegression {
         }
     }
 
-    /// `x' P x` of slot `i` at the current features: the forecast's own
-    /// variance in units of the noise variance (the leverage). Large where
-    /// the fit has seen little of this time of day.
-    /// `x' P x` of series `i` for the current features (`px` is scratch).
-    fn leverage(&self, i: usize, px: &mut [f64]) -> f64 {
-        let k = self.k;
-        mat_vec(
-            &self.covariance[i * k * k..(i + 1) * k * k],
-            &self.features,
-            px,
-        );
-        dot(&self.features, px).max(0.0)
-    }
-
-    fn update(&mut self, i: usize, y: f64) {
+    /// Takes `y` into series `i`'s fit; `px_cached`: `P x` for the current
+    /// features is in `self.px` (the forecast of this window computed it).
+    fn update(&mut self, i: usize, y: f64, px_cached: bool) {
         let k = self.k;
         let theta = &mut self.theta[i * k..(i + 1) * k];
         let p = &mut self.covariance[i * k * k..(i + 1) * k * k];
         let x = &self.features;
-        if self.windows[i] == 0 {
+        let fresh = self.windows[i] == 0;
+        if fresh {
             theta.fill(0.0);
             theta[0] = y;
             p.fill(0.0);
@@ -107,8 +102,12 @@ impl SeasonalRegression {
             }
         }
         // px = P x ; denominator = lambda + x' P x
-        let px = &mut self.scratch;
-        mat_vec(p, x, px);
+        let px = if px_cached && !fresh {
+            &self.px[i * k..(i + 1) * k]
+        } else {
+            mat_vec(p, x, &mut self.scratch);
+            &self.scratch
+        };
         let denominator = self.lambda + dot(x, px);
         let error = y - dot(theta, x);
         let inv_lambda = 1.0 / self.lambda;
@@ -165,18 +164,28 @@ impl Forecaster for SeasonalRegression {
         self.ensure_series(series);
         self.set_features(window);
         let k = self.k;
-        let mut interval = std::mem::take(&mut self.interval);
-        let mut px = std::mem::take(&mut self.scratch);
-        interval.clear();
-        interval.extend((0..series).map(|i| {
-            if self.windows[i] >= self.config.min_windows {
-                (1.0 + self.leverage(i, &mut px)).sqrt()
+        // P x of every series, kept for this window's update.
+        self.px.resize(series * k, 0.0);
+        for (px, p) in self
+            .px
+            .chunks_exact_mut(k)
+            .zip(self.covariance.chunks_exact(k * k))
+        {
+            mat_vec(p, &self.features, px);
+        }
+        self.px_window = Some(window);
+        let (x, px, windows) = (&self.features, &self.px, &self.windows);
+        self.interval.clear();
+        self.interval.extend((0..series).map(|i| {
+            if windows[i] >= self.config.min_windows {
+                // The leverage x' P x: the forecast's own variance in units
+                // of the noise variance, large where the fit has seen little
+                // of this time of day.
+                (1.0 + dot(x, &px[i * k..(i + 1) * k]).max(0.0)).sqrt()
             } else {
                 1.0
             }
         }));
-        self.interval = interval;
-        self.scratch = px;
         Float64Array::from_iter((0..series).map(|i| {
             (self.windows[i] >= self.config.min_windows)
                 .then(|| dot(&self.theta[i * k..(i + 1) * k], &self.features))
@@ -190,9 +199,11 @@ impl Forecaster for SeasonalRegression {
     fn observe(&mut self, window: TimeRange, observed: &Float64Array, learn: &[bool]) {
         self.ensure_series(observed.len());
         self.set_features(window);
+        let px_cached =
+            self.px_window.take() == Some(window) && self.px.len() >= observed.len() * self.k;
         for (i, &learn) in learn.iter().enumerate().take(observed.len()) {
             if learn && observed.is_valid(i) {
-                self.update(i, observed.value(i));
+                self.update(i, observed.value(i), px_cached);
             }
         }
     }
