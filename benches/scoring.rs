@@ -3,13 +3,20 @@
 //! Real simulated-fleet samples (1,000 VMs × 7 metrics, one sample a
 //! minute) go through the fused `CanaryScorer`: dictionary mapping,
 //! windowing, watermark, and at every window close the forecast, residual
-//! RMSE, deviations and verdicts for every VM, half of them patched and
-//! judged. The scorer is warmed on history outside the measured loop.
+//! RMSE, deviations, peer cohorts, failure-feature history and verdicts
+//! for every VM, half of them patched and judged. The scorer is warmed on
+//! history outside the measured loop.
+//!
+//! - `hot_path_1000_vms`: the default config's forecaster, the built-in
+//!   LSTM (one step for every VM each window, beside its seasonal
+//!   reference);
+//! - `hot_path_1000_vms_statistical`: `forecast.kind = "seasonal-regression"`;
+//! - `window_aggregation_1000_vms`: the per-sample windowing alone.
 //!
 //! Run: `cargo bench --bench scoring`
 
 use arrow::array::RecordBatch;
-use bellwether::config::Config;
+use bellwether::config::{Config, ForecastKind};
 use bellwether::scoring::{forecaster, scorer_config};
 use bellwether::simulator::{FleetSimulator, PatchQuality};
 use bellwether_operators::window::{WindowAggregator, WindowSpec};
@@ -64,20 +71,27 @@ fn scoring(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(8));
-    group.bench_function("hot_path_1000_vms", |b| {
-        b.iter_batched(
-            || warmed_scorer(&config, &history),
-            |mut scorer| {
-                let mut windows = 0;
-                for batch in &measured {
-                    scorer.process_batch(0, batch).unwrap();
-                    windows += scorer.on_watermark().unwrap().len();
-                }
-                black_box(windows)
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    let mut statistical = config.clone();
+    statistical.forecast.kind = ForecastKind::SeasonalRegression;
+    for (name, config) in [
+        ("hot_path_1000_vms", &config),
+        ("hot_path_1000_vms_statistical", &statistical),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || warmed_scorer(config, &history),
+                |mut scorer| {
+                    let mut windows = 0;
+                    for batch in &measured {
+                        scorer.process_batch(0, batch).unwrap();
+                        windows += scorer.on_watermark().unwrap().len();
+                    }
+                    black_box(windows)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
 
     // Windowing alone: the per-sample part of the hot path.
     let slots: Vec<Vec<u32>> = measured
