@@ -45,9 +45,9 @@ pub fn run_with(
     if available(hidden).contains(&kernel) {
         match kernel {
             // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (available).
-            AVX512 => unsafe { avx2::run_wide(weights, x, steps, h, c) },
+            AVX512 => unsafe { simd::run_wide(weights, x, steps, h, c) },
             // SAFETY: the CPU supports AVX2 and FMA (available).
-            AVX2 => unsafe { avx2::run(weights, x, steps, h, c) },
+            AVX2 => unsafe { simd::run(weights, x, steps, h, c) },
             _ => portable::run(weights, x, steps, h, c),
         }
         return;
@@ -184,7 +184,12 @@ pub mod portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+mod simd {
+    //! The vector kernel, written once over [`Lanes`]: 8-lane AVX2 or
+    //! 16-lane AVX-512. Everything here is `#[inline(always)]` into
+    //! [`run`] or [`run_wide`], whose target features enable the
+    //! instructions.
+
     use super::LstmWeights;
     use std::arch::x86_64::*;
 
@@ -204,12 +209,11 @@ mod avx2 {
         c: &mut [f32],
     ) {
         // SAFETY: the caller checked the CPU and the slices' lengths.
-        unsafe { run_rows::<false>(weights, x, steps, h, c) }
+        unsafe { run_rows::<Avx2>(weights, x, steps, h, c) }
     }
 
-    /// [`run`] with the gate products in 16-lane AVX-512 registers (32 of
-    /// them: three rows' 128 gate columns at once); the activations stay
-    /// 8-lane. The caller checks AVX-512F as well as AVX2 and FMA.
+    /// [`run`] in 16-lane AVX-512 registers (32 of them: three rows' 128
+    /// gate columns at once). The caller checks AVX-512F, AVX2 and FMA.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn run_wide(
         weights: &LstmWeights,
@@ -219,13 +223,164 @@ mod avx2 {
         c: &mut [f32],
     ) {
         // SAFETY: the caller checked the CPU and the slices' lengths.
-        unsafe { run_rows::<true>(weights, x, steps, h, c) }
+        unsafe { run_rows::<Avx512>(weights, x, steps, h, c) }
     }
 
-    /// The rows of a batch, three at a time; `WIDE`: AVX-512 gate products.
-    /// Inlined into [`run`] or [`run_wide`], which enable the instructions.
+    /// The vector operations the kernel needs.
+    pub(super) trait Lanes {
+        /// f32 lanes in a vector.
+        const LANES: usize;
+        /// Vectors of gate columns per block of `rows` rows: as many
+        /// accumulators as fit beside the rows' broadcasts and a weight.
+        const BLOCK: [usize; 3];
+        /// A vector.
+        type V: Copy;
+        unsafe fn splat(v: f32) -> Self::V;
+        unsafe fn load(p: *const f32) -> Self::V;
+        unsafe fn store(p: *mut f32, v: Self::V);
+        unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+        unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+        /// `a·b + c`.
+        unsafe fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        /// `c − a·b`.
+        unsafe fn neg_mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        /// `a·b − c`.
+        unsafe fn mul_sub(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        unsafe fn clamp(v: Self::V, low: f32, high: f32) -> Self::V;
+        /// To the nearest integer.
+        unsafe fn round(v: Self::V) -> Self::V;
+        /// `y · 2^n`, `n` integral.
+        unsafe fn scale(y: Self::V, n: Self::V) -> Self::V;
+        /// `1 / d` to 12 bits or more.
+        unsafe fn reciprocal_estimate(d: Self::V) -> Self::V;
+    }
+
+    /// AVX2 and FMA: 8 lanes, 16 registers.
+    pub(super) struct Avx2;
+
+    /// AVX-512F: 16 lanes, 32 registers.
+    pub(super) struct Avx512;
+
+    impl Lanes for Avx2 {
+        const LANES: usize = 8;
+        // 12 accumulators: 64 columns of one row, 48 of two, 32 of three.
+        const BLOCK: [usize; 3] = [8, 6, 4];
+        type V = __m256;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> __m256 {
+            unsafe { _mm256_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+            unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn neg_mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
+            unsafe { _mm256_fnmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn mul_sub(a: __m256, b: __m256, c: __m256) -> __m256 {
+            unsafe { _mm256_fmsub_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn clamp(v: __m256, low: f32, high: f32) -> __m256 {
+            unsafe { _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(low)), _mm256_set1_ps(high)) }
+        }
+        #[inline(always)]
+        unsafe fn round(v: __m256) -> __m256 {
+            unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
+        }
+        #[inline(always)]
+        unsafe fn scale(y: __m256, n: __m256) -> __m256 {
+            // 2^n built in the exponent's bits.
+            unsafe {
+                let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+                    _mm256_cvtps_epi32(n),
+                    _mm256_set1_epi32(127),
+                ));
+                _mm256_mul_ps(y, _mm256_castsi256_ps(bits))
+            }
+        }
+        #[inline(always)]
+        unsafe fn reciprocal_estimate(d: __m256) -> __m256 {
+            unsafe { _mm256_rcp_ps(d) }
+        }
+    }
+
+    impl Lanes for Avx512 {
+        const LANES: usize = 16;
+        // 24 accumulators: 128 columns of up to three rows.
+        const BLOCK: [usize; 3] = [8, 8, 8];
+        type V = __m512;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> __m512 {
+            unsafe { _mm512_set1_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+            unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn neg_mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
+            unsafe { _mm512_fnmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn mul_sub(a: __m512, b: __m512, c: __m512) -> __m512 {
+            unsafe { _mm512_fmsub_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn clamp(v: __m512, low: f32, high: f32) -> __m512 {
+            unsafe { _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(low)), _mm512_set1_ps(high)) }
+        }
+        #[inline(always)]
+        unsafe fn round(v: __m512) -> __m512 {
+            unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
+        }
+        #[inline(always)]
+        unsafe fn scale(y: __m512, n: __m512) -> __m512 {
+            unsafe { _mm512_scalef_ps(y, n) }
+        }
+        #[inline(always)]
+        unsafe fn reciprocal_estimate(d: __m512) -> __m512 {
+            unsafe { _mm512_rcp14_ps(d) }
+        }
+    }
+
+    /// The rows of a batch, three at a time.
     #[inline(always)]
-    unsafe fn run_rows<const WIDE: bool>(
+    unsafe fn run_rows<L: Lanes>(
         weights: &LstmWeights,
         x: &[f32],
         steps: usize,
@@ -243,9 +398,9 @@ mod avx2 {
             // SAFETY: the caller checked the CPU and the slices' lengths.
             row += unsafe {
                 match rows - row {
-                    3.. => rows_together::<3, WIDE>(weights, x, steps, h, c, row, &mut scratch),
-                    2 => rows_together::<2, WIDE>(weights, x, steps, h, c, row, &mut scratch),
-                    _ => rows_together::<1, WIDE>(weights, x, steps, h, c, row, &mut scratch),
+                    3.. => rows_together::<L, 3>(weights, x, steps, h, c, row, &mut scratch),
+                    2 => rows_together::<L, 2>(weights, x, steps, h, c, row, &mut scratch),
+                    _ => rows_together::<L, 1>(weights, x, steps, h, c, row, &mut scratch),
                 }
             };
         }
@@ -259,7 +414,7 @@ mod avx2 {
 
     /// Runs rows `first..first + R` through every step; returns R.
     #[inline(always)]
-    unsafe fn rows_together<const R: usize, const WIDE: bool>(
+    unsafe fn rows_together<L: Lanes, const R: usize>(
         weights: &LstmWeights,
         x: &[f32],
         steps: usize,
@@ -280,46 +435,46 @@ mod avx2 {
             z[r * k_total + input..(r + 1) * k_total]
                 .copy_from_slice(&h[row * hidden..(row + 1) * hidden]);
         }
+        let block = L::LANES * L::BLOCK[R - 1];
         for t in 0..steps {
             for r in 0..R {
                 let at = ((first + r) * steps + t) * input;
                 z[r * k_total..r * k_total + input].copy_from_slice(&x[at..at + input]);
             }
-            if WIDE {
-                // 8 × R 16-lane accumulators (with R broadcasts and a
-                // weight vector, in the 32 registers): 128 columns at once.
-                let mut col = 0;
-                while col < width {
-                    let n = (width - col).min(128);
-                    // SAFETY: as below; width and n are multiples of 32.
-                    unsafe {
-                        match n / 16 {
-                            8 => wide::chunk::<R, 8>(z, k_total, w, width, col, bias, gates),
-                            6 => wide::chunk::<R, 6>(z, k_total, w, width, col, bias, gates),
-                            4 => wide::chunk::<R, 4>(z, k_total, w, width, col, bias, gates),
-                            _ => wide::chunk::<R, 2>(z, k_total, w, width, col, bias, gates),
-                        }
+            let mut col = 0;
+            while col < width {
+                let n = (width - col).min(block);
+                // SAFETY: every chunk stays inside `w` (k_total × width),
+                // `bias` and each row's gates (width): width is a multiple
+                // of 32, n of L::LANES.
+                unsafe {
+                    match n / L::LANES {
+                        8 => chunk::<L, R, 8>(z, k_total, w, width, col, bias, gates),
+                        7 => chunk::<L, R, 7>(z, k_total, w, width, col, bias, gates),
+                        6 => chunk::<L, R, 6>(z, k_total, w, width, col, bias, gates),
+                        5 => chunk::<L, R, 5>(z, k_total, w, width, col, bias, gates),
+                        4 => chunk::<L, R, 4>(z, k_total, w, width, col, bias, gates),
+                        3 => chunk::<L, R, 3>(z, k_total, w, width, col, bias, gates),
+                        2 => chunk::<L, R, 2>(z, k_total, w, width, col, bias, gates),
+                        _ => chunk::<L, R, 1>(z, k_total, w, width, col, bias, gates),
                     }
-                    col += n;
                 }
-            } else {
-                // SAFETY: as below.
-                unsafe { columns::<R>(z, k_total, w, width, bias, gates) };
+                col += n;
             }
             for r in 0..R {
                 let row = first + r;
-                // SAFETY: each row's gates hold 4·hidden values, its cell
-                // state and z[input..] hidden values; hidden is a multiple of 8.
                 let (gates, c, h) = (
                     &gates[r * width..(r + 1) * width],
                     &mut c[row * hidden..(row + 1) * hidden],
                     &mut z[r * k_total + input..(r + 1) * k_total],
                 );
+                // SAFETY: each row's gates hold 4·hidden values, its cell
+                // state and h hidden values; hidden is a multiple of 8.
                 unsafe {
-                    if WIDE && hidden.is_multiple_of(16) {
-                        wide::update(gates, hidden, c, h)
+                    if hidden.is_multiple_of(L::LANES) {
+                        update::<L>(gates, hidden, c, h)
                     } else {
-                        update(gates, hidden, c, h)
+                        update::<Avx2>(gates, hidden, c, h)
                     }
                 };
             }
@@ -332,46 +487,9 @@ mod avx2 {
         R
     }
 
-    /// Pre-activations of all `width` gate columns of R rows, 8-lane.
+    /// Pre-activations of columns `col..col + N·LANES` of R rows: bias plus `z · w`.
     #[inline(always)]
-    unsafe fn columns<const R: usize>(
-        z: &[f32],
-        k_total: usize,
-        w: &[f32],
-        width: usize,
-        bias: &[f32],
-        gates: &mut [f32],
-    ) {
-        // At most 12 accumulators (with R broadcasts and a weight
-        // vector, all in the 16 registers): 64 columns of one row,
-        // 48 of two, 32 of three.
-        let block = 8 * [8, 6, 4][R - 1];
-        let mut col = 0;
-        while col < width {
-            let n = (width - col).min(block);
-            // SAFETY: every chunk stays inside `w` (k_total × width),
-            // `bias` and each row's gates (width): width and n are
-            // multiples of 8.
-            unsafe {
-                match n / 8 {
-                    8 => chunk::<R, 8>(z, k_total, w, width, col, bias, gates),
-                    7 => chunk::<R, 7>(z, k_total, w, width, col, bias, gates),
-                    6 => chunk::<R, 6>(z, k_total, w, width, col, bias, gates),
-                    5 => chunk::<R, 5>(z, k_total, w, width, col, bias, gates),
-                    4 => chunk::<R, 4>(z, k_total, w, width, col, bias, gates),
-                    3 => chunk::<R, 3>(z, k_total, w, width, col, bias, gates),
-                    2 => chunk::<R, 2>(z, k_total, w, width, col, bias, gates),
-                    _ => chunk::<R, 1>(z, k_total, w, width, col, bias, gates),
-                }
-            }
-            col += n;
-        }
-    }
-
-    /// Pre-activations of columns `col..col + 8·N` of R rows: bias plus `z · w`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn chunk<const R: usize, const N: usize>(
+    unsafe fn chunk<L: Lanes, const R: usize, const N: usize>(
         z: &[f32],
         k_total: usize,
         w: &[f32],
@@ -380,257 +498,125 @@ mod avx2 {
         bias: &[f32],
         out: &mut [f32],
     ) {
-        debug_assert!(col + 8 * N <= stride && w.len() >= k_total * stride);
+        debug_assert!(col + L::LANES * N <= stride && w.len() >= k_total * stride);
         debug_assert!(z.len() >= R * k_total && out.len() >= R * stride);
         unsafe {
-            let mut acc = [[_mm256_setzero_ps(); N]; R];
+            let mut acc = [[L::splat(0.0); N]; R];
             for row in acc.iter_mut() {
                 for (j, a) in row.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(bias.as_ptr().add(col + 8 * j));
+                    *a = L::load(bias.as_ptr().add(col + L::LANES * j));
                 }
             }
             let mut w_row = w.as_ptr().add(col);
             for k in 0..k_total {
                 for j in 0..N {
-                    let wk = _mm256_loadu_ps(w_row.add(8 * j));
+                    let wk = L::load(w_row.add(L::LANES * j));
                     for (r, row) in acc.iter_mut().enumerate() {
-                        let b = _mm256_broadcast_ss(&*z.as_ptr().add(r * k_total + k));
-                        row[j] = _mm256_fmadd_ps(b, wk, row[j]);
+                        let b = L::splat(*z.as_ptr().add(r * k_total + k));
+                        row[j] = L::mul_add(b, wk, row[j]);
                     }
                 }
                 w_row = w_row.add(stride);
             }
             for (r, row) in acc.iter().enumerate() {
                 for (j, a) in row.iter().enumerate() {
-                    _mm256_storeu_ps(out.as_mut_ptr().add(r * stride + col + 8 * j), *a);
+                    L::store(out.as_mut_ptr().add(r * stride + col + L::LANES * j), *a);
                 }
             }
         }
     }
 
-    /// The gate products in AVX-512 registers.
-    pub(super) mod wide {
-        use std::arch::x86_64::*;
-
-        /// Pre-activations of columns `col..col + 16·N` of R rows: bias
-        /// plus `z · w`. Inlined into [`super::run_wide`] (AVX-512F).
-        #[inline(always)]
-        pub(super) unsafe fn chunk<const R: usize, const N: usize>(
-            z: &[f32],
-            k_total: usize,
-            w: &[f32],
-            stride: usize,
-            col: usize,
-            bias: &[f32],
-            out: &mut [f32],
-        ) {
-            debug_assert!(col + 16 * N <= stride && w.len() >= k_total * stride);
-            debug_assert!(z.len() >= R * k_total && out.len() >= R * stride);
-            unsafe {
-                let mut acc = [[_mm512_setzero_ps(); N]; R];
-                for row in acc.iter_mut() {
-                    for (j, a) in row.iter_mut().enumerate() {
-                        *a = _mm512_loadu_ps(bias.as_ptr().add(col + 16 * j));
-                    }
-                }
-                let mut w_row = w.as_ptr().add(col);
-                for k in 0..k_total {
-                    for j in 0..N {
-                        let wk = _mm512_loadu_ps(w_row.add(16 * j));
-                        for (r, row) in acc.iter_mut().enumerate() {
-                            let b = _mm512_set1_ps(*z.as_ptr().add(r * k_total + k));
-                            row[j] = _mm512_fmadd_ps(b, wk, row[j]);
-                        }
-                    }
-                    w_row = w_row.add(stride);
-                }
-                for (r, row) in acc.iter().enumerate() {
-                    for (j, a) in row.iter().enumerate() {
-                        _mm512_storeu_ps(out.as_mut_ptr().add(r * stride + col + 16 * j), *a);
-                    }
-                }
-            }
-        }
-
-        /// Gate activations and the state update, sixteen hidden units at
-        /// a time (`hidden` a multiple of 16).
-        #[inline(always)]
-        pub(super) unsafe fn update(gates: &[f32], hidden: usize, c: &mut [f32], h: &mut [f32]) {
-            debug_assert!(hidden.is_multiple_of(16) && gates.len() >= 4 * hidden);
-            unsafe {
-                let g = gates.as_ptr();
-                for j in (0..hidden).step_by(16) {
-                    let i = sigmoid(_mm512_loadu_ps(g.add(j)));
-                    let f = sigmoid(_mm512_loadu_ps(g.add(hidden + j)));
-                    let cand = tanh(_mm512_loadu_ps(g.add(2 * hidden + j)));
-                    let o = sigmoid(_mm512_loadu_ps(g.add(3 * hidden + j)));
-                    let cell = _mm512_fmadd_ps(
-                        f,
-                        _mm512_loadu_ps(c.as_ptr().add(j)),
-                        _mm512_mul_ps(i, cand),
-                    );
-                    _mm512_storeu_ps(c.as_mut_ptr().add(j), cell);
-                    _mm512_storeu_ps(h.as_mut_ptr().add(j), _mm512_mul_ps(o, tanh(cell)));
-                }
-            }
-        }
-
-        /// `e^x`: the same polynomial as the 8-lane one, scaled by 2^n
-        /// with `vscalefps` instead of building the exponent's bits.
-        #[inline(always)]
-        unsafe fn exp(x: __m512) -> __m512 {
-            unsafe {
-                let x = _mm512_min_ps(
-                    _mm512_max_ps(x, _mm512_set1_ps(-87.3)),
-                    _mm512_set1_ps(88.3),
-                );
-                let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                    _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-                );
-                let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-                let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
-                let mut p = _mm512_set1_ps(1.987_569_1e-4);
-                for coefficient in super::EXP_POLYNOMIAL {
-                    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(coefficient));
-                }
-                let y = _mm512_fmadd_ps(
-                    _mm512_mul_ps(p, r),
-                    r,
-                    _mm512_add_ps(r, _mm512_set1_ps(1.0)),
-                );
-                _mm512_scalef_ps(y, n)
-            }
-        }
-
-        /// σ(x), the reciprocal from `vrcp14ps` and one Newton step.
-        #[inline(always)]
-        pub(super) unsafe fn sigmoid(x: __m512) -> __m512 {
-            unsafe {
-                let d = _mm512_add_ps(
-                    _mm512_set1_ps(1.0),
-                    exp(_mm512_sub_ps(_mm512_setzero_ps(), x)),
-                );
-                let r = _mm512_rcp14_ps(d);
-                _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0)))
-            }
-        }
-
-        /// `tanh x = 2σ(2x) − 1`.
-        #[inline(always)]
-        pub(super) unsafe fn tanh(x: __m512) -> __m512 {
-            unsafe {
-                let two = _mm512_set1_ps(2.0);
-                _mm512_fmsub_ps(two, sigmoid(_mm512_mul_ps(two, x)), _mm512_set1_ps(1.0))
-            }
-        }
-
-        /// σ and tanh of sixteen values (for the error-bound test).
-        #[cfg(test)]
-        #[target_feature(enable = "avx512f")]
-        pub(in super::super) fn activations(x: &[f32; 16]) -> ([f32; 16], [f32; 16]) {
-            let (mut s, mut t) = ([0.0f32; 16], [0.0f32; 16]);
-            // SAFETY: each array holds sixteen f32.
-            unsafe {
-                let v = _mm512_loadu_ps(x.as_ptr());
-                _mm512_storeu_ps(s.as_mut_ptr(), sigmoid(v));
-                _mm512_storeu_ps(t.as_mut_ptr(), tanh(v));
-            }
-            (s, t)
-        }
-    }
-
-    /// Gate activations and the state update, eight hidden units at a time.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn update(gates: &[f32], hidden: usize, c: &mut [f32], h: &mut [f32]) {
+    /// Gate activations and the state update, LANES hidden units at a time.
+    #[inline(always)]
+    unsafe fn update<L: Lanes>(gates: &[f32], hidden: usize, c: &mut [f32], h: &mut [f32]) {
+        debug_assert!(hidden.is_multiple_of(L::LANES) && gates.len() >= 4 * hidden);
         unsafe {
             let g = gates.as_ptr();
-            for j in (0..hidden).step_by(8) {
-                let i = sigmoid(_mm256_loadu_ps(g.add(j)));
-                let f = sigmoid(_mm256_loadu_ps(g.add(hidden + j)));
-                let cand = tanh(_mm256_loadu_ps(g.add(2 * hidden + j)));
-                let o = sigmoid(_mm256_loadu_ps(g.add(3 * hidden + j)));
-                let cell = _mm256_fmadd_ps(
-                    f,
-                    _mm256_loadu_ps(c.as_ptr().add(j)),
-                    _mm256_mul_ps(i, cand),
-                );
-                _mm256_storeu_ps(c.as_mut_ptr().add(j), cell);
-                _mm256_storeu_ps(h.as_mut_ptr().add(j), _mm256_mul_ps(o, tanh(cell)));
+            for j in (0..hidden).step_by(L::LANES) {
+                let i = sigmoid::<L>(L::load(g.add(j)));
+                let f = sigmoid::<L>(L::load(g.add(hidden + j)));
+                let cand = tanh::<L>(L::load(g.add(2 * hidden + j)));
+                let o = sigmoid::<L>(L::load(g.add(3 * hidden + j)));
+                let cell = L::mul_add(f, L::load(c.as_ptr().add(j)), L::mul(i, cand));
+                L::store(c.as_mut_ptr().add(j), cell);
+                L::store(h.as_mut_ptr().add(j), L::mul(o, tanh::<L>(cell)));
             }
         }
     }
 
-    /// Cephes' polynomial for `e^r` on |r| ≤ ln 2 / 2, after its leading
-    /// coefficient (1.987_569_1e-4), highest degree first.
-    const EXP_POLYNOMIAL: [f32; 5] = [
-        1.398_199_9e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        0.166_666_65,
-        0.5,
-    ];
-
     /// `e^x`, Cephes' single-precision polynomial (relative error ~2e-7).
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn exp(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(-87.3)),
-            _mm256_set1_ps(88.3),
-        );
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-        let mut p = _mm256_set1_ps(1.987_569_1e-4);
-        for coefficient in EXP_POLYNOMIAL {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(coefficient));
-        }
-        let y = _mm256_fmadd_ps(
-            _mm256_mul_ps(p, r),
-            r,
-            _mm256_add_ps(r, _mm256_set1_ps(1.0)),
-        );
-        let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_cvtps_epi32(n),
-            _mm256_set1_epi32(127),
-        ));
-        _mm256_mul_ps(y, _mm256_castsi256_ps(scale))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn sigmoid(x: __m256) -> __m256 {
-        let one = _mm256_set1_ps(1.0);
-        let d = _mm256_add_ps(one, exp(_mm256_sub_ps(_mm256_setzero_ps(), x)));
-        // 1 / d: the approximate reciprocal (12 bits) and one Newton step
-        // (about 23 bits), several times cheaper than a division.
-        let r = _mm256_rcp_ps(d);
-        _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0)))
-    }
-
-    /// σ and tanh of eight values (for the error-bound test).
-    #[cfg(test)]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn activations(x: &[f32; 8]) -> ([f32; 8], [f32; 8]) {
-        let (mut s, mut t) = ([0.0f32; 8], [0.0f32; 8]);
-        // SAFETY: each array holds eight f32.
+    #[inline(always)]
+    unsafe fn exp<L: Lanes>(x: L::V) -> L::V {
         unsafe {
-            let v = _mm256_loadu_ps(x.as_ptr());
-            _mm256_storeu_ps(s.as_mut_ptr(), sigmoid(v));
-            _mm256_storeu_ps(t.as_mut_ptr(), tanh(v));
+            let x = L::clamp(x, -87.3, 88.3);
+            let n = L::round(L::mul(x, L::splat(std::f32::consts::LOG2_E)));
+            let r = L::neg_mul_add(n, L::splat(0.693_359_4), x);
+            let r = L::neg_mul_add(n, L::splat(-2.121_944_4e-4), r);
+            let mut p = L::splat(1.987_569_1e-4);
+            for coefficient in [
+                1.398_199_9e-3,
+                8.333_452e-3,
+                4.166_579_6e-2,
+                0.166_666_65,
+                0.5,
+            ] {
+                p = L::mul_add(p, r, L::splat(coefficient));
+            }
+            let y = L::mul_add(L::mul(p, r), r, L::add(r, L::splat(1.0)));
+            L::scale(y, n)
+        }
+    }
+
+    /// σ(x): the reciprocal's estimate and one Newton step (about 23 bits
+    /// from 12), several times cheaper than a division.
+    #[inline(always)]
+    unsafe fn sigmoid<L: Lanes>(x: L::V) -> L::V {
+        unsafe {
+            let d = L::add(L::splat(1.0), exp::<L>(L::mul(x, L::splat(-1.0))));
+            let r = L::reciprocal_estimate(d);
+            L::mul(r, L::neg_mul_add(d, r, L::splat(2.0)))
+        }
+    }
+
+    /// `tanh x = 2σ(2x) − 1`.
+    #[inline(always)]
+    unsafe fn tanh<L: Lanes>(x: L::V) -> L::V {
+        unsafe {
+            let two = L::splat(2.0);
+            L::mul_sub(two, sigmoid::<L>(L::mul(two, x)), L::splat(1.0))
+        }
+    }
+
+    /// σ and tanh of `x` (a multiple of LANES values), for the error-bound test.
+    #[cfg(test)]
+    #[inline(always)]
+    unsafe fn activations<L: Lanes>(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (mut s, mut t) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
+        for i in (0..x.len()).step_by(L::LANES) {
+            // SAFETY: i + LANES ≤ x.len() = s.len() = t.len().
+            unsafe {
+                let v = L::load(x.as_ptr().add(i));
+                L::store(s.as_mut_ptr().add(i), sigmoid::<L>(v));
+                L::store(t.as_mut_ptr().add(i), tanh::<L>(v));
+            }
         }
         (s, t)
     }
 
-    /// `tanh x = 2σ(2x) − 1`.
-    #[inline]
+    /// [`activations`] in 8 lanes.
+    #[cfg(test)]
     #[target_feature(enable = "avx2,fma")]
-    fn tanh(x: __m256) -> __m256 {
-        let two = _mm256_set1_ps(2.0);
-        _mm256_fmsub_ps(two, sigmoid(_mm256_mul_ps(two, x)), _mm256_set1_ps(1.0))
+    pub(super) fn activations_avx2(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        // SAFETY: the instructions are enabled here.
+        unsafe { activations::<Avx2>(x) }
+    }
+
+    /// [`activations`] in 16 lanes.
+    #[cfg(test)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) fn activations_avx512(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        // SAFETY: the instructions are enabled here.
+        unsafe { activations::<Avx512>(x) }
     }
 }
 
@@ -721,8 +707,7 @@ mod tests {
                 AVX2,
                 Box::new(|x: &[f32]| {
                     // SAFETY: the CPU has AVX2 and FMA (checked above).
-                    let (s, t) = unsafe { avx2::activations(x.try_into().unwrap()) };
-                    (s.to_vec(), t.to_vec())
+                    unsafe { simd::activations_avx2(x) }
                 }),
             ));
         }
@@ -731,8 +716,7 @@ mod tests {
                 AVX512,
                 Box::new(|x: &[f32]| {
                     // SAFETY: the CPU has AVX-512F (available).
-                    let (s, t) = unsafe { avx2::wide::activations(x.try_into().unwrap()) };
-                    (s.to_vec(), t.to_vec())
+                    unsafe { simd::activations_avx512(x) }
                 }),
             ));
         }
