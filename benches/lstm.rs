@@ -1,9 +1,10 @@
 //! LSTM inference and training, beside ONNX Runtime.
 //!
-//! - `lstm_inference/fused/B`: bellwether's fused kernel running one LSTM
-//!   layer (8 inputs, 32 hidden units) over 60 steps for B = 1, 64, 1,024
-//!   and 10,000 VMs, on one thread. Throughput is in VM-windows (one
-//!   60-step sequence of one VM) per second.
+//! - `lstm_inference/K/B`: bellwether's fused kernel K (each vector one
+//!   this CPU runs: `avx512f+fma`, `avx2+fma`) running one LSTM layer (8
+//!   inputs, 32 hidden units) over 60 steps for B = 1, 64, 1,024 and
+//!   10,000 VMs, on one thread. Throughput is in VM-windows (one 60-step
+//!   sequence of one VM) per second.
 //! - `lstm_training_step/burn`: one Adam step of the trainer (burn, flex
 //!   CPU backend with autodiff) on a batch of 64 such sequences.
 //!
@@ -32,21 +33,35 @@ fn inference(c: &mut Criterion) {
     let w = LstmWeights::pseudo_random(INPUT, HIDDEN, INPUT, 7);
     let mut group = c.benchmark_group("lstm_inference");
     group.sample_size(10);
-    for batch in BATCHES {
-        let x = inputs(batch * STEPS * INPUT);
-        let mut h = vec![0.0f32; batch * HIDDEN];
-        let mut cell = vec![0.0f32; batch * HIDDEN];
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_with_input(BenchmarkId::new("fused", batch), &batch, |b, _| {
-            b.iter(|| {
-                h.fill(0.0);
-                cell.fill(0.0);
-                kernel::run(&w, black_box(&x), STEPS, &mut h, &mut cell);
-                black_box(&h);
-            })
-        });
+    for name in vector_kernels() {
+        for batch in BATCHES {
+            let x = inputs(batch * STEPS * INPUT);
+            let mut h = vec![0.0f32; batch * HIDDEN];
+            let mut cell = vec![0.0f32; batch * HIDDEN];
+            group.throughput(Throughput::Elements(batch as u64));
+            group.bench_with_input(BenchmarkId::new(name, batch), &batch, |b, _| {
+                b.iter(|| {
+                    h.fill(0.0);
+                    cell.fill(0.0);
+                    kernel::run_with(name, &w, black_box(&x), STEPS, &mut h, &mut cell);
+                    black_box(&h);
+                })
+            });
+        }
     }
     group.finish();
+}
+
+/// The kernels timed: every vector one this CPU runs (the portable one
+/// when there is none).
+fn vector_kernels() -> Vec<&'static str> {
+    let all = kernel::available(HIDDEN);
+    let vector: Vec<_> = all
+        .iter()
+        .copied()
+        .filter(|k| *k != kernel::PORTABLE)
+        .collect();
+    if vector.is_empty() { all } else { vector }
 }
 
 fn training(c: &mut Criterion) {
@@ -114,12 +129,13 @@ fn compare_with_onnxruntime() {
     let flops =
         |batch: usize| (batch * STEPS) as f64 * 2.0 * ((INPUT + HIDDEN) * 4 * HIDDEN) as f64;
     println!(
-        "\nLSTM layer, {STEPS} steps, {INPUT} inputs, {HIDDEN} hidden, one thread; kernel: {}",
+        "\nLSTM layer, {STEPS} steps, {INPUT} inputs, {HIDDEN} hidden, one thread; the pipeline runs {}",
         kernel::implementation(HIDDEN)
     );
     println!(
-        "{:>7} | {:>12} {:>14} {:>7} | {:>12} {:>14} {:>7} | {:>6}",
+        "{:>7} {:>12} | {:>12} {:>14} {:>7} | {:>12} {:>14} {:>7} | {:>6}",
         "batch",
+        "kernel",
         "bellwether",
         "VM-windows/s",
         "GFLOP/s",
@@ -136,19 +152,21 @@ fn compare_with_onnxruntime() {
             continue;
         };
         let batch = batch as usize;
-        let Some(ours) = median_seconds("lstm_inference", "fused", batch) else {
-            continue;
-        };
-        println!(
-            "{batch:>7} | {:>9.3} ms {:>14.0} {:>7.1} | {:>9.3} ms {:>14.0} {:>7.1} | {:>5.2}x",
-            ours * 1e3,
-            batch as f64 / ours,
-            flops(batch) / ours / 1e9,
-            ort * 1e3,
-            batch as f64 / ort,
-            flops(batch) / ort / 1e9,
-            ort / ours,
-        );
+        for name in vector_kernels() {
+            let Some(ours) = median_seconds("lstm_inference", name, batch) else {
+                continue;
+            };
+            println!(
+                "{batch:>7} {name:>12} | {:>9.3} ms {:>14.0} {:>7.1} | {:>9.3} ms {:>14.0} {:>7.1} | {:>5.2}x",
+                ours * 1e3,
+                batch as f64 / ours,
+                flops(batch) / ours / 1e9,
+                ort * 1e3,
+                batch as f64 / ort,
+                flops(batch) / ort / 1e9,
+                ort / ours,
+            );
+        }
     }
     if let Some(step) = median_seconds("lstm_training_step", "burn", 64) {
         println!(
