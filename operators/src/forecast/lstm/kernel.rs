@@ -261,47 +261,67 @@ mod simd {
     /// AVX-512F: 16 lanes, 32 registers.
     pub(super) struct Avx512;
 
+    /// The operations that map one to one onto an instruction of each set.
+    macro_rules! one_to_one {
+        ($v:ty, $set1:ident, $loadu:ident, $storeu:ident, $add:ident, $mul:ident,
+         $fmadd:ident, $fnmadd:ident, $fmsub:ident, $min:ident, $max:ident) => {
+            type V = $v;
+            #[inline(always)]
+            unsafe fn splat(v: f32) -> $v {
+                unsafe { $set1(v) }
+            }
+            #[inline(always)]
+            unsafe fn load(p: *const f32) -> $v {
+                unsafe { $loadu(p) }
+            }
+            #[inline(always)]
+            unsafe fn store(p: *mut f32, v: $v) {
+                unsafe { $storeu(p, v) }
+            }
+            #[inline(always)]
+            unsafe fn add(a: $v, b: $v) -> $v {
+                unsafe { $add(a, b) }
+            }
+            #[inline(always)]
+            unsafe fn mul(a: $v, b: $v) -> $v {
+                unsafe { $mul(a, b) }
+            }
+            #[inline(always)]
+            unsafe fn mul_add(a: $v, b: $v, c: $v) -> $v {
+                unsafe { $fmadd(a, b, c) }
+            }
+            #[inline(always)]
+            unsafe fn neg_mul_add(a: $v, b: $v, c: $v) -> $v {
+                unsafe { $fnmadd(a, b, c) }
+            }
+            #[inline(always)]
+            unsafe fn mul_sub(a: $v, b: $v, c: $v) -> $v {
+                unsafe { $fmsub(a, b, c) }
+            }
+            #[inline(always)]
+            unsafe fn clamp(v: $v, low: f32, high: f32) -> $v {
+                unsafe { $min($max(v, $set1(low)), $set1(high)) }
+            }
+        };
+    }
+
     impl Lanes for Avx2 {
         const LANES: usize = 8;
         // 12 accumulators: 64 columns of one row, 48 of two, 32 of three.
         const BLOCK: [usize; 3] = [8, 6, 4];
-        type V = __m256;
-        #[inline(always)]
-        unsafe fn splat(v: f32) -> __m256 {
-            unsafe { _mm256_set1_ps(v) }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> __m256 {
-            unsafe { _mm256_loadu_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: __m256) {
-            unsafe { _mm256_storeu_ps(p, v) }
-        }
-        #[inline(always)]
-        unsafe fn add(a: __m256, b: __m256) -> __m256 {
-            unsafe { _mm256_add_ps(a, b) }
-        }
-        #[inline(always)]
-        unsafe fn mul(a: __m256, b: __m256) -> __m256 {
-            unsafe { _mm256_mul_ps(a, b) }
-        }
-        #[inline(always)]
-        unsafe fn mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
-            unsafe { _mm256_fmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn neg_mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
-            unsafe { _mm256_fnmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn mul_sub(a: __m256, b: __m256, c: __m256) -> __m256 {
-            unsafe { _mm256_fmsub_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn clamp(v: __m256, low: f32, high: f32) -> __m256 {
-            unsafe { _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(low)), _mm256_set1_ps(high)) }
-        }
+        one_to_one!(
+            __m256,
+            _mm256_set1_ps,
+            _mm256_loadu_ps,
+            _mm256_storeu_ps,
+            _mm256_add_ps,
+            _mm256_mul_ps,
+            _mm256_fmadd_ps,
+            _mm256_fnmadd_ps,
+            _mm256_fmsub_ps,
+            _mm256_min_ps,
+            _mm256_max_ps
+        );
         #[inline(always)]
         unsafe fn round(v: __m256) -> __m256 {
             unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
@@ -327,43 +347,19 @@ mod simd {
         const LANES: usize = 16;
         // 24 accumulators: 128 columns of up to three rows.
         const BLOCK: [usize; 3] = [8, 8, 8];
-        type V = __m512;
-        #[inline(always)]
-        unsafe fn splat(v: f32) -> __m512 {
-            unsafe { _mm512_set1_ps(v) }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> __m512 {
-            unsafe { _mm512_loadu_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: __m512) {
-            unsafe { _mm512_storeu_ps(p, v) }
-        }
-        #[inline(always)]
-        unsafe fn add(a: __m512, b: __m512) -> __m512 {
-            unsafe { _mm512_add_ps(a, b) }
-        }
-        #[inline(always)]
-        unsafe fn mul(a: __m512, b: __m512) -> __m512 {
-            unsafe { _mm512_mul_ps(a, b) }
-        }
-        #[inline(always)]
-        unsafe fn mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
-            unsafe { _mm512_fmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn neg_mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
-            unsafe { _mm512_fnmadd_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn mul_sub(a: __m512, b: __m512, c: __m512) -> __m512 {
-            unsafe { _mm512_fmsub_ps(a, b, c) }
-        }
-        #[inline(always)]
-        unsafe fn clamp(v: __m512, low: f32, high: f32) -> __m512 {
-            unsafe { _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(low)), _mm512_set1_ps(high)) }
-        }
+        one_to_one!(
+            __m512,
+            _mm512_set1_ps,
+            _mm512_loadu_ps,
+            _mm512_storeu_ps,
+            _mm512_add_ps,
+            _mm512_mul_ps,
+            _mm512_fmadd_ps,
+            _mm512_fnmadd_ps,
+            _mm512_fmsub_ps,
+            _mm512_min_ps,
+            _mm512_max_ps
+        );
         #[inline(always)]
         unsafe fn round(v: __m512) -> __m512 {
             unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v) }
