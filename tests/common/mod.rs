@@ -319,7 +319,16 @@ pub fn read_topic(broker: &Broker, topic: &str) -> Vec<Record> {
             }
             continue;
         };
-        let m = m.unwrap();
+        // librdkafka reports a connection it lost and will make again
+        // (`BrokerTransportFailure`, seen on a broker just started or just
+        // resumed) as an error from poll; the consumer goes on by itself.
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("reading {topic}: {e} (reading on)");
+                continue;
+            }
+        };
         next.insert(m.partition(), m.offset() + 1);
         let headers = m
             .headers()
