@@ -36,6 +36,8 @@ pub struct SeasonalRegression {
     lambda: f64,
     k: usize,
     theta: Vec<f64>,
+    /// Per series: the upper triangle of the coefficients' covariance, row
+    /// by row (`k (k + 1) / 2` values: the matrix is symmetric).
     covariance: Vec<f64>,
     windows: Vec<u32>,
     features: Vec<f64>,
@@ -70,7 +72,7 @@ impl SeasonalRegression {
     fn ensure_series(&mut self, series: usize) {
         if self.windows.len() < series {
             self.theta.resize(series * self.k, 0.0);
-            self.covariance.resize(series * self.k * self.k, 0.0);
+            self.covariance.resize(series * packed_len(self.k), 0.0);
             self.windows.resize(series, 0);
         }
     }
@@ -90,34 +92,27 @@ impl SeasonalRegression {
     fn update(&mut self, i: usize, y: f64, px_cached: bool) {
         let k = self.k;
         let theta = &mut self.theta[i * k..(i + 1) * k];
-        let p = &mut self.covariance[i * k * k..(i + 1) * k * k];
+        let len = packed_len(k);
+        let p = &mut self.covariance[i * len..(i + 1) * len];
         let x = &self.features;
         let fresh = self.windows[i] == 0;
         if fresh {
             theta.fill(0.0);
             theta[0] = y;
             p.fill(0.0);
+            let mut diagonal = 0;
             for d in 0..k {
-                p[d * k + d] = INITIAL_COVARIANCE;
+                p[diagonal] = INITIAL_COVARIANCE;
+                diagonal += k - d;
             }
         }
-        // px = P x ; denominator = lambda + x' P x
         let px = if px_cached && !fresh {
             &self.px[i * k..(i + 1) * k]
         } else {
             mat_vec(p, x, &mut self.scratch);
             &self.scratch
         };
-        let denominator = self.lambda + dot(x, px);
-        let error = y - dot(theta, x);
-        let inv_lambda = 1.0 / self.lambda;
-        for ((t, row), &pxr) in theta.iter_mut().zip(p.chunks_exact_mut(k)).zip(px.iter()) {
-            let gain = pxr / denominator;
-            *t += gain * error;
-            for (pc, &pxc) in row.iter_mut().zip(px.iter()) {
-                *pc = (*pc - gain * pxc) * inv_lambda;
-            }
-        }
+        rls_update(theta, p, px, x, y, self.lambda);
         self.windows[i] += 1;
     }
 }
@@ -127,31 +122,84 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(a, b)| a * b).sum()
 }
 
-/// `out = P x` for a `k × k` row-major `p`; unrolled for the usual sizes
-/// (1 to 4 harmonics), where it is most of the forecaster's work.
+/// One recursive-least-squares step of `theta` and its packed covariance
+/// `p` towards `y` at features `x`, given `px = P x`:
+/// `P ← (P − P x x' P / (λ + x' P x)) / λ`; unrolled for the usual sizes.
+fn rls_update(theta: &mut [f64], p: &mut [f64], px: &[f64], x: &[f64], y: f64, lambda: f64) {
+    match x.len() {
+        3 => rls_update_of(3, theta, p, px, x, y, lambda),
+        5 => rls_update_of(5, theta, p, px, x, y, lambda),
+        7 => rls_update_of(7, theta, p, px, x, y, lambda),
+        9 => rls_update_of(9, theta, p, px, x, y, lambda),
+        k => rls_update_of(k, theta, p, px, x, y, lambda),
+    }
+}
+
+#[inline(always)]
+fn rls_update_of(
+    k: usize,
+    theta: &mut [f64],
+    p: &mut [f64],
+    px: &[f64],
+    x: &[f64],
+    y: f64,
+    lambda: f64,
+) {
+    let (theta, p, px, x) = (&mut theta[..k], &mut p[..packed_len(k)], &px[..k], &x[..k]);
+    let inv_denominator = 1.0 / (lambda + dot(x, px));
+    let error = y - dot(theta, x);
+    let inv_lambda = 1.0 / lambda;
+    let mut at = 0;
+    for r in 0..k {
+        let gain = px[r] * inv_denominator;
+        theta[r] += gain * error;
+        for c in r..k {
+            p[at + c - r] = (p[at + c - r] - gain * px[c]) * inv_lambda;
+        }
+        at += k - r;
+    }
+}
+
+/// Values of a packed symmetric `k × k` matrix (its upper triangle).
+const fn packed_len(k: usize) -> usize {
+    k * (k + 1) / 2
+}
+
+/// `out = P x` for a symmetric `P` packed as its upper triangle row by row;
+/// unrolled for the usual sizes (1 to 4 harmonics), where it is most of the
+/// forecaster's work.
 fn mat_vec(p: &[f64], x: &[f64], out: &mut [f64]) {
     match x.len() {
         3 => mat_vec_of::<3>(p, x, out),
         5 => mat_vec_of::<5>(p, x, out),
         7 => mat_vec_of::<7>(p, x, out),
         9 => mat_vec_of::<9>(p, x, out),
-        k => {
-            for (o, row) in out.iter_mut().zip(p.chunks_exact(k)) {
-                *o = dot(row, x);
-            }
-        }
+        _ => packed_mat_vec(p, x, out),
     }
 }
 
 fn mat_vec_of<const K: usize>(p: &[f64], x: &[f64], out: &mut [f64]) {
+    let p: &[f64] = &p[..packed_len(K)];
     let x: &[f64; K] = x.try_into().expect("x has K values");
-    for (o, row) in out.iter_mut().zip(p.chunks_exact(K)) {
-        let row: &[f64; K] = row.try_into().expect("a row has K values");
-        let mut sum = 0.0;
-        for c in 0..K {
-            sum += row[c] * x[c];
+    let out: &mut [f64; K] = out.try_into().expect("out has K values");
+    packed_mat_vec(p, x, out);
+}
+
+#[inline(always)]
+fn packed_mat_vec(p: &[f64], x: &[f64], out: &mut [f64]) {
+    let k = x.len();
+    out[..k].fill(0.0);
+    let mut at = 0;
+    for r in 0..k {
+        let diagonal = p[at];
+        let mut sum = diagonal * x[r];
+        for c in r + 1..k {
+            let v = p[at + c - r];
+            sum += v * x[c];
+            out[c] += v * x[r];
         }
-        *o = sum;
+        out[r] += sum;
+        at += k - r;
     }
 }
 
@@ -169,7 +217,7 @@ impl Forecaster for SeasonalRegression {
         for (px, p) in self
             .px
             .chunks_exact_mut(k)
-            .zip(self.covariance.chunks_exact(k * k))
+            .zip(self.covariance.chunks_exact(packed_len(k)))
         {
             mat_vec(p, &self.features, px);
         }
@@ -300,5 +348,30 @@ mod tests {
         let out = f.forecast(window(60), 2);
         assert!(out.value(0) > 50.0, "slot 0 followed the new level");
         assert!((out.value(1) - 10.0).abs() < 1e-6, "slot 1 was frozen");
+    }
+
+    #[test]
+    fn the_packed_covariance_multiplies_as_the_whole_matrix() {
+        for k in [1, 3, 5, 7, 9, 11] {
+            // A symmetric k × k matrix, whole and packed.
+            let whole: Vec<f64> = (0..k * k)
+                .map(|i| {
+                    let (r, c) = (i / k, i % k);
+                    ((r.min(c) * 7 + r.max(c) * 3) % 11) as f64 - 4.5
+                })
+                .collect();
+            let packed: Vec<f64> = (0..k)
+                .flat_map(|r| (r..k).map(move |c| (r, c)))
+                .map(|(r, c)| whole[r * k + c])
+                .collect();
+            assert_eq!(packed.len(), packed_len(k));
+            let x: Vec<f64> = (0..k).map(|i| (i as f64 * 0.7).sin()).collect();
+            let mut out = vec![f64::NAN; k];
+            mat_vec(&packed, &x, &mut out);
+            for r in 0..k {
+                let expected = dot(&whole[r * k..(r + 1) * k], &x);
+                assert!((out[r] - expected).abs() < 1e-12, "k {k}, row {r}");
+            }
+        }
     }
 }
