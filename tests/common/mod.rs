@@ -389,6 +389,38 @@ pub fn eventually<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
     }
 }
 
+/// `bellwether ARGS`, run to its end, without colour.
+pub fn bellwether_output(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("bellwether runs")
+}
+
+/// A 60-VM demo (seed 1) writing its history into `history`, with `more`
+/// arguments; its JSON summary.
+pub fn demo_into(history: &Path, more: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "demo",
+        "--json",
+        "--vms",
+        "60",
+        "--seed",
+        "1",
+        "--history",
+        history.to_str().unwrap(),
+    ];
+    args.extend(more);
+    let out = bellwether_output(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Rows of a read-only query over a history folder (`bellwether sql`), as
 /// JSON objects; retried while a merge running alongside removes files.
 pub fn history_sql(history: &Path, query: &str) -> Vec<serde_json::Value> {

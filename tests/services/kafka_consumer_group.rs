@@ -4,7 +4,7 @@
 //! two that split the partitions, and the rollback commands and scores of
 //! both are compared.
 
-mod common;
+use crate::common;
 
 use bellwether::config::Config;
 use bellwether::demo::DEMO_START;

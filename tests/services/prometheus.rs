@@ -1,7 +1,7 @@
 //! A real Prometheus server (Debian's `prometheus`) scrapes `bellwether
 //! demo --serve` and answers PromQL about the rollout.
 
-mod common;
+use crate::common;
 
 use common::{Bellwether, eventually};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! sql` returns, a crash mid-write leaves nothing corrupt in sight, and
 //! statements other than queries are refused.
 
-mod common;
+use crate::common;
 
 use common::{Bellwether, history_sql as sql};
 use serde_json::Value;
@@ -11,37 +11,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-fn bellwether(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bellwether"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("bellwether runs")
-}
-
 fn demo(history: &Path) -> Value {
-    demo_with(history, &[])
+    common::demo_into(history, &[])
 }
 
 fn demo_with(history: &Path, more: &[&str]) -> Value {
-    let mut args = vec![
-        "demo",
-        "--json",
-        "--vms",
-        "60",
-        "--seed",
-        "1",
-        "--history",
-        history.to_str().unwrap(),
-    ];
-    args.extend(more);
-    let out = bellwether(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::demo_into(history, more)
+}
+
+fn bellwether(args: &[&str]) -> std::process::Output {
+    common::bellwether_output(args)
 }
 
 #[test]
@@ -290,46 +269,6 @@ fn a_query_too_deep_or_too_heavy_is_refused_or_stopped_and_a_closed_pipe_ends_qu
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-}
-
-#[test]
-fn pyarrow_reads_the_same_rows() {
-    let Some(python) = common::python("pyarrow") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let history = dir.path().join("history");
-    demo(&history);
-    let tables = ["samples", "scores", "verdicts", "commands", "executions"];
-    let mut args = vec![
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/read_history.py").to_string(),
-        history.to_str().unwrap().to_string(),
-    ];
-    args.extend(tables.iter().map(|t| t.to_string()));
-    let out = Command::new(python).args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
-
-    for table in tables {
-        let n = sql(&history, &format!("SELECT count(*) AS n FROM {table}"));
-        assert_eq!(read["rows"][table], n[0]["n"], "{table}");
-    }
-    let ours: Vec<Value> = sql(
-        &history,
-        "SELECT vm_id, reason, date FROM commands WHERE action = 'rollback' ORDER BY vm_id, reason",
-    )
-    .into_iter()
-    .map(|r| serde_json::json!([r["vm_id"], r["reason"], r["date"]]))
-    .collect();
-    assert!(!ours.is_empty());
-    assert_eq!(read["rollbacks"], Value::Array(ours));
-    // UTC by convention, untagged (see the README).
-    assert_eq!(read["samples_schema"]["time"], "timestamp[ms]");
-    assert_eq!(read["samples_schema"]["value"], "double");
 }
 
 #[test]

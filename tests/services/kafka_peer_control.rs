@@ -9,7 +9,7 @@
 //!   known for the afternoon: the forecast's interval says so, and no
 //!   healthy VM is rolled back on a normal afternoon rise.
 
-mod common;
+use crate::common;
 
 use common::{Bellwether, Broker, control_messages, eventually, history_sql, write_config};
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,7 @@
 //! running bellwether, a record that is not one is dead-lettered with the
 //! reason, and a restart keeps what was registered without repeating it.
 
-mod common;
+use crate::common;
 
 use common::{
     Bellwether, Broker, control_messages, eventually, producer, read_topic, send, write_config,

@@ -4,7 +4,7 @@
 //! `./scripts/test` installs both into a virtualenv and names its python
 //! in `BELLWETHER_PYTHON`.
 
-mod common;
+use crate::common;
 
 use common::{Bellwether, Broker, eventually, write_config};
 use std::process::Command;

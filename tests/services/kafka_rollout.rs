@@ -4,7 +4,7 @@
 //! control topic; then the same with the pipeline SIGKILLed mid-rollout,
 //! and with the broker frozen mid-rollout.
 
-mod common;
+use crate::common;
 
 use common::{
     Bellwether, Broker, HTTP_TOKEN, control_messages, eventually, history_sql, read_topic,

@@ -6,7 +6,7 @@
 //! produces what it is sent, refuses what it cannot take, and answers 503
 //! while Kafka is away.
 
-mod common;
+use crate::common;
 
 use common::{
     Bellwether, Broker, Killed, eventually, free_port, history_sql, read_topic, write_config,
@@ -24,7 +24,7 @@ const PROMTOOL: &str = "/usr/bin/promtool";
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prometheus");
 const TOKEN: &str = "remote-write-token-0123456789";
 /// A write request a real Prometheus sent (see the schemas' unit tests).
-const FROM_PROMETHEUS: &[u8] = include_bytes!("fixtures/remote_write/node.bin");
+const FROM_PROMETHEUS: &[u8] = include_bytes!("../fixtures/remote_write/node.bin");
 
 /// True when both programs are installed; without them the test fails
 /// under `./scripts/test` (which installs them) and is skipped otherwise.

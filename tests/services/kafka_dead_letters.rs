@@ -2,7 +2,7 @@
 //! decode land in the dead-letter topic, whole, with headers saying why and
 //! where they came from, and the stream goes on.
 
-mod common;
+use crate::common;
 
 use common::{Bellwether, Broker, eventually, producer, read_topic, send, write_config};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The webhook and shell actuators against real parts: an HTTP server that
 //! checks signatures and fails on purpose, and `sh`.
 
-mod common;
+use crate::common;
 
 use bellwether::config::{ShellConfig, WebhookConfig};
 use bellwether::rollout::actuator::Actuator;

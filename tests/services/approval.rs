@@ -2,7 +2,7 @@
 //! its canary rollout as soon as it is submitted; one that needs a human
 //! does not start until `bellwether patch approve`; a rejected one never.
 
-mod common;
+use crate::common;
 
 use common::{Bellwether, Broker, control_messages, eventually, write_config};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! rolled-back VM with its reason and evidence appear, and the page
 //! updates as fleet time moves.
 
-mod common;
+use crate::common;
 
 use common::browser::{Browser, available};
 use common::{Bellwether, eventually};

@@ -4,7 +4,7 @@
 //! advance wave by wave, kills and restarts bellwether mid-rollout, and
 //! sees the bad patch rolled back by the rollback policy.
 
-mod common;
+use crate::common;
 
 use common::webhook::{SECRET, endpoint, signed};
 use common::{Bellwether, Broker, HTTP_TOKEN, control_messages, eventually, write_config};

@@ -3,7 +3,7 @@
 //! operation, bounded, and not one may get a 5xx or an answer the document
 //! does not describe.
 
-mod common;
+use crate::common;
 
 use common::{Bellwether, eventually};
 use std::process::Command;
