@@ -1,0 +1,40 @@
+//! `bellwether config`: check a config file, or show the one in force.
+
+use super::write_stdout;
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+/// `bellwether config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file: exits non-zero naming the first bad key.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Print the effective config (defaults + file + environment) as JSON.
+    Show {
+        /// A config file layered over the defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs a `bellwether config` subcommand.
+pub fn exec(command: ConfigCommand) -> Result<()> {
+    match command {
+        ConfigCommand::Check { file } => {
+            crate::config::load(Some(&file))?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        ConfigCommand::Show { config } => {
+            let config = crate::config::load(config.as_deref())?;
+            write_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&crate::config::redacted(&config))?
+            ))
+        }
+    }
+}

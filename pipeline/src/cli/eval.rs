@@ -1,0 +1,351 @@
+//! `bellwether eval`: the detector on NAB, seeded rollouts, the retraining
+//! loop.
+
+use crate::config;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+/// `bellwether eval` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Score every series of a NAB-layout folder with NAB's rules.
+    Nab(NabArgs),
+    /// Run a good patch and every fault on many seeded simulated fleets and
+    /// report what reached past the canary stage and what was rolled back.
+    Rollouts(RolloutsArgs),
+    /// Record rollouts, mark their false alarms, retrain from that history,
+    /// and compare later rollouts before and after.
+    Retraining(RetrainingArgs),
+}
+
+/// `bellwether eval nab` flags.
+#[derive(Debug, Args)]
+pub struct NabArgs {
+    /// The folder: data/<category>/*.csv and labels/combined_windows.json.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Write DIR/<category>/<name>.csv (timestamp,value,anomaly_score).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The detection threshold fixed in advance (0.5: the scorer's anomaly
+    /// score at its threshold: a deviation at `thresholds.sigma`, a level
+    /// never seen, or a run of errors past the likelihood gate).
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+    /// Rows after an alert during which it is not raised again unless it
+    /// grows (48 rows of 5 minutes: Alertmanager's default repeat interval
+    /// of 4 h); 0 scores every row on its own.
+    #[arg(long, default_value_t = 48)]
+    pub realert_after: usize,
+    /// A config file layered over the defaults (the forecaster's settings).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// `lstm`: an LSTM correction of the seasonal regression, trained on
+    /// each series' probation rows (used where it beats the regression on
+    /// held-out probation rows); `statistical`: the seasonal regression.
+    #[arg(long, value_enum, default_value_t = NabDetector::Lstm)]
+    pub detector: NabDetector,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print, per file at the fixed threshold (standard profile),
+    /// where each window was first detected or that it was missed, and
+    /// every false positive with its cost.
+    #[arg(long, conflicts_with = "json")]
+    pub windows: bool,
+}
+
+/// The forecaster behind `bellwether eval nab`'s anomaly scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NabDetector {
+    /// Per-series LSTM trained on the probation period.
+    Lstm,
+    /// The same LSTM with an interval head: it also forecasts the spread
+    /// of each next window (trained with a Gaussian likelihood), which
+    /// widens the spread a window is held to where it expects more noise
+    /// than usual.
+    LstmInterval,
+    /// The statistical fallback (seasonal regression).
+    Statistical,
+}
+
+/// `bellwether eval rollouts` flags.
+#[derive(Debug, Args)]
+pub struct RolloutsArgs {
+    /// Fleet seeds 1..=N.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// VMs per fleet (default: the config's).
+    #[arg(long)]
+    pub vms: Option<usize>,
+    /// A config file layered over the defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the totals as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Give every odd seed a fleet-wide event (surge, slow dependency,
+    /// regional incident or late batch job) during the canary stage.
+    #[arg(long)]
+    pub events: bool,
+    /// Run the good patch only (false alarms on a large fleet, six times sooner).
+    #[arg(long)]
+    pub good_only: bool,
+}
+
+/// `bellwether eval retraining` flags.
+#[derive(Debug, Args)]
+pub struct RetrainingArgs {
+    /// Earlier (recorded) rollouts: fleet seeds 1..=N, each a good patch and every fault.
+    #[arg(long, default_value_t = 4)]
+    pub seeds: u64,
+    /// Later rollouts: fleet seeds 101..=100+N.
+    #[arg(long, default_value_t = 4)]
+    pub later_seeds: u64,
+    /// VMs per fleet (default: the config's).
+    #[arg(long)]
+    pub vms: Option<usize>,
+    /// Retrain the LSTM forecaster too (adds its training and a second replay).
+    #[arg(long)]
+    pub forecaster: bool,
+    /// Working folder (histories and models; emptied first).
+    #[arg(long, default_value = "bellwether-eval-retraining")]
+    pub work: PathBuf,
+    /// A config file layered over the defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a `bellwether eval` subcommand.
+pub fn exec(command: EvalCommand) -> Result<()> {
+    match command {
+        EvalCommand::Nab(args) => eval_nab(args),
+        EvalCommand::Rollouts(args) => eval_rollouts(args),
+        EvalCommand::Retraining(args) => eval_retraining(args),
+    }
+}
+
+fn eval_nab(args: NabArgs) -> Result<()> {
+    use crate::eval::nab;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.threshold),
+        "--threshold must be within [0, 1], not {}",
+        args.threshold
+    );
+    let config = config::load(args.config.as_deref())?;
+    let series = nab::read_corpus(&args.data)?;
+    let bar = ProgressBar::new(series.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .context("progress bar template")?,
+    );
+    let base = crate::model::seasonal_config(&config);
+    let options = crate::eval::lstm_detector::nab_train_options(
+        base,
+        args.detector == NabDetector::LstmInterval,
+    );
+    let scorer_base = crate::scoring::scorer_config(&config)?;
+    let mut scores = Vec::new();
+    let (mut on_lstm, mut notes) = (0usize, Vec::new());
+    for s in &series {
+        bar.set_message(s.key.clone());
+        let forecaster = match args.detector {
+            NabDetector::Statistical => crate::model::statistical(&config),
+            NabDetector::Lstm | NabDetector::LstmInterval => {
+                let d = crate::eval::lstm_detector::detector_for(s, &options);
+                on_lstm += usize::from(d.lstm);
+                if let Some((lstm, seasonal)) = d.validation {
+                    notes.push(serde_json::json!({
+                        "series": s.key,
+                        "lstm": d.lstm,
+                        "lstm_validation_rmse": lstm,
+                        "seasonal_validation_rmse": seasonal,
+                        "reason": d.reason,
+                    }));
+                } else {
+                    notes.push(
+                        serde_json::json!({"series": s.key, "lstm": false, "reason": d.reason}),
+                    );
+                }
+                d.forecaster
+            }
+        };
+        let scorer = nab::scorer_config(&scorer_base, config.thresholds.sigma, s)?;
+        scores.push(nab::detect(s, forecaster, scorer, args.realert_after)?);
+        bar.inc(1);
+    }
+    let forecaster_name = match args.detector {
+        NabDetector::Statistical => crate::model::statistical(&config).name().to_string(),
+        NabDetector::Lstm | NabDetector::LstmInterval => format!(
+            "{} per series (LSTM on {on_lstm} of {} series, seasonal-regression on the rest)",
+            if options.interval {
+                "lstm with an interval head"
+            } else {
+                "lstm"
+            },
+            series.len()
+        ),
+    };
+    bar.finish_and_clear();
+    if let Some(out) = &args.out {
+        nab::write_results(out, &series, &scores)?;
+        eprintln!("anomaly scores written under {}", out.display());
+    }
+    let files = nab::scored_files(&series, &scores);
+    if args.windows {
+        print!("{}", nab::window_report(&series, &files, args.threshold));
+    }
+    let reports = nab::report(&files, args.threshold);
+    if args.json {
+        let json: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "profile": r.profile.name,
+                    "detector": forecaster_name,
+                    "fixed_threshold": r.fixed.threshold,
+                    "fixed_score": r.fixed.normalized,
+                    "tuned_threshold": r.tuned.threshold,
+                    "tuned_score": r.tuned.normalized,
+                    "leave_one_out_score": r.leave_one_out,
+                    "windows": r.fixed.windows,
+                    "fixed_detected_windows": r.fixed.detected_windows,
+                    "fixed_false_positives": r.fixed.false_positives,
+                    "series": notes,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string(&json)?);
+        return Ok(());
+    }
+    println!(
+        "NAB score of the scorer (forecaster: {}) over {} files ({} windows):",
+        forecaster_name,
+        files.len(),
+        reports.first().map_or(0, |r| r.fixed.windows)
+    );
+    println!(
+        "{:<20} {:>22} {:>26} {:>14}",
+        "profile", "fixed threshold", "best threshold (all files)", "leave-one-out"
+    );
+    for r in &reports {
+        println!(
+            "{:<20} {:>10.1} (t={:<6}) {:>14.1} (t={:<6.4}) {:>14.1}",
+            r.profile.name,
+            r.fixed.normalized,
+            r.fixed.threshold,
+            r.tuned.normalized,
+            r.tuned.threshold,
+            r.leave_one_out
+        );
+    }
+    Ok(())
+}
+
+fn eval_rollouts(args: RolloutsArgs) -> Result<()> {
+    let mut config = config::load(args.config.as_deref())?;
+    if let Some(vms) = args.vms {
+        anyhow::ensure!(vms > 0, "--vms must be at least 1");
+        config.fleet.vms = vms;
+    }
+    anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+    let seeds: Vec<u64> = (1..=args.seeds).collect();
+    let patches = if args.good_only {
+        vec![crate::simulator::PatchQuality::Good]
+    } else {
+        crate::eval::rollouts::every_patch()
+    };
+    let bar = ProgressBar::new((seeds.len() * patches.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts")
+            .context("progress bar template")?,
+    );
+    let lines = crate::eval::rollouts::evaluate_patches(
+        &config,
+        &seeds,
+        &patches,
+        args.events,
+        |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&lines)?);
+        return Ok(());
+    }
+    println!(
+        "{} seeds x ({}), {} VMs each{}",
+        seeds.len(),
+        if args.good_only {
+            "good patch".to_string()
+        } else {
+            format!(
+                "good patch + {} faults",
+                crate::simulator::FaultKind::ALL.len()
+            )
+        },
+        config.fleet.vms,
+        if args.events {
+            "; odd seeds with a fleet-wide event in the canary stage"
+        } else {
+            ""
+        }
+    );
+    print!("{}", crate::eval::rollouts::table(&lines));
+    Ok(())
+}
+
+fn eval_retraining(args: RetrainingArgs) -> Result<()> {
+    use crate::eval::retraining::{RetrainingPlan, evaluate_retraining};
+    let mut config = config::load(args.config.as_deref())?;
+    if let Some(vms) = args.vms {
+        anyhow::ensure!(vms > 0, "--vms must be at least 1");
+        config.fleet.vms = vms;
+    }
+    anyhow::ensure!(
+        args.seeds > 0 && args.later_seeds > 0,
+        "--seeds and --later-seeds must be at least 1"
+    );
+    let plan = RetrainingPlan {
+        earlier_seeds: (1..=args.seeds).collect(),
+        later_seeds: (101..=100 + args.later_seeds).collect(),
+        work: args.work,
+        forecaster: args.forecaster,
+    };
+    let r = evaluate_retraining(&config, &plan, |step| eprintln!("{step} ..."))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let vms = config.fleet.vms;
+    println!(
+        "earlier rollouts (seeds 1..={}, {vms} VMs, recorded; {} false alarms marked by the simulated operator):",
+        args.seeds, r.marked_false_alarms
+    );
+    print!("{}", crate::eval::rollouts::table(&r.earlier));
+    println!("\nretraining from their history:");
+    print!("{}", crate::model::retrain::describe(&r.retraining));
+    for (name, lines) in [("before", &r.before), ("after", &r.after)] {
+        println!(
+            "\nlater rollouts (seeds 101..={}), models {name} retraining:",
+            100 + args.later_seeds
+        );
+        print!("{}", crate::eval::rollouts::table(lines));
+    }
+    for (name, q) in [
+        ("before", &r.failure_model_before),
+        ("after", &r.failure_model_after),
+    ] {
+        if let Some(q) = q {
+            println!(
+                "failure model {name}, later seeds without rollbacks: precision {:.3}, recall {:.3} of {} crashes, median lead {:.0} min at risk >= {:.2}",
+                q.precision, q.recall, q.failures, q.median_lead_minutes, q.threshold
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `bellwether group`: list, preview, define and remove canary groups.
+
+use super::{ServiceArgs, change_inventory, write_stdout};
+use crate::config;
+use anyhow::Result;
+use bellwether_schemas::InventoryChange;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+/// `bellwether group` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// The VMs a configured group, or a selector given here, matches; with
+    /// `--waves`, the waves a rollout would deploy in and the VMs held back.
+    Preview(GroupPreviewArgs),
+    /// Every configured group (the built-in critical-systems first) and its size.
+    List {
+        /// A config file layered over the defaults (groups, inventory).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Define a canary group (or replace the one of its name) in the
+    /// running bellwether: published on the control topic, kept across
+    /// restarts (`GET /api/groups` shows it).
+    Define {
+        /// Config and brokers.
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The group's name.
+        #[arg(long)]
+        name: String,
+        /// The selector.
+        #[command(flatten)]
+        selector: crate::service::inventory::SelectorFlags,
+        /// Who (recorded).
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
+    /// Remove a canary group from the running bellwether.
+    Remove {
+        /// Config and brokers.
+        #[command(flatten)]
+        service: ServiceArgs,
+        /// The group's name.
+        #[arg(long)]
+        name: String,
+        /// Who (recorded).
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
+}
+
+/// `bellwether group preview` flags.
+#[derive(Debug, Args)]
+pub struct GroupPreviewArgs {
+    /// A configured group's name.
+    #[arg(long, conflicts_with_all = ["expression", "tag", "instance_type", "region", "criticality"])]
+    pub group: Option<String>,
+    /// The selector, when no group is named.
+    #[command(flatten)]
+    pub selector: crate::service::inventory::SelectorFlags,
+    /// Print the members as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Show the waves a rollout started now would deploy in (canary stage
+    /// from `rollout.canary_groups`, or from `--group`), and the VMs held
+    /// back as the control until the last wave (`rollout.control_holdback`).
+    #[arg(long, conflicts_with_all = ["expression", "tag", "instance_type", "region", "criticality"])]
+    pub waves: bool,
+    /// With `--waves`: the patch whose rollout to preview (its rollout id
+    /// seeds which VMs each wave takes; the counts do not depend on it).
+    #[arg(long, requires = "waves")]
+    pub patch: Option<String>,
+    /// A config file layered over the defaults (groups, inventory).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs a `bellwether group` subcommand.
+pub fn exec(command: GroupCommand) -> Result<()> {
+    match command {
+        GroupCommand::Preview(args) => group_preview(args),
+        GroupCommand::List { config } => {
+            let config = config::load(config.as_deref())?;
+            let inventory = crate::service::load_inventory(&config)?;
+            for name in inventory.group_names() {
+                let group = inventory.group(name).expect("listed");
+                let m = crate::monitor::groups::members(&inventory, group);
+                println!("{:<24} {:>6} VMs", m.name, m.count);
+            }
+            Ok(())
+        }
+        GroupCommand::Define {
+            service,
+            name,
+            selector,
+            by,
+        } => change_inventory(
+            &service,
+            InventoryChange::DefineGroup {
+                group: selector.group(&name)?,
+            },
+            &by,
+            format!("group {name} defined"),
+        ),
+        GroupCommand::Remove { service, name, by } => change_inventory(
+            &service,
+            InventoryChange::RemoveGroup { name: name.clone() },
+            &by,
+            format!("group {name} removed"),
+        ),
+    }
+}
+
+fn group_preview(args: GroupPreviewArgs) -> Result<()> {
+    use crate::inventory::selector::Selector;
+    let config = config::load(args.config.as_deref())?;
+    let inventory = crate::service::load_inventory(&config)?;
+    if args.waves {
+        let groups = match &args.group {
+            Some(g) if inventory.group(g).is_none() => {
+                anyhow::bail!(
+                    "--group {g}: no such group; groups: {}",
+                    inventory.group_names().join(", ")
+                )
+            }
+            Some(g) => vec![g.clone()],
+            None => config.rollout.canary_groups.clone(),
+        };
+        let preview = crate::rollout::planner::preview(
+            &inventory,
+            &config.rollout,
+            &config.judge,
+            &groups,
+            &crate::approval::submit::default_rollout_id(
+                args.patch.as_deref().unwrap_or("preview"),
+            ),
+        );
+        if args.json {
+            println!("{}", serde_json::to_string(&preview)?);
+        } else {
+            write_stdout(&crate::rollout::planner::describe(&preview))?;
+        }
+        return Ok(());
+    }
+    let selector = match &args.group {
+        Some(name) => inventory.group(name).cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--group {name}: no such group; groups: {}",
+                inventory.group_names().join(", ")
+            )
+        })?,
+        None => {
+            let group = args.selector.group("preview")?;
+            Selector::compile(&group)
+                .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.reason))?
+        }
+    };
+    let m = crate::monitor::groups::members(&inventory, &selector);
+    if args.json {
+        println!("{}", serde_json::to_string(&m)?);
+    } else {
+        println!("{} of {} VMs match", m.count, inventory.vms().len());
+        for id in &m.vms {
+            println!("{id}");
+        }
+    }
+    Ok(())
+}

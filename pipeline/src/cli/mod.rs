@@ -1,0 +1,171 @@
+//! The command line: one module per command, each with its flags and an
+//! `exec` calling the library.
+
+mod config;
+mod demo;
+mod eval;
+mod group;
+mod mark;
+mod model;
+mod patch;
+mod rollout;
+mod run;
+mod simulate;
+mod sql;
+mod train;
+mod vm;
+
+pub use demo::EVENT_START_MINUTES;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Automated patch canarying with predictive failure analysis.
+#[derive(Debug, Parser)]
+#[command(name = "bellwether", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole canary rollout on a simulated fleet, embedded, in fleet time.
+    Demo(demo::DemoArgs),
+    /// Run the scoring pipeline on Kafka (and the rollout actor, unless --no-actor).
+    Run(run::RunArgs),
+    /// Run the rollout actor alone on the control topic.
+    Actor(ServiceArgs),
+    /// Take Prometheus remote write (POST /api/v1/write) and produce the
+    /// samples onto the metrics topic, without scoring them here.
+    Gateway(run::GatewayArgs),
+    /// Publish a simulated fleet's metrics on Kafka and obey executed commands.
+    Simulate(simulate::SimulateArgs),
+    /// Approve a patch: publish the approval that starts its rollout.
+    Approve(patch::ApproveArgs),
+    /// Report a VM's outcome (it failed, or its rollback was a false alarm)
+    /// on the control topic, for the history and the models to learn from.
+    Mark(mark::MarkArgs),
+    /// Query the history with SQL (no query: an interactive prompt).
+    Sql(sql::SqlArgs),
+    /// Parses the SQL on stdin and exits: how a query's parse is bounded
+    /// in time (see `history::sql::parse_in_child`). Not for users.
+    #[command(hide = true)]
+    ParseSql,
+    /// Check or show configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Evaluate the detector on labelled data.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
+    /// Train an LSTM forecaster and write its model bundle.
+    Train(train::TrainArgs),
+    /// Train the failure-pattern model on simulated rollouts and write its bundle.
+    TrainFailure(train::TrainFailureArgs),
+    /// List or promote the model versions of a models folder.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Retrain the forecaster and the failure model from recorded history,
+    /// run each in shadow on the latest episodes, promote the better.
+    Retrain(train::RetrainArgs),
+    /// Canary groups: which VMs a group or a selector matches.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// Patches and the approval rules.
+    #[command(subcommand)]
+    Patch(patch::PatchCommand),
+    /// The inventory of the running bellwether: register or remove VMs.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
+    /// Control a rollout: start (approve) a submitted one, pause, resume,
+    /// promote, abort, or roll every patched VM back now (published on the
+    /// control topic).
+    Rollout(rollout::RolloutArgs),
+}
+
+impl Command {
+    /// True for the long-running commands (they log at info by default).
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::Run(_)
+                | Command::Actor(_)
+                | Command::Gateway(_)
+                | Command::Simulate(_)
+                | Command::Approve(_)
+        )
+    }
+}
+
+/// Flags of the Kafka services.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The config file (layered over the defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Bootstrap brokers (overrides kafka.brokers).
+    #[arg(long)]
+    pub brokers: Option<String>,
+}
+
+impl ServiceArgs {
+    fn load(&self) -> Result<crate::config::Config> {
+        let mut config = crate::config::load(self.config.as_deref())?;
+        if let Some(b) = &self.brokers {
+            config.kafka.brokers = b.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::exec(args),
+        Command::Run(args) => run::exec(args),
+        Command::Actor(args) => run::exec_actor(args),
+        Command::Gateway(args) => run::exec_gateway(args),
+        Command::Simulate(args) => simulate::exec(args),
+        Command::Mark(args) => mark::exec(args),
+        Command::Approve(args) => patch::exec_approve(args),
+        Command::Sql(args) => sql::exec(args),
+        Command::ParseSql => sql::exec_parse(),
+        Command::Eval(command) => eval::exec(command),
+        Command::Train(args) => train::exec(args),
+        Command::TrainFailure(args) => train::exec_failure(args),
+        Command::Retrain(args) => train::exec_retrain(args),
+        Command::Group(command) => group::exec(command),
+        Command::Vm(command) => vm::exec(command),
+        Command::Rollout(args) => rollout::exec(args),
+        Command::Patch(command) => patch::exec(command),
+        Command::Model(command) => model::exec(command),
+        Command::Config(command) => config::exec(command),
+    }
+}
+
+/// Writes `text` to standard output; a reader that went away (`| head`)
+/// ends the command quietly, as every Unix tool does.
+fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        result => Ok(result?),
+    }
+}
+
+/// Publishes an inventory change (`vm register|remove`, `group define|remove`).
+fn change_inventory(
+    service: &ServiceArgs,
+    change: bellwether_schemas::InventoryChange,
+    by: &str,
+    done: String,
+) -> Result<()> {
+    let config = service.load()?;
+    crate::service::inventory::publish_change(&config, change, by)?;
+    println!("{done}");
+    Ok(())
+}
