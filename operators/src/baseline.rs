@@ -7,6 +7,7 @@
 //! windows the scorer marks as learnable (the VM unpatched); from a VM's
 //! patch on they stay as they were before the patch.
 
+use crate::column::f64_column;
 use arrow::array::{Array, Float64Array};
 
 /// How baselines learn.
@@ -130,10 +131,10 @@ impl Baselines {
     /// Residual spreads of the ready slots (null where not ready), floored
     /// at `floor[metric]` so a flat-lined series does not turn noise into sigmas.
     pub fn spreads(&self, metric_count: usize, floor: &[f64]) -> Float64Array {
-        Float64Array::from_iter((0..self.windows.len()).map(|i| {
+        f64_column(self.windows.len(), |i| {
             self.is_ready(i)
                 .then(|| self.residual_spread(i).max(floor[i % metric_count]))
-        }))
+        })
     }
 }
 

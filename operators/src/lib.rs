@@ -14,6 +14,7 @@
 //! them into one operator.
 
 pub mod baseline;
+pub mod column;
 pub mod error;
 pub mod failure;
 pub mod forecast;

@@ -19,6 +19,7 @@
 //! differences: it is large only when the VM left its own forecast and its
 //! peers did not move the same way in the same window.
 
+use crate::column::f64_column;
 use arrow::array::{Array, Float64Array};
 use std::f64::consts::PI;
 
@@ -250,9 +251,9 @@ pub fn peer_control(
         }
     }
     PeerControl {
-        peer_deviation: Float64Array::from(peer_deviation),
-        vs_peers: Float64Array::from(vs_peers),
-        vs_peers_residual: Float64Array::from(vs_peers_residual),
+        peer_deviation: f64_column(series, |i| peer_deviation[i]),
+        vs_peers: f64_column(series, |i| vs_peers[i]),
+        vs_peers_residual: f64_column(series, |i| vs_peers_residual[i]),
         control_vms,
         level: level_used,
         test_p: Float64Array::new_null(series),

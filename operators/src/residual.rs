@@ -1,7 +1,7 @@
 //! Residuals: how far each series' window landed from its forecast.
 //!
-//! Computed with Arrow compute kernels over whole windows (one array per
-//! quantity, no per-row allocation). From a window's count, sum and sum of
+//! Computed over whole windows in one pass (one array per quantity, no
+//! per-row allocation). From a window's count, sum and sum of
 //! squares per series, and a forecast `f`:
 //!
 //! - observed mean `m = sum / n`,
@@ -9,9 +9,10 @@
 //! - residual RMSE over the window's samples
 //!   `sqrt(mean((x - f)^2)) = sqrt((sum_sq / n - m^2) + r^2)`.
 
+use crate::column::validity;
 use crate::window::WindowSums;
-use arrow::array::{AsArray, Float64Array};
-use arrow::compute::kernels::numeric::{add, div, mul, sub};
+use arrow::array::{Array, AsArray, Float64Array};
+use arrow::compute::kernels::numeric::div;
 use arrow::datatypes::Float64Type;
 use arrow::error::ArrowError;
 
@@ -27,25 +28,56 @@ pub struct WindowResiduals {
     pub residual_rmse: Float64Array,
 }
 
-/// Residuals of one window against `forecast`.
+/// Residuals of one window against `forecast`, in one pass over the
+/// series (the window pass's widest step: three columns of every series).
 pub fn window_residuals(
     sums: WindowSums,
     forecast: &Float64Array,
 ) -> Result<WindowResiduals, ArrowError> {
-    let n = Float64Array::from_iter(sums.count.iter().map(|&c| (c > 0).then_some(c as f64)));
-    let sum = Float64Array::from(sums.sum);
-    let sum_sq = Float64Array::from(sums.sum_sq);
-    let observed = f64s(div(&sum, &n)?);
-    let mean_sq = f64s(div(&sum_sq, &n)?);
-    let residual = f64s(sub(&observed, forecast)?);
-    let within = f64s(sub(&mean_sq, &mul(&observed, &observed)?)?);
-    let mse = f64s(add(&within, &mul(&residual, &residual)?)?);
-    // Rounding can leave a tiny negative variance; it means zero.
-    let residual_rmse = mse.unary::<_, Float64Type>(|v| v.max(0.0).sqrt());
+    let len = sums.count.len();
+    if forecast.len() != len {
+        return Err(ArrowError::InvalidArgumentError(format!(
+            "a window of {len} series against a forecast of {}",
+            forecast.len()
+        )));
+    }
+    let forecasts = forecast.values();
+    let mut observed = Vec::with_capacity(len);
+    let mut residual = Vec::with_capacity(len);
+    let mut residual_rmse = Vec::with_capacity(len);
+    let (mut seen, mut fitted) = (Vec::new(), Vec::new());
+    let (mut seen_count, mut fitted_count) = (0, 0);
+    for start in (0..len).step_by(64) {
+        let (mut seen_word, mut fitted_word) = (0u64, 0u64);
+        for i in start..(start + 64).min(len) {
+            let n = sums.count[i];
+            let has = n > 0;
+            let fits = has && forecast.is_valid(i);
+            seen_word |= u64::from(has) << (i - start);
+            fitted_word |= u64::from(fits) << (i - start);
+            let n = f64::from(n.max(1));
+            let mean = sums.sum[i] / n;
+            let r = mean - forecasts[i];
+            let within = sums.sum_sq[i] / n - mean * mean;
+            observed.push(if has { mean } else { 0.0 });
+            residual.push(if fits { r } else { 0.0 });
+            // Rounding can leave a tiny negative variance; it means zero.
+            residual_rmse.push(if fits {
+                (within + r * r).max(0.0).sqrt()
+            } else {
+                0.0
+            });
+        }
+        seen_count += seen_word.count_ones() as usize;
+        fitted_count += fitted_word.count_ones() as usize;
+        seen.push(seen_word);
+        fitted.push(fitted_word);
+    }
+    let fitted = validity(fitted, len, fitted_count);
     Ok(WindowResiduals {
-        observed,
-        residual,
-        residual_rmse,
+        observed: Float64Array::new(observed.into(), validity(seen, len, seen_count)),
+        residual: Float64Array::new(residual.into(), fitted.clone()),
+        residual_rmse: Float64Array::new(residual_rmse.into(), fitted),
     })
 }
 
@@ -64,7 +96,6 @@ fn f64s(array: arrow::array::ArrayRef) -> Float64Array {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Array;
 
     #[test]
     fn residual_rmse_matches_the_definition() {

@@ -9,6 +9,7 @@
 
 use crate::OperatorError;
 use crate::baseline::{BaselineConfig, Baselines};
+use crate::column::f64_column;
 use crate::failure::{FailureFeatures, FailureModel};
 use crate::forecast::{Forecaster, TimeRange};
 use crate::operator::{InputId, Operator};
@@ -657,7 +658,7 @@ impl CanaryScorer {
         // to the spread of the open-loop forecast (what a frozen forecast
         // drifts to), not to the one-step spread of a VM that keeps learning.
         let deviation = match &peers {
-            Some((p, _)) => Float64Array::from_iter((0..deviation.len()).map(|i| {
+            Some((p, _)) => f64_column(deviation.len(), |i| {
                 let value = deviation.is_valid(i).then(|| deviation.value(i))?;
                 let without_peers = judged[i / m] && p.control_vms[i / m] == 0;
                 Some(match self.baselines.open_spread(i) {
@@ -666,19 +667,19 @@ impl CanaryScorer {
                     }
                     _ => value,
                 })
-            })),
+            }),
             None => deviation,
         };
         // The failure model reads deviations against the peers where there
         // are peers: a regional incident is not a VM about to fail.
         let failure_deviation = match &peers {
-            Some((p, _)) => Float64Array::from_iter((0..deviation.len()).map(|i| {
+            Some((p, _)) => f64_column(deviation.len(), |i| {
                 if p.vs_peers.is_valid(i) {
                     Some(p.vs_peers.value(i))
                 } else {
                     deviation.is_valid(i).then(|| deviation.value(i))
                 }
-            })),
+            }),
             None => deviation.clone(),
         };
         // Its levels and trends too: a VM whose peers moved as it did (a
@@ -686,7 +687,7 @@ impl CanaryScorer {
         let failure_observed = match &peers {
             Some((p, _)) => {
                 let reference = self.forecaster.reference().unwrap_or(&forecast);
-                Float64Array::from_iter((0..deviation.len()).map(|i| {
+                f64_column(deviation.len(), |i| {
                     if p.vs_peers_residual.is_valid(i) && reference.is_valid(i) {
                         Some(reference.value(i) + p.vs_peers_residual.value(i))
                     } else {
@@ -695,7 +696,7 @@ impl CanaryScorer {
                             .is_valid(i)
                             .then(|| residuals.observed.value(i))
                     }
-                }))
+                })
             }
             None => residuals.observed.clone(),
         };
@@ -781,7 +782,7 @@ fn with_surprise(
     rules: &VerdictRules,
 ) -> Float64Array {
     let m = rules.metrics.len().max(1);
-    Float64Array::from_iter((0..vm_score.len()).map(|vm| {
+    f64_column(vm_score.len(), |vm| {
         let mut worst = vm_score.is_valid(vm).then(|| vm_score.value(vm));
         for metric in 0..m {
             let i = vm * m + metric;
@@ -798,7 +799,7 @@ fn with_surprise(
             worst = Some(worst.map_or(s, |w: f64| w.max(s)));
         }
         worst
-    }))
+    })
 }
 
 impl Operator for CanaryScorer {

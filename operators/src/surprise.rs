@@ -24,6 +24,7 @@
 //! numbers), and a series learns only where the scorer says it learns: a
 //! patched VM is held to what it showed before its patch.
 
+use crate::column::f64_column;
 use crate::verdict::normal_tail;
 use arrow::array::{Array, Float64Array};
 use bellwether_schemas::Direction;
@@ -158,7 +159,7 @@ impl Surprise {
         directions: &[Direction],
     ) -> Float64Array {
         let m = directions.len().max(1);
-        Float64Array::from_iter((0..observed.len().min(self.low.len())).map(|i| {
+        f64_column(observed.len().min(self.low.len()), |i| {
             if observed.is_null(i) || self.windows[i] < self.config.min_history {
                 return None;
             }
@@ -195,7 +196,7 @@ impl Surprise {
             } else {
                 0.5 * likelihood / gate
             })
-        }))
+        })
     }
 
     /// Learns the window for the slots where `learn` is true.

@@ -12,6 +12,7 @@
 //! keeps one noisy window from rolling a VM back. A VM is anomalous when any
 //! of its metrics is.
 
+use crate::column::f64_column;
 use crate::peers::PeerControl;
 use arrow::array::{Array, BooleanArray, Float64Array};
 use bellwether_schemas::Direction;
@@ -247,14 +248,14 @@ impl ScoreRuns {
         if self.recent.len() < score.len() * k {
             self.recent.resize(score.len() * k, 0.0);
         }
-        let out = Float64Array::from_iter((0..score.len()).map(|vm| {
+        let out = f64_column(score.len(), |vm| {
             let before = &self.recent[vm * k..(vm + 1) * k];
             score.is_valid(vm).then(|| {
                 before
                     .iter()
                     .fold(score.value(vm), |least, &s| least.min(s as f64))
             })
-        }));
+        });
         for vm in 0..score.len() {
             self.recent[vm * k + self.next] = if score.is_valid(vm) {
                 score.value(vm) as f32

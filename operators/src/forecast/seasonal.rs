@@ -11,6 +11,7 @@
 //! pre-patch behaviour at the right time of day.
 
 use super::{Forecaster, TimeRange};
+use crate::column::f64_column;
 use arrow::array::{Array, Float64Array};
 use std::f64::consts::TAU;
 
@@ -234,10 +235,10 @@ impl Forecaster for SeasonalRegression {
                 1.0
             }
         }));
-        Float64Array::from_iter((0..series).map(|i| {
+        f64_column(series, |i| {
             (self.windows[i] >= self.config.min_windows)
                 .then(|| dot(&self.theta[i * k..(i + 1) * k], &self.features))
-        }))
+        })
     }
 
     fn interval_scale(&self) -> Option<&[f64]> {
