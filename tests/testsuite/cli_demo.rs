@@ -6,7 +6,7 @@ fn demo(args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
         .arg("demo")
         .args(args)
-        .args(["--json", "--no-history"])
+        .args(["--format", "json", "--no-history"])
         .output()
         .unwrap();
     assert!(

@@ -7,6 +7,7 @@ mod common;
 
 mod actuators;
 mod cli_demo;
+mod cli_flags;
 mod config_errors;
 mod demo_scenarios;
 mod eval_nab;

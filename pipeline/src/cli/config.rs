@@ -1,6 +1,6 @@
 //! `bellwether config`: check a config file, or show the one in force.
 
-use super::write_stdout;
+use super::{Global, write_stdout};
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -14,23 +14,19 @@ pub enum ConfigCommand {
         file: PathBuf,
     },
     /// Print the effective config (defaults + file + environment) as JSON.
-    Show {
-        /// A config file layered over the defaults.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Show,
 }
 
 /// Runs a `bellwether config` subcommand.
-pub fn exec(command: ConfigCommand) -> Result<()> {
+pub fn exec(command: ConfigCommand, global: &Global) -> Result<()> {
     match command {
         ConfigCommand::Check { file } => {
             crate::config::load(Some(&file))?;
             println!("{}: ok", file.display());
             Ok(())
         }
-        ConfigCommand::Show { config } => {
-            let config = crate::config::load(config.as_deref())?;
+        ConfigCommand::Show => {
+            let config = global.load()?;
             write_stdout(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&crate::config::redacted(&config))?

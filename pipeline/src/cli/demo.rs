@@ -2,7 +2,8 @@
 //! embedded, in fleet time; and the simulated scenario it shares with
 //! `bellwether simulate`.
 
-use crate::config::{self, Config};
+use super::Global;
+use crate::config::Config;
 use crate::demo::{DemoOptions, Progress, patch_quality, run_demo};
 use crate::monitor::Monitor;
 use crate::simulator::{FaultKind, PatchQuality};
@@ -18,12 +19,9 @@ pub struct DemoArgs {
     /// The scenario.
     #[command(flatten)]
     pub scenario: ScenarioArgs,
-    /// Print the summary as one JSON object.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before it).
+    #[arg(long, hide = true)]
     pub json: bool,
-    /// A config file layered over the defaults.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Serve the live dashboard and /metrics on this address (e.g.
     /// 127.0.0.1:9464; port 0 picks one) and print its URL.
     #[arg(long, value_name = "ADDR")]
@@ -122,8 +120,8 @@ fn progress_line(p: &Progress) -> String {
 }
 
 /// Runs the demo.
-pub fn exec(args: DemoArgs) -> Result<()> {
-    let mut config: Config = config::load(args.config.as_deref())?;
+pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
+    let mut config: Config = global.load()?;
     let quality = args.scenario.apply(&mut config)?;
     if let Some(speed) = args.speed {
         anyhow::ensure!(
@@ -209,7 +207,7 @@ pub fn exec(args: DemoArgs) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
-    if args.json {
+    if global.json(args.json)? {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print!("{}", render_text(&summary));

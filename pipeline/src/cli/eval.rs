@@ -1,7 +1,7 @@
 //! `bellwether eval`: the detector on NAB, seeded rollouts, the retraining
 //! loop.
 
-use crate::config;
+use super::Global;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,16 +39,13 @@ pub struct NabArgs {
     /// of 4 h); 0 scores every row on its own.
     #[arg(long, default_value_t = 48)]
     pub realert_after: usize,
-    /// A config file layered over the defaults (the forecaster's settings).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// `lstm`: an LSTM correction of the seasonal regression, trained on
     /// each series' probation rows (used where it beats the regression on
     /// held-out probation rows); `statistical`: the seasonal regression.
     #[arg(long, value_enum, default_value_t = NabDetector::Lstm)]
     pub detector: NabDetector,
-    /// Print the report as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before it).
+    #[arg(long, hide = true)]
     pub json: bool,
     /// Also print, per file at the fixed threshold (standard profile),
     /// where each window was first detected or that it was missed, and
@@ -80,11 +77,8 @@ pub struct RolloutsArgs {
     /// VMs per fleet (default: the config's).
     #[arg(long)]
     pub vms: Option<usize>,
-    /// A config file layered over the defaults.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Print the totals as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before it).
+    #[arg(long, hide = true)]
     pub json: bool,
     /// Give every odd seed a fleet-wide event (surge, slow dependency,
     /// regional incident or late batch job) during the canary stage.
@@ -113,31 +107,33 @@ pub struct RetrainingArgs {
     /// Working folder (histories and models; emptied first).
     #[arg(long, default_value = "bellwether-eval-retraining")]
     pub work: PathBuf,
-    /// A config file layered over the defaults.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Print the result as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before it).
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 
 /// Runs a `bellwether eval` subcommand.
-pub fn exec(command: EvalCommand) -> Result<()> {
+pub fn exec(command: EvalCommand, global: &Global) -> Result<()> {
     match command {
-        EvalCommand::Nab(args) => eval_nab(args),
-        EvalCommand::Rollouts(args) => eval_rollouts(args),
-        EvalCommand::Retraining(args) => eval_retraining(args),
+        EvalCommand::Nab(args) => eval_nab(args, global),
+        EvalCommand::Rollouts(args) => eval_rollouts(args, global),
+        EvalCommand::Retraining(args) => eval_retraining(args, global),
     }
 }
 
-fn eval_nab(args: NabArgs) -> Result<()> {
+fn eval_nab(args: NabArgs, global: &Global) -> Result<()> {
     use crate::eval::nab;
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.threshold),
         "--threshold must be within [0, 1], not {}",
         args.threshold
     );
-    let config = config::load(args.config.as_deref())?;
+    let json = global.json(args.json)?;
+    anyhow::ensure!(
+        !(json && args.windows),
+        "--windows prints text; it cannot go with --format json"
+    );
+    let config = global.load()?;
     let series = nab::read_corpus(&args.data)?;
     let bar = ProgressBar::new(series.len() as u64);
     bar.set_style(
@@ -201,7 +197,7 @@ fn eval_nab(args: NabArgs) -> Result<()> {
         print!("{}", nab::window_report(&series, &files, args.threshold));
     }
     let reports = nab::report(&files, args.threshold);
-    if args.json {
+    if json {
         let json: Vec<serde_json::Value> = reports
             .iter()
             .map(|r| {
@@ -247,8 +243,8 @@ fn eval_nab(args: NabArgs) -> Result<()> {
     Ok(())
 }
 
-fn eval_rollouts(args: RolloutsArgs) -> Result<()> {
-    let mut config = config::load(args.config.as_deref())?;
+fn eval_rollouts(args: RolloutsArgs, global: &Global) -> Result<()> {
+    let mut config = global.load()?;
     if let Some(vms) = args.vms {
         anyhow::ensure!(vms > 0, "--vms must be at least 1");
         config.fleet.vms = vms;
@@ -273,7 +269,7 @@ fn eval_rollouts(args: RolloutsArgs) -> Result<()> {
         |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
-    if args.json {
+    if global.json(args.json)? {
         println!("{}", serde_json::to_string(&lines)?);
         return Ok(());
     }
@@ -299,9 +295,9 @@ fn eval_rollouts(args: RolloutsArgs) -> Result<()> {
     Ok(())
 }
 
-fn eval_retraining(args: RetrainingArgs) -> Result<()> {
+fn eval_retraining(args: RetrainingArgs, global: &Global) -> Result<()> {
     use crate::eval::retraining::{RetrainingPlan, evaluate_retraining};
-    let mut config = config::load(args.config.as_deref())?;
+    let mut config = global.load()?;
     if let Some(vms) = args.vms {
         anyhow::ensure!(vms > 0, "--vms must be at least 1");
         config.fleet.vms = vms;
@@ -317,7 +313,7 @@ fn eval_retraining(args: RetrainingArgs) -> Result<()> {
         forecaster: args.forecaster,
     };
     let r = evaluate_retraining(&config, &plan, |step| eprintln!("{step} ..."))?;
-    if args.json {
+    if global.json(args.json)? {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }

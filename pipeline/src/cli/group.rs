@@ -1,11 +1,9 @@
 //! `bellwether group`: list, preview, define and remove canary groups.
 
-use super::{ServiceArgs, change_inventory, write_stdout};
-use crate::config;
+use super::{Global, ServiceArgs, change_inventory, write_stdout};
 use anyhow::Result;
 use bellwether_schemas::InventoryChange;
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
 
 /// `bellwether group` subcommands.
 #[derive(Debug, Subcommand)]
@@ -14,11 +12,7 @@ pub enum GroupCommand {
     /// `--waves`, the waves a rollout would deploy in and the VMs held back.
     Preview(GroupPreviewArgs),
     /// Every configured group (the built-in critical-systems first) and its size.
-    List {
-        /// A config file layered over the defaults (groups, inventory).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    List,
     /// Define a canary group (or replace the one of its name) in the
     /// running bellwether: published on the control topic, kept across
     /// restarts (`GET /api/groups` shows it).
@@ -59,8 +53,8 @@ pub struct GroupPreviewArgs {
     /// The selector, when no group is named.
     #[command(flatten)]
     pub selector: crate::service::inventory::SelectorFlags,
-    /// Print the members as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before it).
+    #[arg(long, hide = true)]
     pub json: bool,
     /// Show the waves a rollout started now would deploy in (canary stage
     /// from `rollout.canary_groups`, or from `--group`), and the VMs held
@@ -71,17 +65,14 @@ pub struct GroupPreviewArgs {
     /// seeds which VMs each wave takes; the counts do not depend on it).
     #[arg(long, requires = "waves")]
     pub patch: Option<String>,
-    /// A config file layered over the defaults (groups, inventory).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
 }
 
 /// Runs a `bellwether group` subcommand.
-pub fn exec(command: GroupCommand) -> Result<()> {
+pub fn exec(command: GroupCommand, global: &Global) -> Result<()> {
     match command {
-        GroupCommand::Preview(args) => group_preview(args),
-        GroupCommand::List { config } => {
-            let config = config::load(config.as_deref())?;
+        GroupCommand::Preview(args) => group_preview(args, global),
+        GroupCommand::List => {
+            let config = global.load()?;
             let inventory = crate::service::load_inventory(&config)?;
             for name in inventory.group_names() {
                 let group = inventory.group(name).expect("listed");
@@ -96,6 +87,7 @@ pub fn exec(command: GroupCommand) -> Result<()> {
             selector,
             by,
         } => change_inventory(
+            global,
             &service,
             InventoryChange::DefineGroup {
                 group: selector.group(&name)?,
@@ -104,6 +96,7 @@ pub fn exec(command: GroupCommand) -> Result<()> {
             format!("group {name} defined"),
         ),
         GroupCommand::Remove { service, name, by } => change_inventory(
+            global,
             &service,
             InventoryChange::RemoveGroup { name: name.clone() },
             &by,
@@ -112,9 +105,9 @@ pub fn exec(command: GroupCommand) -> Result<()> {
     }
 }
 
-fn group_preview(args: GroupPreviewArgs) -> Result<()> {
+fn group_preview(args: GroupPreviewArgs, global: &Global) -> Result<()> {
     use crate::inventory::selector::Selector;
-    let config = config::load(args.config.as_deref())?;
+    let config = global.load()?;
     let inventory = crate::service::load_inventory(&config)?;
     if args.waves {
         let groups = match &args.group {
@@ -136,7 +129,7 @@ fn group_preview(args: GroupPreviewArgs) -> Result<()> {
                 args.patch.as_deref().unwrap_or("preview"),
             ),
         );
-        if args.json {
+        if global.json(args.json)? {
             println!("{}", serde_json::to_string(&preview)?);
         } else {
             write_stdout(&crate::rollout::planner::describe(&preview))?;
@@ -157,7 +150,7 @@ fn group_preview(args: GroupPreviewArgs) -> Result<()> {
         }
     };
     let m = crate::monitor::groups::members(&inventory, &selector);
-    if args.json {
+    if global.json(args.json)? {
         println!("{}", serde_json::to_string(&m)?);
     } else {
         println!("{} of {} VMs match", m.count, inventory.vms().len());

@@ -1,7 +1,7 @@
 //! `bellwether mark`: an operator's verdict on a VM (a false alarm, a real
 //! failure), published for retraining.
 
-use super::ServiceArgs;
+use super::{Global, ServiceArgs};
 use anyhow::Result;
 use clap::Args;
 
@@ -33,8 +33,8 @@ pub struct MarkArgs {
 }
 
 /// Publishes the mark on the control topic.
-pub fn exec(args: MarkArgs) -> Result<()> {
-    let config = args.service.load()?;
+pub fn exec(args: MarkArgs, global: &Global) -> Result<()> {
+    let config = args.service.load(global)?;
     let at = bellwether_schemas::EventTime::parse_or_now(args.at.as_deref())
         .map_err(|e| anyhow::anyhow!("--at {e}"))?;
     let outcome = bellwether_schemas::Outcome::operator_mark(

@@ -25,6 +25,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "bellwether", version, about)]
 pub struct Cli {
+    /// Flags every command takes.
+    #[command(flatten)]
+    pub global: Global,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -44,7 +47,9 @@ pub enum Command {
     Gateway(run::GatewayArgs),
     /// Publish a simulated fleet's metrics on Kafka and obey executed commands.
     Simulate(simulate::SimulateArgs),
-    /// Approve a patch: publish the approval that starts its rollout.
+    /// Deprecated (kept for one release): starts a patch's rollout without
+    /// the approval rules. Use `patch submit`, then `patch approve`.
+    #[command(hide = true)]
     Approve(patch::ApproveArgs),
     /// Report a VM's outcome (it failed, or its rollback was a false alarm)
     /// on the control topic, for the history and the models to learn from.
@@ -100,20 +105,60 @@ impl Command {
     }
 }
 
+/// Flags every command takes, before or after its name.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// A config file layered over the defaults (`BELLWETHER__*` environment
+    /// variables go over both).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// How to print results: `table` (for people; the default), `json`, or
+    /// `csv` (`sql` only).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+}
+
+/// What `--format` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Table,
+    /// JSON (`sql`: one object per row, a line each).
+    Json,
+    /// Comma-separated values with a header row (`sql` only).
+    Csv,
+}
+
+impl Global {
+    /// The config in force: defaults, `--config`, environment.
+    pub fn load(&self) -> Result<crate::config::Config> {
+        Ok(crate::config::load(self.config.as_deref())?)
+    }
+
+    /// True when the command should print JSON: `--format json`, or the
+    /// older `--json` of the command (`legacy`).
+    pub fn json(&self, legacy: bool) -> Result<bool> {
+        match self.format {
+            Some(Format::Csv) => {
+                anyhow::bail!("--format csv: only `bellwether sql` prints CSV; use table or json")
+            }
+            Some(Format::Json) => Ok(true),
+            Some(Format::Table) | None => Ok(legacy),
+        }
+    }
+}
+
 /// Flags of the Kafka services.
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
-    /// The config file (layered over the defaults).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Bootstrap brokers (overrides kafka.brokers).
     #[arg(long)]
     pub brokers: Option<String>,
 }
 
 impl ServiceArgs {
-    fn load(&self) -> Result<crate::config::Config> {
-        let mut config = crate::config::load(self.config.as_deref())?;
+    fn load(&self, global: &Global) -> Result<crate::config::Config> {
+        let mut config = global.load()?;
         if let Some(b) = &self.brokers {
             config.kafka.brokers = b.clone();
         }
@@ -123,26 +168,32 @@ impl ServiceArgs {
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
+    let global = &cli.global;
+    // Checked before any work: `eval rollouts --format csv` must not run
+    // for minutes and then refuse.
+    if global.format == Some(Format::Csv) && !matches!(cli.command, Command::Sql(_)) {
+        anyhow::bail!("--format csv: only `bellwether sql` prints CSV; use table or json");
+    }
     match cli.command {
-        Command::Demo(args) => demo::exec(args),
-        Command::Run(args) => run::exec(args),
-        Command::Actor(args) => run::exec_actor(args),
-        Command::Gateway(args) => run::exec_gateway(args),
-        Command::Simulate(args) => simulate::exec(args),
-        Command::Mark(args) => mark::exec(args),
-        Command::Approve(args) => patch::exec_approve(args),
-        Command::Sql(args) => sql::exec(args),
+        Command::Demo(args) => demo::exec(args, global),
+        Command::Run(args) => run::exec(args, global),
+        Command::Actor(args) => run::exec_actor(args, global),
+        Command::Gateway(args) => run::exec_gateway(args, global),
+        Command::Simulate(args) => simulate::exec(args, global),
+        Command::Mark(args) => mark::exec(args, global),
+        Command::Approve(args) => patch::exec_approve(args, global),
+        Command::Sql(args) => sql::exec(args, global),
         Command::ParseSql => sql::exec_parse(),
-        Command::Eval(command) => eval::exec(command),
-        Command::Train(args) => train::exec(args),
-        Command::TrainFailure(args) => train::exec_failure(args),
-        Command::Retrain(args) => train::exec_retrain(args),
-        Command::Group(command) => group::exec(command),
-        Command::Vm(command) => vm::exec(command),
-        Command::Rollout(args) => rollout::exec(args),
-        Command::Patch(command) => patch::exec(command),
-        Command::Model(command) => model::exec(command),
-        Command::Config(command) => config::exec(command),
+        Command::Eval(command) => eval::exec(command, global),
+        Command::Train(args) => train::exec(args, global),
+        Command::TrainFailure(args) => train::exec_failure(args, global),
+        Command::Retrain(args) => train::exec_retrain(args, global),
+        Command::Group(command) => group::exec(command, global),
+        Command::Vm(command) => vm::exec(command, global),
+        Command::Rollout(args) => rollout::exec(args, global),
+        Command::Patch(command) => patch::exec(command, global),
+        Command::Model(command) => model::exec(command, global),
+        Command::Config(command) => config::exec(command, global),
     }
 }
 
@@ -159,12 +210,13 @@ fn write_stdout(text: &str) -> Result<()> {
 
 /// Publishes an inventory change (`vm register|remove`, `group define|remove`).
 fn change_inventory(
+    global: &Global,
     service: &ServiceArgs,
     change: bellwether_schemas::InventoryChange,
     by: &str,
     done: String,
 ) -> Result<()> {
-    let config = service.load()?;
+    let config = service.load(global)?;
     crate::service::inventory::publish_change(&config, change, by)?;
     println!("{done}");
     Ok(())

@@ -1,5 +1,6 @@
 //! `bellwether model`: the model bundles of a folder, and which is promoted.
 
+use super::Global;
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -25,10 +26,13 @@ pub enum ModelCommand {
 }
 
 /// Runs a `bellwether model` subcommand.
-pub fn exec(command: ModelCommand) -> Result<()> {
+pub fn exec(command: ModelCommand, global: &Global) -> Result<()> {
     match command {
         ModelCommand::List { models } => {
             let versions = crate::model::versions::list(&models)?;
+            if global.json(false)? {
+                return super::write_stdout(&format!("{}\n", serde_json::to_string(&versions)?));
+            }
             if versions.is_empty() {
                 println!("no model bundle in {}", models.display());
             }

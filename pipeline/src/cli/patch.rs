@@ -1,7 +1,7 @@
-//! `bellwether patch` (evaluate, submit, approve, rules) and the older
-//! top-level `bellwether approve`.
+//! `bellwether patch` (evaluate, submit, approve, rules) and the
+//! deprecated top-level `bellwether approve`.
 
-use super::ServiceArgs;
+use super::{Global, ServiceArgs};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -87,8 +87,8 @@ pub struct PatchArgs {
     /// rollout.canary_groups).
     #[arg(long)]
     pub canary_group: Vec<String>,
-    /// Print the decision as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before it).
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 
@@ -113,13 +113,13 @@ pub struct ApproveArgs {
 }
 
 /// Runs a `bellwether patch` subcommand.
-pub fn exec(command: PatchCommand) -> Result<()> {
+pub fn exec(command: PatchCommand, global: &Global) -> Result<()> {
     match command {
-        PatchCommand::Evaluate(args) => patch_decision(args, false),
-        PatchCommand::Submit(args) => patch_decision(args, true),
-        PatchCommand::Approve(args) => patch_approve(args),
+        PatchCommand::Evaluate(args) => patch_decision(args, false, global),
+        PatchCommand::Submit(args) => patch_decision(args, true, global),
+        PatchCommand::Approve(args) => patch_approve(args, global),
         PatchCommand::Rules { service, file, by } => {
-            let config = service.load()?;
+            let config = service.load(global)?;
             let rules = crate::approval::file::read_rules(&file)?;
             let n = rules.rules.len();
             crate::service::approve::publish(
@@ -139,8 +139,13 @@ pub fn exec(command: PatchCommand) -> Result<()> {
 }
 
 /// `bellwether approve`: publishes an approval of a patch.
-pub fn exec_approve(args: ApproveArgs) -> Result<()> {
-    let config = args.service.load()?;
+pub fn exec_approve(args: ApproveArgs, global: &Global) -> Result<()> {
+    eprintln!(
+        "note: `bellwether approve` is deprecated and goes in the next release; \
+         use `bellwether patch submit` and `bellwether patch approve --id {}`",
+        args.patch
+    );
+    let config = args.service.load(global)?;
     let rollout_id = args
         .rollout_id
         .unwrap_or_else(|| format!("rollout-{}", args.patch.to_lowercase()));
@@ -167,9 +172,9 @@ pub fn exec_approve(args: ApproveArgs) -> Result<()> {
     Ok(())
 }
 
-fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
+fn patch_decision(args: PatchArgs, submit: bool, global: &Global) -> Result<()> {
     use crate::approval::submit::{PatchRequest, submission, what_happens};
-    let config = args.service.load()?;
+    let config = args.service.load(global)?;
     let request = PatchRequest {
         id: args.id.clone(),
         title: args.title.clone(),
@@ -204,7 +209,7 @@ fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
     // What the config's rules decide; rules put in force over the API
     // (`bellwether patch rules`) take precedence in the running bellwether.
     let decision = crate::approval::submit::decide(&config.approval, &s);
-    if args.json {
+    if global.json(args.json)? {
         println!(
             "{}",
             serde_json::json!({ "patch": s.patch.id, "rollout_id": s.rollout_id, "decision": decision, "submitted": submit, "next": what_happens(&s, &decision) })
@@ -220,8 +225,8 @@ fn patch_decision(args: PatchArgs, submit: bool) -> Result<()> {
     Ok(())
 }
 
-fn patch_approve(args: PatchApproveArgs) -> Result<()> {
-    let config = args.service.load()?;
+fn patch_approve(args: PatchApproveArgs, global: &Global) -> Result<()> {
+    let config = args.service.load(global)?;
     let rollout_id = args
         .rollout_id
         .unwrap_or_else(|| crate::approval::submit::default_rollout_id(&args.id));

@@ -1,17 +1,17 @@
 //! `bellwether rollout`: start, pause, resume, promote, abort or roll back a
 //! rollout, published on the control topic.
 
-use super::ServiceArgs;
+use super::{Global, ServiceArgs};
 use anyhow::Result;
 use clap::Args;
 
 /// `bellwether rollout` flags.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
-    /// start (approve a submitted patch waiting for a human; also
-    /// `approve`), pause, resume, promote (end the bake, next wave now),
+    /// pause, resume, promote (end the bake, next wave now),
     /// abort, or rollback (every patched VM, critical first, without
-    /// analysis).
+    /// analysis). `start` and `approve` still approve a submitted patch
+    /// but are deprecated: use `bellwether patch approve`.
     #[arg(value_parser = |s: &str| s.parse::<bellwether_schemas::ManualAction>())]
     pub action: bellwether_schemas::ManualAction,
     /// Config and brokers.
@@ -29,9 +29,15 @@ pub struct RolloutArgs {
 }
 
 /// Publishes the operator's command.
-pub fn exec(args: RolloutArgs) -> Result<()> {
-    let config = args.service.load()?;
+pub fn exec(args: RolloutArgs, global: &Global) -> Result<()> {
+    let config = args.service.load(global)?;
     let action = args.action;
+    if action == bellwether_schemas::ManualAction::Approve {
+        eprintln!(
+            "note: `bellwether rollout start` is deprecated and goes in the next release; \
+             use `bellwether patch approve --id PATCH`"
+        );
+    }
     crate::service::approve::publish(
         &config,
         bellwether_schemas::ControlMessage::Manual(bellwether_schemas::ManualCommand {

@@ -1,6 +1,6 @@
 //! `bellwether run`, `actor` and `gateway`: the long-running Kafka services.
 
-use super::ServiceArgs;
+use super::{Global, ServiceArgs};
 use anyhow::Result;
 use clap::Args;
 
@@ -27,8 +27,8 @@ pub struct GatewayArgs {
 }
 
 /// Runs the scoring pipeline (and the rollout actor, unless `--no-actor`).
-pub fn exec(args: RunArgs) -> Result<()> {
-    let config = args.service.load()?;
+pub fn exec(args: RunArgs, global: &Global) -> Result<()> {
+    let config = args.service.load(global)?;
     crate::service::run::run(
         &config,
         crate::service::run::RunOptions {
@@ -38,13 +38,13 @@ pub fn exec(args: RunArgs) -> Result<()> {
 }
 
 /// Runs the rollout actor alone.
-pub fn exec_actor(args: ServiceArgs) -> Result<()> {
-    crate::service::actor::run_actor(&args.load()?)
+pub fn exec_actor(args: ServiceArgs, global: &Global) -> Result<()> {
+    crate::service::actor::run_actor(&args.load(global)?)
 }
 
 /// Runs the Prometheus remote-write gateway.
-pub fn exec_gateway(args: GatewayArgs) -> Result<()> {
-    let mut config = args.service.load()?;
+pub fn exec_gateway(args: GatewayArgs, global: &Global) -> Result<()> {
+    let mut config = args.service.load(global)?;
     if let Some(listen) = &args.listen {
         config.remote_write.gateway_listen = listen.clone();
     }

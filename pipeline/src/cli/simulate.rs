@@ -1,8 +1,8 @@
 //! `bellwether simulate`: a simulated fleet publishing its metrics (and its
 //! approval) to Kafka, for the services to score.
 
-use super::ServiceArgs;
 use super::demo::ScenarioArgs;
+use super::{Global, ServiceArgs};
 use anyhow::Result;
 use bellwether_schemas::wire::InputFormat;
 use clap::Args;
@@ -16,9 +16,9 @@ pub struct SimulateArgs {
     /// Metrics topic (default: the first of kafka.metrics_topics).
     #[arg(long)]
     pub topic: Option<String>,
-    /// `json` or `line-protocol`.
-    #[arg(long, default_value = "json", value_parser = parse_format)]
-    pub format: InputFormat,
+    /// How the metrics are written on the topic: `json` or `line-protocol`.
+    #[arg(long, default_value = "json", value_parser = parse_encoding)]
+    pub encoding: InputFormat,
     /// The scenario.
     #[command(flatten)]
     pub scenario: ScenarioArgs,
@@ -38,25 +38,25 @@ pub struct SimulateArgs {
     pub hours: Option<f64>,
 }
 
-fn parse_format(s: &str) -> Result<InputFormat, String> {
+fn parse_encoding(s: &str) -> Result<InputFormat, String> {
     match s {
         "json" => Ok(InputFormat::Json),
         "line-protocol" | "line_protocol" | "influx" => Ok(InputFormat::LineProtocol),
         other => Err(format!(
-            "unknown format `{other}`; use json or line-protocol"
+            "unknown encoding `{other}`; use json or line-protocol"
         )),
     }
 }
 
 /// Publishes the simulated fleet and prints its report as JSON.
-pub fn exec(args: SimulateArgs) -> Result<()> {
-    let mut config = args.service.load()?;
+pub fn exec(args: SimulateArgs, global: &Global) -> Result<()> {
+    let mut config = args.service.load(global)?;
     let quality = args.scenario.apply(&mut config)?;
     let warmup = config.simulation.warmup_hours;
     let options = crate::service::simulate::SimulateOptions {
         quality,
         topic: args.topic,
-        format: args.format,
+        format: args.encoding,
         speed: args.speed,
         approve_after_hours: if args.no_approval {
             None

@@ -1,7 +1,6 @@
 //! `bellwether sql`: SQL over the Parquet history, one query or a prompt.
 
-use super::write_stdout;
-use crate::config;
+use super::{Global, write_stdout};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -14,18 +13,12 @@ pub struct SqlArgs {
     /// The history folder (default: history.dir of the config).
     #[arg(long)]
     pub history: Option<PathBuf>,
-    /// A config file layered over the defaults.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: crate::history::sql::OutputFormat,
 }
 
 /// Runs the query, or the prompt without one.
-pub fn exec(args: SqlArgs) -> Result<()> {
+pub fn exec(args: SqlArgs, global: &Global) -> Result<()> {
     use crate::history::sql;
-    let config = config::load(args.config.as_deref())?;
+    let config = global.load()?;
     let root = args.history.unwrap_or(config.history.dir);
     anyhow::ensure!(
         root.is_dir(),
@@ -35,7 +28,12 @@ pub fn exec(args: SqlArgs) -> Result<()> {
     // Planned and run on the runtime's workers, which have deep stacks
     // (see sql::STACK_BYTES).
     let runtime = sql::runtime()?;
-    let result = sql_session(&runtime, &root, args.query, args.format, &config.sql);
+    let format = match global.format {
+        Some(super::Format::Table) | None => sql::OutputFormat::Table,
+        Some(super::Format::Csv) => sql::OutputFormat::Csv,
+        Some(super::Format::Json) => sql::OutputFormat::Json,
+    };
+    let result = sql_session(&runtime, &root, args.query, format, &config.sql);
     runtime.shutdown_background();
     result
 }

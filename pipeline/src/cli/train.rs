@@ -1,7 +1,7 @@
 //! `bellwether train`, `train-failure` and `retrain`: the models learned
 //! from history or simulation.
 
-use crate::config;
+use super::Global;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -49,9 +49,6 @@ pub struct TrainArgs {
     /// Seed of the initial weights and batch order.
     #[arg(long, default_value_t = 1)]
     pub train_seed: u64,
-    /// A config file layered over the defaults (metrics, window).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// No progress bar (epochs are printed instead).
     #[arg(long)]
     pub quiet: bool,
@@ -83,9 +80,6 @@ pub struct TrainFailureArgs {
     /// The model's version (default: the UTC time).
     #[arg(long)]
     pub version: Option<String>,
-    /// A config file layered over the defaults (metrics, forecaster).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
 }
 
 /// `bellwether retrain` flags.
@@ -109,20 +103,17 @@ pub struct RetrainArgs {
     /// Epochs of the LSTM's training at most (default: retrain.lstm_epochs).
     #[arg(long)]
     pub lstm_epochs: Option<usize>,
-    /// Print the reports as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before it).
+    #[arg(long, hide = true)]
     pub json: bool,
     /// Keep running and retrain every HOURS (fractions allowed), until Ctrl-C.
     #[arg(long)]
     pub every: Option<f64>,
-    /// A config file layered over the defaults.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
 }
 
 /// Trains an LSTM forecaster bundle.
-pub fn exec(args: TrainArgs) -> Result<()> {
-    let config = config::load(args.config.as_deref())?;
+pub fn exec(args: TrainArgs, global: &Global) -> Result<()> {
+    let config = global.load()?;
     let request = crate::model::command::TrainRequest {
         from: args.from,
         history: args.history,
@@ -148,11 +139,11 @@ pub fn exec(args: TrainArgs) -> Result<()> {
 }
 
 /// Trains a failure model.
-pub fn exec_failure(args: TrainFailureArgs) -> Result<()> {
+pub fn exec_failure(args: TrainFailureArgs, global: &Global) -> Result<()> {
     use crate::model::failure::{
         FailureTrainOptions, SimulationPlan, simulate_examples, train_failure,
     };
-    let config = config::load(args.config.as_deref())?;
+    let config = global.load()?;
     anyhow::ensure!(
         !args.seeds.is_empty() && !args.validation_seeds.is_empty(),
         "--seeds and --validation-seeds each need at least one seed"
@@ -231,8 +222,8 @@ pub fn exec_failure(args: TrainFailureArgs) -> Result<()> {
 }
 
 /// Retrains on recorded outcomes, candidates in shadow.
-pub fn exec_retrain(args: RetrainArgs) -> Result<()> {
-    let config = config::load(args.config.as_deref())?;
+pub fn exec_retrain(args: RetrainArgs, global: &Global) -> Result<()> {
+    let config = global.load()?;
     let mut request = crate::model::retrain::RetrainRequest::from_config(&config);
     if !args.history.is_empty() {
         request.histories = args.history;
@@ -271,7 +262,7 @@ pub fn exec_retrain(args: RetrainArgs) -> Result<()> {
         return Ok(());
     }
     let reports = crate::model::retrain::retrain(&config, &request)?;
-    if args.json {
+    if global.json(args.json)? {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         print!("{}", crate::model::retrain::describe(&reports));

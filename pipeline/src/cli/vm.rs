@@ -1,7 +1,7 @@
 //! `bellwether vm`: register or remove VMs in the running bellwether's
 //! inventory.
 
-use super::{ServiceArgs, change_inventory};
+use super::{Global, ServiceArgs, change_inventory};
 use anyhow::Result;
 use bellwether_schemas::InventoryChange;
 use clap::Subcommand;
@@ -37,14 +37,21 @@ pub enum VmCommand {
 }
 
 /// Runs a `bellwether vm` subcommand.
-pub fn exec(command: VmCommand) -> Result<()> {
+pub fn exec(command: VmCommand, global: &Global) -> Result<()> {
     match command {
         VmCommand::Register { service, vm, by } => {
             let vm = vm.vm()?;
             let done = format!("vm {} registered", vm.id);
-            change_inventory(&service, InventoryChange::RegisterVm { vm }, &by, done)
+            change_inventory(
+                global,
+                &service,
+                InventoryChange::RegisterVm { vm },
+                &by,
+                done,
+            )
         }
         VmCommand::Remove { service, id, by } => change_inventory(
+            global,
             &service,
             InventoryChange::RemoveVm { vm_id: id.clone() },
             &by,

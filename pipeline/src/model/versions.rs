@@ -16,7 +16,7 @@ pub const FAILURE_POINTER: &str = "promoted-failure";
 pub const LSTM_POINTER: &str = "promoted";
 
 /// One bundle of a models folder.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Version {
     /// File name in the folder.
     pub file: String,
