@@ -6,7 +6,7 @@ use crate::EventTime;
 use serde::{Deserialize, Serialize};
 
 /// What a matching rule does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleAction {
     /// Approve automatically (after `after_days`).
@@ -19,7 +19,7 @@ pub enum RuleAction {
 
 /// One rule: a patch matches when every list given contains its value
 /// (case-insensitive; an empty list matches anything).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRule {
     /// The rule's name, shown with each decision.
@@ -41,7 +41,7 @@ pub struct ApprovalRule {
 }
 
 /// `[approval]`: the lists, then the rules in order (the first match wins).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalConfig {
     /// Patch ids always approved at once.

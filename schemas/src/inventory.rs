@@ -9,7 +9,18 @@ use std::sync::Arc;
 
 /// How much it hurts when this VM misbehaves. Rollbacks of critical VMs go first.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Criticality {
@@ -73,7 +84,7 @@ impl VmRecord {
 }
 
 /// A tag condition: one value, or any of several.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum TagMatch {
     /// The tag equals this value.
@@ -85,7 +96,7 @@ pub enum TagMatch {
 /// A canary group as configured (or defined over the API): a selector
 /// over the inventory. A VM belongs to the group when it matches
 /// every field given (an empty group matches every VM).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     /// Group name.

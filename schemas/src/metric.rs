@@ -57,7 +57,7 @@ pub mod names {
 }
 
 /// Which way a metric goes when something is wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Bad when it rises (latency, errors, CPU).

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 /// How big a wave is: an absolute VM count or a percentage of the fleet.
 /// Sizes are cumulative: `5%` after `1%` means "until 5% of the fleet is patched".
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum WaveSize {
     /// Patch until this many VMs are patched.

@@ -15,6 +15,9 @@ pub enum ConfigCommand {
     },
     /// Print the effective config (defaults + file + environment) as JSON.
     Show,
+    /// Print every config key with its type, default and meaning
+    /// (Markdown), generated from the config's own documentation.
+    Reference,
 }
 
 /// Runs a `bellwether config` subcommand.
@@ -25,6 +28,9 @@ pub fn exec(command: ConfigCommand, global: &Global) -> Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
+        ConfigCommand::Reference => write_stdout(&crate::config::reference::markdown(
+            &crate::config::load_str("")?,
+        )),
         ConfigCommand::Show => {
             let config = global.load()?;
             write_stdout(&format!(

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// unpatched fleet while a cohort has fewer than `min_control` VMs
 /// reporting. A metric is bad only when the VM left its own forecast and
 /// its peers did not move the same way.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeConfig {
     /// Set patched VMs against their peers (false: own forecast only).

@@ -6,6 +6,7 @@
 
 mod judge;
 mod load;
+pub mod reference;
 mod validate;
 
 pub use judge::JudgeConfig;
@@ -54,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Everything bellwether can be told.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The simulated fleet.
@@ -106,7 +107,7 @@ pub struct Config {
 /// Scheduled retraining (`bellwether run`): the models are retrained from
 /// `history.dir`, each candidate run in shadow on the latest episodes and
 /// promoted in `models` only if it beats the model in use.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrainConfig {
     /// Hours between retrainings; 0: only on demand (`bellwether retrain`).
@@ -155,7 +156,7 @@ fn lstm_epochs() -> usize {
 }
 
 /// Predictive failure analysis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailureConfig {
     /// The failure-pattern model: `builtin` (shipped in the binary), a
@@ -194,7 +195,7 @@ impl Default for FailureConfig {
 }
 
 /// The simulated fleet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
     /// VMs in the fleet.
@@ -219,7 +220,7 @@ fn default_max_future_secs() -> u64 {
 }
 
 /// The demo scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulationConfig {
     /// Seed of everything random.
@@ -245,7 +246,7 @@ pub struct SimulationConfig {
 }
 
 /// Canary groups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CanaryConfig {
     /// User-defined groups (the built-in `critical-systems` is added).
@@ -254,7 +255,7 @@ pub struct CanaryConfig {
 }
 
 /// Waves and bake times.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutConfig {
     /// Groups patched first.
@@ -294,7 +295,7 @@ pub struct RolloutConfig {
 
 /// A recurring maintenance window: it opens at each time a cron expression
 /// names, in a time zone, and stays open for a while.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceWindowConfig {
     /// When the window opens: a cron expression, five fields (minute hour
@@ -312,7 +313,9 @@ fn utc() -> String {
 }
 
 /// How wave sizes are given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum WavePlanKind {
     /// The cumulative sizes of `rollout.waves`.
@@ -338,7 +341,9 @@ impl RolloutConfig {
 }
 
 /// What missing metrics of a patched VM do to the rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnMissingData {
     /// Halt: nothing more is deployed (the safe default).
@@ -352,7 +357,7 @@ pub enum OnMissingData {
 }
 
 /// Order of waiting rollbacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RollbackOrder {
     /// Critical VMs first, then the worse anomaly.
@@ -362,7 +367,7 @@ pub enum RollbackOrder {
 }
 
 /// What an anomaly does to the rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnAnomaly {
     /// Roll back the affected VMs and deploy nothing more.
@@ -374,7 +379,9 @@ pub enum OnAnomaly {
 }
 
 /// How far one VM's rollback reaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RollbackScope {
     /// Only the affected VM.
@@ -388,7 +395,7 @@ pub enum RollbackScope {
 }
 
 /// Rollback policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackConfig {
     /// Order of waiting rollbacks.
@@ -411,7 +418,7 @@ pub struct RollbackConfig {
 }
 
 /// Scoring windows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// Window length, seconds.
@@ -436,7 +443,7 @@ fn default_max_unlisted_vms() -> usize {
 }
 
 /// Baselines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineSettings {
     /// Half-life of the baseline's memory, hours.
@@ -446,7 +453,7 @@ pub struct BaselineSettings {
 }
 
 /// Forecaster kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ForecastKind {
     /// Level + daily harmonics, recursive least squares: the statistical
@@ -457,7 +464,7 @@ pub enum ForecastKind {
 }
 
 /// The forecaster.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForecastConfig {
     /// Which forecaster.
@@ -481,7 +488,7 @@ fn yes() -> bool {
 }
 
 /// Thresholds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdConfig {
     /// Metrics scored, in order.
@@ -500,7 +507,7 @@ pub struct ThresholdConfig {
 }
 
 /// One metric's threshold settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricThreshold {
     /// Which way is bad.
@@ -517,7 +524,7 @@ pub struct MetricThreshold {
 }
 
 /// Kafka topics, formats and client settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap brokers, `host:port[,host:port...]`.
@@ -564,7 +571,7 @@ pub struct KafkaConfig {
 }
 
 /// One metrics topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsTopic {
     /// Topic name.
@@ -577,7 +584,7 @@ pub struct MetricsTopic {
 }
 
 /// How the actor carries out commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActuatorKind {
     /// Publish each executed command on the control topic for the agents on
@@ -590,7 +597,7 @@ pub enum ActuatorKind {
 }
 
 /// The webhook actuator's endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// The endpoint (`http://` or `https://`).
@@ -633,7 +640,7 @@ fn webhook_backoff() -> u64 {
 }
 
 /// The shell actuator's command templates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShellConfig {
     /// Run to patch a VM: `{vm_id}`, `{patch_id}`, `{rollout_id}`, `{command_id}`.
@@ -660,7 +667,7 @@ fn shell_timeout() -> f64 {
 }
 
 /// The rollout actor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActorConfig {
     /// Consumer group of the actor on the control topic.
@@ -683,7 +690,7 @@ pub struct ActorConfig {
 }
 
 /// The HTTP server: dashboard, `/api`, `/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address `bellwether run` serves on (`host:port`); "" serves nothing.
@@ -729,7 +736,7 @@ fn max_connections() -> usize {
 }
 
 /// Samples kept in history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SampleRetention {
     /// Every sample.
@@ -742,7 +749,7 @@ pub enum SampleRetention {
 }
 
 /// How a downsampled bucket's samples become its one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregate {
     /// The mean.
@@ -756,7 +763,7 @@ pub enum Aggregate {
 }
 
 /// History in Parquet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
     /// Folder of the tables; "" keeps no history.

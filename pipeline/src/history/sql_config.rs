@@ -2,7 +2,9 @@
 //! keeps them (a file of its own so config loading needs no DataFusion).
 
 /// Bounds of a query a user sends (`bellwether sql`, `/api/sql`).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct SqlConfig {
     /// Memory a query's sorts, joins and aggregations may hold, in MB.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 /// Where Prometheus (or any remote-write sender) posts samples, and how its
 /// series become bellwether's VM metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteWriteConfig {
     /// `bellwether run` answers `POST /api/v1/write` (`bellwether gateway`
@@ -60,7 +60,7 @@ pub struct RemoteWriteConfig {
 }
 
 /// The series one bellwether metric is read from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SeriesRule {
     /// Every series of this metric name.

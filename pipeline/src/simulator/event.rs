@@ -14,7 +14,7 @@ use std::str::FromStr;
 pub const MAX_EVENTS: usize = 64;
 
 /// What happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventKind {
     /// The whole fleet: CPU +25 points, response time ×2.2, network latency ×1.8.
@@ -72,7 +72,7 @@ impl FromStr for EventKind {
 }
 
 /// One event of `[[simulation.events]]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetEvent {
     /// What happens.

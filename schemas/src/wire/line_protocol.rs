@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Unit of line-protocol timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     /// Nanoseconds (Telegraf's and InfluxDB's default).
@@ -45,7 +47,7 @@ impl Precision {
 }
 
 /// How line protocol maps onto VMs and metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineProtocolOptions {
     /// The tag holding the VM id.

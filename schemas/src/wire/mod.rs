@@ -27,7 +27,7 @@ use std::fmt;
 use thiserror::Error;
 
 /// The format of a metrics topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InputFormat {
     /// Bellwether's JSON (wide snapshots or one metric per message).
