@@ -41,7 +41,7 @@ fn pyarrow_reads_the_same_rows() {
     .collect();
     assert!(!ours.is_empty());
     assert_eq!(read["rollbacks"], Value::Array(ours));
-    // UTC by convention, untagged (see the README).
+    // UTC by convention, untagged (see docs/src/operating/history-sql.md).
     assert_eq!(read["samples_schema"]["time"], "timestamp[ms]");
     assert_eq!(read["samples_schema"]["value"], "double");
 }

@@ -239,7 +239,7 @@ fn a_query_too_deep_or_too_heavy_is_refused_or_stopped_and_a_closed_pipe_ends_qu
             asked.elapsed()
         );
     }
-    // SHOW, as the README lists it.
+    // SHOW, as the manual lists it (docs/src/operating/history-sql.md).
     let tables = sql(&history, "SHOW TABLES");
     assert!(
         tables.iter().any(|t| t["table_name"] == "verdicts"),

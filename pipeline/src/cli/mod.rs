@@ -1,6 +1,7 @@
 //! The command line: one module per command, each with its flags and an
 //! `exec` calling the library.
 
+mod api;
 mod config;
 mod demo;
 mod eval;
@@ -60,9 +61,12 @@ pub enum Command {
     /// in time (see `history::sql::parse_in_child`). Not for users.
     #[command(hide = true)]
     ParseSql,
-    /// Check or show configuration.
+    /// Check or show configuration, or print its reference.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// The HTTP API's OpenAPI document or its reference, without a server.
+    #[command(subcommand)]
+    Api(api::ApiCommand),
     /// Evaluate the detector on labelled data.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -194,6 +198,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Patch(command) => patch::exec(command, global),
         Command::Model(command) => model::exec(command, global),
         Command::Config(command) => config::exec(command, global),
+        Command::Api(command) => api::exec(command, global),
     }
 }
 

@@ -387,12 +387,12 @@ mod tests {
 
     #[test]
     fn the_reference_in_docs_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/config.md");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/src/reference/config.md");
         let written = std::fs::read_to_string(path).unwrap_or_default();
         let generated = markdown(&defaults());
         assert!(
             written == generated,
-            "docs/config.md is stale: run `cargo run -- config reference > docs/config.md`"
+            "docs/src/reference/config.md is stale: run `cargo run -- config reference > docs/src/reference/config.md`"
         );
     }
 }

@@ -80,7 +80,7 @@ pub async fn context_with(
     let config = datafusion::prelude::SessionConfig::new()
         .set_bool("datafusion.execution.parquet.pushdown_filters", true)
         .set_bool("datafusion.execution.parquet.reorder_filters", true)
-        // `SHOW TABLES` and `SHOW COLUMNS FROM t`, as the README promises.
+        // `SHOW TABLES` and `SHOW COLUMNS FROM t`, as the manual promises (docs/src/operating/history-sql.md).
         .with_information_schema(true);
     let ctx = match memory_limit {
         None => SessionContext::new_with_config(config),

@@ -1,5 +1,5 @@
 //! The history tables: their Arrow schemas and how records become rows.
-//! Column by column documentation is in the README ("History and SQL").
+//! Column by column documentation is in the manual, docs/src/operating/history-sql.md.
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,

@@ -14,7 +14,7 @@ use std::path::Path;
 pub const FORMAT: &str = "bellwether-lstm-bundle/1";
 
 /// The model shipped in the binary: `bellwether train --from simulator
-/// --version builtin-1 --out config/models/lstm-default.json` (see README).
+/// --version builtin-1 --out config/models/lstm-default.json` (see docs/src/concepts/forecasting.md).
 pub const BUILTIN: &str = include_str!("../../../config/models/lstm-default.json");
 
 /// A bundle could not be used.

@@ -12,7 +12,7 @@ use std::path::Path;
 pub const FORMAT: &str = "bellwether-failure-bundle/1";
 
 /// The failure model shipped in the binary: `bellwether train-failure
-/// --version builtin-2 --out config/models/failure-default.json` (see README).
+/// --version builtin-2 --out config/models/failure-default.json` (see docs/src/concepts/failure-and-retraining.md).
 pub const BUILTIN: &str = include_str!("../../../config/models/failure-default.json");
 
 /// A trained failure model and what it came with.

@@ -6,6 +6,7 @@
 //! control topic, the scores and the actor's state) and the server (which
 //! reads it). Feeding it costs a lock and a few map updates per message.
 
+pub mod api_reference;
 pub mod content;
 pub mod groups;
 pub mod guard;
