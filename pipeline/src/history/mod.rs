@@ -7,6 +7,7 @@
 //! written by [`writer::TableWriter`] (temporary name, then rename).
 
 pub mod checkpoint;
+pub mod config;
 pub mod downsample;
 pub mod maintenance;
 pub mod sql;

@@ -1,5 +1,6 @@
 //! The fleet inventory and its canary groups.
 
+pub mod config;
 pub mod expression;
 pub mod selector;
 

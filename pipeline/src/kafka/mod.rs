@@ -8,6 +8,7 @@
 //! user's librdkafka settings verbatim, so secured clusters work as is.
 
 pub mod admin;
+pub mod config;
 pub mod context;
 pub mod control;
 pub mod dead_letter;

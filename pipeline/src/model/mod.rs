@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod command;
+pub mod config;
 pub mod data;
 pub mod failure;
 pub mod failure_bundle;

@@ -7,6 +7,7 @@
 //! reads it). Feeding it costs a lock and a few map updates per message.
 
 pub mod api_reference;
+pub mod config;
 pub mod content;
 pub mod groups;
 pub mod guard;

@@ -288,7 +288,7 @@ pub fn openapi() -> Value {
                 }
             } },
             "/api/v1/write": { "post": {
-                "summary": "Prometheus remote write 1.0: samples mapped to VM metrics by [remote_write] and produced onto the metrics topic",
+                "summary": "Prometheus remote write 1.0: samples mapped to VM metrics by the `[remote_write]` config and produced onto the metrics topic",
                 "description": "Served with remote_write.enabled (and always by `bellwether gateway`). Needs `Authorization: Bearer <remote_write.token>` when that is set.",
                 "requestBody": { "required": true, "content": { "application/x-protobuf": {
                     "schema": { "type": "string", "format": "binary", "description": "a snappy-compressed (block format) protobuf prometheus.WriteRequest, sent with Content-Encoding: snappy" }

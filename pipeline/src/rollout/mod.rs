@@ -2,6 +2,7 @@
 
 pub mod actor;
 pub mod actuator;
+pub mod config;
 pub mod ledger;
 pub mod planner;
 pub mod shell;

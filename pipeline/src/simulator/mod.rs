@@ -8,6 +8,7 @@
 //! samples); a bad patch breaks a seeded share of the VMs it touches with one
 //! [`FaultKind`]; a rollback reboots the VM into its pre-patch self.
 
+pub mod config;
 pub mod event;
 pub mod fault;
 pub mod fleet;

@@ -8,6 +8,9 @@
 //! over the in-process bus and over Kafka: read control, read metrics, emit
 //! what the watermark released, flush, then commit.
 
+pub mod config;
+pub mod judge;
+
 use crate::config::Config;
 use crate::connector::{ConnectorError, MessageSink, MessageSource, MetricSource};
 use crate::history::SharedHistory;

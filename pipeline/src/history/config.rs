@@ -1,0 +1,80 @@
+//! Config of the Parquet history: `[history]`.
+
+use crate::config::ConfigError;
+use crate::config::validate::{invalid, positive};
+use serde::{Deserialize, Serialize};
+
+/// Samples kept in history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleRetention {
+    /// Every sample.
+    Raw,
+    /// One row per VM, metric and `downsample_secs` bucket, holding the
+    /// bucket's aggregate (`downsample_aggregate`, per metric overridable).
+    Downsampled,
+    /// None (scores, verdicts, commands and events are still kept).
+    None,
+}
+
+/// How a downsampled bucket's samples become its one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// The mean.
+    Mean,
+    /// The smallest sample.
+    Min,
+    /// The largest sample.
+    Max,
+    /// The latest sample (by event time).
+    Last,
+}
+
+/// History in Parquet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Folder of the tables; "" keeps no history.
+    pub dir: std::path::PathBuf,
+    /// Which metric samples are kept.
+    pub samples: SampleRetention,
+    /// Bucket width of downsampled samples, in seconds.
+    pub downsample_secs: u64,
+    /// Aggregate of a downsampled bucket.
+    pub downsample_aggregate: Aggregate,
+    /// Per-metric aggregates overriding `downsample_aggregate`.
+    #[serde(default)]
+    pub downsample_per_metric: std::collections::BTreeMap<String, Aggregate>,
+    /// Buffered rows are written at least this often (`bellwether run`).
+    pub flush_secs: u64,
+    /// Partitions whose date is more than this many days before today are
+    /// deleted; 0 keeps everything.
+    pub retention_days: u64,
+    /// A partition with at least this many files is merged into one.
+    pub compact_min_files: usize,
+    /// Seconds between two background compaction and retention passes.
+    pub maintenance_secs: u64,
+}
+
+impl HistoryConfig {
+    /// Checks intervals and compaction: the error names the key.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let h = self;
+        positive("history.flush_secs", h.flush_secs as f64)?;
+        positive("history.maintenance_secs", h.maintenance_secs as f64)?;
+        if h.downsample_secs == 0 || 86_400 % h.downsample_secs != 0 {
+            return Err(invalid(
+                "history.downsample_secs",
+                "must divide a day (e.g. 60, 300, 3600)",
+            ));
+        }
+        if h.compact_min_files < 2 {
+            return Err(invalid(
+                "history.compact_min_files",
+                "must be at least 2 (merging one file gains nothing)",
+            ));
+        }
+        Ok(())
+    }
+}

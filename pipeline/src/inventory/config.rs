@@ -1,0 +1,36 @@
+//! Config of the canary groups: `[canary]`.
+
+use crate::config::ConfigError;
+use crate::config::validate::invalid;
+use crate::inventory::selector::GroupConfig;
+use crate::inventory::selector::{BUILT_IN_CRITICAL_GROUP, Selector};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Canary groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// User-defined groups (the built-in `critical-systems` is added).
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+}
+
+impl CanaryConfig {
+    /// Checks every group (unique names, selectors that compile); the names of the groups, the built-in one included.
+    pub(crate) fn check(&self) -> Result<BTreeSet<String>, ConfigError> {
+        let mut names = BTreeSet::from([BUILT_IN_CRITICAL_GROUP.to_string()]);
+        for (i, group) in self.groups.iter().enumerate() {
+            let key = format!("canary.groups[{i}]");
+            if !names.insert(group.name.clone()) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("group `{}` is defined twice (or is built in)", group.name),
+                ));
+            }
+            Selector::compile(group)
+                .map_err(|e| invalid(format!("{key}.{}", e.field), e.reason))?;
+        }
+        Ok(names)
+    }
+}

@@ -1,0 +1,135 @@
+//! Config of the Kafka path: `[kafka]`.
+
+use crate::config::ConfigError;
+use crate::config::validate::{invalid, non_empty, positive};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+/// Kafka topics, formats and client settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Consumer group of the scoring pipeline (instances share its partitions).
+    pub group_id: String,
+    /// librdkafka settings passed through verbatim (`security.protocol`,
+    /// `sasl.mechanism`, `ssl.ca.location`, ...).
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+    /// Topics metrics are read from, each with its format.
+    pub metrics_topics: Vec<MetricsTopic>,
+    /// Commands and window reports.
+    pub control_topic: String,
+    /// Messages that failed to decode, with the reason in their headers.
+    pub dead_letter_topic: String,
+    /// Per-VM scores ("" to publish none).
+    #[serde(default)]
+    pub scores_topic: String,
+    /// VM records a CMDB publishes ("" for none): each registers (or
+    /// replaces) a VM, `{"id": ..., "removed": true}` removes one.
+    #[serde(default)]
+    pub inventory_topic: String,
+    /// Create missing topics at start.
+    pub create_topics: bool,
+    /// Partitions of topics bellwether creates (control: always 1).
+    pub partitions: i32,
+    /// Replication factor of topics bellwether creates.
+    pub replication_factor: i32,
+    /// Seconds without a message after which a partition stops holding
+    /// event time back.
+    pub idle_partition_secs: u64,
+    /// Hours of metrics replayed after a restart to rebuild baselines and
+    /// forecasts: offsets are committed this far behind event time.
+    pub replay_hours: f64,
+    /// Messages decoded into one batch at most.
+    pub max_batch_messages: usize,
+    /// Longest wait for messages in one poll, milliseconds.
+    pub poll_timeout_ms: u64,
+    /// First retry delay when the broker is unreachable, milliseconds.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay, milliseconds.
+    pub retry_max_ms: u64,
+}
+
+/// One metrics topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsTopic {
+    /// Topic name.
+    pub name: String,
+    /// `json` or `line_protocol`.
+    pub format: bellwether_schemas::wire::InputFormat,
+    /// How line protocol maps onto VMs and metrics.
+    #[serde(default)]
+    pub line_protocol: bellwether_schemas::wire::line_protocol::LineProtocolOptions,
+}
+
+impl KafkaConfig {
+    /// Checks brokers, topics and client settings: the error names the key.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let k = self;
+        if k.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must name at least one broker"));
+        }
+        non_empty("kafka.metrics_topics", &k.metrics_topics)?;
+        let mut seen = BTreeSet::new();
+        for (i, t) in k.metrics_topics.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(invalid(
+                    format!("kafka.metrics_topics[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if !seen.insert(t.name.as_str()) {
+                return Err(invalid(
+                    format!("kafka.metrics_topics[{i}].name"),
+                    format!("topic `{}` is listed twice", t.name),
+                ));
+            }
+            if t.line_protocol.vm_tag.is_empty() {
+                return Err(invalid(
+                    format!("kafka.metrics_topics[{i}].line_protocol.vm_tag"),
+                    "must not be empty",
+                ));
+            }
+        }
+        for (key, topic) in [
+            ("kafka.control_topic", &k.control_topic),
+            ("kafka.dead_letter_topic", &k.dead_letter_topic),
+        ] {
+            if topic.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+            if seen.contains(topic.as_str()) {
+                return Err(invalid(key, format!("`{topic}` is also a metrics topic")));
+            }
+        }
+        if k.partitions < 1 {
+            return Err(invalid("kafka.partitions", "must be at least 1"));
+        }
+        if k.replication_factor < 1 {
+            return Err(invalid("kafka.replication_factor", "must be at least 1"));
+        }
+        positive("kafka.replay_hours", k.replay_hours)?;
+        if k.max_batch_messages == 0 {
+            return Err(invalid("kafka.max_batch_messages", "must be at least 1"));
+        }
+        if k.retry_initial_ms == 0 || k.retry_max_ms < k.retry_initial_ms {
+            return Err(invalid(
+                "kafka.retry_initial_ms",
+                "must be at least 1 and at most kafka.retry_max_ms",
+            ));
+        }
+        for key in k.client.keys() {
+            if key == "group.id" || key == "bootstrap.servers" {
+                return Err(invalid(
+                    format!("kafka.client.\"{key}\""),
+                    "set kafka.group_id / kafka.brokers instead",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
