@@ -4,7 +4,7 @@
 //! own source file, with the parser datafusion plans with.
 #![no_main]
 
-#[path = "../../pipeline/src/history/sql_guard.rs"]
+#[path = "../../pipeline/history/src/sql_guard.rs"]
 mod sql_guard;
 
 use libfuzzer_sys::fuzz_target;

@@ -12,7 +12,7 @@ pub mod config;
 pub mod connector;
 pub mod demo;
 pub mod eval;
-pub mod history;
+pub use bellwether_history as history;
 pub mod inventory;
 pub mod kafka;
 pub mod model;

@@ -279,7 +279,7 @@ fn remove_tmp_files(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::tables::schema;
+    use crate::tables::schema;
     use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
     use std::sync::Arc;
 

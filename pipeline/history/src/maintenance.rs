@@ -339,7 +339,7 @@ impl Drop for Maintenance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::writer::{PartitionKey, TableWriter};
+    use crate::writer::{PartitionKey, TableWriter};
     use arrow::array::{
         ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray,
     };
@@ -355,7 +355,7 @@ mod tests {
     }
 
     fn read_all(dir: &Path) -> Vec<i64> {
-        crate::history::test_support::sample_rows(dir)
+        crate::test_support::sample_rows(dir)
             .into_iter()
             .map(|r| r.0)
             .collect()

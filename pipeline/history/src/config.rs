@@ -1,7 +1,5 @@
 //! Config of the Parquet history: `[history]`.
 
-use crate::config::ConfigError;
-use crate::config::validate::{invalid, positive};
 use serde::{Deserialize, Serialize};
 
 /// Samples kept in history.
@@ -58,23 +56,28 @@ pub struct HistoryConfig {
 }
 
 impl HistoryConfig {
-    /// Checks intervals and compaction: the error names the key.
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    /// What is wrong with the section, if anything: the key at fault and
+    /// why (the config loader reports it).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
         let h = self;
-        positive("history.flush_secs", h.flush_secs as f64)?;
-        positive("history.maintenance_secs", h.maintenance_secs as f64)?;
+        if h.flush_secs == 0 {
+            return Some(("history.flush_secs", "must be at least 1".into()));
+        }
+        if h.maintenance_secs == 0 {
+            return Some(("history.maintenance_secs", "must be at least 1".into()));
+        }
         if h.downsample_secs == 0 || 86_400 % h.downsample_secs != 0 {
-            return Err(invalid(
+            return Some((
                 "history.downsample_secs",
-                "must divide a day (e.g. 60, 300, 3600)",
+                "must divide a day (e.g. 60, 300, 3600)".into(),
             ));
         }
         if h.compact_min_files < 2 {
-            return Err(invalid(
+            return Some((
                 "history.compact_min_files",
-                "must be at least 2 (merging one file gains nothing)",
+                "must be at least 2 (merging one file gains nothing)".into(),
             ));
         }
-        Ok(())
+        None
     }
 }

@@ -1,4 +1,4 @@
-//! History: everything bellwether sees and decides, as Parquet tables
+//! Bellwether's history: everything bellwether sees and decides, as Parquet tables
 //! under one folder, for SQL ([`sql`]) and for retraining.
 //!
 //! Tables ([`tables::TABLES`]): `samples` (partitioned by date and hour),

@@ -46,7 +46,7 @@ pub enum SqlError {
 pub use super::sql_config::SqlConfig;
 
 /// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// An aligned text table.
     Table,
