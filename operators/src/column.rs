@@ -46,7 +46,7 @@ mod tests {
     #[test]
     fn matches_arrow_own_collection_across_word_edges() {
         for len in [0, 1, 63, 64, 65, 130] {
-            let f = |i: usize| (i % 3 != 0 || i % 64 == 63).then(|| i as f64 * 1.5);
+            let f = |i: usize| (!i.is_multiple_of(3) || i % 64 == 63).then_some(i as f64 * 1.5);
             let ours = f64_column(len, f);
             let arrows = Float64Array::from_iter((0..len).map(f));
             assert_eq!(ours, arrows, "len {len}");
