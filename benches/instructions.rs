@@ -54,7 +54,7 @@ fn fleet_config() -> Config {
 }
 
 fn fleet_batches(config: &Config, minutes: i64) -> Vec<RecordBatch> {
-    let mut fleet = FleetSimulator::new(config, PatchQuality::Good);
+    let mut fleet = FleetSimulator::new(&config.fleet, &config.simulation, PatchQuality::Good);
     (0..minutes)
         .flat_map(|m| fleet.tick(EventTime(m * 60_000)))
         .collect()

@@ -56,7 +56,7 @@ fn main() {
     // Pre-fill.
     let hours = env("BELLWETHER_BENCH_HOURS", 24);
     let producer = SharedProducer::new(&config.kafka).unwrap();
-    let mut fleet = FleetSimulator::new(&config, PatchQuality::Good);
+    let mut fleet = FleetSimulator::new(&config.fleet, &config.simulation, PatchQuality::Good);
     let mut now = bellwether::demo::DEMO_START;
     let end = now.plus_ms(hours as i64 * 3_600_000);
     let (mut messages, mut samples) = (0u64, 0u64);

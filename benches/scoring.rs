@@ -41,7 +41,7 @@ fn config() -> Config {
 }
 
 fn batches(config: &Config, from_minute: i64, minutes: i64) -> Vec<RecordBatch> {
-    let mut fleet = FleetSimulator::new(config, PatchQuality::Good);
+    let mut fleet = FleetSimulator::new(&config.fleet, &config.simulation, PatchQuality::Good);
     (0..from_minute + minutes)
         .flat_map(|m| fleet.tick(EventTime(m * 60_000)))
         .skip(from_minute as usize)

@@ -12,11 +12,11 @@
 // re-exported where its `crate::` paths expect it.
 #[path = "../../pipeline/src/config/mod.rs"]
 mod config;
-#[path = "../../pipeline/src/simulator/event.rs"]
+#[path = "../../pipeline/simulator/src/event.rs"]
 mod event;
 #[path = "../../pipeline/src/inventory/expression.rs"]
 pub mod expression;
-#[path = "../../pipeline/src/simulator/fault.rs"]
+#[path = "../../pipeline/simulator/src/fault.rs"]
 mod fault;
 #[path = "../../pipeline/src/remote_write/config.rs"]
 mod remote_write_config;
@@ -42,7 +42,7 @@ pub mod rollout_config;
 pub mod scoring_config;
 #[path = "../../pipeline/src/scoring/judge.rs"]
 pub mod judge;
-#[path = "../../pipeline/src/simulator/config.rs"]
+#[path = "../../pipeline/simulator/src/config.rs"]
 pub mod simulator_config;
 #[path = "../../pipeline/src/rollout/window.rs"]
 pub mod window;
@@ -84,6 +84,9 @@ mod simulator {
     pub use super::event::{EventKind, FleetEvent, MAX_EVENTS};
     pub use super::simulator_config as config;
 }
+
+// Where the simulator crate's files look for its events (`crate::`).
+pub use event::{FleetEvent, MAX_EVENTS};
 
 use libfuzzer_sys::fuzz_target;
 

@@ -138,7 +138,7 @@ pub fn run_demo(
 ) -> Result<DemoSummary, DemoError> {
     let wall = Instant::now();
     let patch_at = DEMO_START.plus_ms((config.simulation.warmup_hours * 3_600_000.0) as i64);
-    let mut simulator = FleetSimulator::new(config, options.quality);
+    let mut simulator = FleetSimulator::new(&config.fleet, &config.simulation, options.quality);
     simulator.set_patch_time(patch_at);
     let fleet = Arc::new(Mutex::new(simulator));
     let inventory = Inventory::with_groups(lock(&fleet).inventory(), &config.canary.groups)

@@ -21,7 +21,7 @@ pub mod remote_write;
 pub mod rollout;
 pub mod scoring;
 pub mod service;
-pub mod simulator;
+pub use bellwether_simulator as simulator;
 pub mod summary;
 
 /// The message a panic carried (`panic!("...")`'s text), or "no message".

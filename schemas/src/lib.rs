@@ -7,6 +7,7 @@
 //! ([`SCHEMA_VERSION`]) so readers can refuse data they do not understand.
 
 pub mod approval;
+pub mod check;
 pub mod command;
 pub mod error;
 pub mod event;

@@ -39,7 +39,11 @@ struct Recording {
 fn record_fleet() -> Recording {
     let mut config = Config::default_config();
     config.fleet.vms = 60;
-    let mut fleet = FleetSimulator::new(&config, PatchQuality::Bad(FaultKind::LatencyRegression));
+    let mut fleet = FleetSimulator::new(
+        &config.fleet,
+        &config.simulation,
+        PatchQuality::Bad(FaultKind::LatencyRegression),
+    );
     let affected: BTreeSet<String> = fleet.affected_vms().into_iter().collect();
     let ids: Vec<String> = fleet.inventory().into_iter().map(|v| v.id).collect();
     let canary: Vec<String> = ids

@@ -140,7 +140,8 @@ fn a_failed_actuation_is_a_recorded_event() {
     let (url, calls) = endpoint(vec![502]);
     let config = bellwether::config::Config::default_config();
     let fleet = bellwether::simulator::FleetSimulator::new(
-        &config,
+        &config.fleet,
+        &config.simulation,
         bellwether::simulator::PatchQuality::Good,
     );
     let inventory = Arc::new(

@@ -20,7 +20,11 @@ struct Setup {
 }
 
 fn setup(config: &Config) -> Setup {
-    let fleet = Arc::new(Mutex::new(FleetSimulator::new(config, PatchQuality::Good)));
+    let fleet = Arc::new(Mutex::new(FleetSimulator::new(
+        &config.fleet,
+        &config.simulation,
+        PatchQuality::Good,
+    )));
     let inventory = Arc::new(
         Inventory::with_groups(fleet.lock().unwrap().inventory(), &config.canary.groups).unwrap(),
     );
@@ -76,7 +80,8 @@ fn rollback(vm: &str, critical: bool, priority: u32, at: EventTime) -> ControlMe
 fn fleet_vms() -> &'static [String] {
     static VMS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     VMS.get_or_init(|| {
-        FleetSimulator::new(&Config::default_config(), PatchQuality::Good)
+        let config = Config::default_config();
+        FleetSimulator::new(&config.fleet, &config.simulation, PatchQuality::Good)
             .inventory()
             .into_iter()
             .map(|v| v.id)

@@ -153,7 +153,9 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
 
     let (monitor, server) = match &args.serve {
         Some(addr) => {
-            let fleet = crate::simulator::FleetSimulator::new(&config, quality).inventory();
+            let fleet =
+                crate::simulator::FleetSimulator::new(&config.fleet, &config.simulation, quality)
+                    .inventory();
             let inventory = crate::inventory::Inventory::with_groups(fleet, &config.canary.groups)
                 .map_err(|(group, e)| anyhow::anyhow!("canary group `{group}`: {}", e.reason))?;
             let monitor = Monitor::new(&inventory, crate::scoring::forecaster(&config).name());

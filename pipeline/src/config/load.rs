@@ -44,6 +44,16 @@ pub enum ConfigError {
     },
 }
 
+impl From<bellwether_schemas::check::Problem> for ConfigError {
+    fn from(p: bellwether_schemas::check::Problem) -> ConfigError {
+        ConfigError::Key {
+            key: p.key,
+            reason: p.reason,
+            source_name: None,
+        }
+    }
+}
+
 fn source_hint(source: &Option<String>) -> String {
     source
         .as_ref()

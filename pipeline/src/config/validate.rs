@@ -11,55 +11,7 @@ pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Conf
     }
 }
 
-pub(crate) fn share(key: &str, value: f64) -> Result<(), ConfigError> {
-    if (0.0..=1.0).contains(&value) {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("{value} is not a share between 0 and 1"),
-        ))
-    }
-}
-
-pub(crate) fn positive(key: &str, value: f64) -> Result<(), ConfigError> {
-    if value > 0.0 && value.is_finite() {
-        Ok(())
-    } else {
-        Err(invalid(key, format!("{value} must be a positive number")))
-    }
-}
-
-pub(crate) fn at_most(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("{value} is not between {min} and {max}"),
-        ))
-    }
-}
-
-/// A finite number of hours from 0 to ten years.
-pub(crate) fn hours(key: &str, value: f64) -> Result<(), ConfigError> {
-    if (0.0..=87_600.0).contains(&value) {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("{value} is not a number of hours from 0 to 87600"),
-        ))
-    }
-}
-
-pub(crate) fn non_empty<T>(key: &str, list: &[T]) -> Result<(), ConfigError> {
-    if list.is_empty() {
-        Err(invalid(key, "must not be empty"))
-    } else {
-        Ok(())
-    }
-}
+pub(crate) use bellwether_schemas::check::{at_most, hours, non_empty, positive};
 
 /// Checks a deserialised config; the error names the first bad key.
 pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {

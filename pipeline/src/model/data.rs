@@ -163,7 +163,7 @@ impl WindowMeans {
 pub fn from_simulator(config: &Config, seed: u64, hours: f64) -> Result<TrainingSeries, DataError> {
     let mut config = config.clone();
     config.simulation.seed = seed;
-    let mut fleet = FleetSimulator::new(&config, PatchQuality::Good);
+    let mut fleet = FleetSimulator::new(&config.fleet, &config.simulation, PatchQuality::Good);
     let metrics = config.thresholds.metrics.clone();
     let mut means = WindowMeans::new(&metrics, config.window.slide_secs as i64 * 1000);
     let interval = config.fleet.sample_interval_secs as i64 * 1000;

@@ -141,7 +141,7 @@ pub fn simulate_examples(
             choice.forecaster,
         )?
         .keep_failure_features();
-        let mut fleet = FleetSimulator::new(&config, rollout.quality);
+        let mut fleet = FleetSimulator::new(&config.fleet, &config.simulation, rollout.quality);
         let every = (1.0 / plan.patched_share.clamp(0.01, 1.0)).round().max(1.0) as usize;
         let patched: Vec<String> = fleet
             .inventory()

@@ -531,7 +531,8 @@ mod tests {
 
     fn view() -> (FleetView, Vec<String>, Vec<String>) {
         let config = Config::default_config();
-        let vms = FleetSimulator::new(&config, PatchQuality::Good).inventory();
+        let vms =
+            FleetSimulator::new(&config.fleet, &config.simulation, PatchQuality::Good).inventory();
         let inventory = Inventory::with_groups(vms, &config.canary.groups).unwrap();
         let ring: Vec<String> = inventory
             .members("canary-ring")

@@ -60,7 +60,9 @@ pub fn load_inventory(config: &Config) -> Result<Arc<Inventory>> {
                 )
             })?
         }
-        None => FleetSimulator::new(config, PatchQuality::Good).inventory(),
+        None => {
+            FleetSimulator::new(&config.fleet, &config.simulation, PatchQuality::Good).inventory()
+        }
     };
     let inventory = Inventory::with_groups(vms, &config.canary.groups)
         .map_err(|(group, e)| anyhow::anyhow!("canary group `{group}`: {}", e.reason))?;

@@ -81,7 +81,7 @@ pub fn simulate(config: &Config, options: &SimulateOptions) -> Result<Simulation
         dead_letters,
     )?;
     let mut control_out = KafkaSink::<ControlMessage>::new(producer.clone(), &kafka.control_topic);
-    let mut fleet = FleetSimulator::new(config, options.quality);
+    let mut fleet = FleetSimulator::new(&config.fleet, &config.simulation, options.quality);
 
     let interval_ms = config.fleet.sample_interval_secs as i64 * 1000;
     let end = DEMO_START.plus_ms((options.hours * 3_600_000.0) as i64);

@@ -1,7 +1,6 @@
 //! Config of the simulated fleet: `[fleet]` and `[simulation]`.
 
-use crate::config::ConfigError;
-use crate::config::validate::{at_most, hours, invalid, non_empty, positive, share};
+use bellwether_schemas::check::{Problem, at_most, hours, non_empty, positive, share};
 use serde::{Deserialize, Serialize};
 
 /// The simulated fleet.
@@ -47,14 +46,14 @@ pub struct SimulationConfig {
     /// Fleet-wide events (surge, slow dependency, regional incident, late
     /// batch job) that hit patched and unpatched VMs alike.
     #[serde(default)]
-    pub events: Vec<crate::simulator::FleetEvent>,
+    pub events: Vec<crate::FleetEvent>,
 }
 
 impl FleetConfig {
     /// Checks sizes and shares: the error names the key.
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    pub fn check(&self) -> Result<(), Problem> {
         if self.vms == 0 {
-            return Err(invalid("fleet.vms", "a fleet needs at least one VM"));
+            return Err(Problem::new("fleet.vms", "a fleet needs at least one VM"));
         }
         share("fleet.critical_share", self.critical_share)?;
         share("fleet.canary_ring_share", self.canary_ring_share)?;
@@ -68,21 +67,21 @@ impl FleetConfig {
 
 impl SimulationConfig {
     /// Checks the scenario: the error names the key.
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    pub fn check(&self) -> Result<(), Problem> {
         share("simulation.affected_share", self.affected_share)?;
-        if self.events.len() > crate::simulator::MAX_EVENTS {
-            return Err(invalid(
+        if self.events.len() > crate::MAX_EVENTS {
+            return Err(Problem::new(
                 "simulation.events",
                 format!(
                     "{} events; at most {}",
                     self.events.len(),
-                    crate::simulator::MAX_EVENTS
+                    crate::MAX_EVENTS
                 ),
             ));
         }
         for (i, event) in self.events.iter().enumerate() {
             if let Some((key, why)) = event.problem(&format!("simulation.events[{i}]")) {
-                return Err(invalid(key, why));
+                return Err(Problem::new(key, why));
             }
         }
         share("simulation.high_memory_share", self.high_memory_share)?;
@@ -92,7 +91,7 @@ impl SimulationConfig {
         positive("simulation.warmup_hours", self.warmup_hours)?;
         positive("simulation.max_rollout_hours", self.max_rollout_hours)?;
         if self.partitions == 0 {
-            return Err(invalid(
+            return Err(Problem::new(
                 "simulation.partitions",
                 "needs at least one partition",
             ));
@@ -100,4 +99,17 @@ impl SimulationConfig {
 
         Ok(())
     }
+}
+
+/// `[fleet]` and `[simulation]` of the built-in config (`config/default.toml`).
+#[cfg(test)]
+pub(crate) fn defaults() -> (FleetConfig, SimulationConfig) {
+    #[derive(Deserialize)]
+    struct Sections {
+        fleet: FleetConfig,
+        simulation: SimulationConfig,
+    }
+    let s: Sections =
+        toml::from_str(include_str!("../../../config/default.toml")).expect("config/default.toml");
+    (s.fleet, s.simulation)
 }

@@ -17,7 +17,7 @@ mod vm;
 pub use event::{EventKind, FleetEvent, MAX_EVENTS};
 pub use fault::FaultKind;
 
-use crate::config::Config;
+use crate::config::{FleetConfig, SimulationConfig};
 use arrow::array::{ArrayRef, DictionaryArray, RecordBatch, StringArray};
 use arrow::datatypes::{UInt16Type, UInt32Type};
 use bellwether_schemas::metric::{names, sample_batch};
@@ -79,10 +79,14 @@ pub struct FleetSimulator {
 
 impl FleetSimulator {
     /// A fleet as configured, rolling out a patch of the given quality.
-    pub fn new(config: &Config, quality: PatchQuality) -> FleetSimulator {
-        let seed = config.simulation.seed;
-        let inventory = fleet::generate_inventory(&config.fleet, seed);
-        let partitions = config.simulation.partitions.max(1);
+    pub fn new(
+        fleet: &FleetConfig,
+        simulation: &SimulationConfig,
+        quality: PatchQuality,
+    ) -> FleetSimulator {
+        let seed = simulation.seed;
+        let inventory = crate::fleet::generate_inventory(fleet, seed);
+        let partitions = simulation.partitions.max(1);
         let mut per_partition: Vec<Vec<String>> = vec![Vec::new(); partitions];
         let mut partition_key = Vec::with_capacity(inventory.len());
         for (i, vm) in inventory.iter().enumerate() {
@@ -97,25 +101,17 @@ impl FleetSimulator {
                 let mut rng = StdRng::seed_from_u64(
                     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i as u64 + 1),
                 );
-                let affected =
-                    rand::Rng::random::<f64>(&mut rng) < config.simulation.affected_share;
+                let affected = rand::Rng::random::<f64>(&mut rng) < simulation.affected_share;
                 // Every n-th VM, so the share draws nothing from the rng.
-                let every = (1.0 / config.simulation.high_memory_share.max(1e-9))
+                let every = (1.0 / simulation.high_memory_share.max(1e-9))
                     .round()
                     .clamp(1.0, 1e9) as usize;
-                let high_memory =
-                    config.simulation.high_memory_share > 0.0 && i % every == every - 1;
+                let high_memory = simulation.high_memory_share > 0.0 && i % every == every - 1;
                 SimVm::new(record, i, affected, high_memory, rng)
             })
             .collect();
-        let events: Vec<FleetEvent> = config
-            .simulation
-            .events
-            .iter()
-            .take(MAX_EVENTS)
-            .cloned()
-            .collect();
-        let first_region = config.fleet.regions.first().map_or("", String::as_str);
+        let events: Vec<FleetEvent> = simulation.events.iter().take(MAX_EVENTS).cloned().collect();
+        let first_region = fleet.regions.first().map_or("", String::as_str);
         let reached_by = vms
             .iter()
             .map(|vm| {
@@ -294,14 +290,13 @@ impl FleetSimulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use arrow::array::AsArray;
     use arrow::datatypes::Float64Type;
 
     fn fleet(quality: PatchQuality) -> FleetSimulator {
-        let mut config = Config::default_config();
-        config.fleet.vms = 40;
-        FleetSimulator::new(&config, quality)
+        let (mut fleet, simulation) = crate::config::defaults();
+        fleet.vms = 40;
+        FleetSimulator::new(&fleet, &simulation, quality)
     }
 
     fn mean_of(sim: &mut FleetSimulator, vm: &str, metric: usize, from: i64, minutes: i64) -> f64 {
