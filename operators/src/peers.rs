@@ -19,8 +19,9 @@
 //! differences: it is large only when the VM left its own forecast and its
 //! peers did not move the same way in the same window.
 
-use crate::column::f64_column;
+use crate::column::validity;
 use arrow::array::{Array, Float64Array};
+use arrow::buffer::ScalarBuffer;
 use std::f64::consts::PI;
 
 /// Cohort id meaning "no cohort at this level" (the VM is not in the inventory).
@@ -173,9 +174,13 @@ pub fn peer_control(
     let m = inputs.metrics;
     let vms = judged.len();
     let series = inputs.observed.len();
-    let mut peer_deviation = vec![None; series];
-    let mut vs_peers = vec![None; series];
-    let mut vs_peers_residual = vec![None; series];
+    // The three columns are set together: one validity for all of them,
+    // values written in place (no Option per row, no second pass).
+    let mut peer_deviation = vec![0.0; series];
+    let mut vs_peers = vec![0.0; series];
+    let mut vs_peers_residual = vec![0.0; series];
+    let mut words = vec![0u64; series.div_ceil(64)];
+    let mut valid = 0;
     let mut control_vms = vec![0u32; vms];
     let mut level_used = vec![levels as u8; vms];
     let cohort = |vm: usize, level: usize| -> u32 {
@@ -244,16 +249,20 @@ pub fn peer_control(
                 let (expected, disagreement) = world.expected(f, s);
                 // The median of n normal values varies with σ²·π/(2n).
                 let scale = disagreement * (1.0 + PI / (2.0 * world.n as f64)).sqrt();
-                peer_deviation[i] = Some((expected - f) / s);
-                vs_peers_residual[i] = Some(y - expected);
-                vs_peers[i] = Some((y - expected) / s / scale);
+                peer_deviation[i] = (expected - f) / s;
+                vs_peers_residual[i] = y - expected;
+                vs_peers[i] = (y - expected) / s / scale;
+                words[i / 64] |= 1 << (i % 64);
+                valid += 1;
             }
         }
     }
+    let nulls = validity(words, series, valid);
+    let column = |values: Vec<f64>| Float64Array::new(ScalarBuffer::from(values), nulls.clone());
     PeerControl {
-        peer_deviation: f64_column(series, |i| peer_deviation[i]),
-        vs_peers: f64_column(series, |i| vs_peers[i]),
-        vs_peers_residual: f64_column(series, |i| vs_peers_residual[i]),
+        peer_deviation: column(peer_deviation),
+        vs_peers: column(vs_peers),
+        vs_peers_residual: column(vs_peers_residual),
         control_vms,
         level: level_used,
         test_p: Float64Array::new_null(series),
