@@ -17,25 +17,49 @@ use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 /// ```
 pub fn f64_column(len: usize, mut value: impl FnMut(usize) -> Option<f64>) -> Float64Array {
     let mut values = Vec::with_capacity(len);
-    let mut words = Vec::with_capacity(len.div_ceil(64));
-    let mut valid = 0;
-    for start in (0..len).step_by(64) {
-        let mut word = 0u64;
-        for i in start..(start + 64).min(len) {
-            let v = value(i);
-            word |= u64::from(v.is_some()) << (i - start);
-            values.push(v.unwrap_or(0.0));
+    let mut valid = Validity::new(len);
+    for i in 0..len {
+        let v = value(i);
+        if v.is_some() {
+            valid.set(i);
         }
-        valid += word.count_ones() as usize;
-        words.push(word);
+        values.push(v.unwrap_or(0.0));
     }
-    Float64Array::new(ScalarBuffer::from(values), validity(words, len, valid))
+    Float64Array::new(ScalarBuffer::from(values), valid.finish())
 }
 
-/// The null buffer of `len` rows from validity `words` with `valid` rows
-/// set; none when every row is valid.
-pub fn validity(words: Vec<u64>, len: usize, valid: usize) -> Option<NullBuffer> {
-    (valid < len).then(|| NullBuffer::new(BooleanBuffer::new(Buffer::from_vec(words), 0, len)))
+/// The validity of `len` rows, built bit by bit: every row null until set.
+#[derive(Debug, Clone)]
+pub struct Validity {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Validity {
+    /// `len` null rows.
+    pub fn new(len: usize) -> Validity {
+        Validity {
+            words: vec![0; len.div_ceil(64)],
+            len,
+        }
+    }
+
+    /// Row `i` holds a value.
+    pub fn set(&mut self, i: usize) {
+        self.words[i / 64] |= 1 << (i % 64);
+    }
+
+    /// The null buffer; none when every row holds a value.
+    pub fn finish(self) -> Option<NullBuffer> {
+        let valid: usize = self.words.iter().map(|w| w.count_ones() as usize).sum();
+        (valid < self.len).then(|| {
+            NullBuffer::new(BooleanBuffer::new(
+                Buffer::from_vec(self.words),
+                0,
+                self.len,
+            ))
+        })
+    }
 }
 
 #[cfg(test)]

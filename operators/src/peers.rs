@@ -19,7 +19,7 @@
 //! differences: it is large only when the VM left its own forecast and its
 //! peers did not move the same way in the same window.
 
-use crate::column::validity;
+use crate::column::Validity;
 use arrow::array::{Array, Float64Array};
 use arrow::buffer::ScalarBuffer;
 use std::f64::consts::PI;
@@ -179,8 +179,7 @@ pub fn peer_control(
     let mut peer_deviation = vec![0.0; series];
     let mut vs_peers = vec![0.0; series];
     let mut vs_peers_residual = vec![0.0; series];
-    let mut words = vec![0u64; series.div_ceil(64)];
-    let mut valid = 0;
+    let mut valid = Validity::new(series);
     let mut control_vms = vec![0u32; vms];
     let mut level_used = vec![levels as u8; vms];
     let cohort = |vm: usize, level: usize| -> u32 {
@@ -252,12 +251,11 @@ pub fn peer_control(
                 peer_deviation[i] = (expected - f) / s;
                 vs_peers_residual[i] = y - expected;
                 vs_peers[i] = (y - expected) / s / scale;
-                words[i / 64] |= 1 << (i % 64);
-                valid += 1;
+                valid.set(i);
             }
         }
     }
-    let nulls = validity(words, series, valid);
+    let nulls = valid.finish();
     let column = |values: Vec<f64>| Float64Array::new(ScalarBuffer::from(values), nulls.clone());
     PeerControl {
         peer_deviation: column(peer_deviation),

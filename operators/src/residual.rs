@@ -9,7 +9,7 @@
 //! - residual RMSE over the window's samples
 //!   `sqrt(mean((x - f)^2)) = sqrt((sum_sq / n - m^2) + r^2)`.
 
-use crate::column::validity;
+use crate::column::Validity;
 use crate::window::WindowSums;
 use arrow::array::{Array, AsArray, Float64Array};
 use arrow::compute::kernels::numeric::div;
@@ -45,37 +45,33 @@ pub fn window_residuals(
     let mut observed = Vec::with_capacity(len);
     let mut residual = Vec::with_capacity(len);
     let mut residual_rmse = Vec::with_capacity(len);
-    let (mut seen, mut fitted) = (Vec::new(), Vec::new());
-    let (mut seen_count, mut fitted_count) = (0, 0);
-    for start in (0..len).step_by(64) {
-        let (mut seen_word, mut fitted_word) = (0u64, 0u64);
-        for i in start..(start + 64).min(len) {
-            let n = sums.count[i];
-            let has = n > 0;
-            let fits = has && forecast.is_valid(i);
-            seen_word |= u64::from(has) << (i - start);
-            fitted_word |= u64::from(fits) << (i - start);
-            let n = f64::from(n.max(1));
-            let mean = sums.sum[i] / n;
-            let r = mean - forecasts[i];
-            let within = sums.sum_sq[i] / n - mean * mean;
-            observed.push(if has { mean } else { 0.0 });
-            residual.push(if fits { r } else { 0.0 });
-            // Rounding can leave a tiny negative variance; it means zero.
-            residual_rmse.push(if fits {
-                (within + r * r).max(0.0).sqrt()
-            } else {
-                0.0
-            });
+    let (mut seen, mut fitted) = (Validity::new(len), Validity::new(len));
+    for i in 0..len {
+        let n = sums.count[i];
+        let has = n > 0;
+        let fits = has && forecast.is_valid(i);
+        if has {
+            seen.set(i);
         }
-        seen_count += seen_word.count_ones() as usize;
-        fitted_count += fitted_word.count_ones() as usize;
-        seen.push(seen_word);
-        fitted.push(fitted_word);
+        if fits {
+            fitted.set(i);
+        }
+        let n = f64::from(n.max(1));
+        let mean = sums.sum[i] / n;
+        let r = mean - forecasts[i];
+        let within = sums.sum_sq[i] / n - mean * mean;
+        observed.push(if has { mean } else { 0.0 });
+        residual.push(if fits { r } else { 0.0 });
+        // Rounding can leave a tiny negative variance; it means zero.
+        residual_rmse.push(if fits {
+            (within + r * r).max(0.0).sqrt()
+        } else {
+            0.0
+        });
     }
-    let fitted = validity(fitted, len, fitted_count);
+    let fitted = fitted.finish();
     Ok(WindowResiduals {
-        observed: Float64Array::new(observed.into(), validity(seen, len, seen_count)),
+        observed: Float64Array::new(observed.into(), seen.finish()),
         residual: Float64Array::new(residual.into(), fitted.clone()),
         residual_rmse: Float64Array::new(residual_rmse.into(), fitted),
     })

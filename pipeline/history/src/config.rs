@@ -1,5 +1,6 @@
 //! Config of the Parquet history: `[history]`.
 
+use bellwether_schemas::check::{Problem, positive};
 use serde::{Deserialize, Serialize};
 
 /// Samples kept in history.
@@ -56,28 +57,22 @@ pub struct HistoryConfig {
 }
 
 impl HistoryConfig {
-    /// What is wrong with the section, if anything: the key at fault and
-    /// why (the config loader reports it).
-    pub fn problem(&self) -> Option<(&'static str, String)> {
-        let h = self;
-        if h.flush_secs == 0 {
-            return Some(("history.flush_secs", "must be at least 1".into()));
-        }
-        if h.maintenance_secs == 0 {
-            return Some(("history.maintenance_secs", "must be at least 1".into()));
-        }
-        if h.downsample_secs == 0 || 86_400 % h.downsample_secs != 0 {
-            return Some((
+    /// Checks intervals and compaction: the error names the key.
+    pub fn check(&self) -> Result<(), Problem> {
+        positive("history.flush_secs", self.flush_secs as f64)?;
+        positive("history.maintenance_secs", self.maintenance_secs as f64)?;
+        if self.downsample_secs == 0 || 86_400 % self.downsample_secs != 0 {
+            return Err(Problem::new(
                 "history.downsample_secs",
-                "must divide a day (e.g. 60, 300, 3600)".into(),
+                "must divide a day (e.g. 60, 300, 3600)",
             ));
         }
-        if h.compact_min_files < 2 {
-            return Some((
+        if self.compact_min_files < 2 {
+            return Err(Problem::new(
                 "history.compact_min_files",
-                "must be at least 2 (merging one file gains nothing)".into(),
+                "must be at least 2 (merging one file gains nothing)",
             ));
         }
-        None
+        Ok(())
     }
 }

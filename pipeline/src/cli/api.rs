@@ -1,6 +1,6 @@
 //! `bellwether api`: the HTTP API's description, without a server.
 
-use super::{Global, write_stdout};
+use super::write_stdout;
 use anyhow::Result;
 use clap::Subcommand;
 
@@ -14,7 +14,7 @@ pub enum ApiCommand {
 }
 
 /// Runs a `bellwether api` subcommand.
-pub fn exec(command: ApiCommand, _global: &Global) -> Result<()> {
+pub fn exec(command: ApiCommand) -> Result<()> {
     match command {
         ApiCommand::Openapi => write_stdout(&format!(
             "{}\n",

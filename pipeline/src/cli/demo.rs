@@ -209,7 +209,7 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
         },
     )?;
     bar.finish_and_clear();
-    if global.json(args.json)? {
+    if global.json(args.json) {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         print!("{}", render_text(&summary));

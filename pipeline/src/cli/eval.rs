@@ -128,7 +128,7 @@ fn eval_nab(args: NabArgs, global: &Global) -> Result<()> {
         "--threshold must be within [0, 1], not {}",
         args.threshold
     );
-    let json = global.json(args.json)?;
+    let json = global.json(args.json);
     anyhow::ensure!(
         !(json && args.windows),
         "--windows prints text; it cannot go with --format json"
@@ -269,7 +269,7 @@ fn eval_rollouts(args: RolloutsArgs, global: &Global) -> Result<()> {
         |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
-    if global.json(args.json)? {
+    if global.json(args.json) {
         println!("{}", serde_json::to_string(&lines)?);
         return Ok(());
     }
@@ -313,7 +313,7 @@ fn eval_retraining(args: RetrainingArgs, global: &Global) -> Result<()> {
         forecaster: args.forecaster,
     };
     let r = evaluate_retraining(&config, &plan, |step| eprintln!("{step} ..."))?;
-    if global.json(args.json)? {
+    if global.json(args.json) {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }

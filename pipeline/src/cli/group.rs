@@ -129,7 +129,7 @@ fn group_preview(args: GroupPreviewArgs, global: &Global) -> Result<()> {
                 args.patch.as_deref().unwrap_or("preview"),
             ),
         );
-        if global.json(args.json)? {
+        if global.json(args.json) {
             println!("{}", serde_json::to_string(&preview)?);
         } else {
             write_stdout(&crate::rollout::planner::describe(&preview))?;
@@ -150,7 +150,7 @@ fn group_preview(args: GroupPreviewArgs, global: &Global) -> Result<()> {
         }
     };
     let m = crate::monitor::groups::members(&inventory, &selector);
-    if global.json(args.json)? {
+    if global.json(args.json) {
         println!("{}", serde_json::to_string(&m)?);
     } else {
         println!("{} of {} VMs match", m.count, inventory.vms().len());

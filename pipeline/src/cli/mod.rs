@@ -140,15 +140,10 @@ impl Global {
     }
 
     /// True when the command should print JSON: `--format json`, or the
-    /// older `--json` of the command (`legacy`).
-    pub fn json(&self, legacy: bool) -> Result<bool> {
-        match self.format {
-            Some(Format::Csv) => {
-                anyhow::bail!("--format csv: only `bellwether sql` prints CSV; use table or json")
-            }
-            Some(Format::Json) => Ok(true),
-            Some(Format::Table) | None => Ok(legacy),
-        }
+    /// older `--json` of the command (`legacy`). (`--format csv` is refused
+    /// before any command other than `sql` runs.)
+    pub fn json(&self, legacy: bool) -> bool {
+        legacy || self.format == Some(Format::Json)
     }
 }
 
@@ -198,7 +193,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Patch(command) => patch::exec(command, global),
         Command::Model(command) => model::exec(command, global),
         Command::Config(command) => config::exec(command, global),
-        Command::Api(command) => api::exec(command, global),
+        Command::Api(command) => api::exec(command),
     }
 }
 

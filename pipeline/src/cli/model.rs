@@ -30,7 +30,7 @@ pub fn exec(command: ModelCommand, global: &Global) -> Result<()> {
     match command {
         ModelCommand::List { models } => {
             let versions = crate::model::versions::list(&models)?;
-            if global.json(false)? {
+            if global.json(false) {
                 return super::write_stdout(&format!("{}\n", serde_json::to_string(&versions)?));
             }
             if versions.is_empty() {

@@ -148,7 +148,7 @@ pub fn exec_approve(args: ApproveArgs, global: &Global) -> Result<()> {
     let config = args.service.load(global)?;
     let rollout_id = args
         .rollout_id
-        .unwrap_or_else(|| format!("rollout-{}", args.patch.to_lowercase()));
+        .unwrap_or_else(|| crate::approval::submit::default_rollout_id(&args.patch));
     crate::service::approve::publish_approval(
         &config,
         bellwether_schemas::Approval {
@@ -209,7 +209,7 @@ fn patch_decision(args: PatchArgs, submit: bool, global: &Global) -> Result<()> 
     // What the config's rules decide; rules put in force over the API
     // (`bellwether patch rules`) take precedence in the running bellwether.
     let decision = crate::approval::submit::decide(&config.approval, &s);
-    if global.json(args.json)? {
+    if global.json(args.json) {
         println!(
             "{}",
             serde_json::json!({ "patch": s.patch.id, "rollout_id": s.rollout_id, "decision": decision, "submitted": submit, "next": what_happens(&s, &decision) })

@@ -262,7 +262,7 @@ pub fn exec_retrain(args: RetrainArgs, global: &Global) -> Result<()> {
         return Ok(());
     }
     let reports = crate::model::retrain::retrain(&config, &request)?;
-    if global.json(args.json)? {
+    if global.json(args.json) {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         print!("{}", crate::model::retrain::describe(&reports));

@@ -12,10 +12,13 @@ pub struct Key {
     /// Dotted path, e.g. `rollout.bake_minutes`; items of an array of
     /// tables are under `section[].`, e.g. `approval.rules[].name`.
     pub path: String,
-    /// What it takes, e.g. `integer`, `string (one of: vm, group, rollout)`.
+    /// What it takes, e.g. `integer`, ``one of `vm`, `group`, `rollout` ``.
     pub kind: String,
     /// The default, as JSON (`null`: unset).
     pub default: Value,
+    /// True for a key of an item (or of a table unset by default) that
+    /// has no default and must be given.
+    pub required: bool,
     /// Its documentation.
     pub doc: String,
 }
@@ -27,7 +30,7 @@ pub struct Table {
     pub path: String,
     /// Its documentation.
     pub doc: String,
-    /// Its keys, in declaration order.
+    /// Its keys, by name.
     pub keys: Vec<Key>,
 }
 
@@ -78,7 +81,11 @@ pub fn markdown(defaults: &Config) -> String {
                 s,
                 "| `{name}` | {} | {} | {} |",
                 cell(&key.kind),
-                default_cell(&key.default),
+                if key.required {
+                    "required".into()
+                } else {
+                    default_cell(&key.default)
+                },
                 cell(&key.doc)
             );
         }
@@ -97,7 +104,6 @@ fn default_cell(value: &Value) -> String {
     match value {
         Value::Null => "unset".into(),
         Value::String(s) if s.is_empty() => "`\"\"`".into(),
-        Value::String(s) if s == "(required)" => "required".into(),
         v => format!("`{}`", cell(&v.to_string())),
     }
 }
@@ -155,13 +161,6 @@ fn walk(
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    // An item of an array of tables has no built-in value: its keys'
-    // defaults are the schema's, and the keys without one are required.
-    let item_default = |name: &str, field: &Value| match defaults {
-        Some(d) => d.get(name).cloned().unwrap_or(Value::Null),
-        None if required.contains(&name) => Value::from("(required)"),
-        None => field.get("default").cloned().unwrap_or(Value::Null),
-    };
     for (name, field) in properties.into_iter().flatten() {
         let key = if path.is_empty() {
             name.clone()
@@ -171,52 +170,48 @@ fn walk(
         let field_doc = description(field)
             .or_else(|| description(resolve(defs, field)))
             .unwrap_or_default();
-        let default = item_default(name, field);
+        // An item of an array of tables has no built-in value: its keys'
+        // defaults are the schema's, and the keys without one are required.
+        let (default, required) = match defaults {
+            Some(d) => (d.get(name).cloned().unwrap_or(Value::Null), false),
+            None => (
+                field.get("default").cloned().unwrap_or(Value::Null),
+                required.contains(&name.as_str()),
+            ),
+        };
         let target = resolve(defs, field);
         if is_table(target) {
-            nested.push((key, field_doc, Some(default)));
+            nested.push((key, field_doc, Some(default), target));
             continue;
         }
-        let items = target.get("items").map(|i| resolve(defs, i));
-        if items.is_some_and(is_table) {
+        if let Some(items) = target
+            .get("items")
+            .map(|i| resolve(defs, i))
+            .filter(|i| is_table(i))
+        {
             table.keys.push(Key {
                 path: key.clone(),
                 kind: "array of tables".into(),
                 default,
+                required,
                 doc: field_doc.clone(),
             });
-            nested.push((format!("{key}[]"), field_doc, None));
+            nested.push((format!("{key}[]"), field_doc, None, items));
             continue;
         }
         table.keys.push(Key {
             path: key,
             kind: kind(defs, field),
             default,
+            required,
             doc: field_doc,
         });
     }
     if !table.keys.is_empty() || !table.doc.is_empty() {
         out.push(table);
     }
-    for (key, field_doc, default) in nested {
-        let field = lookup(defs, schema, &key);
+    for (key, field_doc, default, field) in nested {
         walk(defs, field, &key, &field_doc, default.as_ref(), out);
-    }
-}
-
-/// The schema of the nested table `key` (its last segment) under `schema`.
-fn lookup<'a>(defs: &'a Map<String, Value>, schema: &'a Value, key: &str) -> &'a Value {
-    let last = key.rsplit('.').next().unwrap_or(key);
-    let (name, items) = match last.strip_suffix("[]") {
-        Some(n) => (n, true),
-        None => (last, false),
-    };
-    let field = &schema["properties"][name];
-    let field = resolve(defs, field);
-    if items {
-        resolve(defs, &field["items"])
-    } else {
-        field
     }
 }
 
@@ -372,7 +367,8 @@ mod tests {
         assert_eq!(key("fleet.vms").default, Value::from(300));
         assert_eq!(key("fleet.vms").kind, "integer");
         assert!(key("rollback.scope").kind.contains("`group`"));
-        assert_eq!(key("rollout.maintenance_window.cron").default, "(required)");
+        assert!(key("rollout.maintenance_window.cron").required);
+        assert!(!key("rollout.maintenance_window.timezone").required);
         // An environment variable a user set is not the default.
         let mut custom = defaults();
         custom.fleet.vms = 12;

@@ -43,9 +43,7 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         return Err(invalid(&key, reason));
     }
     c.http.check()?;
-    if let Some((key, reason)) = c.history.problem() {
-        return Err(invalid(key, reason));
-    }
+    c.history.check()?;
     for metric in c.history.downsample_per_metric.keys() {
         if !c.thresholds.metrics.contains(metric) {
             return Err(invalid(
