@@ -614,8 +614,8 @@ fn waves_start_only_inside_the_maintenance_window() {
     use bellwether_schemas::RolloutEventKind;
     let mut config = Config::default_config();
     config.rollout.maintenance_window = Some(bellwether::config::MaintenanceWindowConfig {
-        cron: "0 2 * * *".into(),
-        timezone: "UTC".into(),
+        cron: "0 2 * * *".to_string().try_into().unwrap(),
+        timezone: "UTC".to_string().try_into().unwrap(),
         duration_minutes: 60,
     });
     let mut s = setup(&config);

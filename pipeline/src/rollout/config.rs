@@ -3,6 +3,7 @@
 use crate::config::ConfigError;
 use crate::config::validate::invalid;
 use crate::config::validate::non_empty;
+use crate::rollout::window::{CronSchedule, TimeZoneName};
 use bellwether_schemas::WaveSize;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -53,16 +54,18 @@ pub struct RolloutConfig {
 pub struct MaintenanceWindowConfig {
     /// When the window opens: a cron expression, five fields (minute hour
     /// day-of-month month day-of-week), e.g. `"0 2 * * SAT"`.
-    pub cron: String,
+    #[schemars(with = "String")]
+    pub cron: CronSchedule,
     /// The IANA time zone the expression is read in, e.g. `"Europe/Berlin"`.
     #[serde(default = "utc")]
-    pub timezone: String,
+    #[schemars(with = "String")]
+    pub timezone: TimeZoneName,
     /// How long the window stays open, minutes.
     pub duration_minutes: u32,
 }
 
-fn utc() -> String {
-    "UTC".into()
+fn utc() -> TimeZoneName {
+    TimeZoneName::UTC
 }
 
 /// How wave sizes are given.
@@ -379,10 +382,16 @@ impl RolloutConfig {
                 format!("must be between 1 and the number of waves ({waves})"),
             ));
         }
-        if let Some(w) = &self.maintenance_window {
-            crate::rollout::window::MaintenanceWindow::parse(w).map_err(|e| {
-                invalid(format!("rollout.maintenance_window.{}", e.field), e.reason)
-            })?;
+        // The cron expression and time zone were parsed when read.
+        if self
+            .maintenance_window
+            .as_ref()
+            .is_some_and(|w| w.duration_minutes == 0)
+        {
+            return Err(invalid(
+                "rollout.maintenance_window.duration_minutes",
+                "must be at least 1",
+            ));
         }
 
         Ok(())

@@ -6,9 +6,8 @@ pub mod config;
 pub mod ledger;
 pub mod planner;
 pub mod shell;
-pub mod state;
 pub mod webhook;
 pub mod window;
 
-pub use actor::{RollbackRecord, RolloutActor};
+pub use actor::{RollbackRecord, RolloutActor, WaitingPatch};
 pub use actuator::{Actuator, ActuatorError};

@@ -12,7 +12,8 @@ use chrono_tz::Tz;
 use croner::Cron;
 use std::str::FromStr;
 
-/// A parsed maintenance window.
+/// A maintenance window, ready to ask: its cron expression and time zone
+/// were parsed once, when the config was read.
 #[derive(Debug, Clone)]
 pub struct MaintenanceWindow {
     cron: Cron,
@@ -21,55 +22,93 @@ pub struct MaintenanceWindow {
     text: String,
 }
 
-/// A window that does not parse: which field, and why.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct WindowError {
-    /// `cron`, `timezone` or `duration_minutes`.
-    pub field: &'static str,
-    /// What is wrong.
-    pub reason: String,
+/// A cron expression of five fields (minute hour day-of-month month
+/// day-of-week), parsed when the config is read: a bad one is refused
+/// there, naming its key.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CronSchedule {
+    cron: Cron,
+    text: String,
+}
+
+impl TryFrom<String> for CronSchedule {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<CronSchedule, String> {
+        let fields = text.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!(
+                "`{text}` has {fields} fields; give five: minute hour day-of-month month day-of-week"
+            ));
+        }
+        let cron = Cron::from_str(&text).map_err(|e| format!("`{text}`: {e}"))?;
+        Ok(CronSchedule { cron, text })
+    }
+}
+
+impl From<CronSchedule> for String {
+    fn from(c: CronSchedule) -> String {
+        c.text
+    }
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &CronSchedule) -> bool {
+        self.text == other.text
+    }
+}
+
+impl std::fmt::Display for CronSchedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// An IANA time zone (`Europe/Berlin`), parsed when the config is read.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeZoneName(Tz);
+
+impl TimeZoneName {
+    /// Coordinated Universal Time.
+    pub const UTC: TimeZoneName = TimeZoneName(Tz::UTC);
+}
+
+impl TryFrom<String> for TimeZoneName {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<TimeZoneName, String> {
+        Tz::from_str(&text).map(TimeZoneName).map_err(|_| {
+            format!("`{text}` is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)")
+        })
+    }
+}
+
+impl From<TimeZoneName> for String {
+    fn from(t: TimeZoneName) -> String {
+        t.0.name().to_string()
+    }
+}
+
+impl std::fmt::Display for TimeZoneName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name())
+    }
 }
 
 impl MaintenanceWindow {
-    /// Parses the configured window.
-    pub fn parse(config: &MaintenanceWindowConfig) -> Result<MaintenanceWindow, WindowError> {
-        let fields = config.cron.split_whitespace().count();
-        if fields != 5 {
-            return Err(WindowError {
-                field: "cron",
-                reason: format!(
-                    "`{}` has {fields} fields; give five: minute hour day-of-month month day-of-week",
-                    config.cron
-                ),
-            });
-        }
-        let cron = Cron::from_str(&config.cron).map_err(|e| WindowError {
-            field: "cron",
-            reason: format!("`{}`: {e}", config.cron),
-        })?;
-        let timezone = Tz::from_str(&config.timezone).map_err(|_| WindowError {
-            field: "timezone",
-            reason: format!(
-                "`{}` is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)",
-                config.timezone
-            ),
-        })?;
-        if config.duration_minutes == 0 {
-            return Err(WindowError {
-                field: "duration_minutes",
-                reason: "must be at least 1".into(),
-            });
-        }
-        Ok(MaintenanceWindow {
-            cron,
-            timezone,
+    /// The configured window (its parts were parsed with the config).
+    pub fn new(config: &MaintenanceWindowConfig) -> MaintenanceWindow {
+        MaintenanceWindow {
+            cron: config.cron.cron.clone(),
+            timezone: config.timezone.0,
             duration_ms: config.duration_minutes as i64 * EventTime::MINUTE_MS,
             text: format!(
                 "`{}` {} for {} min",
                 config.cron, config.timezone, config.duration_minutes
             ),
-        })
+        }
     }
 
     fn local(&self, t: EventTime) -> Option<DateTime<Tz>> {
@@ -111,12 +150,12 @@ impl std::fmt::Display for MaintenanceWindow {
 mod tests {
     use super::*;
 
-    fn window(cron: &str, tz: &str, minutes: u32) -> Result<MaintenanceWindow, WindowError> {
-        MaintenanceWindow::parse(&MaintenanceWindowConfig {
-            cron: cron.into(),
-            timezone: tz.into(),
+    fn window(cron: &str, tz: &str, minutes: u32) -> Result<MaintenanceWindow, String> {
+        Ok(MaintenanceWindow::new(&MaintenanceWindowConfig {
+            cron: CronSchedule::try_from(cron.to_string())?,
+            timezone: TimeZoneName::try_from(tz.to_string())?,
             duration_minutes: minutes,
-        })
+        }))
     }
 
     fn at(text: &str) -> EventTime {
@@ -150,16 +189,15 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_window_names_its_field() {
-        assert_eq!(window("0 2 * *", "UTC", 60).unwrap_err().field, "cron");
-        assert_eq!(window("0 25 * * *", "UTC", 60).unwrap_err().field, "cron");
-        assert_eq!(
-            window("0 2 * * *", "Mars/Olympus", 60).unwrap_err().field,
-            "timezone"
+    fn a_bad_cron_or_time_zone_is_refused_saying_why() {
+        assert!(window("0 2 * *", "UTC", 60).unwrap_err().contains("five"));
+        assert!(window("0 25 * * *", "UTC", 60).is_err());
+        assert!(
+            window("0 2 * * *", "Mars/Olympus", 60)
+                .unwrap_err()
+                .contains("IANA")
         );
-        assert_eq!(
-            window("0 2 * * *", "UTC", 0).unwrap_err().field,
-            "duration_minutes"
-        );
+        let w = window("30 1 * * SUN", "America/New_York", 180).unwrap();
+        assert_eq!(w.to_string(), "`30 1 * * SUN` America/New_York for 180 min");
     }
 }

@@ -1,0 +1,383 @@
+//! The rollout actor: deploys waves, executes commands, holds or advances.
+//!
+//! It consumes the control topic. Patch commands (which it issued itself)
+//! and rollback commands (from the scoring stage) are executed through the
+//! [`Actuator`] once per command id; window reports move its clock, which
+//! decides when a wave has baked. The actor never reads the wall clock, so
+//! a simulated day and a real one follow the same rules.
+//!
+//! One concern per module: [`approvals`] (submissions, rules, the queue of
+//! approved rollouts), [`waves`] (planning, issuing and baking waves),
+//! [`rollbacks`], [`controls`] (an operator's pause, resume, promote,
+//! abort and emergency rollback), [`rechecks`] (VMs seen again after their
+//! patch, missing metrics), all moving one state machine ([`phase`]).
+
+mod approvals;
+mod controls;
+pub mod phase;
+mod rechecks;
+mod rollbacks;
+#[cfg(test)]
+mod testkit;
+mod waves;
+
+pub use approvals::WaitingPatch;
+pub use rollbacks::RollbackRecord;
+
+use super::actuator::{Actuator, ActuatorError};
+use super::window::MaintenanceWindow;
+use crate::config::{Config, JudgeConfig, RollbackConfig, RolloutConfig};
+use crate::inventory::Inventory;
+use approvals::Approvals;
+use bellwether_schemas::{
+    Action, CommandId, ControlMessage, EventTime, Execution, RollbackCommand, Rollout,
+    RolloutEvent, RolloutEventKind, RolloutState, Wave,
+};
+use phase::{Halt, Hold, Phase};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// The rollout actor.
+pub struct RolloutActor<A: Actuator> {
+    rollout_config: RolloutConfig,
+    /// Control cohorts, for the holdback.
+    judge: JudgeConfig,
+    rollback_config: RollbackConfig,
+    /// The maintenance window waves start in (none: any time).
+    window: Option<MaintenanceWindow>,
+    inventory: Arc<Inventory>,
+    actuator: A,
+    /// End of the last window reported.
+    clock: EventTime,
+    commands: Commands,
+    approvals: Approvals,
+    /// The running rollout (or the last one).
+    run: Run,
+    events: Vec<RolloutEvent>,
+    outbox: Vec<ControlMessage>,
+}
+
+/// Commands carried out, each once.
+#[derive(Default)]
+struct Commands {
+    executed: HashSet<CommandId>,
+    /// Executed before a restart (the actor's ledger): replayed as
+    /// executed, not carried out again.
+    executed_before: HashSet<CommandId>,
+    newly_executed: Vec<CommandId>,
+    duplicates: usize,
+    sequence: usize,
+}
+
+/// One rollout's progress; a new rollout starts from an empty one.
+#[derive(Default)]
+struct Run {
+    rollout: Option<Rollout>,
+    phase: Phase,
+    /// VM ids per planned wave.
+    planned: Vec<Vec<String>>,
+    waves: Vec<Wave>,
+    /// Waves `..baked` have baked.
+    baked: usize,
+    /// The wave whose wait for the maintenance window was recorded.
+    window_wait_recorded: Option<usize>,
+    wave_unexecuted: HashSet<String>,
+    /// VMs of the current wave not issued yet (`rollout.max_concurrency`,
+    /// or the maintenance window closed mid-wave).
+    wave_queue: VecDeque<String>,
+    patched: BTreeSet<String>,
+    ever_patched: BTreeSet<String>,
+    /// Most patch commands the rollout issued at once: it rolls back at
+    /// least as fast as it patched.
+    widest_patch_step: usize,
+    /// Patched VMs not yet seen reporting after their patch (it may have
+    /// rebooted them), with when the patch was carried out: the command's
+    /// status is not trusted until the VM's metrics come back.
+    awaiting_recheck: BTreeMap<String, EventTime>,
+    pending: Vec<RollbackCommand>,
+    rollbacks: Vec<RollbackRecord>,
+}
+
+impl<A: Actuator> RolloutActor<A> {
+    /// An idle actor.
+    pub fn new(config: &Config, inventory: Arc<Inventory>, actuator: A) -> RolloutActor<A> {
+        RolloutActor {
+            rollout_config: config.rollout.clone(),
+            judge: config.judge.clone(),
+            rollback_config: config.rollback.clone(),
+            window: config
+                .rollout
+                .maintenance_window
+                .as_ref()
+                .map(MaintenanceWindow::new),
+            inventory,
+            actuator,
+            clock: EventTime(i64::MIN),
+            commands: Commands::default(),
+            approvals: Approvals::new(config.approval.clone()),
+            run: Run::default(),
+            events: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Commands executed before a restart (from the actor's ledger). When
+    /// the control topic is replayed, they update the actor's state as
+    /// executed but are not carried out again.
+    pub fn with_executed_before(mut self, ids: impl IntoIterator<Item = CommandId>) -> Self {
+        self.commands.executed_before.extend(ids);
+        self
+    }
+
+    /// Command ids executed since the last call, to be recorded durably once
+    /// their execution records are published.
+    pub fn take_newly_executed(&mut self) -> Vec<CommandId> {
+        std::mem::take(&mut self.commands.newly_executed)
+    }
+
+    /// Handles one message from the control topic.
+    pub fn handle(&mut self, message: ControlMessage) {
+        self.dispatch(message);
+        // A rollout halted by a policy stays the actor's (its VMs may still
+        // need rolling back) until an operator aborts or rolls it back.
+        let done = self.is_settled() && self.run.phase != Phase::Halted(Halt::Stopped);
+        if done {
+            self.start_queued();
+        }
+    }
+
+    fn dispatch(&mut self, message: ControlMessage) {
+        match message {
+            ControlMessage::Submission(s) => self.on_submission(s),
+            ControlMessage::ApprovalRules(u) => self.approvals.put_in_force(u),
+            // The next rollout plans over the inventory as it is then.
+            ControlMessage::Inventory(u) => {
+                match Arc::make_mut(&mut self.inventory).apply(&u.change) {
+                    Ok(()) => tracing::info!(by = %u.by, change = ?u.change, "inventory changed"),
+                    Err(e) => tracing::warn!("inventory change not applied: {e}"),
+                }
+            }
+            ControlMessage::Approval(approval) => self.on_approval(approval),
+            // Outcomes are for learning; they do not move a rollout.
+            ControlMessage::Execution(_) | ControlMessage::Outcome(_) => {}
+            ControlMessage::Patch(cmd) => self.on_patch(cmd),
+            ControlMessage::Rollback(cmd) => self.on_rollback(cmd),
+            ControlMessage::WindowReport(report) => {
+                self.clock = self.clock.max(report.window_end);
+                self.approve_due();
+                self.recheck(&report);
+                self.on_missing_data(&report.missing);
+                self.execute_rollbacks();
+                self.advance();
+            }
+            ControlMessage::Manual(cmd) => self.on_manual(cmd),
+        }
+    }
+
+    /// Carries out a command unless it ran before a restart: `Some(true)`
+    /// when the actuator succeeded (the execution record is queued in the
+    /// outbox), `None` when it ran before.
+    fn carry_out(
+        &mut self,
+        id: &CommandId,
+        vm_id: &str,
+        action: Action,
+        run: impl FnOnce(&mut A) -> Result<(), ActuatorError>,
+    ) -> Option<bool> {
+        self.commands.executed.insert(id.clone());
+        if self.commands.executed_before.contains(id) {
+            return None;
+        }
+        let ok = match run(&mut self.actuator) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("{e}");
+                self.record(RolloutEventKind::ActuationFailed {
+                    vm_id: vm_id.to_string(),
+                    command_id: id.clone(),
+                    action: e.command.to_string(),
+                    reason: e.reason.clone(),
+                });
+                false
+            }
+        };
+        self.commands.newly_executed.push(id.clone());
+        if ok {
+            self.commands.sequence += 1;
+            self.outbox.push(ControlMessage::Execution(Execution {
+                command_id: id.clone(),
+                rollout_id: self.rollout_id(),
+                vm_id: vm_id.to_string(),
+                action,
+                executed_at: self.clock,
+                sequence: self.commands.sequence,
+            }));
+        }
+        Some(ok)
+    }
+
+    /// True (and counted) when command `id` ran or waits already.
+    fn is_duplicate(&mut self, id: &CommandId) -> bool {
+        if self.commands.executed.contains(id)
+            || self.run.pending.iter().any(|p| &p.command_id == id)
+        {
+            self.commands.duplicates += 1;
+            self.record(RolloutEventKind::DuplicateCommandSkipped {
+                command_id: id.clone(),
+            });
+            return true;
+        }
+        false
+    }
+
+    /// True when `rollout_id` is the running rollout (commands of earlier
+    /// rollouts are not carried out in this one).
+    fn is_current(&self, rollout_id: &str) -> bool {
+        let current = self
+            .run
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.id == rollout_id);
+        if !current {
+            tracing::debug!(rollout = %rollout_id, "command of a rollout that is not running; ignored");
+        }
+        current
+    }
+
+    /// The actor's clock, or `t` before any window was reported. Wall-clock
+    /// times of approvals and operators' requests do not move the clock:
+    /// a simulated fleet's day stays its own.
+    fn now_or(&self, t: EventTime) -> EventTime {
+        if self.clock.0 == i64::MIN {
+            t
+        } else {
+            self.clock
+        }
+    }
+
+    /// Commands the actor decided and wants published on the control topic.
+    pub fn take_outbox(&mut self) -> Vec<ControlMessage> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The rollout, if one was started.
+    pub fn rollout(&self) -> Option<&Rollout> {
+        self.run.rollout.as_ref()
+    }
+
+    /// The rollout's state (`Pending` before any).
+    pub fn state(&self) -> RolloutState {
+        self.run.phase.state()
+    }
+
+    /// The rollout's state with what holds it.
+    pub fn phase(&self) -> Phase {
+        self.run.phase
+    }
+
+    /// True while an operator has the rollout paused.
+    pub fn is_paused(&self) -> bool {
+        self.run.phase.hold() == Hold::Paused
+    }
+
+    /// True when the rollout stopped moving and no rollback waits.
+    pub fn is_settled(&self) -> bool {
+        self.run.phase.is_final() && self.run.pending.is_empty()
+    }
+
+    /// The actor's clock (end of the last window reported).
+    pub fn clock(&self) -> EventTime {
+        self.clock
+    }
+
+    /// Waves deployed so far.
+    pub fn waves(&self) -> &[Wave] {
+        &self.run.waves
+    }
+
+    /// Waves planned (VM ids per wave).
+    pub fn planned_waves(&self) -> &[Vec<String>] {
+        &self.run.planned
+    }
+
+    /// VMs running the patch now.
+    pub fn patched(&self) -> &BTreeSet<String> {
+        &self.run.patched
+    }
+
+    /// VMs that received the patch at some point.
+    pub fn ever_patched(&self) -> &BTreeSet<String> {
+        &self.run.ever_patched
+    }
+
+    /// Rollbacks carried out, in order.
+    pub fn rollbacks(&self) -> &[RollbackRecord] {
+        &self.run.rollbacks
+    }
+
+    /// The audit trail.
+    pub fn events(&self) -> &[RolloutEvent] {
+        &self.events
+    }
+
+    /// Commands skipped because their id had been executed before.
+    pub fn duplicates_skipped(&self) -> usize {
+        self.commands.duplicates
+    }
+
+    fn rollout_id(&self) -> String {
+        self.run
+            .rollout
+            .as_ref()
+            .map(|r| r.id.clone())
+            .unwrap_or_default()
+    }
+
+    fn record(&mut self, kind: RolloutEventKind) {
+        let rollout_id = self.rollout_id();
+        self.record_for(&rollout_id, kind);
+    }
+
+    fn record_for(&mut self, rollout_id: &str, kind: RolloutEventKind) {
+        self.events.push(RolloutEvent {
+            rollout_id: rollout_id.to_string(),
+            time: self.clock,
+            kind,
+        });
+    }
+
+    /// Moves the rollout to `to`. A change of the public state is checked
+    /// against the allowed moves and recorded with `why`; a change of what
+    /// holds it, or of why it rolls back or halted, is not an event.
+    fn go(&mut self, to: Phase, why: String) {
+        let Some(rollout) = self.run.rollout.as_mut() else {
+            return;
+        };
+        let (from, next) = (self.run.phase.state(), to.state());
+        if from == next {
+            self.run.phase = to;
+            return;
+        }
+        if !phase::allowed(from, next) {
+            tracing::debug!(
+                from = from.as_str(),
+                to = next.as_str(),
+                "state change not allowed; ignored"
+            );
+            return;
+        }
+        self.run.phase = to;
+        rollout.state = next;
+        tracing::info!(rollout = %rollout.id, from = from.as_str(), to = next.as_str(), "{why}");
+        self.record(RolloutEventKind::StateChanged {
+            from,
+            to: next,
+            why,
+        });
+    }
+
+    /// The moving rollout held by `hold` (a stopped one is left as it is).
+    fn hold(&mut self, hold: Hold) {
+        self.run.phase = self.run.phase.held(hold);
+    }
+}

@@ -1,0 +1,356 @@
+//! Waves: planned when a rollout starts, issued a few VMs at a time inside
+//! the maintenance window, baked, and the next one started.
+
+use super::RolloutActor;
+use super::phase::{Hold, Phase, RollingBack};
+use crate::config::OnAnomaly;
+use crate::rollout::actuator::Actuator;
+use crate::rollout::planner::{Holdback, plan_waves};
+use bellwether_schemas::{
+    Action, CommandId, ControlMessage, EventTime, Patch, PatchCommand, Rollout, RolloutEventKind,
+    RolloutState, Wave, WavePlan,
+};
+
+impl<A: Actuator> RolloutActor<A> {
+    /// The wave plan from the config.
+    pub fn wave_plan(&self) -> WavePlan {
+        let c = &self.rollout_config;
+        WavePlan::new(
+            &c.wave_sizes(),
+            c.first_bake_minutes,
+            c.bake_minutes,
+            c.canary_waves,
+        )
+    }
+
+    /// Starts rolling `patch` out at `now`: plans the waves and issues the
+    /// first wave's patch commands (see [`RolloutActor::take_outbox`]).
+    /// A finished rollout before it is kept as done; its VMs keep the patch.
+    pub fn start(&mut self, rollout_id: &str, patch: Patch, now: EventTime) {
+        if let Some(previous) = std::mem::take(&mut self.run).rollout {
+            self.approvals.finished.insert(previous.id);
+        }
+        let plan = self.wave_plan();
+        self.clock = self.clock.max(now);
+        let canary_groups = self
+            .approvals
+            .canary_groups_of(rollout_id)
+            .unwrap_or_else(|| self.rollout_config.canary_groups.clone());
+        let holdback = Holdback::from_config(&self.rollout_config, &self.judge);
+        self.run.planned = plan_waves(&self.inventory, &plan, &canary_groups, rollout_id, holdback);
+        self.run.rollout = Some(Rollout {
+            id: rollout_id.to_string(),
+            patch,
+            canary_groups,
+            plan,
+            state: RolloutState::Pending,
+            created_at: now,
+        });
+        self.issue_next_wave();
+    }
+
+    /// Starts the next planned wave, or completes the rollout when none is
+    /// left; outside the maintenance window the wave waits for it.
+    pub(super) fn issue_next_wave(&mut self) {
+        let Some(rollout) = self.run.rollout.as_ref() else {
+            return;
+        };
+        let (id, patch_id) = (rollout.id.clone(), rollout.patch.id.clone());
+        let plan = rollout.plan.clone();
+        let run = &self.run;
+        // Waves that add no VM (tiny fleets) are skipped.
+        let Some(index) =
+            (run.waves.len()..run.planned.len()).find(|&i| !run.planned[i].is_empty())
+        else {
+            self.go(
+                Phase::Completed,
+                "every wave deployed and baked healthy".into(),
+            );
+            return;
+        };
+        if let Some(w) = &self.window
+            && !w.is_open(self.clock)
+        {
+            if self.run.window_wait_recorded != Some(index) {
+                self.run.window_wait_recorded = Some(index);
+                let opens_at = w.next_open(self.clock);
+                let window = w.to_string();
+                tracing::info!(wave = index + 1, opens_at = ?opens_at.map(|t| t.to_string()), "the next wave waits for the maintenance window {window}");
+                self.record(RolloutEventKind::WaitingForWindow {
+                    wave: index,
+                    opens_at,
+                    window,
+                });
+            }
+            return;
+        }
+        let spec = plan.waves[index];
+        let vms = self.run.planned[index].clone();
+        let hold = self.run.phase.hold();
+        let target = if spec.canary {
+            Phase::Canary(hold)
+        } else {
+            Phase::Advancing(hold)
+        };
+        self.go(
+            target,
+            format!("deploying wave {} ({} VMs)", index + 1, vms.len()),
+        );
+        while self.run.waves.len() < index {
+            // Record skipped empty waves so indexes line up with the plan.
+            let i = self.run.waves.len();
+            self.run.waves.push(Wave {
+                index: i,
+                vms: Vec::new(),
+                started_at: self.clock,
+                bake_minutes: 0,
+                canary: plan.waves[i].canary,
+            });
+        }
+        self.run.wave_queue = vms.iter().cloned().collect();
+        self.run.wave_unexecuted = vms.iter().cloned().collect();
+        self.run.waves.push(Wave {
+            index,
+            vms: vms.clone(),
+            started_at: self.clock,
+            bake_minutes: spec.bake_minutes,
+            canary: spec.canary,
+        });
+        self.record(RolloutEventKind::WaveStarted {
+            wave: index,
+            vms,
+            canary: spec.canary,
+        });
+        self.issue_queued(&id, &patch_id);
+    }
+
+    /// Issues the current wave's queued patch commands, up to
+    /// `rollout.max_concurrency` in flight, while the rollout deploys, is
+    /// not paused, and the maintenance window is open.
+    fn issue_queued(&mut self, rollout_id: &str, patch_id: &str) {
+        let phase = self.run.phase;
+        if self.run.wave_queue.is_empty()
+            || !phase.is_deploying()
+            || phase.hold() == Hold::Paused
+            || self.window.as_ref().is_some_and(|w| !w.is_open(self.clock))
+        {
+            return;
+        }
+        let limit = match self.rollout_config.max_concurrency {
+            0 => usize::MAX,
+            n => n,
+        };
+        let wave = self.run.waves.last().map_or(0, |w| w.index);
+        let mut in_flight = self.run.wave_unexecuted.len() - self.run.wave_queue.len();
+        let mut issued = 0;
+        while in_flight < limit {
+            let Some(vm) = self.run.wave_queue.pop_front() else {
+                break;
+            };
+            self.outbox.push(ControlMessage::Patch(PatchCommand {
+                command_id: CommandId::patch(rollout_id, &vm),
+                rollout_id: rollout_id.to_string(),
+                patch_id: patch_id.to_string(),
+                vm_id: vm,
+                wave,
+                issued_at: self.clock,
+            }));
+            in_flight += 1;
+            issued += 1;
+        }
+        self.run.widest_patch_step = self.run.widest_patch_step.max(issued);
+    }
+
+    fn issue_more(&mut self) {
+        if let Some(r) = &self.run.rollout {
+            let (id, patch) = (r.id.clone(), r.patch.id.clone());
+            self.issue_queued(&id, &patch);
+        }
+    }
+
+    pub(super) fn on_patch(&mut self, cmd: PatchCommand) {
+        if !self.is_current(&cmd.rollout_id) || self.is_duplicate(&cmd.command_id) {
+            return;
+        }
+        // A patch issued before the rollout stopped (halted, aborted, or
+        // rolling everything back) is not carried out.
+        let stopped = match self.run.phase {
+            Phase::RollingBack(_, RollingBack::Anomalies) => {
+                self.rollback_config.on_anomaly != OnAnomaly::Continue
+            }
+            Phase::RollingBack(..) => true,
+            phase => phase.is_final(),
+        };
+        if stopped {
+            self.commands.executed.insert(cmd.command_id.clone());
+            self.run.wave_unexecuted.remove(&cmd.vm_id);
+            tracing::info!(vm = %cmd.vm_id, state = self.state().as_str(), "patch command not carried out: the rollout stopped deploying");
+            return;
+        }
+        let outcome = self.carry_out(&cmd.command_id, &cmd.vm_id, Action::Patch, |a| {
+            a.patch(&cmd)
+        });
+        // A patch executed before a restart counts as deployed.
+        if outcome != Some(false) {
+            let run = &mut self.run;
+            run.patched.insert(cmd.vm_id.clone());
+            run.ever_patched.insert(cmd.vm_id.clone());
+            run.awaiting_recheck.insert(cmd.vm_id.clone(), self.clock);
+        }
+        self.run.wave_unexecuted.remove(&cmd.vm_id);
+        self.issue_more();
+        if let Phase::Canary(hold) | Phase::Advancing(hold) = self.run.phase
+            && self.run.wave_unexecuted.is_empty()
+        {
+            let wave = self.run.waves.len();
+            self.go(Phase::Baking(hold), format!("wave {wave} deployed; baking"));
+        }
+    }
+
+    /// Records the current wave as baked.
+    pub(super) fn wave_baked(&mut self) {
+        let index = self.run.waves.last().map_or(0, |w| w.index);
+        self.run.baked = self.run.waves.len();
+        self.record(RolloutEventKind::WaveBaked { wave: index });
+    }
+
+    /// Moves the rollout on as far as the clock allows: the first wave
+    /// once the window opens, the rest of a wave, the next wave once this
+    /// one baked and every VM of it was seen again.
+    pub(super) fn advance(&mut self) {
+        match self.run.phase {
+            phase if phase.hold() != Hold::Free => return,
+            // Approved, waiting for the maintenance window.
+            Phase::Pending(_) if self.run.rollout.is_some() && self.run.waves.is_empty() => {
+                return self.issue_next_wave();
+            }
+            Phase::Canary(_) | Phase::Advancing(_) => return self.issue_more(),
+            Phase::Baking(_) => {}
+            _ => return,
+        }
+        let Some(wave) = self.run.waves.last() else {
+            return;
+        };
+        if self.run.baked == self.run.waves.len() {
+            // Baked; the next wave waits for the maintenance window.
+            return self.issue_next_wave();
+        }
+        if !self.run.wave_unexecuted.is_empty() {
+            // Continuing after a rollback with VMs of the wave still queued.
+            return self.issue_more();
+        }
+        // The next wave waits until every VM of this one was seen again.
+        if let Some(vm) = wave
+            .vms
+            .iter()
+            .find(|vm| self.run.awaiting_recheck.contains_key(*vm))
+        {
+            tracing::debug!(vm = %vm, "the wave waits for the re-check of its VMs");
+            return;
+        }
+        let baked_at = wave
+            .started_at
+            .plus_ms(wave.bake_minutes as i64 * EventTime::MINUTE_MS);
+        if self.clock < baked_at {
+            return;
+        }
+        self.wave_baked();
+        self.issue_next_wave();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use bellwether_schemas::{RolloutEventKind, RolloutState};
+
+    #[test]
+    fn the_canary_group_goes_first_and_the_next_wave_waits_for_the_bake() {
+        let mut t = Kit::new(Kit::config());
+        t.handle(approval("r1"));
+        let first = t.actor.planned_waves()[0].clone();
+        assert!(
+            first.iter().all(|vm| CANARIES.contains(&vm.as_str())),
+            "{first:?}"
+        );
+        assert_eq!(t.actor.patched().iter().cloned().collect::<Vec<_>>(), first);
+        assert_eq!(t.actor.state(), RolloutState::Baking);
+        // The first wave bakes 120 minutes.
+        t.report_at(119);
+        assert_eq!(t.actor.waves().len(), 1);
+        t.report_at(120);
+        assert_eq!(
+            t.actor.waves().len(),
+            2,
+            "the second wave starts once baked"
+        );
+        assert!(t.actor.patched().len() > first.len());
+    }
+
+    #[test]
+    fn a_wave_is_patched_a_few_vms_at_a_time() {
+        let mut config = Kit::config();
+        config.rollout.max_concurrency = 1;
+        config.rollout.waves = vec!["25%".parse().unwrap(), "100%".parse().unwrap()];
+        config.rollout.canary_waves = 1;
+        let mut t = Kit::new(config);
+        t.handle(approval("r1"));
+        let wave = t.actor.planned_waves()[0].len();
+        assert!(wave > 1);
+        assert_eq!(
+            t.actuator_calls().len(),
+            wave,
+            "each patch issued after the one before"
+        );
+        assert_eq!(t.widest_step(), 1);
+    }
+
+    #[test]
+    fn a_baked_wave_waiting_for_the_window_is_baked_once_however_it_is_held() {
+        let mut config = Kit::config();
+        // Open from 02:00 to 03:00 UTC each day; the kit's clock starts at
+        // midnight.
+        config.rollout.maintenance_window = Some(crate::config::MaintenanceWindowConfig {
+            cron: "0 2 * * *".to_string().try_into().unwrap(),
+            timezone: crate::rollout::window::TimeZoneName::UTC,
+            duration_minutes: 60,
+        });
+        let mut t = Kit::new(config);
+        t.handle(approval("r1"));
+        assert_eq!(t.actor.state(), RolloutState::Pending);
+        t.report_at(120);
+        assert_eq!(t.actor.state(), RolloutState::Baking, "wave 1 out at 02:00");
+        // Baked at 04:00, outside the window: wave 2 waits for tomorrow.
+        t.report_at(245);
+        t.handle(manual_command(
+            "r1",
+            bellwether_schemas::ManualAction::Pause,
+        ));
+        t.handle(manual_command(
+            "r1",
+            bellwether_schemas::ManualAction::Resume,
+        ));
+        t.report_at(250);
+        let count = |t: &Kit, f: fn(&RolloutEventKind) -> bool| {
+            t.actor.events().iter().filter(|e| f(&e.kind)).count()
+        };
+        assert_eq!(
+            count(&t, |k| matches!(k, RolloutEventKind::WaveBaked { wave: 0 })),
+            1
+        );
+        assert_eq!(
+            count(&t, |k| matches!(
+                k,
+                RolloutEventKind::WaitingForWindow { wave: 1, .. }
+            )),
+            1
+        );
+        assert_eq!(t.actor.waves().len(), 1);
+        t.report_at(24 * 60 + 120);
+        assert_eq!(
+            t.actor.waves().len(),
+            2,
+            "wave 2 starts when the window opens"
+        );
+    }
+}
