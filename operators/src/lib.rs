@@ -13,6 +13,8 @@
 //! [`verdict`] decides per metric and per VM. [`scorer::CanaryScorer`] fuses
 //! them into one operator.
 
+#![warn(missing_docs)]
+
 pub mod baseline;
 pub mod column;
 pub mod error;

@@ -115,6 +115,14 @@ pub fn median(values: &mut [f64]) -> f64 {
 
 /// Median and median absolute deviation of `values` (reordered), with
 /// `scratch` as working space.
+///
+/// ```
+/// use bellwether_operators::peers::median_mad;
+///
+/// let mut latencies = vec![10.0, 12.0, 11.0, 300.0, 9.0];
+/// let (median, mad) = median_mad(&mut latencies, &mut Vec::new());
+/// assert_eq!((median, mad), (11.0, 1.0), "one outlier moves neither");
+/// ```
 pub fn median_mad(values: &mut [f64], scratch: &mut Vec<f64>) -> (f64, f64) {
     let m = median(values);
     scratch.clear();

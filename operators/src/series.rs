@@ -22,6 +22,16 @@ pub const UNSCORED: u16 = u16::MAX;
 pub const NO_VM: u32 = u32::MAX;
 
 /// Maps VM ids and metric names to dense slots.
+///
+/// ```
+/// use bellwether_operators::series::SeriesIndex;
+///
+/// let mut index = SeriesIndex::new(&["cpu_percent".to_string(), "error_rate".to_string()]);
+/// let web = index.vm_slot_or_insert("web-1");
+/// assert_eq!(index.vm_slot_or_insert("db-1"), web + 1);
+/// assert_eq!(index.vm_slot("web-1"), Some(web), "a VM keeps its slot");
+/// assert_eq!(index.series_count(), 2 * 2, "one series per VM and metric");
+/// ```
 #[derive(Debug, Clone)]
 pub struct SeriesIndex {
     metrics: Vec<String>,

@@ -78,6 +78,14 @@ pub fn normal_tail(z: f64) -> f64 {
 }
 
 /// Benjamini-Hochberg: which of `p` are discoveries at false-discovery rate `q`.
+///
+/// ```
+/// use bellwether_operators::verdict::benjamini_hochberg;
+///
+/// // Of 4 VMs' p-values, at a false-discovery rate of 5%:
+/// let flagged = benjamini_hochberg(&[0.001, 0.04, 0.2, 0.012], 0.05);
+/// assert_eq!(flagged, [true, false, false, true]);
+/// ```
 pub fn benjamini_hochberg(p: &[f64], q: f64) -> Vec<bool> {
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
@@ -220,6 +228,20 @@ pub fn judge(
 /// has been past its threshold long enough to be anomalous: one noisy
 /// window scores as what it is.
 #[derive(Debug, Clone)]
+///
+/// ```
+/// use arrow::array::Float64Array;
+/// use bellwether_operators::verdict::ScoreRuns;
+///
+/// // A VM counts as anomalous over a run of 2 windows: its score is the
+/// // least of the last two.
+/// let mut runs = ScoreRuns::new(2);
+/// let first = runs.least(&Float64Array::from(vec![0.9, 0.2]));
+/// assert_eq!(first.values(), &[0.0, 0.0], "no window before the first");
+/// let second = runs.least(&Float64Array::from(vec![0.8, 0.9]));
+/// assert!((second.value(0) - 0.8).abs() < 1e-6);
+/// assert!((second.value(1) - 0.2).abs() < 1e-6, "one high window is not a run");
+/// ```
 pub struct ScoreRuns {
     /// Windows before the current one that count.
     before: usize,

@@ -5,6 +5,17 @@ use crate::operator::InputId;
 /// Tracks the highest event time seen on each input. The watermark is the
 /// minimum over active inputs, so a lagging partition holds event time back,
 /// while an input marked idle does not stall it.
+///
+/// ```
+/// use bellwether_operators::watermark::WatermarkTracker;
+///
+/// let mut clock = WatermarkTracker::default();
+/// clock.observe(0, 1_000);
+/// clock.observe(1, 400);
+/// assert_eq!(clock.watermark(), Some(400), "partition 1 lags");
+/// clock.set_idle(1, true);
+/// assert_eq!(clock.watermark(), Some(1_000), "an idle partition holds nothing back");
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct WatermarkTracker {
     inputs: Vec<InputClock>,

@@ -125,6 +125,23 @@ pub struct WindowCounters {
 }
 
 /// Aggregates samples into event-time windows.
+///
+/// ```
+/// use bellwether_operators::window::{WindowAggregator, WindowSpec};
+///
+/// // One-minute windows, 10 s of allowed lateness, at most 10 open.
+/// let mut windows = WindowAggregator::new(WindowSpec::tumbling(60_000, 10_000).unwrap(), 10);
+/// windows.ensure_series(2);
+/// // Series 0 and 1 (dense slots from a `SeriesIndex`), two samples each.
+/// windows.add(&[0, 1, 0, 1], &[1_000, 2_000, 30_000, 59_000], &[10.0, 1.0, 20.0, 3.0]);
+/// let closed = windows.close_until(60_000 + 10_000);
+/// assert_eq!(closed.len(), 1);
+/// assert_eq!(closed[0].sums.sum, [30.0, 4.0]);
+/// assert_eq!(closed[0].sums.count, [2, 2]);
+/// // A sample for a closed window is counted late, not merged.
+/// windows.add(&[0], &[5_000], &[99.0]);
+/// assert_eq!(windows.counters().late_rows, 1);
+/// ```
 #[derive(Debug, Clone)]
 pub struct WindowAggregator {
     spec: WindowSpec,

@@ -5,6 +5,8 @@
 //! in-process bus and the connector traits, the scoring stage, the rollout
 //! actor, the embedded demo and the command line.
 
+#![warn(missing_docs)]
+
 pub mod approval;
 pub mod bus;
 pub mod cli;

@@ -6,6 +6,8 @@
 //! the metrics, control and event topics. Each contract carries a version
 //! ([`SCHEMA_VERSION`]) so readers can refuse data they do not understand.
 
+#![warn(missing_docs)]
+
 pub mod approval;
 pub mod check;
 pub mod command;

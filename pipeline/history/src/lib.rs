@@ -6,6 +6,8 @@
 //! `rollout_events`, `model_versions` (by date). Rows are buffered and
 //! written by [`writer::TableWriter`] (temporary name, then rename).
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod downsample;

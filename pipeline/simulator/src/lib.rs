@@ -8,6 +8,8 @@
 //! samples); a bad patch breaks a seeded share of the VMs it touches with one
 //! [`FaultKind`]; a rollback reboots the VM into its pre-patch self.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod event;
 pub mod fault;
