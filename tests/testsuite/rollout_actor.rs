@@ -2,9 +2,9 @@
 //! idempotent commands.
 
 use bellwether::config::Config;
+use bellwether::demo::SimulatorActuator;
 use bellwether::inventory::Inventory;
 use bellwether::rollout::RolloutActor;
-use bellwether::rollout::actuator::SimulatorActuator;
 use bellwether::simulator::{FleetSimulator, PatchQuality};
 use bellwether_schemas::{
     CommandId, ControlMessage, EventTime, Patch, RollbackCommand, RollbackReason, RollbackTrigger,

@@ -59,6 +59,10 @@ pub enum SimulatorError {
     UnknownVm(String),
 }
 
+/// Fleet time at which every simulated fleet starts (the demo, `simulate`,
+/// generated training data): Monday 2026-11-02 00:00 UTC.
+pub const DEMO_START: EventTime = EventTime(1_793_577_600_000);
+
 /// Minutes a VM is down while a patch or rollback reboots it.
 pub const REBOOT_MINUTES: i64 = 2;
 

@@ -167,9 +167,9 @@ pub fn from_simulator(config: &Config, seed: u64, hours: f64) -> Result<Training
     let metrics = config.thresholds.metrics.clone();
     let mut means = WindowMeans::new(&metrics, config.window.slide_secs as i64 * 1000);
     let interval = config.fleet.sample_interval_secs as i64 * 1000;
-    let start = crate::demo::DEMO_START.0 - (hours * 3_600_000.0) as i64;
+    let start = crate::simulator::DEMO_START.0 - (hours * 3_600_000.0) as i64;
     let mut now = start;
-    while now < crate::demo::DEMO_START.0 {
+    while now < crate::simulator::DEMO_START.0 {
         for batch in fleet.tick(EventTime(now)) {
             let c = sample_columns(&batch).map_err(|e| DataError::History(e.to_string()))?;
             for row in 0..c.values.len() {
@@ -186,7 +186,7 @@ pub fn from_simulator(config: &Config, seed: u64, hours: f64) -> Result<Training
     means.finish(format!(
         "simulator: {} VMs, seed {seed}, {hours} h before {}",
         config.fleet.vms,
-        chrono::DateTime::from_timestamp_millis(crate::demo::DEMO_START.0)
+        chrono::DateTime::from_timestamp_millis(crate::simulator::DEMO_START.0)
             .map(|t| t.to_rfc3339())
             .unwrap_or_default()
     ))

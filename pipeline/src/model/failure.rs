@@ -152,7 +152,7 @@ pub fn simulate_examples(
             .collect();
         let interval = config.fleet.sample_interval_secs as i64 * 1000;
         let settle = config.rollout.settle_minutes as i64 * 60_000;
-        let patch_at = crate::demo::DEMO_START.0;
+        let patch_at = crate::simulator::DEMO_START.0;
         let start = patch_at - (plan.warmup_hours * 3_600_000.0) as i64;
         let end = patch_at + (plan.observe_hours * 3_600_000.0) as i64;
         let first_row = out.y.len();

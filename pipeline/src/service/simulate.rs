@@ -9,10 +9,11 @@
 
 use crate::config::Config;
 use crate::connector::{MessageSink, MessageSource};
-use crate::demo::{DEMO_START, demo_patch};
+use crate::demo::demo_patch;
 use crate::kafka::control::KafkaMessageSource;
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::sink::{KafkaSink, SharedProducer};
+use crate::simulator::DEMO_START;
 use crate::simulator::{FleetSimulator, PatchQuality};
 use anyhow::{Result, ensure};
 use arrow::array::RecordBatch;

@@ -12,7 +12,6 @@ use crate::history::SharedHistory;
 use crate::inventory::Inventory;
 use crate::monitor::Monitor;
 use crate::rollout::RolloutActor;
-use crate::rollout::actuator::SimulatorActuator;
 use crate::scoring::{ScoringError, ScoringStage};
 use crate::simulator::{FaultKind, FleetSimulator, PatchQuality};
 use crate::summary::{DemoSummary, summarize};
@@ -26,8 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use thiserror::Error;
 
-/// Fleet time at which every demo starts: Monday 2026-11-02 00:00 UTC.
-pub const DEMO_START: EventTime = EventTime(1_793_577_600_000);
+mod actuator;
+
+pub use crate::simulator::DEMO_START;
+pub use actuator::SimulatorActuator;
 
 /// The demo could not run.
 #[derive(Debug, Error)]
