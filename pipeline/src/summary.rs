@@ -88,6 +88,9 @@ pub struct DemoSummary {
     pub scenario: String,
     /// The fault of a bad patch.
     pub fault: Option<String>,
+    /// Its size in its unit (`0.5pp`), when one was given
+    /// (`simulation.fault_size`, `--size`).
+    pub fault_size: Option<String>,
     /// Seed.
     pub seed: u64,
     /// VMs in the fleet.
@@ -183,6 +186,10 @@ pub fn summarize<A: Actuator>(
             PatchQuality::Good => None,
             PatchQuality::Bad(kind) => Some(kind.to_string()),
         },
+        fault_size: match (quality, config.simulation.fault_size) {
+            (PatchQuality::Bad(kind), Some(size)) => Some(format!("{size}{}", kind.unit())),
+            _ => None,
+        },
         seed: config.simulation.seed,
         fleet_size: fleet.inventory().len(),
         forecaster: stage.forecaster_name().to_string(),
@@ -238,9 +245,10 @@ pub fn summarize<A: Actuator>(
 /// The summary as text for a terminal.
 pub fn render_text(s: &DemoSummary) -> String {
     let mut out = String::new();
-    let scenario = match &s.fault {
-        Some(fault) => format!("bad patch ({fault})"),
-        None => "good patch".to_string(),
+    let scenario = match (&s.fault, &s.fault_size) {
+        (Some(fault), Some(size)) => format!("bad patch ({fault}, {size})"),
+        (Some(fault), None) => format!("bad patch ({fault})"),
+        (None, _) => "good patch".to_string(),
     };
     let _ = writeln!(
         out,

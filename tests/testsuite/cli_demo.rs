@@ -61,3 +61,39 @@ fn bad_flags_are_refused_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--fault only applies"));
 }
+
+#[test]
+fn a_fault_takes_a_size_in_its_unit_and_a_wrong_unit_is_refused() {
+    let s = demo(&[
+        "--fault",
+        "error-rate-rise",
+        "--size",
+        "0.5pp",
+        "--vms",
+        "60",
+    ]);
+    assert_eq!(s["fault"], "error-rate-rise");
+    assert_eq!(s["fault_size"], "0.5pp");
+    let s = demo(&["--vms", "60"]);
+    assert!(s["fault_size"].is_null(), "unsized: the fault's own size");
+    for (args, says) in [
+        (vec!["--fault", "error-rate-rise", "--size", "5%"], "pp"),
+        (
+            vec!["--fault", "cpu-spike", "--size", "250"],
+            "at most 100pp",
+        ),
+        (
+            vec!["--scenario", "good", "--size", "5%"],
+            "--size only applies",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+            .arg("demo")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

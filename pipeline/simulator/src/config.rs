@@ -47,6 +47,14 @@ pub struct SimulationConfig {
     /// batch job) that hit patched and unpatched VMs alike.
     #[serde(default)]
     pub events: Vec<crate::FleetEvent>,
+    /// How big a bad patch's fault is, in its kind's unit: latency-regression
+    /// in % of response time, error-rate-rise and cpu-spike in points,
+    /// memory-leak in points of memory per minute, slow-drift in % of
+    /// response time per hour (`bellwether demo --fault K --size 5%` sets
+    /// it). Unset: each fault's own size (+60% and 30 ms, 4 points, 35
+    /// points, 1.5 points a minute, 25% an hour).
+    #[serde(default)]
+    pub fault_size: Option<f64>,
 }
 
 impl FleetConfig {
@@ -85,6 +93,18 @@ impl SimulationConfig {
             }
         }
         share("simulation.high_memory_share", self.high_memory_share)?;
+        if let Some(size) = self.fault_size {
+            positive("simulation.fault_size", size)?;
+            if size > crate::fault::MAX_FAULT_SIZE {
+                return Err(Problem::new(
+                    "simulation.fault_size",
+                    format!(
+                        "{size} is above any fault's largest size ({})",
+                        crate::fault::MAX_FAULT_SIZE
+                    ),
+                ));
+            }
+        }
         at_most("simulation.partitions", self.partitions as u64, 1, 1024)?;
         hours("simulation.warmup_hours", self.warmup_hours)?;
         hours("simulation.max_rollout_hours", self.max_rollout_hours)?;

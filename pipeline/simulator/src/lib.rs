@@ -71,6 +71,8 @@ pub struct FleetSimulator {
     vms: Vec<SimVm>,
     index: HashMap<String, usize>,
     quality: PatchQuality,
+    /// A bad patch's fault size (`simulation.fault_size`).
+    fault_size: Option<f64>,
     partitions: usize,
     vm_dictionaries: Vec<ArrayRef>,
     partition_key: Vec<(usize, u32)>,
@@ -139,6 +141,7 @@ impl FleetSimulator {
                 .collect(),
             vms,
             quality,
+            fault_size: simulation.fault_size,
             partitions,
             vm_dictionaries: per_partition
                 .into_iter()
@@ -202,7 +205,9 @@ impl FleetSimulator {
                     .filter(|(e, (_, s))| **s > 0.0 && self.reached_by[i] & (1 << e) != 0)
                     .map(|(_, (event, s))| (event, *s)),
             );
-            let Some((sample_time, readings)) = vm.sample(time.0, self.quality, &world) else {
+            let Some((sample_time, readings)) =
+                vm.sample(time.0, self.quality, self.fault_size, &world)
+            else {
                 if let Some(crash) = vm.take_crash() {
                     self.crashes.push(CrashEvent {
                         vm_id: vm.record.id.clone(),
@@ -375,6 +380,28 @@ mod tests {
             crash.time.0 > 30 * 60_000,
             "memory climbs for a while before the crash"
         );
+    }
+
+    #[test]
+    fn a_sized_fault_adds_its_size_to_every_affected_vm() {
+        let (mut fleet, mut simulation) = crate::config::defaults();
+        fleet.vms = 40;
+        let mut good = FleetSimulator::new(&fleet, &simulation, PatchQuality::Good);
+        simulation.fault_size = Some(0.5);
+        let mut bad = FleetSimulator::new(
+            &fleet,
+            &simulation,
+            PatchQuality::Bad(FaultKind::ErrorRateRise),
+        );
+        let vm = bad.affected_vms()[0].clone();
+        let errors = 5; // error_rate_percent
+        good.patch(&vm, EventTime(0)).unwrap();
+        bad.patch(&vm, EventTime(0)).unwrap();
+        // The same seed: the same noise; after the reboot and the ramp,
+        // the bad patch's VM sits 0.5 points higher.
+        let rise = mean_of(&mut bad, &vm, errors, 20 * 60_000, 30)
+            - mean_of(&mut good, &vm, errors, 20 * 60_000, 30);
+        assert!((rise - 0.5).abs() < 0.05, "{rise}");
     }
 
     #[test]

@@ -116,11 +116,13 @@ impl SimVm {
 
     /// The VM's readings at `t` with their sample time, or `None` while it
     /// is down; `world` lists the fleet events reaching it now, each with
-    /// its strength.
+    /// its strength; `fault_size` sizes a bad patch's fault (none: its
+    /// default).
     pub fn sample(
         &mut self,
         t: i64,
         quality: PatchQuality,
+        fault_size: Option<f64>,
         world: &[(&FleetEvent, f64)],
     ) -> Option<(i64, [f64; 7])> {
         // Noise advances whether or not the VM is up, so a VM's metrics do not
@@ -170,7 +172,7 @@ impl SimVm {
                 }
                 PatchQuality::Bad(kind) if self.affected => {
                     let leak_minutes = (t - self.leak_since) as f64 / MINUTE_MS as f64;
-                    kind.apply(&mut r, minutes, leak_minutes);
+                    kind.apply(&mut r, minutes, leak_minutes, fault_size);
                     if kind == FaultKind::MemoryLeak && r.memory >= CRASH_MEMORY_PERCENT {
                         self.crashed_at = Some(t);
                         self.down_until = t + (CRASH_DOWN_MINUTES * MINUTE_MS as f64) as i64;

@@ -51,6 +51,12 @@ pub struct ScenarioArgs {
     /// cpu-spike, memory-leak or slow-drift (default latency-regression).
     #[arg(long, value_parser = parse_fault)]
     pub fault: Option<FaultKind>,
+    /// How big the fault is, in its unit: latency-regression `5%` (of
+    /// response time), error-rate-rise `0.5pp` and cpu-spike `3pp`
+    /// (points), memory-leak `0.5pp/min`, slow-drift `10%/h` (default:
+    /// simulation.fault_size, else each fault's own size).
+    #[arg(long)]
+    pub size: Option<String>,
     /// Seed of the simulated fleet (default: simulation.seed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -73,7 +79,8 @@ fn parse_event(s: &str) -> Result<crate::simulator::EventKind, String> {
 }
 
 impl ScenarioArgs {
-    /// Applies `--seed`, `--vms` and `--event` to `config`; the patch's quality.
+    /// Applies `--seed`, `--vms`, `--size` and `--event` to `config`; the
+    /// patch's quality.
     pub fn apply(&self, config: &mut Config) -> Result<PatchQuality> {
         for kind in &self.event {
             config
@@ -91,7 +98,17 @@ impl ScenarioArgs {
             anyhow::ensure!(vms > 0, "--vms must be at least 1");
             config.fleet.vms = vms;
         }
-        patch_quality(&self.scenario, self.fault).map_err(anyhow::Error::msg)
+        let quality = patch_quality(&self.scenario, self.fault).map_err(anyhow::Error::msg)?;
+        if let Some(size) = &self.size {
+            let PatchQuality::Bad(kind) = quality else {
+                anyhow::bail!("--size only applies to --scenario bad");
+            };
+            let size = kind
+                .parse_size(size)
+                .map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+            config.simulation.fault_size = Some(size);
+        }
+        Ok(quality)
     }
 }
 
