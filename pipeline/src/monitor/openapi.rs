@@ -139,7 +139,8 @@ pub fn openapi() -> Value {
                     "202": { "description": "published on the control topic" },
                     "400": error_response("a field is wrong (named)"),
                     "401": error_response("no or wrong bearer token"),
-                    "403": error_response("this server accepts no changes (no http.token)")
+                    "403": error_response("this server accepts no changes (no http.token)"),
+                    "503": error_response("bellwether is shutting down: the change was not taken")
                 }
             } },
             "/api/rollouts/{rollout_id}/{action}": { "post": {
@@ -157,7 +158,8 @@ pub fn openapi() -> Value {
                     "202": { "description": "published on the control topic; the actor records whether it applied" },
                     "400": error_response("unknown action or bad body"),
                     "401": error_response("no or wrong bearer token"),
-                    "403": error_response("this server accepts no changes (no http.token)")
+                    "403": error_response("this server accepts no changes (no http.token)"),
+                    "503": error_response("bellwether is shutting down: the change was not taken")
                 }
             } },
             "/api/patches": {
@@ -173,7 +175,8 @@ pub fn openapi() -> Value {
                         "202": { "description": "published on the control topic: the decision and what happens next" },
                         "400": error_response("a field is wrong (named)"),
                         "401": error_response("no or wrong bearer token"),
-                        "403": error_response("this server accepts no changes (no http.token)")
+                        "403": error_response("this server accepts no changes (no http.token)"),
+                        "503": error_response("bellwether is shutting down: the change was not taken")
                     }
                 }
             },
@@ -190,7 +193,8 @@ pub fn openapi() -> Value {
                         "202": { "description": "published on the control topic" },
                         "400": error_response("a rule is wrong (key named)"),
                         "401": error_response("no or wrong bearer token"),
-                        "403": error_response("this server accepts no changes (no http.token)")
+                        "403": error_response("this server accepts no changes (no http.token)"),
+                        "503": error_response("bellwether is shutting down: the change was not taken")
                     }
                 }
             },
@@ -206,7 +210,8 @@ pub fn openapi() -> Value {
                     "202": { "description": "published on the control topic; the actor records whether it applied" },
                     "400": error_response("bad body"),
                     "401": error_response("no or wrong bearer token"),
-                    "403": error_response("this server accepts no changes (no http.token)")
+                    "403": error_response("this server accepts no changes (no http.token)"),
+                    "503": error_response("bellwether is shutting down: the change was not taken")
                 }
             } },
             "/api/groups": {
@@ -224,7 +229,8 @@ pub fn openapi() -> Value {
                         "202": { "description": "published on the control topic" },
                         "400": error_response("the selector does not compile, or a built-in name (field named)"),
                         "401": error_response("no or wrong bearer token"),
-                        "403": error_response("this server accepts no changes (no http.token)")
+                        "403": error_response("this server accepts no changes (no http.token)"),
+                        "503": error_response("bellwether is shutting down: the change was not taken")
                     }
                 }
             },
@@ -236,7 +242,8 @@ pub fn openapi() -> Value {
                     "202": { "description": "published on the control topic" },
                     "400": error_response("no such group, or built in"),
                     "401": error_response("no or wrong bearer token"),
-                    "403": error_response("this server accepts no changes (no http.token)")
+                    "403": error_response("this server accepts no changes (no http.token)"),
+                    "503": error_response("bellwether is shutting down: the change was not taken")
                 }
             } },
             "/api/vms": {
@@ -252,7 +259,8 @@ pub fn openapi() -> Value {
                         "202": { "description": "published on the control topic" },
                         "400": error_response("a field is wrong (named)"),
                         "401": error_response("no or wrong bearer token"),
-                        "403": error_response("this server accepts no changes (no http.token)")
+                        "403": error_response("this server accepts no changes (no http.token)"),
+                        "503": error_response("bellwether is shutting down: the change was not taken")
                     }
                 }
             },
@@ -264,7 +272,8 @@ pub fn openapi() -> Value {
                     "202": { "description": "published on the control topic" },
                     "400": error_response("no such VM"),
                     "401": error_response("no or wrong bearer token"),
-                    "403": error_response("this server accepts no changes (no http.token)")
+                    "403": error_response("this server accepts no changes (no http.token)"),
+                    "503": error_response("bellwether is shutting down: the change was not taken")
                 }
             } },
             "/api/groups/preview": { "post": {
