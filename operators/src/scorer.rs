@@ -271,6 +271,57 @@ impl ScoredWindow {
 }
 
 /// The fused scoring operator.
+///
+/// ```
+/// use bellwether_operators::baseline::BaselineConfig;
+/// use bellwether_operators::forecast::seasonal::{SeasonalRegression, SeasonalRegressionConfig};
+/// use bellwether_operators::scorer::{CanaryScorer, PeerSettings, ScorerConfig};
+/// use bellwether_operators::surprise::SurpriseConfig;
+/// use bellwether_operators::verdict::{MetricRule, VerdictRules};
+/// use bellwether_schemas::metric::Direction;
+/// use bellwether_operators::window::WindowSpec;
+/// use bellwether_operators::Operator;
+/// use bellwether_schemas::wire::SampleBuilder;
+///
+/// let config = ScorerConfig {
+///     metrics: vec!["cpu_percent".into()],
+///     rules: VerdictRules {
+///         metrics: vec![MetricRule { direction: Direction::Increase, threshold_sigma: 4.0, min_change: 5.0 }],
+///         consecutive_windows: 1,
+///         false_discovery_rate: None,
+///         peer_test_p: None,
+///     },
+///     spread_floor: vec![0.5],
+///     window: WindowSpec::tumbling(60_000, 0).unwrap(),
+///     baseline: BaselineConfig { half_life_windows: 60.0, min_windows: 5 },
+///     max_open_windows: 16,
+///     peers: PeerSettings::off(),
+///     max_unlisted_vms: 10,
+///     surprise: SurpriseConfig::default(),
+/// };
+/// let forecaster = SeasonalRegression::new(SeasonalRegressionConfig {
+///     harmonics: 0,
+///     forgetting_half_life_windows: 60.0,
+///     min_windows: 3,
+/// });
+/// let mut scorer = CanaryScorer::new(config, Box::new(forecaster)).unwrap();
+/// let minute = 60_000;
+/// // An hour of CPU around 40%; then the VM is patched and runs at 90%.
+/// scorer.patched("web-1", 60 * minute, 0);
+/// let mut caught = None;
+/// for m in 0..70 {
+///     let cpu = if m < 60 { 40.0 + (m % 3) as f64 } else { 90.0 };
+///     let mut batch = SampleBuilder::new();
+///     batch.append("web-1", m * minute + 1, "cpu_percent", cpu);
+///     scorer.process_batch(0, &batch.finish()).unwrap();
+///     for window in scorer.on_watermark().unwrap() {
+///         if caught.is_none() && window.vm_anomalous.value(0) {
+///             caught = Some(window.range.start_ms / minute);
+///         }
+///     }
+/// }
+/// assert_eq!(caught, Some(60), "the first patched minute is anomalous");
+/// ```
 pub struct CanaryScorer {
     config: ScorerConfig,
     metrics: Arc<Vec<String>>,
