@@ -52,7 +52,9 @@ pub struct SimulationConfig {
     /// memory-leak in points of memory per minute, slow-drift in % of
     /// response time per hour (`bellwether demo --fault K --size 5%` sets
     /// it). Unset: each fault's own size (+60% and 30 ms, 4 points, 35
-    /// points, 1.5 points a minute, 25% an hour).
+    /// points, 1.5 points a minute, 25% an hour). It is one number for
+    /// whichever fault runs, so set it for one fault at a time (`eval
+    /// rollouts` would run every fault with it).
     #[serde(default)]
     pub fault_size: Option<f64>,
 }

@@ -105,9 +105,10 @@ impl FaultKind {
         let unit = self.unit();
         let t = text.trim();
         // The whole unit, or its first part (`%` for `%/h`, `pp` for `pp/min`).
+        let short = unit.split_once('/').map_or(unit, |(short, _)| short);
         let number = t
             .strip_suffix(unit)
-            .or_else(|| t.strip_suffix(unit.split('/').next().unwrap_or(unit)))
+            .or_else(|| t.strip_suffix(short))
             .unwrap_or(t)
             .trim();
         let size: f64 = number.parse().map_err(|_| {

@@ -252,6 +252,7 @@ impl<A: Actuator> RolloutActor<A> {
     fn rollbacks_done(&mut self, hold: Hold, why: RollingBack) {
         let n = self.run.rollbacks.len();
         let policy = self.rollback_config.on_anomaly;
+        let halted = format!("halted after {n} rollback(s); nothing more is deployed");
         match why {
             RollingBack::Everything => {
                 if self.run.patched.is_empty() {
@@ -262,11 +263,10 @@ impl<A: Actuator> RolloutActor<A> {
                 }
                 return;
             }
+            // Halted before: it halts again as it halted (unless every VM
+            // goes back).
             RollingBack::AfterHalt(halt) if policy != OnAnomaly::RollBackAll => {
-                return self.go(
-                    Phase::Halted(halt),
-                    format!("halted after {n} rollback(s); nothing more is deployed"),
-                );
+                return self.go(Phase::Halted(halt), halted);
             }
             RollingBack::AfterHalt(_) | RollingBack::Anomalies => {}
         }
@@ -294,10 +294,7 @@ impl<A: Actuator> RolloutActor<A> {
                     );
                 }
             }
-            OnAnomaly::Halt => self.go(
-                Phase::Halted(Halt::Stopped),
-                format!("halted after {n} rollback(s); nothing more is deployed"),
-            ),
+            OnAnomaly::Halt => self.go(Phase::Halted(Halt::Stopped), halted),
             OnAnomaly::Continue => self.go(
                 Phase::Baking(hold),
                 format!("{n} VM(s) rolled back; continuing without them"),
