@@ -4,7 +4,7 @@
 //! expression evaluates. Runs the parser's own source file.
 #![no_main]
 
-#[path = "../../pipeline/src/inventory/expression.rs"]
+#[path = "../../pipeline/control/src/inventory/expression.rs"]
 #[allow(dead_code)]
 mod expression;
 

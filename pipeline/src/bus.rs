@@ -11,6 +11,7 @@ use crate::connector::{
     ConnectorError, Keyed, MessageSink, MessageSource, MetricBatch, MetricSource,
 };
 use arrow::array::RecordBatch;
+pub use bellwether_schemas::stable_hash;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -25,14 +26,6 @@ pub struct Topic<T> {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Stable FNV-1a hash of a key: the same on every machine and every run
-/// (std's hasher is randomly seeded), for partitioning and seeding.
-pub fn stable_hash(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn partition_of(key: &str, partitions: usize) -> usize {

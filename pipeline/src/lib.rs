@@ -7,20 +7,20 @@
 
 #![warn(missing_docs)]
 
-pub mod approval;
+pub use bellwether_control::approval;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod demo;
 pub mod eval;
+pub use bellwether_control::inventory;
 pub use bellwether_history as history;
-pub mod inventory;
 pub mod kafka;
 pub mod model;
 pub mod monitor;
 pub mod remote_write;
-pub mod rollout;
+pub use bellwether_control::rollout;
 pub mod scoring;
 pub mod service;
 pub use bellwether_simulator as simulator;

@@ -47,6 +47,19 @@ pub const SCHEMA_NAME_KEY: &str = "bellwether.schema";
 /// Arrow schema metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "bellwether.version";
 
+/// Stable FNV-1a hash of a key: the same on every machine and every run
+/// (std's hasher is randomly seeded), for partitioning and seeding.
+///
+/// ```
+/// assert_eq!(bellwether_schemas::stable_hash(""), 0xcbf2_9ce4_8422_2325);
+/// assert_ne!(bellwether_schemas::stable_hash("vm-1"), bellwether_schemas::stable_hash("vm-2"));
+/// ```
+pub fn stable_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Schema metadata that names a contract and its version.
 pub(crate) fn contract_metadata(name: &str) -> std::collections::HashMap<String, String> {
     std::collections::HashMap::from([

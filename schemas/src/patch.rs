@@ -71,7 +71,7 @@ pub struct PatchSubmission {
 }
 
 /// Where a rollout is in its life. Transitions are made only by the rollout
-/// actor; see `pipeline/src/rollout/state.rs` for the allowed moves.
+/// actor; see `bellwether_control::rollout::actor::phase` for the allowed moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutState {

@@ -148,7 +148,7 @@ fn a_failed_actuation_is_a_recorded_event() {
         bellwether::inventory::Inventory::with_groups(fleet.inventory(), &config.canary.groups)
             .unwrap(),
     );
-    let mut actor = RolloutActor::new(&config, inventory, webhook(&url, 1));
+    let mut actor = RolloutActor::new(&config.control(), inventory, webhook(&url, 1));
     let patch = Patch {
         id: "p1".into(),
         title: "t".into(),

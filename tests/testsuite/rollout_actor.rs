@@ -29,7 +29,7 @@ fn setup(config: &Config) -> Setup {
         Inventory::with_groups(fleet.lock().unwrap().inventory(), &config.canary.groups).unwrap(),
     );
     let actor = RolloutActor::new(
-        config,
+        &config.control(),
         inventory.clone(),
         SimulatorActuator::new(fleet.clone()),
     );

@@ -136,4 +136,15 @@ impl Config {
             Err(e) => panic!("the built-in config/default.toml does not load: {e}"),
         }
     }
+
+    /// The sections the control plane (planner, rollout actor) acts on.
+    pub fn control(&self) -> bellwether_control::ControlConfig {
+        bellwether_control::ControlConfig {
+            canary: self.canary.clone(),
+            rollout: self.rollout.clone(),
+            rollback: self.rollback.clone(),
+            approval: self.approval.clone(),
+            judge: self.judge.clone(),
+        }
+    }
 }

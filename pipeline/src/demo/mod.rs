@@ -165,7 +165,7 @@ pub fn run_demo(
     let mut control_sink = BusSink::new(&control);
     let mut scores = ScoreTally::default();
     let mut actor = RolloutActor::new(
-        config,
+        &config.control(),
         inventory.clone(),
         SimulatorActuator::new(fleet.clone()),
     );

@@ -9,7 +9,7 @@
 //! what the watermark released, flush, then commit.
 
 pub mod config;
-pub mod judge;
+pub use bellwether_control::judge;
 
 use crate::config::Config;
 use crate::connector::{ConnectorError, MessageSink, MessageSource, MetricSource};

@@ -35,7 +35,7 @@ impl ActorService {
     ) -> Result<ActorService> {
         let ledger = Ledger::open(&config.actor.state_dir).context("actor.state_dir")?;
         let actor = RolloutActor::new(
-            config,
+            &config.control(),
             inventory,
             crate::rollout::actuator::from_config(&config.actor),
         )

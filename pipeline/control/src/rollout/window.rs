@@ -5,7 +5,7 @@
 //! rollout actor asks it with event time, as it asks everything else, so a
 //! simulated week and a real one follow the same windows.
 
-use crate::config::MaintenanceWindowConfig;
+use super::config::MaintenanceWindowConfig;
 use bellwether_schemas::EventTime;
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;

@@ -8,7 +8,7 @@
 //! endpoint's idempotency key), `X-Bellwether-Attempt` (1, 2, ...).
 
 use super::actuator::{Actuator, ActuatorError};
-use crate::config::WebhookConfig;
+use super::config::WebhookConfig;
 use bellwether_schemas::{PatchCommand, RollbackCommand};
 use hmac::{Hmac, Mac};
 use serde::Serialize;

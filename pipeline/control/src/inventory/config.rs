@@ -1,7 +1,7 @@
 //! Config of the canary groups: `[canary]`.
 
-use crate::config::ConfigError;
-use crate::config::validate::invalid;
+use bellwether_schemas::check::Problem;
+
 use crate::inventory::selector::GroupConfig;
 use crate::inventory::selector::{BUILT_IN_CRITICAL_GROUP, Selector};
 use serde::{Deserialize, Serialize};
@@ -18,18 +18,18 @@ pub struct CanaryConfig {
 
 impl CanaryConfig {
     /// Checks every group (unique names, selectors that compile); the names of the groups, the built-in one included.
-    pub(crate) fn check(&self) -> Result<BTreeSet<String>, ConfigError> {
+    pub fn check(&self) -> Result<BTreeSet<String>, Problem> {
         let mut names = BTreeSet::from([BUILT_IN_CRITICAL_GROUP.to_string()]);
         for (i, group) in self.groups.iter().enumerate() {
             let key = format!("canary.groups[{i}]");
             if !names.insert(group.name.clone()) {
-                return Err(invalid(
+                return Err(Problem::new(
                     format!("{key}.name"),
                     format!("group `{}` is defined twice (or is built in)", group.name),
                 ));
             }
             Selector::compile(group)
-                .map_err(|e| invalid(format!("{key}.{}", e.field), e.reason))?;
+                .map_err(|e| Problem::new(format!("{key}.{}", e.field), e.reason))?;
         }
         Ok(names)
     }

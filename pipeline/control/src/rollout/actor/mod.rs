@@ -26,8 +26,10 @@ pub use rollbacks::RollbackRecord;
 
 use super::actuator::{Actuator, ActuatorError};
 use super::window::MaintenanceWindow;
-use crate::config::{Config, JudgeConfig, RollbackConfig, RolloutConfig};
+use crate::ControlConfig;
 use crate::inventory::Inventory;
+use crate::judge::JudgeConfig;
+use crate::rollout::config::{RollbackConfig, RolloutConfig};
 use approvals::Approvals;
 use bellwether_schemas::{
     Action, CommandId, ControlMessage, EventTime, Execution, RollbackCommand, Rollout,
@@ -99,8 +101,8 @@ struct Run {
 }
 
 impl<A: Actuator> RolloutActor<A> {
-    /// An idle actor.
-    pub fn new(config: &Config, inventory: Arc<Inventory>, actuator: A) -> RolloutActor<A> {
+    /// An idle actor acting on `config`'s policies.
+    pub fn new(config: &ControlConfig, inventory: Arc<Inventory>, actuator: A) -> RolloutActor<A> {
         RolloutActor {
             rollout_config: config.rollout.clone(),
             judge: config.judge.clone(),

@@ -2,7 +2,7 @@
 //! records what it carried out, and the control topic's echo.
 
 use super::RolloutActor;
-use crate::config::Config;
+use crate::ControlConfig;
 use crate::inventory::Inventory;
 use crate::rollout::actuator::{Actuator, ActuatorError};
 use bellwether_schemas::{
@@ -52,8 +52,8 @@ pub struct Kit {
 impl Kit {
     /// The default config with three waves (2 VMs, half, all; the first
     /// is the canary stage) and no control holdback.
-    pub fn config() -> Config {
-        let mut config = Config::default_config();
+    pub fn config() -> ControlConfig {
+        let mut config = crate::testkit::default_config();
         config.rollout.waves = ["2", "50%", "100%"]
             .iter()
             .map(|w| w.parse().unwrap())
@@ -65,7 +65,7 @@ impl Kit {
 
     /// vm-00 to vm-19; vm-00 and vm-01 in the canary ring; every fifth
     /// VM critical.
-    pub fn new(config: Config) -> Kit {
+    pub fn new(config: ControlConfig) -> Kit {
         let vms: Vec<VmRecord> = (0..VMS)
             .map(|i| VmRecord {
                 id: format!("vm-{i:02}"),

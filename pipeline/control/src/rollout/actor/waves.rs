@@ -3,8 +3,8 @@
 
 use super::RolloutActor;
 use super::phase::{Hold, Phase, RollingBack};
-use crate::config::OnAnomaly;
 use crate::rollout::actuator::Actuator;
+use crate::rollout::config::OnAnomaly;
 use crate::rollout::planner::{Holdback, plan_waves};
 use bellwether_schemas::{
     Action, CommandId, ControlMessage, EventTime, Patch, PatchCommand, Rollout, RolloutEventKind,
@@ -310,7 +310,7 @@ mod tests {
         let mut config = Kit::config();
         // Open from 02:00 to 03:00 UTC each day; the kit's clock starts at
         // midnight.
-        config.rollout.maintenance_window = Some(crate::config::MaintenanceWindowConfig {
+        config.rollout.maintenance_window = Some(crate::rollout::config::MaintenanceWindowConfig {
             cron: "0 2 * * *".to_string().try_into().unwrap(),
             timezone: crate::rollout::window::TimeZoneName::UTC,
             duration_minutes: 60,

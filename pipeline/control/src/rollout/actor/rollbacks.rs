@@ -4,9 +4,9 @@
 
 use super::RolloutActor;
 use super::phase::{Halt, Hold, Phase, RollingBack};
-use crate::config::{OnAnomaly, RollbackOrder, RollbackScope};
 use crate::inventory::selector::Selector;
 use crate::rollout::actuator::Actuator;
+use crate::rollout::config::{OnAnomaly, RollbackOrder, RollbackScope};
 use bellwether_schemas::{
     Action, CommandId, ControlMessage, EventTime, RollbackCommand, RollbackReason, RollbackTrigger,
     RolloutEventKind,
@@ -307,7 +307,7 @@ impl<A: Actuator> RolloutActor<A> {
 mod tests {
     use super::super::phase::{Halt, Phase};
     use super::super::testkit::*;
-    use crate::config::OnAnomaly;
+    use crate::rollout::config::OnAnomaly;
     use bellwether_schemas::{ManualAction, RolloutState};
 
     #[test]
@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn an_emergency_rollback_ends_rolled_back_with_no_widening() {
         let mut config = Kit::config();
-        config.rollback.scope = crate::config::RollbackScope::Rollout;
+        config.rollback.scope = crate::rollout::config::RollbackScope::Rollout;
         let mut t = Kit::new(config);
         t.handle(approval("r1"));
         let patched = t.actor.patched().len();

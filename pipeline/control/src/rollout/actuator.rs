@@ -35,8 +35,8 @@ impl<T: Actuator + ?Sized> Actuator for Box<T> {
 }
 
 /// The actuator `config` names (`actor.actuator`).
-pub fn from_config(config: &crate::config::ActorConfig) -> Box<dyn Actuator + Send> {
-    use crate::config::ActuatorKind;
+pub fn from_config(config: &super::config::ActorConfig) -> Box<dyn Actuator + Send> {
+    use super::config::ActuatorKind;
     match config.actuator {
         ActuatorKind::Agents => Box::new(AgentsActuator),
         // validate() made sure the section of the kind is there.

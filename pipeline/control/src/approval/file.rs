@@ -3,17 +3,44 @@
 //! `GET /api/approval/rules` answers).
 
 use super::rules::{ApprovalConfig, Rules};
-use anyhow::{Context, Result, anyhow};
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use std::path::Path;
+use thiserror::Error;
+
+/// A rules file that cannot be used: the file, and what is wrong.
+#[derive(Debug, Error)]
+pub enum RulesFileError {
+    /// The file cannot be read.
+    #[error("reading {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not a rule set, or a rule is wrong.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+}
 
 /// Reads and checks the rule set in `path`; the error names the key.
-pub fn read_rules(path: &Path) -> Result<ApprovalConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+pub fn read_rules(path: &Path) -> Result<ApprovalConfig, RulesFileError> {
+    let invalid = |reason: String| RulesFileError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| RulesFileError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     let rules: ApprovalConfig = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?
+        serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?
     } else {
         let figment = Figment::from(Toml::string(&text));
         let figment = if figment.contains("approval") {
@@ -21,12 +48,10 @@ pub fn read_rules(path: &Path) -> Result<ApprovalConfig> {
         } else {
             figment
         };
-        figment
-            .extract()
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?
+        figment.extract().map_err(|e| invalid(e.to_string()))?
     };
     if let Some((key, reason)) = rules.problem() {
-        return Err(anyhow!("{}: `{key}`: {reason}", path.display()));
+        return Err(invalid(format!("`{key}`: {reason}")));
     }
     Ok(rules)
 }

@@ -3,8 +3,8 @@
 
 use super::RolloutActor;
 use super::phase::{Halt, Hold, Phase};
-use crate::config::OnMissingData;
 use crate::rollout::actuator::Actuator;
+use crate::rollout::config::OnMissingData;
 use bellwether_schemas::{ControlMessage, EventTime, RollbackTrigger, WindowReport};
 
 impl<A: Actuator> RolloutActor<A> {
@@ -87,7 +87,7 @@ impl<A: Actuator> RolloutActor<A> {
 mod tests {
     use super::super::phase::{Halt, Hold, Phase};
     use super::super::testkit::*;
-    use crate::config::OnMissingData;
+    use crate::rollout::config::OnMissingData;
     use bellwether_schemas::{ControlMessage, RollbackTrigger};
 
     #[test]

@@ -6,7 +6,7 @@
 //! command, with the end of its error output as the reason.
 
 use super::actuator::{Actuator, ActuatorError};
-use crate::config::ShellConfig;
+use super::config::ShellConfig;
 use bellwether_schemas::{PatchCommand, RollbackCommand};
 use std::io::Read;
 use std::process::{Command, Stdio};

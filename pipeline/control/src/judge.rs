@@ -1,8 +1,8 @@
 //! `[judge]`: how a patched VM is set against its unpatched peers.
 
-use crate::config::ConfigError;
 use crate::inventory::expression::FieldRef;
 use bellwether_schemas::VmRecord;
+use bellwether_schemas::check::Problem;
 use serde::{Deserialize, Serialize};
 
 /// How a patched VM is judged against the unpatched VMs like it.
@@ -76,10 +76,10 @@ const MAX_MIN_CONTROL: usize = 100_000;
 
 impl JudgeConfig {
     /// Checks every key, naming the first that is wrong.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), Problem> {
         for (i, key) in self.cohort_by.iter().enumerate() {
             if FieldRef::parse(key).is_none() || key == "critical" {
-                return Err(crate::config::validate::invalid(
+                return Err(Problem::new(
                     format!("judge.cohort_by[{i}]"),
                     format!(
                         "`{key}` is not an inventory field; use region, instance_type, criticality, id or tags.NAME"
@@ -88,7 +88,7 @@ impl JudgeConfig {
             }
         }
         if !(1..=MAX_MIN_CONTROL).contains(&self.min_control) {
-            return Err(crate::config::validate::invalid(
+            return Err(Problem::new(
                 "judge.min_control",
                 format!(
                     "{} is not between 1 and {MAX_MIN_CONTROL}",
@@ -98,14 +98,14 @@ impl JudgeConfig {
         }
         let q = self.false_discovery_rate;
         if !(0.0..1.0).contains(&q) {
-            return Err(crate::config::validate::invalid(
+            return Err(Problem::new(
                 "judge.false_discovery_rate",
                 format!("{q} is not a rate from 0 (off) up to, not including, 1"),
             ));
         }
         let p = self.mann_whitney_p;
         if !(0.0..1.0).contains(&p) {
-            return Err(crate::config::validate::invalid(
+            return Err(Problem::new(
                 "judge.mann_whitney_p",
                 format!("{p} is not a p-value from 0 (evidence only) up to, not including, 1"),
             ));

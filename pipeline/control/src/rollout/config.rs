@@ -1,10 +1,10 @@
 //! Config of rollouts: `[rollout]` (waves, bake times, maintenance window), `[rollback]` and `[actor]` (the actor and its actuators).
 
-use crate::config::ConfigError;
-use crate::config::validate::invalid;
-use crate::config::validate::non_empty;
+use bellwether_schemas::check::Problem;
+
 use crate::rollout::window::{CronSchedule, TimeZoneName};
 use bellwether_schemas::WaveSize;
+use bellwether_schemas::check::non_empty;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -281,36 +281,39 @@ pub struct ActorConfig {
 
 impl ActorConfig {
     /// Checks the actuator's settings: the error names the key.
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    pub fn check(&self) -> Result<(), Problem> {
         let a = self;
         match a.actuator {
             ActuatorKind::Agents => {}
             ActuatorKind::Webhook => {
                 let Some(w) = &a.webhook else {
-                    return Err(invalid(
+                    return Err(Problem::new(
                         "actor.webhook",
                         "actuator = \"webhook\" needs [actor.webhook] with url and secret",
                     ));
                 };
                 if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                    return Err(invalid(
+                    return Err(Problem::new(
                         "actor.webhook.url",
                         format!("`{}` is not an http:// or https:// URL", w.url),
                     ));
                 }
                 if w.secret.len() < 16 {
-                    return Err(invalid(
+                    return Err(Problem::new(
                         "actor.webhook.secret",
                         "use at least 16 characters (the HMAC key the endpoint checks signatures with)",
                     ));
                 }
                 if !(w.timeout_secs > 0.0 && w.timeout_secs.is_finite()) {
-                    return Err(invalid("actor.webhook.timeout_secs", "must be above 0"));
+                    return Err(Problem::new(
+                        "actor.webhook.timeout_secs",
+                        "must be above 0",
+                    ));
                 }
             }
             ActuatorKind::Shell => {
                 let Some(s) = &a.shell else {
-                    return Err(invalid(
+                    return Err(Problem::new(
                         "actor.shell",
                         "actuator = \"shell\" needs [actor.shell] with patch and rollback",
                     ));
@@ -320,22 +323,22 @@ impl ActorConfig {
                     ("actor.shell.rollback", &s.rollback),
                 ] {
                     if template.trim().is_empty() {
-                        return Err(invalid(key, "an empty command"));
+                        return Err(Problem::new(key, "an empty command"));
                     }
                 }
                 if s.rollback.contains("{patch_id}") {
-                    return Err(invalid(
+                    return Err(Problem::new(
                         "actor.shell.rollback",
                         "{patch_id} is not known to a rollback (use {vm_id}, {rollout_id}, {command_id})",
                     ));
                 }
                 if !(s.timeout_secs > 0.0 && s.timeout_secs.is_finite()) {
-                    return Err(invalid("actor.shell.timeout_secs", "must be above 0"));
+                    return Err(Problem::new("actor.shell.timeout_secs", "must be above 0"));
                 }
             }
         }
         if self.group_id.trim().is_empty() {
-            return Err(invalid("actor.group_id", "must not be empty"));
+            return Err(Problem::new("actor.group_id", "must not be empty"));
         }
         Ok(())
     }
@@ -343,7 +346,7 @@ impl ActorConfig {
 
 impl RolloutConfig {
     /// Checks the waves and the canary stage against the canary `groups` defined: the error names the key.
-    pub(crate) fn check(&self, groups: &BTreeSet<String>) -> Result<(), ConfigError> {
+    pub fn check(&self, groups: &BTreeSet<String>) -> Result<(), Problem> {
         // Cumulative sizes grow: each count past the counts before it, each
         // share past the shares before it (how counts and shares interleave
         // depends on the fleet, which the inventory may change).
@@ -354,7 +357,7 @@ impl RolloutConfig {
                 bellwether_schemas::WaveSize::Percent(p) => std::mem::replace(&mut percent, p) < p,
             };
             if !grows {
-                return Err(invalid(
+                return Err(Problem::new(
                     format!("rollout.waves[{i}]"),
                     format!(
                         "`{w}` is not larger than the wave before it: wave sizes are cumulative and must grow"
@@ -365,7 +368,7 @@ impl RolloutConfig {
         non_empty("rollout.canary_groups", &self.canary_groups)?;
         for (i, name) in self.canary_groups.iter().enumerate() {
             if !groups.contains(name) {
-                return Err(invalid(
+                return Err(Problem::new(
                     format!("rollout.canary_groups[{i}]"),
                     format!(
                         "no canary group named `{name}`; known groups: {}",
@@ -377,7 +380,7 @@ impl RolloutConfig {
         non_empty("rollout.waves", &self.waves)?;
         let waves = self.wave_sizes().len();
         if self.canary_waves == 0 || self.canary_waves > waves {
-            return Err(invalid(
+            return Err(Problem::new(
                 "rollout.canary_waves",
                 format!("must be between 1 and the number of waves ({waves})"),
             ));
@@ -388,7 +391,7 @@ impl RolloutConfig {
             .as_ref()
             .is_some_and(|w| w.duration_minutes == 0)
         {
-            return Err(invalid(
+            return Err(Problem::new(
                 "rollout.maintenance_window.duration_minutes",
                 "must be at least 1",
             ));
@@ -400,9 +403,9 @@ impl RolloutConfig {
 
 impl RollbackConfig {
     /// Checks the policy: the error names the key.
-    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+    pub fn check(&self) -> Result<(), Problem> {
         if self.max_concurrent == 0 {
-            return Err(invalid(
+            return Err(Problem::new(
                 "rollback.max_concurrent",
                 "at least one rollback must be allowed at a time",
             ));

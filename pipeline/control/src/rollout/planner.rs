@@ -8,8 +8,9 @@
 //! until the last wave, so the waves before it are always judged against
 //! unpatched peers.
 
-use crate::config::{JudgeConfig, RolloutConfig};
+use super::config::RolloutConfig;
 use crate::inventory::Inventory;
+use crate::judge::JudgeConfig;
 use bellwether_schemas::{VmRecord, WavePlan, WaveSize};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -70,7 +71,7 @@ fn deployment_order(
     canary_groups: &[String],
     rollout_id: &str,
 ) -> (Vec<String>, Vec<String>) {
-    let mut rng = StdRng::seed_from_u64(crate::bus::stable_hash(rollout_id));
+    let mut rng = StdRng::seed_from_u64(bellwether_schemas::stable_hash(rollout_id));
     let canary: BTreeSet<&str> = canary_groups
         .iter()
         .filter_map(|g| inventory.members(g))
@@ -267,13 +268,12 @@ pub fn describe(preview: &WavePreview) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::simulator::fleet::generate_inventory;
+    use crate::testkit::{default_config, fleet};
 
     #[test]
     fn the_canary_stage_comes_from_the_canary_groups_and_covers_regions() {
-        let config = Config::default_config();
-        let vms = generate_inventory(&config.fleet, 3);
+        let config = default_config();
+        let vms = fleet(300);
         let inventory = Inventory::with_groups(vms, &config.canary.groups).unwrap();
         let sizes: Vec<_> = ["1%", "5%", "100%"]
             .iter()
@@ -313,8 +313,8 @@ mod tests {
 
     #[test]
     fn the_holdback_keeps_vms_of_every_cohort_for_the_last_wave() {
-        let config = Config::default_config();
-        let vms = generate_inventory(&config.fleet, 3);
+        let config = default_config();
+        let vms = fleet(300);
         let inventory = Inventory::with_groups(vms, &config.canary.groups).unwrap();
         let sizes: Vec<_> = ["1%", "5%", "25%", "100%"]
             .iter()
@@ -346,8 +346,8 @@ mod tests {
 
     #[test]
     fn the_preview_shows_the_waves_and_the_vms_held_back_for_the_last() {
-        let config = Config::default_config();
-        let vms = generate_inventory(&config.fleet, 3);
+        let config = default_config();
+        let vms = fleet(300);
         let inventory = Inventory::with_groups(vms, &config.canary.groups).unwrap();
         let groups = config.rollout.canary_groups.clone();
         let p = preview(&inventory, &config.rollout, &config.judge, &groups, "r1");
