@@ -1,18 +1,17 @@
-//! Learned models: training data, the burn trainer, learned thresholds and
-//! the model bundle, and the choice of forecaster at start-up.
+//! Learned models as configured: training data from the simulated fleet or
+//! the history, the choice of forecaster and failure model at start-up,
+//! replay, retraining and its schedule. The trainers, bundles and versions
+//! are `bellwether-models`, re-exported here.
 
-pub mod bundle;
 pub mod command;
 pub mod config;
 pub mod data;
 pub mod failure;
-pub mod failure_bundle;
 pub mod replay;
 pub mod retrain;
 pub mod schedule;
-pub mod thresholds;
-pub mod train;
-pub mod versions;
+
+pub use bellwether_models::{bundle, failure_bundle, thresholds, train, versions};
 
 use crate::config::{Config, ForecastKind};
 use bellwether_operators::forecast::Forecaster;

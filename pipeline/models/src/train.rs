@@ -8,8 +8,8 @@
 //! series, exactly as in production (state carried from the first window),
 //! and the validation RMSE of the held-out windows decides early stopping.
 
-use super::data::TrainingSeries;
 use super::thresholds::learn_threshold;
+use crate::series::TrainingSeries;
 use arrow::array::{Array, Float64Array};
 use bellwether_operators::forecast::lstm::normalise::RunningStats;
 use bellwether_operators::forecast::lstm::{
@@ -671,7 +671,7 @@ mod tests {
             30.0 + Normal::new(0.0, sd).unwrap().sample(rng)
         };
         let days = 5;
-        let mut means = super::super::data::WindowMeans::new(&metrics, STEP);
+        let mut means = crate::series::WindowMeans::new(&metrics, STEP);
         for vm in 0..4 {
             for w in 0..days * 288 {
                 let t = w as i64 * STEP;
@@ -727,31 +727,5 @@ mod tests {
             quiet < 1.1 && loud > quiet * 1.15,
             "quiet {quiet:.2}, noisy {loud:.2}"
         );
-    }
-
-    #[test]
-    fn training_lowers_the_validation_error_and_stops_early() {
-        let mut small = crate::config::load(None).unwrap();
-        small.fleet.vms = 12;
-        let series = super::super::data::from_simulator(&small, 5, 30.0).unwrap();
-        let options = TrainOptions {
-            epochs: 30,
-            patience: 2,
-            sequence: 48,
-            ..TrainOptions::default()
-        };
-        let mut epochs = 0;
-        let trained = train(&series, &options, "test", |_, _| {}, |_| epochs += 1).unwrap();
-        assert_eq!(epochs, trained.epochs.len());
-        let first = trained.epochs[0].validation_rmse;
-        assert!(
-            trained.validation_rmse <= first,
-            "{} > {first}",
-            trained.validation_rmse
-        );
-        assert!(trained.validation_rmse.is_finite() && trained.validation_rmse < 1.5);
-        assert_eq!(trained.thresholds.len(), series.metrics.len());
-        assert!(trained.thresholds.iter().all(|t| (3.0..=12.0).contains(t)));
-        assert_eq!(trained.model.name, "lstm-test");
     }
 }

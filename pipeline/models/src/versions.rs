@@ -5,10 +5,16 @@
 //! one, rewrites the pointer (temporary file, then rename); nothing is
 //! deleted.
 
-use super::bundle::ModelBundle;
+use super::bundle::{BundleError, ModelBundle};
 use super::failure_bundle::FailureBundle;
-use anyhow::{Context, bail};
 use std::path::Path;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
+    move |source| BundleError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
 
 /// The pointer file of the failure model in a models folder.
 pub const FAILURE_POINTER: &str = "promoted-failure";
@@ -38,7 +44,7 @@ fn pointer_names(dir: &Path, pointer: &str) -> Option<String> {
 
 /// Which kind of bundle `path` is, with its version and figures; an error
 /// names the file and what is wrong with it.
-fn inspect(path: &Path) -> anyhow::Result<(&'static str, String, String)> {
+fn inspect(path: &Path) -> Result<(&'static str, String, String), BundleError> {
     let location = path.display().to_string();
     if let Ok(b) = FailureBundle::load(&location) {
         let q = b.validation;
@@ -78,9 +84,9 @@ fn shadow_figures(log: &Path) -> Option<String> {
 }
 
 /// Every bundle in `dir`, sorted by file name.
-pub fn list(dir: &Path) -> anyhow::Result<Vec<Version>> {
+pub fn list(dir: &Path) -> Result<Vec<Version>, BundleError> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| dir.display().to_string())?
+        .map_err(io(dir))?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".json"))
@@ -112,10 +118,16 @@ pub fn list(dir: &Path) -> anyhow::Result<Vec<Version>> {
 /// Makes `file` (a bundle in `dir`) the one in use for its kind: the next
 /// start of bellwether with that folder as `forecast.model` or
 /// `failure.model` loads it. Returns the kind.
-pub fn promote(dir: &Path, file: &str) -> anyhow::Result<&'static str> {
+pub fn promote(dir: &Path, file: &str) -> Result<&'static str, BundleError> {
     let path = dir.join(file);
     if file.contains('/') || !path.is_file() {
-        bail!("{}: no such bundle in the models folder", path.display());
+        return Err(BundleError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such bundle in the models folder",
+            ),
+        });
     }
     let (kind, _, _) = inspect(&path)?;
     let pointer = if kind == "lstm" {
@@ -124,8 +136,9 @@ pub fn promote(dir: &Path, file: &str) -> anyhow::Result<&'static str> {
         FAILURE_POINTER
     };
     let tmp = dir.join(format!("{pointer}.tmp"));
-    std::fs::write(&tmp, format!("{file}\n")).with_context(|| tmp.display().to_string())?;
-    std::fs::rename(&tmp, dir.join(pointer)).with_context(|| pointer.to_string())?;
+    std::fs::write(&tmp, format!("{file}\n")).map_err(io(&tmp))?;
+    let target = dir.join(pointer);
+    std::fs::rename(&tmp, &target).map_err(io(&target))?;
     Ok(kind)
 }
 
@@ -136,8 +149,7 @@ mod tests {
     #[test]
     fn versions_are_kept_and_going_back_is_one_promotion() {
         let dir = tempfile::tempdir().unwrap();
-        let builtin: FailureBundle =
-            serde_json::from_str(super::super::failure_bundle::BUILTIN).unwrap();
+        let builtin: FailureBundle = serde_json::from_str(crate::failure_bundle::BUILTIN).unwrap();
         for v in ["1", "2"] {
             let mut b = builtin.clone();
             b.version = v.into();

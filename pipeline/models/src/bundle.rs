@@ -373,7 +373,7 @@ mod tests {
             assert!(e.contains(location), "{e}");
             assert!(e.contains("larger than") || e.contains("UTF-8"), "{e}");
         }
-        let e = crate::model::failure_bundle::FailureBundle::load("/dev/zero")
+        let e = crate::failure_bundle::FailureBundle::load("/dev/zero")
             .unwrap_err()
             .to_string();
         assert!(e.contains("larger than"), "{e}");
