@@ -14,7 +14,11 @@ pub mod downsample;
 pub mod maintenance;
 pub mod sql;
 pub mod sql_config;
+#[cfg(feature = "sql")]
+mod sql_engine;
+#[cfg(feature = "sql")]
 pub mod sql_functions;
+#[cfg(feature = "sql")]
 pub mod sql_guard;
 pub mod tables;
 pub mod writer;

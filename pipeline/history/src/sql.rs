@@ -1,19 +1,22 @@
 //! SQL over the history folder (DataFusion): every table registered over
 //! its Parquet files, read-only.
+//!
+//! The engine is the `sql` feature (on by default). A build without it
+//! keeps this module's surface, and every query is refused with
+//! [`SqlError::NotBuilt`].
 
-use super::tables::{TABLES, schema};
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
-use datafusion::execution::context::SQLOptions;
-use datafusion::execution::context::SessionContext;
-use std::path::Path;
-use std::sync::Arc;
 use thiserror::Error;
+
+#[cfg(feature = "sql")]
+pub use super::sql_engine::{
+    MAX_OPERATORS, check_complexity, context, context_with, parse_in_child, parse_stdin, query,
+    query_bounded, query_once,
+};
+#[cfg(not(feature = "sql"))]
+pub use without_engine::{
+    check_complexity, parse_in_child, parse_stdin, query_bounded, query_once,
+};
 
 /// A query failed.
 #[derive(Debug, Error)]
@@ -41,6 +44,11 @@ pub enum SqlError {
     /// The client went away; the query was stopped.
     #[error("the client went away")]
     Cancelled,
+    /// This build has no SQL engine (built without the `sql` feature).
+    #[error(
+        "this bellwether was built without SQL (the `sql` feature); build it with the default features: cargo build --release"
+    )]
+    NotBuilt,
 }
 
 pub use super::sql_config::SqlConfig;
@@ -56,139 +64,12 @@ pub enum OutputFormat {
     Json,
 }
 
-fn with_partitions(table: &str) -> Vec<(String, DataType)> {
-    let mut cols = vec![("date".to_string(), DataType::Utf8)];
-    if table == "samples" {
-        cols.push(("hour".to_string(), DataType::Utf8));
-    }
-    cols
-}
-
-/// A session with every history table of `root` registered.
-pub async fn context(root: &Path) -> Result<SessionContext, SqlError> {
-    context_with(root, None).await
-}
-
-/// As [`context`], its operators' memory bounded by `memory_limit` bytes
-/// (a sort or join past it fails with a message instead of growing).
-pub async fn context_with(
-    root: &Path,
-    memory_limit: Option<usize>,
-) -> Result<SessionContext, SqlError> {
-    // Filters are applied while Parquet is decoded (rows of one VM or
-    // metric, or a time range, are picked out before the rest is read).
-    let config = datafusion::prelude::SessionConfig::new()
-        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-        .set_bool("datafusion.execution.parquet.reorder_filters", true)
-        // `SHOW TABLES` and `SHOW COLUMNS FROM t`, as the manual promises (docs/src/operating/history-sql.md).
-        .with_information_schema(true);
-    let ctx = match memory_limit {
-        None => SessionContext::new_with_config(config),
-        Some(bytes) => {
-            let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-                .with_memory_limit(bytes, 1.0)
-                .build_arc()
-                .map_err(|e| SqlError::Query(e.to_string()))?;
-            SessionContext::new_with_config_rt(config, runtime)
-        }
-    };
-    for table in TABLES {
-        let dir = root.join(table);
-        let partitions = with_partitions(table);
-        if !dir.is_dir() {
-            // An empty table with the full schema, so queries still plan.
-            let mut fields: Vec<Field> = schema(table)
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
-            fields.extend(
-                partitions
-                    .iter()
-                    .map(|(n, t)| Field::new(n, t.clone(), false)),
-            );
-            let mem = MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]])
-                .map_err(|e| SqlError::Query(e.to_string()))?;
-            ctx.register_table(table, Arc::new(mem))
-                .map_err(|e| SqlError::Query(e.to_string()))?;
-            continue;
-        }
-        let url = ListingTableUrl::parse(format!("{}/", dir.display()))
-            .map_err(|e| SqlError::Query(e.to_string()))?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet")
-            .with_table_partition_cols(partitions);
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(schema(table));
-        let listing = ListingTable::try_new(config).map_err(|e| SqlError::Query(e.to_string()))?;
-        ctx.register_table(table, Arc::new(listing))
-            .map_err(|e| SqlError::Query(e.to_string()))?;
-    }
-    Ok(ctx)
-}
-
-pub use super::sql_guard::MAX_OPERATORS;
-
 /// Stack of the threads that plan and run queries: deep enough for every
-/// query [`MAX_OPERATORS`] lets through, with room to spare.
+/// query the guard's operator limit lets through, with room to spare.
 pub const STACK_BYTES: usize = 64 << 20;
 
 /// The longest the parser may take over one query a user sent.
 pub const PARSE_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Parses `sql` in a child process (this binary's hidden `parse-sql`),
-/// killed past [`PARSE_BUDGET`]: sqlparser backtracks exponentially on
-/// some inputs of a hundred bytes, and a parse inside this process could
-/// not be stopped. Whether it parses is for the planner to say; this only
-/// refuses a query the parser cannot read in time.
-pub fn parse_in_child(sql: &str) -> Result<(), SqlError> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let cannot = |e: std::io::Error| SqlError::Query(format!("cannot check the query: {e}"));
-    let exe = std::env::current_exe().map_err(cannot)?;
-    let mut child = Command::new(exe)
-        .arg("parse-sql")
-        .env("BELLWETHER_LOG", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(cannot)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A child that stopped reading has its answer already.
-        let _ = stdin.write_all(sql.as_bytes());
-    }
-    let deadline = std::time::Instant::now() + PARSE_BUDGET;
-    loop {
-        if child.try_wait().map_err(cannot)?.is_some() {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(SqlError::Query(format!(
-                "the SQL parser could not read this query in {} s; write it plainer (fewer nested parentheses or dotted names)",
-                PARSE_BUDGET.as_secs()
-            )));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
-/// `bellwether parse-sql`: parses the query on stdin (see [`parse_in_child`]).
-pub fn parse_stdin() -> std::io::Result<()> {
-    use std::io::Read;
-    let mut sql = String::new();
-    std::io::stdin().read_to_string(&mut sql)?;
-    let _ = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::GenericDialect {}, &sql);
-    Ok(())
-}
-
-/// Refuses a query too complex to plan safely, before it is parsed.
-pub fn check_complexity(sql: &str) -> Result<(), SqlError> {
-    super::sql_guard::check(sql).map_err(SqlError::Query)
-}
 
 /// A runtime for queries: a worker per core (DataFusion runs a query's
 /// partitions as tasks), each with a [`STACK_BYTES`] stack.
@@ -209,105 +90,6 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
             }
         })
         .build()
-}
-
-/// Runs one read-only statement.
-pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
-    check_complexity(sql)?;
-    plan(ctx, sql)
-        .await?
-        .collect()
-        .await
-        .map_err(|e| SqlError::Query(e.to_string()))
-}
-
-/// Runs one query a user sent on `runtime`, within `limits`: its memory
-/// pool, its largest result and its time. Waits on this thread (not on
-/// the runtime, whose workers a heavy query keeps busy), so the timeout
-/// and `cancelled` (checked ten times a second) answer on time; the
-/// query's task is then aborted and stops at its next await.
-pub fn query_bounded(
-    runtime: &tokio::runtime::Runtime,
-    root: &Path,
-    sql: &str,
-    limits: &SqlConfig,
-    cancelled: impl Fn() -> bool,
-) -> Result<Vec<RecordBatch>, SqlError> {
-    use std::sync::mpsc::RecvTimeoutError;
-    let (answer, answered) = std::sync::mpsc::channel();
-    let (root, sql, bounds) = (root.to_path_buf(), sql.to_string(), *limits);
-    let task = runtime.spawn(async move {
-        let _ = answer.send(collect_bounded(&root, &sql, &bounds).await);
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(limits.timeout_secs);
-    loop {
-        match answered.recv_timeout(std::time::Duration::from_millis(100)) {
-            Ok(result) => return result,
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(SqlError::Query(
-                    "the query failed inside the engine (its task ended with no answer)".into(),
-                ));
-            }
-            Err(RecvTimeoutError::Timeout) if cancelled() => {
-                task.abort();
-                return Err(SqlError::Cancelled);
-            }
-            Err(RecvTimeoutError::Timeout) if std::time::Instant::now() >= deadline => {
-                task.abort();
-                return Err(SqlError::Timeout(limits.timeout_secs));
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-    }
-}
-
-/// Plans and runs `sql`, stopping once the result passes `max_result_mb`.
-async fn collect_bounded(
-    root: &Path,
-    sql: &str,
-    limits: &SqlConfig,
-) -> Result<Vec<RecordBatch>, SqlError> {
-    use futures_util::StreamExt;
-    check_complexity(sql)?;
-    parse_in_child(sql)?;
-    let ctx = context_with(root, Some((limits.memory_limit_mb as usize) << 20)).await?;
-    super::sql_functions::bound(&ctx, limits.max_result_mb << 20);
-    let mut stream = plan(&ctx, sql)
-        .await?
-        .execute_stream()
-        .await
-        .map_err(|e| SqlError::Query(e.to_string()))?;
-    let (mut out, mut bytes) = (Vec::new(), 0usize);
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| SqlError::Query(e.to_string()))?;
-        bytes += batch.get_array_memory_size();
-        if bytes > (limits.max_result_mb as usize) << 20 {
-            return Err(SqlError::TooLarge(limits.max_result_mb));
-        }
-        out.push(batch);
-    }
-    Ok(out)
-}
-
-/// Plans one read-only statement ([`check_complexity`] passed already).
-async fn plan(
-    ctx: &SessionContext,
-    sql: &str,
-) -> Result<datafusion::dataframe::DataFrame, SqlError> {
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    ctx.sql_with_options(sql, options).await.map_err(|e| {
-        let text = e.to_string();
-        if text.contains("not supported")
-            && (text.contains("DDL") || text.contains("DML") || text.contains("Statement"))
-        {
-            SqlError::NotAQuery(text)
-        } else {
-            SqlError::Query(text)
-        }
-    })
 }
 
 /// `batches` as text in `format`.
@@ -363,4 +145,46 @@ pub fn render_json_array(batches: &[RecordBatch]) -> Result<String, SqlError> {
         return Ok("[]".to_string());
     }
     String::from_utf8(buf).map_err(|e| out(&e))
+}
+
+/// The engine's entry points in a build without it: each refuses.
+#[cfg(not(feature = "sql"))]
+mod without_engine {
+    use super::{SqlConfig, SqlError};
+    use arrow::array::RecordBatch;
+    use std::path::Path;
+
+    /// Refuses: no engine in this build.
+    pub fn query_bounded(
+        _runtime: &tokio::runtime::Runtime,
+        _root: &Path,
+        _sql: &str,
+        _limits: &SqlConfig,
+        _cancelled: impl Fn() -> bool,
+    ) -> Result<Vec<RecordBatch>, SqlError> {
+        Err(SqlError::NotBuilt)
+    }
+
+    /// Refuses: no engine in this build.
+    pub fn query_once(_root: &Path, _sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        Err(SqlError::NotBuilt)
+    }
+
+    /// Refuses: no parser in this build.
+    pub fn parse_in_child(_sql: &str) -> Result<(), SqlError> {
+        Err(SqlError::NotBuilt)
+    }
+
+    /// Refuses: no parser in this build.
+    pub fn check_complexity(_sql: &str) -> Result<(), SqlError> {
+        Err(SqlError::NotBuilt)
+    }
+
+    /// Nothing to parse with: reads stdin and ends.
+    pub fn parse_stdin() -> std::io::Result<()> {
+        use std::io::Read;
+        std::io::stdin()
+            .read_to_string(&mut String::new())
+            .map(|_| ())
+    }
 }

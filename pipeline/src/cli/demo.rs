@@ -234,11 +234,18 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
     if let Some(h) = &history {
         let h = h.lock().unwrap_or_else(|p| p.into_inner());
         let rows: u64 = h.written().iter().map(|(_, n)| n).sum();
-        eprintln!(
-            "history: {} ({rows} rows); try: bellwether sql --history {} \"SELECT vm_id, reason FROM commands WHERE action = 'rollback'\"",
-            h.root().display(),
-            h.root().display()
-        );
+        if cfg!(feature = "sql") {
+            eprintln!(
+                "history: {} ({rows} rows); try: bellwether sql --history {} \"SELECT vm_id, reason FROM commands WHERE action = 'rollback'\"",
+                h.root().display(),
+                h.root().display()
+            );
+        } else {
+            eprintln!(
+                "history: {} ({rows} rows); query it with DuckDB or pyarrow, or with `bellwether sql` from a build with the default features",
+                h.root().display()
+            );
+        }
     }
     if let (Some(server), true) = (&server, args.keep_serving) {
         use std::io::Write;

@@ -56,14 +56,7 @@ pub fn from_history(
                  FROM samples s LEFT JOIN (SELECT vm_id, min(executed_at) AS patched_at \
                  FROM executions WHERE action = 'patch' GROUP BY vm_id) p ON s.vm_id = p.vm_id \
                  WHERE p.patched_at IS NULL OR s.time < p.patched_at";
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| DataError::History(e.to_string()))?;
-    let batches = runtime
-        .block_on(async {
-            let ctx = crate::history::sql::context(root).await?;
-            crate::history::sql::query(&ctx, query).await
-        })
+    let batches = crate::history::sql::query_once(root, query)
         .map_err(|e| DataError::History(format!("{}: {e}", root.display())))?;
     let mut means = WindowMeans::new(metrics, window_ms);
     for batch in &batches {

@@ -81,14 +81,7 @@ fn utf8(batch: &RecordBatch, column: usize) -> Result<arrow::array::ArrayRef, Da
 }
 
 fn query(root: &Path, sql: &str) -> Result<Vec<RecordBatch>, DataError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| DataError::History(e.to_string()))?;
-    runtime
-        .block_on(async {
-            let ctx = crate::history::sql::context(root).await?;
-            crate::history::sql::query(&ctx, sql).await
-        })
+    crate::history::sql::query_once(root, sql)
         .map_err(|e| DataError::History(format!("{}: {e}", root.display())))
 }
 

@@ -123,12 +123,12 @@ pub fn openapi() -> Value {
                         { "name": "q", "in": "query", "required": true, "schema": { "type": "string" } },
                         { "name": "format", "in": "query", "schema": { "type": "string", "enum": ["json", "csv"] } }
                     ],
-                    "responses": { "200": { "description": "rows" }, "400": error_response("not a query, or it failed"), "404": error_response("no history kept") }
+                    "responses": { "200": { "description": "rows" }, "400": error_response("not a query, or it failed"), "404": error_response("no history kept"), "501": error_response("this build has no SQL (built without the sql feature)"), "503": error_response("sql.max_concurrent queries already run, or the query ran past sql.timeout_secs") }
                 },
                 "post": {
                     "summary": "The same, the query as the body",
                     "requestBody": { "required": true, "content": { "application/sql": { "schema": { "type": "string" } }, "text/plain": { "schema": { "type": "string" } } } },
-                    "responses": { "200": { "description": "rows" }, "400": error_response("not a query, or it failed") }
+                    "responses": { "200": { "description": "rows" }, "400": error_response("not a query, or it failed"), "404": error_response("no history kept"), "501": error_response("this build has no SQL (built without the sql feature)"), "503": error_response("sql.max_concurrent queries already run, or the query ran past sql.timeout_secs") }
                 }
             },
             "/api/outcomes": { "post": {

@@ -501,9 +501,15 @@ async fn run_sql(
     }
 }
 
-/// A refused or failed query: 503 when trying again later may work, 400 otherwise.
+/// A refused or failed query: 503 when trying again later may work, 501
+/// in a build without SQL, 400 otherwise.
 fn sql_error(e: &sql::SqlError) -> Response {
     match e {
+        sql::SqlError::NotBuilt => (
+            StatusCode::NOT_IMPLEMENTED,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
         sql::SqlError::Busy(_) | sql::SqlError::Timeout(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "error": e.to_string() })),
