@@ -111,8 +111,19 @@ pub struct RetrainArgs {
     pub every: Option<f64>,
 }
 
+/// Refuses at once, before any data is read, in a build without the
+/// trainers (the `training` feature).
+fn needs_training() -> Result<()> {
+    if cfg!(feature = "training") {
+        Ok(())
+    } else {
+        Err(crate::model::train::TrainError::NotBuilt.into())
+    }
+}
+
 /// Trains an LSTM forecaster bundle.
 pub fn exec(args: TrainArgs, global: &Global) -> Result<()> {
+    needs_training()?;
     let config = global.load()?;
     let request = crate::model::command::TrainRequest {
         from: args.from,
@@ -143,6 +154,7 @@ pub fn exec_failure(args: TrainFailureArgs, global: &Global) -> Result<()> {
     use crate::model::failure::{
         FailureTrainOptions, SimulationPlan, simulate_examples, train_failure,
     };
+    needs_training()?;
     let config = global.load()?;
     anyhow::ensure!(
         !args.seeds.is_empty() && !args.validation_seeds.is_empty(),
@@ -223,6 +235,7 @@ pub fn exec_failure(args: TrainFailureArgs, global: &Global) -> Result<()> {
 
 /// Retrains on recorded outcomes, candidates in shadow.
 pub fn exec_retrain(args: RetrainArgs, global: &Global) -> Result<()> {
+    needs_training()?;
     let config = global.load()?;
     let mut request = crate::model::retrain::RetrainRequest::from_config(&config);
     if !args.history.is_empty() {
