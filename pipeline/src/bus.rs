@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// One topic of the bus.
 #[derive(Debug)]
 pub struct Topic<T> {
-    name: String,
     partitions: Vec<Mutex<Vec<T>>>,
     committed: Mutex<HashMap<String, Vec<usize>>>,
 }
@@ -34,24 +33,13 @@ fn partition_of(key: &str, partitions: usize) -> usize {
 
 impl<T: Clone> Topic<T> {
     /// A topic with `partitions` partitions (at least one).
-    pub fn new(name: &str, partitions: usize) -> Arc<Topic<T>> {
+    pub fn new(partitions: usize) -> Arc<Topic<T>> {
         Arc::new(Topic {
-            name: name.to_string(),
             partitions: (0..partitions.max(1))
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
             committed: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// The topic's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Number of partitions.
-    pub fn partition_count(&self) -> usize {
-        self.partitions.len()
     }
 
     /// Appends `value` to the partition of `key`; returns (partition, offset).
@@ -67,16 +55,6 @@ impl<T: Clone> Topic<T> {
         (partition, log.len() - 1)
     }
 
-    /// Records in all partitions.
-    pub fn len(&self) -> usize {
-        self.partitions.iter().map(|p| lock(p).len()).sum()
-    }
-
-    /// True when no record was ever published.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// A consumer in `group`, starting at the group's committed positions.
     pub fn consumer(self: &Arc<Self>, group: &str) -> BusConsumer<T> {
         let position = lock(&self.committed)
@@ -88,14 +66,6 @@ impl<T: Clone> Topic<T> {
             group: group.to_string(),
             position,
         }
-    }
-
-    /// The committed positions of `group` (next offset per partition).
-    pub fn committed(&self, group: &str) -> Vec<usize> {
-        lock(&self.committed)
-            .get(group)
-            .cloned()
-            .unwrap_or_else(|| vec![0; self.partitions.len()])
     }
 }
 
@@ -227,7 +197,7 @@ mod tests {
 
     #[test]
     fn one_key_stays_in_one_partition_in_order() {
-        let topic: Arc<Topic<u32>> = Topic::new("t", 4);
+        let topic: Arc<Topic<u32>> = Topic::new(4);
         let parts: Vec<usize> = (0..5).map(|i| topic.publish("rollout-1", i).0).collect();
         assert!(parts.windows(2).all(|w| w[0] == w[1]));
         let mut c = topic.consumer("g");
@@ -237,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_new_consumer_resumes_from_the_groups_commit() {
-        let topic: Arc<Topic<u32>> = Topic::new("t", 1);
+        let topic: Arc<Topic<u32>> = Topic::new(1);
         for i in 0..4 {
             topic.publish("k", i);
         }

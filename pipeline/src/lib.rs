@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 pub use bellwether_control::approval;
-pub mod bus;
+pub(crate) mod bus;
 pub mod cli;
 pub mod config;
 pub mod connector;

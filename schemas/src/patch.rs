@@ -71,7 +71,8 @@ pub struct PatchSubmission {
 }
 
 /// Where a rollout is in its life. Transitions are made only by the rollout
-/// actor; see `bellwether_control::rollout::actor::phase` for the allowed moves.
+/// actor; its state machine (`rollout/actor/phase.rs` in
+/// `bellwether-control`) holds the allowed moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutState {

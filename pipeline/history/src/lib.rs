@@ -10,16 +10,16 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod downsample;
+pub(crate) mod downsample;
 pub mod maintenance;
 pub mod sql;
 pub mod sql_config;
 #[cfg(feature = "sql")]
 mod sql_engine;
 #[cfg(feature = "sql")]
-pub mod sql_functions;
+pub(crate) mod sql_functions;
 #[cfg(feature = "sql")]
-pub mod sql_guard;
+pub(crate) mod sql_guard;
 pub mod tables;
 pub mod writer;
 

@@ -11,8 +11,8 @@
 #![warn(missing_docs)]
 
 pub mod config;
-pub mod event;
-pub mod fault;
+mod event;
+mod fault;
 pub mod fleet;
 mod vm;
 

@@ -7,7 +7,7 @@
 //! struct refuses unknown keys.
 
 mod load;
-pub mod reference;
+pub(crate) mod reference;
 pub(crate) mod validate;
 
 pub use crate::scoring::judge::JudgeConfig;

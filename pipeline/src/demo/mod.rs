@@ -150,8 +150,8 @@ pub fn run_demo(
     let inventory = Arc::new(inventory);
     let fleet_size = inventory.vms().len();
 
-    let metrics: Arc<Topic<RecordBatch>> = Topic::new("metrics", config.simulation.partitions);
-    let control: Arc<Topic<ControlMessage>> = Topic::new("control", 1);
+    let metrics: Arc<Topic<RecordBatch>> = Topic::new(config.simulation.partitions);
+    let control: Arc<Topic<ControlMessage>> = Topic::new(1);
     let mut stage = ScoringStage::new(config, inventory.clone())?;
     if let Some(m) = monitor {
         stage = stage.with_monitor(m.clone());

@@ -1,6 +1,6 @@
 //! Evaluations of the detector on labelled data.
 
-pub mod lstm_detector;
-pub mod nab;
-pub mod retraining;
+pub(crate) mod lstm_detector;
+pub(crate) mod nab;
+pub(crate) mod retraining;
 pub mod rollouts;

@@ -8,8 +8,8 @@
 //! user's librdkafka settings verbatim, so secured clusters work as is.
 
 pub mod admin;
-pub mod config;
-pub mod context;
+pub(crate) mod config;
+pub(crate) mod context;
 pub mod control;
 pub mod dead_letter;
 pub mod metrics_source;

@@ -19,8 +19,8 @@ use bellwether_schemas::EventTime;
 use std::collections::HashMap;
 
 pub use bellwether_models::failure::{
-    FailureExamples, FailureQuality, FailureTrainOptions, FailureTrainingError, TrainedFailure,
-    quality, train_failure,
+    FailureExamples, FailureQuality, FailureTrainOptions, FailureTrainingError, quality,
+    train_failure,
 };
 
 /// One simulated rollout to learn from.

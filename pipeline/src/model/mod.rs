@@ -3,13 +3,13 @@
 //! replay, retraining and its schedule. The trainers, bundles and versions
 //! are `bellwether-models`, re-exported here.
 
-pub mod command;
-pub mod config;
-pub mod data;
-pub mod failure;
-pub mod replay;
-pub mod retrain;
-pub mod schedule;
+pub(crate) mod command;
+pub(crate) mod config;
+pub(crate) mod data;
+pub(crate) mod failure;
+pub(crate) mod replay;
+pub(crate) mod retrain;
+pub(crate) mod schedule;
 
 pub use bellwether_models::{bundle, failure_bundle, thresholds, train, versions};
 

@@ -49,8 +49,6 @@ struct Reported {
 /// One history folder, read into memory for replay.
 #[derive(Debug, Clone)]
 pub struct Recorded {
-    /// The folder.
-    pub root: PathBuf,
     /// Samples as `(t, vm_id, metric, value)` batches, in time order.
     samples: Vec<RecordBatch>,
     executions: Vec<Execution>,
@@ -139,7 +137,6 @@ impl Recorded {
             )));
         }
         Ok(Recorded {
-            root: root.to_path_buf(),
             samples,
             executions,
             outcomes,

@@ -99,15 +99,6 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    /// Share of failed episodes caught (1 without failures).
-    pub fn recall(&self) -> f64 {
-        if self.failed == 0 {
-            1.0
-        } else {
-            self.caught as f64 / self.failed as f64
-        }
-    }
-
     /// True when `self` is better than `current`: no worse on either
     /// count and better on one.
     pub fn beats(&self, current: &Judgement) -> bool {

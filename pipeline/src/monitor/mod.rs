@@ -6,21 +6,21 @@
 //! control topic, the scores and the actor's state) and the server (which
 //! reads it). Feeding it costs a lock and a few map updates per message.
 
-pub mod api_reference;
-pub mod config;
-pub mod content;
-pub mod groups;
-pub mod guard;
-pub mod inventory;
-pub mod listener;
-pub mod openapi;
-pub mod outcomes;
-pub mod patches;
-pub mod rollouts;
+pub(crate) mod api_reference;
+pub(crate) mod config;
+pub(crate) mod content;
+pub(crate) mod groups;
+pub(crate) mod guard;
+pub(crate) mod inventory;
+pub(crate) mod listener;
+pub(crate) mod openapi;
+pub(crate) mod outcomes;
+pub(crate) mod patches;
+pub(crate) mod rollouts;
 pub mod server;
 pub mod telemetry;
-pub mod view;
-pub mod waves;
+pub(crate) mod view;
+pub(crate) mod waves;
 
 use crate::inventory::Inventory;
 use bellwether_schemas::{ControlMessage, RolloutState, ScoreRecord};

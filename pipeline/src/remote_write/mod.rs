@@ -8,9 +8,9 @@
 //! their consumer group like any other metrics. Shipped Prometheus
 //! recording rules and a `remote_write` block are in `config/prometheus/`.
 
-pub mod config;
+pub(crate) mod config;
 pub mod mapping;
-pub mod receiver;
+pub(crate) mod receiver;
 
 pub use config::{RemoteWriteConfig, SeriesRule};
 pub use receiver::Receiver;

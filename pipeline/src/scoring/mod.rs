@@ -8,7 +8,7 @@
 //! over the in-process bus and over Kafka: read control, read metrics, emit
 //! what the watermark released, flush, then commit.
 
-pub mod config;
+pub(crate) mod config;
 pub use bellwether_control::judge;
 
 use crate::config::Config;

@@ -4,11 +4,11 @@
 //! metrics and obeying executed commands), `approve`, and `gateway` (Prometheus
 //! remote write into Kafka).
 
-pub mod actor;
-pub mod approve;
-pub mod gateway;
-pub mod inventory;
-pub mod run;
+pub(crate) mod actor;
+pub(crate) mod approve;
+pub(crate) mod gateway;
+pub(crate) mod inventory;
+pub(crate) mod run;
 pub mod simulate;
 
 use crate::config::Config;

@@ -1,7 +1,7 @@
 //! The fleet inventory and its canary groups.
 
 pub mod config;
-pub mod expression;
+pub(crate) mod expression;
 pub mod selector;
 
 use bellwether_schemas::{InventoryChange, VmRecord};

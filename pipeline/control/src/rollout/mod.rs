@@ -1,6 +1,6 @@
 //! Rollouts: which VMs get the patch when, and what happens on an anomaly.
 
-pub mod actor;
+mod actor;
 pub mod actuator;
 pub mod config;
 pub mod ledger;

@@ -14,7 +14,7 @@
 
 mod approvals;
 mod controls;
-pub mod phase;
+pub(crate) mod phase;
 mod rechecks;
 mod rollbacks;
 #[cfg(test)]
