@@ -197,7 +197,7 @@ pub fn summarize<A: Actuator>(
         rollout_id: actor.rollout().map(|r| r.id.clone()).unwrap_or_default(),
         patch_approved_at: patch_at.to_string(),
         ended_at: ended.to_string(),
-        fleet_hours: (ended.0 - crate::simulator::DEMO_START.0) as f64 / 3_600_000.0,
+        fleet_hours: (ended.0 - crate::simulator::DEMO_START.0) as f64 / EventTime::HOUR_MS as f64,
         wall_seconds: wall.as_secs_f64(),
         vms_patched: actor.ever_patched().len(),
         vms_rolled_back: actor.rollbacks().len(),

@@ -16,6 +16,10 @@ pub struct EventTime(pub i64);
 impl EventTime {
     /// Milliseconds in one minute.
     pub const MINUTE_MS: i64 = 60_000;
+    /// Milliseconds in one hour.
+    pub const HOUR_MS: i64 = 3_600_000;
+    /// Milliseconds in one day.
+    pub const DAY_MS: i64 = 86_400_000;
 
     /// Milliseconds since the epoch.
     pub fn millis(self) -> i64 {

@@ -15,7 +15,7 @@ use crate::column::f64_column;
 use arrow::array::{Array, Float64Array};
 use std::f64::consts::TAU;
 
-const DAY_MS: f64 = 86_400_000.0;
+const DAY_MS: f64 = bellwether_schemas::EventTime::DAY_MS as f64;
 /// Initial covariance of the coefficients: large means "know nothing yet".
 const INITIAL_COVARIANCE: f64 = 1_000.0;
 

@@ -313,13 +313,18 @@ impl History {
         let mut by_hour: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for (i, t) in times.iter().enumerate() {
             by_hour
-                .entry(t.div_euclid(3_600_000))
+                .entry(t.div_euclid(bellwether_schemas::EventTime::HOUR_MS))
                 .or_default()
                 .push(i as u32);
         }
         let mut by_key: BTreeMap<PartitionKey, Vec<u32>> = by_hour
             .into_iter()
-            .map(|(hour, rows)| (PartitionKey::of(hour * 3_600_000, true), rows))
+            .map(|(hour, rows)| {
+                (
+                    PartitionKey::of(hour * bellwether_schemas::EventTime::HOUR_MS, true),
+                    rows,
+                )
+            })
             .collect();
         if by_key.len() == 1 {
             let (key, _) = by_key.pop_first().unwrap_or_default();

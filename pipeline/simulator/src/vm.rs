@@ -4,13 +4,12 @@ use super::event::FleetEvent;
 use super::fault::{CRASH_DOWN_MINUTES, CRASH_MEMORY_PERCENT, FaultKind, Readings};
 use super::fleet::region_utc_offset_hours;
 use super::{PatchQuality, REBOOT_MINUTES};
-use bellwether_schemas::VmRecord;
+use bellwether_schemas::{EventTime, VmRecord};
 use rand::Rng;
 use rand::rngs::StdRng;
 use rand_distr::StandardNormal;
 use std::f64::consts::TAU;
 
-const MINUTE_MS: i64 = 60_000;
 /// AR(1) persistence and innovation size of each metric's noise
 /// (cpu, memory, disk, latency, response, errors, success).
 const NOISE: [(f64, f64); 7] = [
@@ -100,13 +99,13 @@ impl SimVm {
 
     pub fn patch(&mut self, t: i64) {
         self.patched_at = Some(t);
-        self.down_until = t + REBOOT_MINUTES * MINUTE_MS;
+        self.down_until = t + REBOOT_MINUTES * EventTime::MINUTE_MS;
         self.leak_since = self.down_until;
     }
 
     pub fn roll_back(&mut self, t: i64) {
         self.patched_at = None;
-        self.down_until = t + REBOOT_MINUTES * MINUTE_MS;
+        self.down_until = t + REBOOT_MINUTES * EventTime::MINUTE_MS;
     }
 
     /// A crash that happened at the last sample, once.
@@ -140,7 +139,8 @@ impl SimVm {
 
         let l = self.levels;
         let n = self.noise;
-        let local_hours = (t as f64 / 3_600_000.0 + self.utc_offset_hours).rem_euclid(24.0);
+        let local_hours =
+            (t as f64 / EventTime::HOUR_MS as f64 + self.utc_offset_hours).rem_euclid(24.0);
         let load = 1.0 + l.amplitude * (TAU * (local_hours - 9.0) / 24.0).sin() + self.load_noise;
         let cpu = l.cpu * load + n[0];
         let latency = l.latency * (1.0 + 0.2 * (load - 1.0) + n[3]);
@@ -164,18 +164,20 @@ impl SimVm {
         }
 
         if let Some(patched_at) = self.patched_at {
-            let minutes = (t - patched_at - REBOOT_MINUTES * MINUTE_MS) as f64 / MINUTE_MS as f64;
+            let minutes = (t - patched_at - REBOOT_MINUTES * EventTime::MINUTE_MS) as f64
+                / EventTime::MINUTE_MS as f64;
             match quality {
                 PatchQuality::Good => {
                     r.cpu *= 0.98;
                     r.response *= 0.97;
                 }
                 PatchQuality::Bad(kind) if self.affected => {
-                    let leak_minutes = (t - self.leak_since) as f64 / MINUTE_MS as f64;
+                    let leak_minutes = (t - self.leak_since) as f64 / EventTime::MINUTE_MS as f64;
                     kind.apply(&mut r, minutes, leak_minutes, fault_size);
                     if kind == FaultKind::MemoryLeak && r.memory >= CRASH_MEMORY_PERCENT {
                         self.crashed_at = Some(t);
-                        self.down_until = t + (CRASH_DOWN_MINUTES * MINUTE_MS as f64) as i64;
+                        self.down_until =
+                            t + (CRASH_DOWN_MINUTES * EventTime::MINUTE_MS as f64) as i64;
                         self.leak_since = self.down_until;
                         return None;
                     }

@@ -138,7 +138,8 @@ pub fn run_demo(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<DemoSummary, DemoError> {
     let wall = Instant::now();
-    let patch_at = DEMO_START.plus_ms((config.simulation.warmup_hours * 3_600_000.0) as i64);
+    let patch_at =
+        DEMO_START.plus_ms((config.simulation.warmup_hours * EventTime::HOUR_MS as f64) as i64);
     let mut simulator = FleetSimulator::new(&config.fleet, &config.simulation, options.quality);
     simulator.set_patch_time(patch_at);
     let fleet = Arc::new(Mutex::new(simulator));
@@ -172,7 +173,8 @@ pub fn run_demo(
     let mut actor_control = BusSource::new(&control, "rollout-actor");
 
     let interval_ms = config.fleet.sample_interval_secs as i64 * 1000;
-    let deadline = patch_at.plus_ms((config.simulation.max_rollout_hours * 3_600_000.0) as i64);
+    let deadline =
+        patch_at.plus_ms((config.simulation.max_rollout_hours * EventTime::HOUR_MS as f64) as i64);
     let drain_ms = config.simulation.drain_minutes as i64 * EventTime::MINUTE_MS;
     let rollout_id = format!("rollout-{}", demo_patch().id.to_lowercase());
     let mut settled_at: Option<EventTime> = None;

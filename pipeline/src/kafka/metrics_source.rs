@@ -17,6 +17,7 @@ use crate::config::{KafkaConfig, MetricsTopic};
 use crate::connector::{ConnectorError, MetricBatch, MetricSource};
 use crate::monitor::Monitor;
 use bellwether_operators::operator::InputId;
+use bellwether_schemas::EventTime;
 use bellwether_schemas::wire::line_protocol::LineProtocolDecoder;
 use bellwether_schemas::wire::{InputFormat, SampleBuilder, StagedRows, json};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -220,13 +221,13 @@ impl KafkaMetricSource {
                 partitions: Vec::new(),
                 staged: StagedRows::new(),
                 idle_changes: Vec::new(),
-                replay_ms: (kafka.replay_hours * 3_600_000.0) as i64,
+                replay_ms: (kafka.replay_hours * EventTime::HOUR_MS as f64) as i64,
                 idle_after: Duration::from_secs(kafka.idle_partition_secs),
                 max_messages: kafka.max_batch_messages,
                 poll_timeout: Duration::from_millis(kafka.poll_timeout_ms),
                 stats: SourceStats::default(),
                 monitor,
-                max_future_ms: 3_600_000,
+                max_future_ms: EventTime::HOUR_MS,
             },
         })
     }
@@ -402,7 +403,7 @@ impl State {
         let next = message.offset() + 1;
         let len = p.checkpoints.len();
         match p.checkpoints.back_mut() {
-            Some(last) if last.1 >= p.max_event_ms - 60_000 && len > 1 => {
+            Some(last) if last.1 >= p.max_event_ms - EventTime::MINUTE_MS && len > 1 => {
                 *last = (next, p.max_event_ms);
             }
             _ => p.checkpoints.push_back((next, p.max_event_ms)),

@@ -5,6 +5,7 @@ use super::data::{self, TrainingSeries};
 use super::train::{TrainOptions, train};
 use crate::config::Config;
 use anyhow::{Context, bail};
+use bellwether_schemas::EventTime;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -52,7 +53,7 @@ pub struct TrainRequest {
 pub fn run_train(config: &Config, request: &TrainRequest) -> anyhow::Result<PathBuf> {
     let metrics = &config.thresholds.metrics;
     let window_ms = config.window.slide_secs as i64 * 1000;
-    let per_hour = 3_600_000.0 / window_ms as f64;
+    let per_hour = EventTime::HOUR_MS as f64 / window_ms as f64;
     let mut options = request.options.clone();
     options.base.harmonics = config.forecast.harmonics;
     options.consecutive_windows = config.thresholds.consecutive_windows as usize;

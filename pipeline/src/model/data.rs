@@ -19,7 +19,7 @@ pub fn from_simulator(config: &Config, seed: u64, hours: f64) -> Result<Training
     let metrics = config.thresholds.metrics.clone();
     let mut means = WindowMeans::new(&metrics, config.window.slide_secs as i64 * 1000);
     let interval = config.fleet.sample_interval_secs as i64 * 1000;
-    let start = crate::simulator::DEMO_START.0 - (hours * 3_600_000.0) as i64;
+    let start = crate::simulator::DEMO_START.0 - (hours * EventTime::HOUR_MS as f64) as i64;
     let mut now = start;
     while now < crate::simulator::DEMO_START.0 {
         for batch in fleet.tick(EventTime(now)) {

@@ -80,7 +80,7 @@ pub fn simulate_examples(
     plan: &SimulationPlan,
     horizon_minutes: u32,
 ) -> Result<FailureExamples, FailureTrainingError> {
-    let horizon_ms = horizon_minutes as i64 * 60_000;
+    let horizon_ms = horizon_minutes as i64 * EventTime::MINUTE_MS;
     let mut out = FailureExamples {
         features: feature_names(&config.thresholds.metrics),
         ..FailureExamples::default()
@@ -105,10 +105,10 @@ pub fn simulate_examples(
             .map(|(_, vm)| vm.id)
             .collect();
         let interval = config.fleet.sample_interval_secs as i64 * 1000;
-        let settle = config.rollout.settle_minutes as i64 * 60_000;
+        let settle = config.rollout.settle_minutes as i64 * EventTime::MINUTE_MS;
         let patch_at = crate::simulator::DEMO_START.0;
-        let start = patch_at - (plan.warmup_hours * 3_600_000.0) as i64;
-        let end = patch_at + (plan.observe_hours * 3_600_000.0) as i64;
+        let start = patch_at - (plan.warmup_hours * EventTime::HOUR_MS as f64) as i64;
+        let end = patch_at + (plan.observe_hours * EventTime::HOUR_MS as f64) as i64;
         let first_row = out.y.len();
         let mut now = start;
         while now < end {

@@ -17,6 +17,7 @@ use crate::config::{Config, ForecastKind};
 use bellwether_operators::forecast::Forecaster;
 use bellwether_operators::forecast::lstm::LstmForecaster;
 use bellwether_operators::forecast::seasonal::{SeasonalRegression, SeasonalRegressionConfig};
+use bellwether_schemas::EventTime;
 use bundle::ModelBundle;
 use std::collections::BTreeMap;
 
@@ -39,7 +40,7 @@ pub struct ForecasterChoice {
 
 /// The seasonal regression's settings, as configured.
 pub fn seasonal_config(config: &Config) -> SeasonalRegressionConfig {
-    let per_hour = 3_600_000.0 / (config.window.slide_secs as f64 * 1000.0);
+    let per_hour = EventTime::HOUR_MS as f64 / (config.window.slide_secs as f64 * 1000.0);
     SeasonalRegressionConfig {
         harmonics: config.forecast.harmonics,
         forgetting_half_life_windows: config.forecast.forgetting_half_life_hours * per_hour,

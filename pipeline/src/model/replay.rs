@@ -23,6 +23,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use bellwether_operators::failure::feature_names;
 use bellwether_operators::{CanaryScorer, Operator};
+use bellwether_schemas::EventTime;
 use bellwether_schemas::wire::SampleBuilder;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -311,7 +312,7 @@ pub fn replay(
     roots: &[PathBuf],
     horizon_minutes: u32,
 ) -> Result<Replayed, FailureTrainingError> {
-    let horizon_ms = horizon_minutes as i64 * 60_000;
+    let horizon_ms = horizon_minutes as i64 * EventTime::MINUTE_MS;
     let mut out = Replayed {
         examples: FailureExamples {
             features: feature_names(&config.thresholds.metrics),
@@ -334,7 +335,7 @@ pub fn replay(
             )?
             .keep_failure_features(),
             source,
-            settle: config.rollout.settle_minutes as i64 * 60_000,
+            settle: config.rollout.settle_minutes as i64 * EventTime::MINUTE_MS,
             rollbacks,
             applied: 0,
             active: HashMap::new(),

@@ -20,6 +20,7 @@ use super::versions::{self, FAILURE_POINTER, LSTM_POINTER};
 use crate::config::Config;
 use anyhow::{Context, bail};
 use bellwether_operators::failure::FailureModel;
+use bellwether_schemas::EventTime;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -161,7 +162,7 @@ fn judge(replayed: &Replayed, actions: &Actions, held_out: &[usize]) -> Judgemen
             (Some(f), Some(t)) => {
                 j.failed += 1;
                 j.caught += 1;
-                leads.push((f - t) as f64 / 60_000.0);
+                leads.push((f - t) as f64 / EventTime::MINUTE_MS as f64);
             }
             (Some(_), None) => j.failed += 1,
             (None, Some(_)) => j.false_rollbacks += 1,

@@ -65,7 +65,7 @@ pub fn scorer_config_with(
 ) -> Result<ScorerConfig, OperatorError> {
     let t = &config.thresholds;
     let window_ms = config.window.slide_secs as f64 * 1000.0;
-    let per_hour = 3_600_000.0 / window_ms;
+    let per_hour = EventTime::HOUR_MS as f64 / window_ms;
     let rule = |m: &String| {
         // validate() guarantees every scored metric has its entry.
         let r = &t.per_metric[m];
@@ -176,7 +176,7 @@ impl ScoringStage {
             health_check_windows: config.failure.health_check_windows,
             model_fallback: choice.fallback,
             inventory,
-            settle_ms: config.rollout.settle_minutes as i64 * 60_000,
+            settle_ms: config.rollout.settle_minutes as i64 * EventTime::MINUTE_MS,
             patched_by: HashMap::new(),
             rollbacks_issued: HashSet::new(),
             monitor: None,

@@ -85,14 +85,14 @@ pub fn simulate(config: &Config, options: &SimulateOptions) -> Result<Simulation
     let mut fleet = FleetSimulator::new(&config.fleet, &config.simulation, options.quality);
 
     let interval_ms = config.fleet.sample_interval_secs as i64 * 1000;
-    let end = DEMO_START.plus_ms((options.hours * 3_600_000.0) as i64);
+    let end = DEMO_START.plus_ms((options.hours * EventTime::HOUR_MS as f64) as i64);
     let approve_at = options
         .approve_after_hours
-        .map(|h| DEMO_START.plus_ms((h * 3_600_000.0) as i64));
+        .map(|h| DEMO_START.plus_ms((h * EventTime::HOUR_MS as f64) as i64));
     // History before the approval (or, with none, the warm-up) is
     // published as fast as the broker takes it.
     let pace_from = approve_at.unwrap_or_else(|| {
-        DEMO_START.plus_ms((config.simulation.warmup_hours * 3_600_000.0) as i64)
+        DEMO_START.plus_ms((config.simulation.warmup_hours * EventTime::HOUR_MS as f64) as i64)
     });
     // Fleet events start relative to the approval (or the warm-up's end).
     fleet.set_patch_time(pace_from);

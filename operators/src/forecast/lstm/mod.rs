@@ -37,7 +37,7 @@ use crate::error::OperatorError;
 use arrow::array::{Array, Float64Array};
 use std::f64::consts::TAU;
 
-const DAY_MS: f64 = 86_400_000.0;
+const DAY_MS: f64 = bellwether_schemas::EventTime::DAY_MS as f64;
 
 /// Extra inputs per step besides the metrics: sine and cosine of the next
 /// window's time of day.

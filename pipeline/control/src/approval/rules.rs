@@ -2,7 +2,7 @@
 
 use bellwether_schemas::{EventTime, Patch};
 
-const DAY_MS: i64 = 86_400_000;
+const DAY_MS: i64 = bellwether_schemas::EventTime::DAY_MS;
 
 pub use bellwether_schemas::{ApprovalConfig, ApprovalRule, RuleAction};
 

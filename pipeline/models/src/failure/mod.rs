@@ -11,6 +11,7 @@
 //! fail".
 
 use bellwether_operators::failure::FailureModel;
+use bellwether_schemas::EventTime;
 
 #[cfg(feature = "training")]
 mod fit;
@@ -145,7 +146,7 @@ pub fn quality(
     threshold: f64,
     horizon_minutes: u32,
 ) -> FailureQuality {
-    let horizon_ms = horizon_minutes as i64 * 60_000;
+    let horizon_ms = horizon_minutes as i64 * EventTime::MINUTE_MS;
     let flagged: Vec<usize> = (0..examples.len())
         .filter(|&i| risks[i] >= threshold)
         .collect();
@@ -169,7 +170,7 @@ pub fn quality(
                 .map(|(_, t)| *t)
                 .min();
             if let Some(t) = first {
-                leads.push((crash - t) as f64 / 60_000.0);
+                leads.push((crash - t) as f64 / EventTime::MINUTE_MS as f64);
             }
         }
     }
