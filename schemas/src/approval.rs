@@ -44,13 +44,15 @@ pub struct ApprovalRule {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalConfig {
-    /// Patch ids always approved at once.
+    /// Patch ids approved at once, whatever the rules say.
     #[serde(default)]
     pub approve: Vec<String>,
     /// Patch ids never rolled out.
     #[serde(default)]
     pub reject: Vec<String>,
-    /// The rules.
+    /// Rules, in order; the first that matches a patch decides; a patch no rule
+    /// matches waits for a human. A rule matches when each list it gives holds
+    /// the patch's value (case-insensitive; an empty or absent list: any).
     #[serde(default)]
     pub rules: Vec<ApprovalRule>,
 }

@@ -113,7 +113,8 @@ pub struct GroupConfig {
     /// Criticalities (any of).
     #[serde(default)]
     pub criticality: Vec<Criticality>,
-    /// A boolean expression (see `inventory::expression`).
+    /// A boolean expression over id, region, instance_type, criticality,
+    /// critical and tags.NAME, with == != in [..] && || ! and parentheses.
     #[serde(default)]
     pub expression: Option<String>,
 }

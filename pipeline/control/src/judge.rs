@@ -19,21 +19,26 @@ pub struct JudgeConfig {
     /// Set patched VMs against their peers (false: own forecast only).
     #[serde(default = "yes")]
     pub peers: bool,
-    /// Inventory fields that make VMs comparable, most important first:
-    /// `region`, `instance_type`, `criticality`, `tags.NAME`.
+    /// Inventory fields that make VMs comparable, most important first (region,
+    /// instance_type, criticality, id, tags.NAME). A cohort with fewer than
+    /// min_control unpatched VMs reporting widens by dropping the last key,
+    /// then to the whole unpatched fleet; with fewer than that, the VM is
+    /// judged on its own forecast and the evidence says so.
     #[serde(default = "default_cohort_by")]
     pub cohort_by: Vec<String>,
     /// Control VMs a cohort needs before it is used.
     #[serde(default = "default_min_control")]
     pub min_control: usize,
     /// False-discovery rate across the VMs judged in one window
-    /// (Benjamini-Hochberg); 0 judges every VM on its own.
+    /// (Benjamini-Hochberg over their p-values): false alarms do not grow with
+    /// the number of VMs judged. 0: every VM on its own.
     #[serde(default = "default_fdr")]
     pub false_discovery_rate: f64,
-    /// The second opinion: a patched VM's windows since it was judged,
-    /// ranked against its control's (Mann-Whitney U). Above 0, a metric
-    /// with at least 4 such windows is bad only when the test's p-value is
-    /// under this; 0 keeps the test as evidence only.
+    /// The second opinion (Kayenta's test): each metric that looks bad against
+    /// its peers is also ranked, its windows since it was judged against its
+    /// control's same windows (Mann-Whitney U, with the Hodges-Lehmann shift).
+    /// Above 0, a metric with at least 4 such windows is bad only when the
+    /// test's p-value is under this; 0: the test is evidence only.
     #[serde(default)]
     pub mann_whitney_p: f64,
 }

@@ -34,9 +34,13 @@ pub enum Aggregate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
-    /// Folder of the tables; "" keeps no history.
+    /// Folder of the Parquet history tables (samples, scores, verdicts,
+    /// commands, executions, window_reports, rollout_events, model_versions)
+    /// that `bellwether demo` and `bellwether run` write; "" keeps none. Query
+    /// it with `bellwether sql`, or over HTTP at /api/sql while `run` serves.
     pub dir: std::path::PathBuf,
-    /// Which metric samples are kept.
+    /// "raw": every metric sample; "downsampled": one row per VM, metric and
+    /// bucket of downsample_secs; "none": no samples (the rest is still kept).
     pub samples: SampleRetention,
     /// Bucket width of downsampled samples, in seconds.
     pub downsample_secs: u64,
@@ -45,12 +49,13 @@ pub struct HistoryConfig {
     /// Per-metric aggregates overriding `downsample_aggregate`.
     #[serde(default)]
     pub downsample_per_metric: std::collections::BTreeMap<String, Aggregate>,
-    /// Buffered rows are written at least this often (`bellwether run`).
+    /// `bellwether run` writes buffered rows at least this often (seconds).
     pub flush_secs: u64,
     /// Partitions whose date is more than this many days before today are
     /// deleted; 0 keeps everything.
     pub retention_days: u64,
-    /// A partition with at least this many files is merged into one.
+    /// In the background, a partition with this many files or more is merged
+    /// into one file, checked every maintenance_secs.
     pub compact_min_files: usize,
     /// Seconds between two background compaction and retention passes.
     pub maintenance_secs: u64,

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct FleetConfig {
     /// VMs in the fleet.
     pub vms: usize,
-    /// Share of critical VMs.
+    /// Share of VMs that are critical systems (payments, auth, primary
+    /// databases).
     pub critical_share: f64,
-    /// Share of VMs tagged `ring = "canary"`.
+    /// Share of VMs tagged ring = "canary": the default canary group.
     pub canary_ring_share: f64,
     /// Regions VMs are spread over.
     pub regions: Vec<String>,
@@ -19,7 +20,7 @@ pub struct FleetConfig {
     pub instance_types: Vec<String>,
     /// Roles (tag `role`) VMs are spread over.
     pub roles: Vec<String>,
-    /// Seconds between two samples of one VM.
+    /// Seconds between two metric samples of one VM.
     pub sample_interval_secs: u64,
 }
 
@@ -27,24 +28,28 @@ pub struct FleetConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulationConfig {
-    /// Seed of everything random.
+    /// Seed of everything random in the fleet: same seed, same run.
     pub seed: u64,
-    /// Hours of history before the patch.
+    /// Hours of fleet history before the patch; baselines and forecasts learn
+    /// from it.
     pub warmup_hours: f64,
-    /// Share of touched VMs a bad patch breaks.
+    /// Share of the VMs a bad patch touches that it breaks.
     pub affected_share: f64,
-    /// Longest rollout, hours of fleet time.
+    /// Longest the rollout may run, in hours of fleet time.
     pub max_rollout_hours: f64,
-    /// Minutes watched after the rollout stops moving.
+    /// Minutes of fleet time the demo keeps watching after the rollout stops
+    /// moving, so anomalies still building up surface and rollbacks finish.
     pub drain_minutes: u32,
-    /// Metric partitions of the embedded bus.
+    /// Metric partitions of the embedded bus (each has its own watermark).
     pub partitions: usize,
-    /// Share of VMs whose memory sits high all day (82-90%, e.g. caches
-    /// sized to their RAM): healthy, yet near where a leak crashes.
+    /// Share of VMs whose memory sits at 82-90% all day (caches sized to their
+    /// RAM): healthy, but where the built-in failure model, trained on fleets
+    /// without them, sees danger. `bellwether eval retraining` uses it.
     #[serde(default)]
     pub high_memory_share: f64,
     /// Fleet-wide events (surge, slow dependency, regional incident, late
-    /// batch job) that hit patched and unpatched VMs alike.
+    /// batch job) that hit patched and unpatched VMs alike; none by default
+    /// (`bellwether demo --event surge` adds one).
     #[serde(default)]
     pub events: Vec<crate::FleetEvent>,
     /// How big a bad patch's fault is, in its kind's unit: latency-regression

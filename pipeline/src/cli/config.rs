@@ -18,6 +18,9 @@ pub enum ConfigCommand {
     /// Print every config key with its type, default and meaning
     /// (Markdown), generated from the config's own documentation.
     Reference,
+    /// Print config/default.toml with each key's comment written from the
+    /// config's own documentation (what the shipped file must say).
+    Default,
 }
 
 /// Runs a `bellwether config` subcommand.
@@ -29,6 +32,10 @@ pub fn exec(command: ConfigCommand, global: &Global) -> Result<()> {
             Ok(())
         }
         ConfigCommand::Reference => write_stdout(&crate::config::reference::markdown(
+            &crate::config::load_str("")?,
+        )),
+        ConfigCommand::Default => write_stdout(&crate::config::default_toml::with_docs(
+            crate::config::DEFAULT_CONFIG,
             &crate::config::load_str("")?,
         )),
         ConfigCommand::Show => {

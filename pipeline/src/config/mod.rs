@@ -6,6 +6,7 @@
 //! require of each other, loading, and the generated reference. Every
 //! struct refuses unknown keys.
 
+pub(crate) mod default_toml;
 mod load;
 pub(crate) mod reference;
 pub(crate) mod validate;
@@ -69,7 +70,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The simulated fleet.
+    /// The simulated fleet (`bellwether demo`). Production fleets come from the
+    /// inventory instead.
     pub fleet: FleetConfig,
     /// The demo scenario.
     pub simulation: SimulationConfig,
@@ -95,19 +97,32 @@ pub struct Config {
     pub http: HttpConfig,
     /// Parquet history.
     pub history: HistoryConfig,
-    /// Predictive failure analysis.
+    /// Predictive failure analysis: the probability that a patched VM fails
+    /// (crashes) within the model's horizon, from its metrics' levels, trends
+    /// and combinations; every score carries it with the features that drove
+    /// it.
     #[serde(default)]
     pub failure: FailureConfig,
     /// Scheduled retraining from the history.
     #[serde(default)]
     pub retrain: RetrainConfig,
-    /// Approval rules: which patches are approved, when, and which wait for a human.
+    /// Approval rules in the spirit of a patch manager's baselines: a patch
+    /// enters the canary rollout only once approved, by a rule, by a list,
+    /// or by hand (`bellwether patch approve`). `bellwether patch submit`
+    /// evaluates a patch against them (`bellwether patch evaluate` shows the
+    /// decision).
     #[serde(default)]
     pub approval: crate::approval::rules::ApprovalConfig,
-    /// How patched VMs are set against their unpatched peers.
+    /// How a patched VM is judged against the unpatched VMs like it (its
+    /// control). Each window, its deviation from its own forecast is set
+    /// against what its control did in the same window; a metric is bad only
+    /// when the VM left its forecast and its peers did not move the same way (a
+    /// traffic surge, a slow dependency or a regional incident moves both).
     #[serde(default)]
     pub judge: JudgeConfig,
-    /// Bounds of the queries users send (`bellwether sql`, `/api/sql`).
+    /// Bounds of the queries users send (`bellwether sql`, `/api/sql`): memory
+    /// a query's sorts, joins and aggregations may hold, its longest run, its
+    /// largest result, and how many `/api/sql` runs at once (more get a 503).
     #[serde(default)]
     pub sql: crate::history::sql::SqlConfig,
     /// The Prometheus remote-write receiver.

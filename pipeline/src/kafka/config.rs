@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
-    /// Bootstrap brokers, `host:port[,host:port...]`.
+    /// Bootstrap brokers, `host:port[,host:port...]`. Used by `bellwether run`,
+    /// `bellwether actor` and `bellwether simulate` (the demo runs on its
+    /// in-process bus and ignores this section).
     pub brokers: String,
     /// Consumer group of the scoring pipeline (instances share its partitions).
     pub group_id: String,
@@ -18,20 +20,26 @@ pub struct KafkaConfig {
     /// `sasl.mechanism`, `ssl.ca.location`, ...).
     #[serde(default)]
     pub client: BTreeMap<String, String>,
-    /// Topics metrics are read from, each with its format.
+    /// Topics carrying metrics, each in its own format: "json" (bellwether's
+    /// own) or "line_protocol" (InfluxDB line protocol as Telegraf sends it,
+    /// with a mapping of Telegraf's names onto bellwether's metrics).
     pub metrics_topics: Vec<MetricsTopic>,
-    /// Commands and window reports.
+    /// Rollback, patch and approval commands, window reports, executions.
     pub control_topic: String,
-    /// Messages that failed to decode, with the reason in their headers.
+    /// Metric messages that failed to decode, with the reason in their headers.
     pub dead_letter_topic: String,
-    /// Per-VM scores ("" to publish none).
+    /// Per-VM scores of patched VMs; "" publishes none.
     #[serde(default)]
     pub scores_topic: String,
-    /// VM records a CMDB publishes ("" for none): each registers (or
-    /// replaces) a VM, `{"id": ..., "removed": true}` removes one.
+    /// VM records from a CMDB ("" for none): each message registers (or
+    /// replaces) a VM, e.g. {"id": "web-0301", "instance_type": "m6i.large",
+    /// "region": "eu-west-1", "criticality": "critical", "tags": {"role":
+    /// "web"}}; {"id": "web-0017", "removed": true} removes one. Read by
+    /// `bellwether run` and kept as inventory changes on the control topic.
     #[serde(default)]
     pub inventory_topic: String,
-    /// Create missing topics at start.
+    /// Create missing topics at start, with `partitions` partitions (the
+    /// control topic always gets one, so commands and reports stay in order).
     pub create_topics: bool,
     /// Partitions of topics bellwether creates (control: always 1).
     pub partitions: i32,
@@ -40,10 +48,11 @@ pub struct KafkaConfig {
     /// Seconds without a message after which a partition stops holding
     /// event time back.
     pub idle_partition_secs: u64,
-    /// Hours of metrics replayed after a restart to rebuild baselines and
-    /// forecasts: offsets are committed this far behind event time.
+    /// After a restart, this many hours of metrics are replayed to rebuild the
+    /// baselines and forecasts; offsets are committed this far behind event
+    /// time. Keep it at least baseline.min_hours.
     pub replay_hours: f64,
-    /// Messages decoded into one batch at most.
+    /// Messages decoded into one Arrow batch at most.
     pub max_batch_messages: usize,
     /// Longest wait for messages in one poll, milliseconds.
     pub poll_timeout_ms: u64,

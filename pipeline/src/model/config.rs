@@ -10,10 +10,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrainConfig {
-    /// Hours between retrainings; 0: only on demand (`bellwether retrain`).
+    /// Hours between retrainings from history.dir in `bellwether run`; 0: only
+    /// on demand (`bellwether retrain`). Each candidate runs in shadow on the
+    /// latest episodes (scored, logged, never acting) and is promoted only with
+    /// at least the current model's recall and fewer false rollbacks (or the
+    /// same false rollbacks and a better recall).
     #[serde(default)]
     pub every_hours: f64,
-    /// The models folder candidates are written to and promoted in.
+    /// The models folder: every version is kept there with its figures and its
+    /// shadow log; use it as forecast.model and failure.model to load what is
+    /// promoted.
     #[serde(default = "models_dir")]
     pub models: std::path::PathBuf,
     /// Retrain the LSTM forecaster.
@@ -25,7 +31,8 @@ pub struct RetrainConfig {
     /// Share of the latest patched-VM episodes held out for the shadow run.
     #[serde(default = "held_out_share")]
     pub held_out_share: f64,
-    /// Epochs of the LSTM's training at most.
+    /// Epochs of the LSTM's training at most (early stopping usually ends
+    /// sooner).
     #[serde(default = "lstm_epochs")]
     pub lstm_epochs: usize,
 }
@@ -59,22 +66,23 @@ fn lstm_epochs() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailureConfig {
-    /// The failure-pattern model: `builtin` (shipped in the binary), a
-    /// bundle file, or `none`.
+    /// "builtin" (shipped in the binary, trained on simulated rollouts; see
+    /// `bellwether train-failure`), a bundle file, or "none".
     #[serde(default = "crate::config::builtin_model")]
     pub model: String,
-    /// Risk at or above which a patched VM is rolled back before it fails;
-    /// unset: the threshold chosen with the model.
+    /// Risk at or above which a patched VM is rolled back before it fails
+    /// (trigger "predicted_failure"). Unset: the threshold chosen with the
+    /// model.
     #[serde(default)]
     pub risk_threshold: Option<f64>,
     /// Roll back on predicted failures (false: risks are scored, shown and
     /// recorded, never acted on).
     #[serde(default = "crate::config::yes")]
     pub act: bool,
-    /// A patched VM that goes (nearly) silent for this many windows in a
-    /// row after its settle time (less than half the samples of its last
-    /// window) has lost its health check: reported as a failure outcome, a
-    /// label for retraining. 0: not reported.
+    /// A patched VM that goes (nearly) silent for this many windows in a row
+    /// after its settle time (less than half the samples of its last window)
+    /// has lost its health check: reported as a `failed` outcome (source
+    /// "health_check"), a label for retraining. 0: not reported.
     #[serde(default = "crate::config::one")]
     pub health_check_windows: u16,
 }

@@ -8,18 +8,23 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address `bellwether run` serves on (`host:port`); "" serves nothing.
-    /// `bellwether demo` serves only when asked (`--serve`).
+    /// Where `bellwether run` serves the live dashboard (/), its JSON feed
+    /// (/api/snapshot, /api/events) and Prometheus metrics (/metrics); ""
+    /// serves nothing. `bellwether demo --serve ADDR` serves the demo.
     pub listen: String,
-    /// Bearer token mutating requests must carry; "" refuses them all.
+    /// Bearer token of the changing requests (POST /api/outcomes): at least 16
+    /// characters; "" refuses them all. Better given in the environment:
+    /// BELLWETHER__HTTP__TOKEN.
     #[serde(default)]
     pub token: String,
-    /// Host names the server answers (in the `Host` header) besides IP
-    /// addresses and localhost; others are refused (DNS rebinding).
+    /// Host names the server answers (the Host header) besides IP addresses and
+    /// localhost: a page on another site that rebinds its name to this machine
+    /// is refused. Changing requests and /api/sql are also refused from a
+    /// browser page of another origin.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
-    /// Seconds a connection may take to send a request head, or stay idle
-    /// between requests; then it is closed.
+    /// Seconds a connection may take to send a request head (or its next one,
+    /// when kept alive); then it is closed.
     #[serde(default = "header_timeout_secs")]
     pub header_timeout_secs: u64,
     /// Seconds a request body may take to arrive.

@@ -12,15 +12,24 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteWriteConfig {
-    /// `bellwether run` answers `POST /api/v1/write` (`bellwether gateway`
-    /// always does).
+    /// Prometheus remote write (1.0): `bellwether run` answers POST
+    /// /api/v1/write on http.listen when enabled; `bellwether gateway` always
+    /// does, on gateway_listen, without scoring. Samples are produced onto
+    /// `topic` (one of kafka.metrics_topics in "json"; "": the first) as
+    /// bellwether's JSON snapshots keyed by VM id, answered 204 once Kafka
+    /// holds them, 503 (the sender retries) if it does not within
+    /// produce_timeout_secs, 400 with the reason (and the body on the
+    /// dead-letter topic) if the body does not decode. config/prometheus/ has
+    /// the recording rules and the remote_write block to send these.
     #[serde(default)]
     pub enabled: bool,
     /// The metrics topic samples are produced onto (one of
     /// `kafka.metrics_topics`, in `json`); "": the first `json` one.
     #[serde(default)]
     pub topic: String,
-    /// Bearer token a sender must present; "": none asked.
+    /// Bearer token senders must present (Prometheus:
+    /// authorization.credentials); "": none asked. Better given as
+    /// BELLWETHER__REMOTE_WRITE__TOKEN.
     #[serde(default)]
     pub token: String,
     /// The label naming the VM.
@@ -39,9 +48,12 @@ pub struct RemoteWriteConfig {
     /// The VM id a matching `vm_regex` makes.
     #[serde(default = "first_group")]
     pub vm_replacement: String,
-    /// Bellwether metric to the series it is read from: a metric name, or
-    /// `{ name = "...", labels = { job = "node" } }` to take only series
-    /// with those label values.
+    /// Which series are which metric: a metric name, or one with label values
+    /// it must have, e.g. `cpu_percent = { name = "instance:node_cpu:ratio",
+    /// labels = { job = "node" } }`. Series no rule takes are dropped and
+    /// counted (bellwether_remote_write_series_dropped_total); stale markers
+    /// and NaNs are skipped and counted; samples older than the scorer's
+    /// allowed lateness are counted as late rows, like any other.
     #[serde(default = "default_metrics")]
     pub metrics: BTreeMap<String, SeriesRule>,
     /// Largest request body, compressed, in MB.

@@ -16,19 +16,24 @@ fn default_max_future_secs() -> u64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
-    /// Window length, seconds.
+    /// Length of the event-time windows the samples are scored in, seconds.
     pub size_secs: u64,
-    /// Distance between window starts, seconds.
+    /// Distance between window starts, seconds: equal to size_secs for tumbling
+    /// windows, smaller for sliding ones.
     pub slide_secs: u64,
-    /// Lateness still accepted, seconds.
+    /// Samples up to this late (after their window's end) still count; later
+    /// ones are counted as late and dropped.
     pub allowed_lateness_secs: u64,
-    /// Samples dated more than this many seconds ahead of their Kafka
-    /// message's timestamp (or the wall clock, whichever is earlier) are
-    /// not believed: the message is dead-lettered and never moves event time.
+    /// Samples dated more than this far ahead of their Kafka message's
+    /// timestamp (or of the wall clock, whichever is earlier) are not believed:
+    /// the message is dead-lettered with the reason and never moves event time.
     #[serde(default = "default_max_future_secs")]
     pub max_future_secs: u64,
-    /// VMs not in the inventory scored at most (each holds state while
-    /// the scorer runs); samples of more are dropped and counted.
+    /// VMs not in the inventory (first seen in the metrics) scored at most:
+    /// each holds its baselines and forecasts for as long as the scorer runs,
+    /// so a stream of made-up VM ids cannot take all memory. Samples of VMs
+    /// past it are dropped and counted (`unlisted_dropped` in the status log);
+    /// VMs of the inventory are always scored. 0 scores only the inventory.
     #[serde(default = "default_max_unlisted_vms")]
     pub max_unlisted_vms: usize,
 }
@@ -41,9 +46,9 @@ fn default_max_unlisted_vms() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineSettings {
-    /// Half-life of the baseline's memory, hours.
+    /// Half-life of the baseline's memory of past windows, hours.
     pub half_life_hours: f64,
-    /// Hours of history before a VM is judged.
+    /// Hours of scored history a VM needs before it can be judged.
     pub min_hours: f64,
 }
 
@@ -62,14 +67,17 @@ pub enum ForecastKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForecastConfig {
-    /// Which forecaster.
+    /// "lstm": a trained LSTM forecaster (see `bellwether train`), the default.
+    /// "seasonal-regression": level + daily harmonics per VM and metric; also
+    /// the fallback when the LSTM bundle is missing, corrupt or does not fit.
     pub kind: ForecastKind,
-    /// Daily harmonics.
+    /// Daily harmonics fitted.
     pub harmonics: usize,
-    /// Half-life of its memory, hours.
+    /// Half-life of the forecaster's memory, hours.
     pub forgetting_half_life_hours: f64,
-    /// The LSTM bundle: `builtin`, a bundle file, or a models folder whose
-    /// `promoted` file names the bundle.
+    /// The LSTM bundle: "builtin" (shipped in the binary, trained on a
+    /// simulated fleet), a bundle file, or a models folder whose `promoted`
+    /// file names one.
     #[serde(default = "crate::config::builtin_model")]
     pub model: String,
 }
@@ -80,12 +88,13 @@ pub struct ForecastConfig {
 pub struct ThresholdConfig {
     /// Metrics scored, in order.
     pub metrics: Vec<String>,
-    /// Default threshold, sigmas.
+    /// Default threshold, in sigmas of the VM's own pre-patch residual spread.
     pub sigma: f64,
-    /// Bad windows in a row that make an anomaly.
+    /// Windows in a row a metric must be past its threshold to count as
+    /// anomalous.
     pub consecutive_windows: u16,
-    /// Use the thresholds learned with the model for metrics without a
-    /// `sigma` of their own (instead of the default `sigma`).
+    /// Metrics without a sigma of their own use the threshold learned with the
+    /// LSTM model (from its validation residuals) instead of `sigma`.
     #[serde(default = "crate::config::yes")]
     pub learned: bool,
     /// Per-metric settings.

@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CanaryConfig {
-    /// User-defined groups (the built-in `critical-systems` is added).
+    /// Canary groups: named selectors over the inventory. A VM matches a group
+    /// when it matches every field given. The group "critical-systems"
+    /// (criticality = critical) is built in.
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
 }

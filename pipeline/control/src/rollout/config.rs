@@ -12,19 +12,24 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutConfig {
-    /// Groups patched first.
+    /// Groups whose VMs the canary stage patches first.
     pub canary_groups: Vec<String>,
-    /// Cumulative wave sizes.
+    /// Cumulative wave sizes: a VM count ("10") or a share of the fleet ("5%").
     pub waves: Vec<WaveSize>,
-    /// Waves in the canary stage.
+    /// The first N waves form the canary stage.
     pub canary_waves: usize,
-    /// Bake time of each wave after the first, minutes.
+    /// Minutes of fleet time each wave after the first bakes before the
+    /// next one starts.
     pub bake_minutes: u32,
-    /// Bake time of the first wave, minutes.
+    /// Minutes of fleet time the first wave bakes: longer, as it meets the
+    /// patch first.
     pub first_bake_minutes: u32,
-    /// Minutes after a patch or rollback before a VM is judged or learns again.
+    /// Minutes after a VM is patched (or rolled back) before it is judged (or
+    /// learns again): reboots and cache warm-up are not the patch's fault.
     pub settle_minutes: u32,
-    /// What a window without metrics from a patched VM does to the rollout.
+    /// A window without metrics from a patched VM (crashed, unreachable):
+    /// "halt" the rollout, "wait" (inconclusive: hold the next wave until it
+    /// reports again or an operator resumes), or "proceed".
     #[serde(default)]
     pub on_missing_data: OnMissingData,
     /// `listed`: the `waves` sizes; `exponential`: 1, 2, 4, 8, ... VMs per
@@ -35,14 +40,16 @@ pub struct RolloutConfig {
     /// at once); the next VM starts when one is done.
     #[serde(default)]
     pub max_concurrency: usize,
-    /// Waves start only inside this window (unset: at any time).
-    /// Rollbacks never wait for it.
+    /// Waves start only inside a maintenance window: it opens at each time
+    /// the cron expression names, in the time zone, and stays open
+    /// `duration_minutes`. A VM of a wave not patched when it closes waits
+    /// for the next one. Rollbacks never wait. Unset: any time.
     #[serde(default)]
     pub maintenance_window: Option<MaintenanceWindowConfig>,
-    /// VMs of each control cohort (`judge.cohort_by`) kept unpatched
-    /// until the last wave, so every earlier wave has unpatched peers to
-    /// be judged against: a count ("3") or a share of the cohort ("20%").
-    /// Unset: none held back.
+    /// VMs of each control cohort (judge.cohort_by) kept unpatched until the
+    /// last wave, so every earlier wave is judged against unpatched peers: a
+    /// count ("3") or a share of the cohort ("20%"). The last wave patches
+    /// them, judged on their own forecasts (no peers are left).
     #[serde(default)]
     pub control_holdback: Option<WaveSize>,
 }
@@ -154,9 +161,12 @@ pub enum RollbackScope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackConfig {
-    /// Order of waiting rollbacks.
+    /// Order of rollbacks waiting at the same time: "critical-first" (then the
+    /// worse anomaly) or "as-detected".
     pub order: RollbackOrder,
-    /// What an anomaly does to the rollout.
+    /// After an anomaly: "halt" the rollout (roll back the affected VMs, deploy
+    /// nothing more), "continue" without the affected VMs, or "roll-back-all"
+    /// (every VM the rollout patched, critical first).
     pub on_anomaly: OnAnomaly,
     /// Rollbacks carried out per scoring window at most; never fewer than
     /// the most VMs the rollout patched at once (`rollout.max_concurrency`,
@@ -168,7 +178,10 @@ pub struct RollbackConfig {
     /// Unset: no budget.
     #[serde(default)]
     pub error_budget: Option<bellwether_schemas::WaveSize>,
-    /// How far a VM's rollback reaches: the VM, its group, or the rollout.
+    /// How far one VM's rollback reaches: "vm" (only the affected VM), "group"
+    /// (every patched VM of its canary group; outside the canary groups, of its
+    /// wave) or "rollout" (every patched VM). Widened rollbacks have trigger
+    /// "policy" and name the VM that set them off.
     #[serde(default)]
     pub scope: RollbackScope,
 }
@@ -192,7 +205,9 @@ pub enum ActuatorKind {
 pub struct WebhookConfig {
     /// The endpoint (`http://` or `https://`).
     pub url: String,
-    /// The HMAC-SHA256 key of the `X-Bellwether-Signature` header.
+    /// The HMAC-SHA256 key of the `X-Bellwether-Signature` header, at
+    /// least 16 characters; better from the environment
+    /// (`BELLWETHER__ACTOR__WEBHOOK__SECRET`) than from a file.
     pub secret: String,
     /// Seconds one call may take.
     #[serde(default = "webhook_timeout")]
@@ -260,11 +275,20 @@ fn shell_timeout() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActorConfig {
-    /// Consumer group of the actor on the control topic.
+    /// The rollout actor's consumer group on the control topic.
     pub group_id: String,
-    /// Folder of the actor's durable record of executed commands.
+    /// Where the actor records the commands it executed, so that none is
+    /// executed twice, also after a restart.
     pub state_dir: std::path::PathBuf,
-    /// How commands are carried out.
+    /// "agents": publish each executed command on the control topic for the
+    /// agents on the VMs to carry out (`bellwether simulate` is one).
+    /// "webhook": POST each command as JSON to [actor.webhook] url, signed
+    /// (header X-Bellwether-Signature: sha256=HMAC-SHA256(secret, body)), with
+    /// retries and exponential backoff on network errors, 429 and 5xx. "shell":
+    /// run [actor.shell] patch / rollback with sh -c; {vm_id}, {patch_id},
+    /// {rollout_id} and {command_id} are replaced, shell-quoted. A command the
+    /// actuator fails is recorded (rollout event `actuation_failed`); no
+    /// execution is published for it.
     pub actuator: ActuatorKind,
     /// The webhook (with `actuator = "webhook"`).
     #[serde(default)]
