@@ -15,6 +15,10 @@ pub enum EvalCommand {
     /// Run a good patch and every fault on many seeded simulated fleets and
     /// report what reached past the canary stage and what was rolled back.
     Rollouts(RolloutsArgs),
+    /// The smallest regression stopped in the canary stage: seeded rollouts
+    /// over fault size x canary size x bake time, with the false halts of
+    /// good patches under the same settings.
+    Sensitivity(SensitivityArgs),
     /// Record rollouts, mark their false alarms, retrain from that history,
     /// and compare later rollouts before and after.
     Retraining(RetrainingArgs),
@@ -89,6 +93,28 @@ pub struct RolloutsArgs {
     pub good_only: bool,
 }
 
+/// `bellwether eval sensitivity` flags.
+#[derive(Debug, Args)]
+pub struct SensitivityArgs {
+    /// Fleet seeds 1..=N for every setting.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// VMs per fleet (default: the config's).
+    #[arg(long)]
+    pub vms: Option<usize>,
+    /// VMs in the canary stage, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [6, 15, 30])]
+    pub canary: Vec<usize>,
+    /// Minutes the first wave bakes (later waves half of it), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [120])]
+    pub bake: Vec<u32>,
+    /// Faults to sweep, comma-separated: latency-regression, error-rate-rise,
+    /// cpu-spike (each at half, one, two and four times the size the
+    /// sensitivity goals name: 5%, 0.5pp, 3pp).
+    #[arg(long, value_delimiter = ',')]
+    pub faults: Vec<String>,
+}
+
 /// `bellwether eval retraining` flags.
 #[derive(Debug, Args)]
 pub struct RetrainingArgs {
@@ -117,6 +143,7 @@ pub fn exec(command: EvalCommand, global: &Global) -> Result<()> {
     match command {
         EvalCommand::Nab(args) => eval_nab(args, global),
         EvalCommand::Rollouts(args) => eval_rollouts(args, global),
+        EvalCommand::Sensitivity(args) => eval_sensitivity(args, global),
         EvalCommand::Retraining(args) => eval_retraining(args, global),
     }
 }
@@ -240,6 +267,57 @@ fn eval_nab(args: NabArgs, global: &Global) -> Result<()> {
             r.leave_one_out
         );
     }
+    Ok(())
+}
+
+fn eval_sensitivity(args: SensitivityArgs, global: &Global) -> Result<()> {
+    use crate::eval::sensitivity::{Grid, sweep, table};
+    let mut config = global.load()?;
+    if let Some(vms) = args.vms {
+        anyhow::ensure!(vms > 0, "--vms must be at least 1");
+        config.fleet.vms = vms;
+    }
+    anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+    anyhow::ensure!(
+        args.canary.iter().all(|&c| c > 0 && c <= config.fleet.vms),
+        "--canary sizes must be between 1 and the fleet's {} VMs",
+        config.fleet.vms
+    );
+    anyhow::ensure!(
+        args.bake.iter().all(|&b| b > 0),
+        "--bake must be at least 1 minute"
+    );
+    let mut grid = Grid::goals(args.canary, args.bake, (1..=args.seeds).collect());
+    if !args.faults.is_empty() {
+        for name in &args.faults {
+            anyhow::ensure!(
+                grid.faults.iter().any(|(k, _)| k.to_string() == *name),
+                "--faults: `{name}` is not one of latency-regression, error-rate-rise, cpu-spike"
+            );
+        }
+        grid.faults
+            .retain(|(k, _)| args.faults.contains(&k.to_string()));
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} rollouts")
+            .context("progress bar template")?,
+    );
+    let result = sweep(&config, &grid, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    if global.json(false) {
+        println!("{}", serde_json::to_string(&result)?);
+        return Ok(());
+    }
+    println!(
+        "{} seeds per setting, {} VMs each; stopped: share of bad rollouts halted with no wave past the canary stage",
+        grid.seeds.len(),
+        config.fleet.vms
+    );
+    print!("{}", table(&result));
     Ok(())
 }
 

@@ -4,3 +4,4 @@ pub(crate) mod lstm_detector;
 pub(crate) mod nab;
 pub(crate) mod retraining;
 pub mod rollouts;
+pub(crate) mod sensitivity;
