@@ -76,3 +76,37 @@ fn one_way_to_approve_is_listed_and_the_old_ones_are_hidden() {
     let out = bellwether(&["approve", "--help"]);
     assert!(out.status.success());
 }
+
+#[test]
+fn eval_sensitivity_refuses_a_bad_grid_naming_the_flag() {
+    for (args, says) in [
+        (vec!["--seeds", "0"], "--seeds"),
+        (vec!["--canary", "0"], "--canary"),
+        (vec!["--canary", "5000"], "300 VMs"),
+        (vec!["--bake", "0"], "--bake"),
+        (vec!["--faults", "memory-leak"], "memory-leak"),
+    ] {
+        let out = bellwether(&[&["eval", "sensitivity"], &args[..]].concat());
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // A one-rollout grid runs and prints the table, as JSON when asked.
+    let out = stdout(&bellwether(&[
+        "eval",
+        "sensitivity",
+        "--seeds",
+        "1",
+        "--vms",
+        "40",
+        "--canary",
+        "10",
+        "--faults",
+        "error-rate-rise",
+        "--format",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["detections"].as_array().unwrap().len(), 4, "{v}");
+    assert_eq!(v["false_halts"][0]["rollouts"], 1, "{v}");
+}

@@ -2,6 +2,7 @@
 //! loop.
 
 use super::Global;
+use crate::config::Config;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -270,14 +271,20 @@ fn eval_nab(args: NabArgs, global: &Global) -> Result<()> {
     Ok(())
 }
 
-fn eval_sensitivity(args: SensitivityArgs, global: &Global) -> Result<()> {
-    use crate::eval::sensitivity::{Grid, sweep, table};
+/// The config with `--vms` applied, once `--vms` and `--seeds` are checked.
+fn seeded_fleet(global: &Global, vms: Option<usize>, seeds: u64) -> Result<Config> {
     let mut config = global.load()?;
-    if let Some(vms) = args.vms {
+    if let Some(vms) = vms {
         anyhow::ensure!(vms > 0, "--vms must be at least 1");
         config.fleet.vms = vms;
     }
-    anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+    anyhow::ensure!(seeds > 0, "--seeds must be at least 1");
+    Ok(config)
+}
+
+fn eval_sensitivity(args: SensitivityArgs, global: &Global) -> Result<()> {
+    use crate::eval::sensitivity::{Grid, sweep, table};
+    let config = seeded_fleet(global, args.vms, args.seeds)?;
     anyhow::ensure!(
         args.canary.iter().all(|&c| c > 0 && c <= config.fleet.vms),
         "--canary sizes must be between 1 and the fleet's {} VMs",
@@ -322,12 +329,7 @@ fn eval_sensitivity(args: SensitivityArgs, global: &Global) -> Result<()> {
 }
 
 fn eval_rollouts(args: RolloutsArgs, global: &Global) -> Result<()> {
-    let mut config = global.load()?;
-    if let Some(vms) = args.vms {
-        anyhow::ensure!(vms > 0, "--vms must be at least 1");
-        config.fleet.vms = vms;
-    }
-    anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+    let config = seeded_fleet(global, args.vms, args.seeds)?;
     let seeds: Vec<u64> = (1..=args.seeds).collect();
     let patches = if args.good_only {
         vec![crate::simulator::PatchQuality::Good]
