@@ -85,6 +85,7 @@ fn eval_sensitivity_refuses_a_bad_grid_naming_the_flag() {
         (vec!["--canary", "5000"], "300 VMs"),
         (vec!["--bake", "0"], "--bake"),
         (vec!["--faults", "memory-leak"], "memory-leak"),
+        (vec!["--plot", "/no/such/folder/s.svg"], "no such folder"),
     ] {
         let out = bellwether(&[&["eval", "sensitivity"], &args[..]].concat());
         assert!(!out.status.success(), "{args:?}");

@@ -114,6 +114,10 @@ pub struct SensitivityArgs {
     /// sensitivity goals name: 5%, 0.5pp, 3pp).
     #[arg(long, value_delimiter = ',')]
     pub faults: Vec<String>,
+    /// Also draw the sweep to this SVG file: per fault, the share stopped
+    /// against the size, one curve per canary size (the first --bake).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// `bellwether eval retraining` flags.
@@ -294,6 +298,14 @@ fn eval_sensitivity(args: SensitivityArgs, global: &Global) -> Result<()> {
         args.bake.iter().all(|&b| b > 0),
         "--bake must be at least 1 minute"
     );
+    if let Some(path) = &args.plot {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        anyhow::ensure!(
+            dir.is_none_or(|d| d.is_dir()),
+            "--plot {}: no such folder",
+            path.display()
+        );
+    }
     let mut grid = Grid::goals(args.canary, args.bake, (1..=args.seeds).collect());
     if !args.faults.is_empty() {
         for name in &args.faults {
@@ -315,6 +327,9 @@ fn eval_sensitivity(args: SensitivityArgs, global: &Global) -> Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    if let Some(path) = &args.plot {
+        crate::eval::sensitivity_plot::plot(&result, path)?;
+    }
     if global.json(false) {
         println!("{}", serde_json::to_string(&result)?);
         return Ok(());

@@ -5,3 +5,4 @@ pub(crate) mod nab;
 pub(crate) mod retraining;
 pub mod rollouts;
 pub(crate) mod sensitivity;
+pub(crate) mod sensitivity_plot;
