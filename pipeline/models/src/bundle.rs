@@ -46,6 +46,16 @@ pub enum BundleError {
     },
 }
 
+impl BundleError {
+    /// The error of an I/O operation on `path`, for `map_err`.
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
+        move |source| BundleError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 /// How a bundle was trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,7 +241,7 @@ impl ModelBundle {
 
     /// Writes the bundle (temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), BundleError> {
-        write_json(
+        write_atomically(
             path,
             &serde_json::to_string(self).expect("a bundle serialises"),
         )
@@ -313,17 +323,13 @@ impl ModelBundle {
 /// Reads the bundle at `location`: a bundle file, or a models folder whose
 /// `pointer` file names the bundle. Returns the file read and its text.
 pub fn read_located(location: &str, pointer: &str) -> Result<(String, String), BundleError> {
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| BundleError::Io { path, source }
-    };
     let mut path = Path::new(location).to_path_buf();
     if path.is_dir() {
         let pointer = path.join(pointer);
-        let name = read_at_most(&pointer, 4096).map_err(io(&pointer))?;
+        let name = read_at_most(&pointer, 4096).map_err(BundleError::io(&pointer))?;
         path = path.join(name.trim());
     }
-    let text = read_at_most(&path, MAX_BUNDLE_BYTES).map_err(io(&path))?;
+    let text = read_at_most(&path, MAX_BUNDLE_BYTES).map_err(BundleError::io(&path))?;
     Ok((path.display().to_string(), text))
 }
 
@@ -347,19 +353,17 @@ fn read_at_most(path: &Path, max: u64) -> std::io::Result<String> {
     Ok(text)
 }
 
-/// Writes `text` to `path` (its folder created): a temporary file, then a
-/// rename, so a reader never sees half a bundle.
-pub fn write_json(path: &Path, text: &str) -> Result<(), BundleError> {
-    let io = |source| BundleError::Io {
-        path: path.display().to_string(),
-        source,
-    };
+/// Writes `text` and a newline to `path` (its folder created): a
+/// temporary file, then a rename, so a reader never sees half a bundle or
+/// half a pointer.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), BundleError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(dir).map_err(BundleError::io(path))?;
     }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, format!("{text}\n")).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{text}\n")).map_err(BundleError::io(path))?;
+    std::fs::rename(&tmp, path).map_err(BundleError::io(path))
 }
 
 #[cfg(test)]

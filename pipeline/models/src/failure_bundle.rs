@@ -102,7 +102,7 @@ impl FailureBundle {
 
     /// Writes the bundle to `path` (its folder is created).
     pub fn save(&self, path: &Path) -> Result<(), BundleError> {
-        super::bundle::write_json(
+        super::bundle::write_atomically(
             path,
             &serde_json::to_string_pretty(self).expect("a bundle serialises"),
         )

@@ -5,16 +5,9 @@
 //! one, rewrites the pointer (temporary file, then rename); nothing is
 //! deleted.
 
-use super::bundle::{BundleError, ModelBundle};
+use super::bundle::{BundleError, ModelBundle, write_atomically};
 use super::failure_bundle::FailureBundle;
 use std::path::Path;
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
-    move |source| BundleError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
 
 /// The pointer file of the failure model in a models folder.
 pub const FAILURE_POINTER: &str = "promoted-failure";
@@ -86,7 +79,7 @@ fn shadow_figures(log: &Path) -> Option<String> {
 /// Every bundle in `dir`, sorted by file name.
 pub fn list(dir: &Path) -> Result<Vec<Version>, BundleError> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
+        .map_err(BundleError::io(dir))?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".json"))
@@ -135,10 +128,7 @@ pub fn promote(dir: &Path, file: &str) -> Result<&'static str, BundleError> {
     } else {
         FAILURE_POINTER
     };
-    let tmp = dir.join(format!("{pointer}.tmp"));
-    std::fs::write(&tmp, format!("{file}\n")).map_err(io(&tmp))?;
-    let target = dir.join(pointer);
-    std::fs::rename(&tmp, &target).map_err(io(&target))?;
+    write_atomically(&dir.join(pointer), file)?;
     Ok(kind)
 }
 

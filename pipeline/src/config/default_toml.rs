@@ -27,22 +27,24 @@ pub fn with_docs(text: &str, defaults: &Config) -> String {
     // An array of tables' second item (an example) is not documented again.
     let mut documented = std::collections::HashSet::new();
     for line in text.lines() {
-        let path = if let Some(header) = header(line) {
-            section = header.to_string();
-            Some(section.clone())
-        } else {
-            key(line).map(|k| {
-                if section.is_empty() {
-                    k.to_string()
-                } else {
-                    format!("{section}.{k}")
-                }
-            })
-        };
         // A commented-out key or table counts only when it is one: a doc
         // line may read like one (`# labels = { ... }`).
         let commented = line.trim_start().starts_with('#');
-        let path = path.filter(|p| !commented || docs.contains_key(p));
+        let known = |p: &str| !commented || docs.contains_key(p);
+        let path = if let Some(header) = header(line).filter(|h| known(h)) {
+            section = header.to_string();
+            Some(section.clone())
+        } else {
+            key(line)
+                .map(|k| {
+                    if section.is_empty() {
+                        k.to_string()
+                    } else {
+                        format!("{section}.{k}")
+                    }
+                })
+                .filter(|p| known(p))
+        };
         // A commented example's continuation (`#   { ... },`, `# ]`) is
         // part of the example, not a comment.
         if path.is_none() && is_continuation(line) {
@@ -59,8 +61,7 @@ pub fn with_docs(text: &str, defaults: &Config) -> String {
                 out.extend(wrap(doc));
                 block.clear();
             }
-            None if path.is_some() => out.extend(block.drain(..).map(str::to_string)),
-            None if line.trim_start().starts_with('#') => {
+            None if commented && path.is_none() => {
                 block.push(line);
                 continue;
             }

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::demo::{DemoError, DemoOptions, run_demo};
 use crate::simulator::{FaultKind, PatchQuality};
 use crate::summary::DemoSummary;
+use bellwether_schemas::WaveSize;
 use serde::Serialize;
 
 /// What to sweep.
@@ -105,11 +106,12 @@ pub struct Sensitivity {
 fn with_canary(config: &Config, canary_vms: usize, bake: u32) -> Config {
     let mut config = config.clone();
     let first = canary_vms.div_ceil(5).max(1);
-    config.rollout.waves = [first.to_string(), canary_vms.to_string()]
-        .into_iter()
-        .chain(["25%".to_string(), "100%".to_string()])
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    config.rollout.waves = vec![
+        WaveSize::Count(first),
+        WaveSize::Count(canary_vms),
+        WaveSize::Percent(25.0),
+        WaveSize::Percent(100.0),
+    ];
     config.rollout.canary_waves = 2;
     config.rollout.first_bake_minutes = bake;
     config.rollout.bake_minutes = (bake / 2).max(1);
@@ -127,6 +129,8 @@ fn minutes_to_first_rollback(s: &DemoSummary) -> Option<f64> {
     Some((first - approved).num_minutes() as f64)
 }
 
+/// The upper median (the middle value, the higher of two), as the
+/// failure model's lead times are reported.
 fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied()

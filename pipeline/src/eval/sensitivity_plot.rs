@@ -47,22 +47,13 @@ pub fn plot(s: &Sensitivity, path: &Path) -> Result<(), PlotError> {
     let root = SVGBackend::new(path, (360 * faults.len() as u32, 340)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     for (panel, fault) in root.split_evenly((1, faults.len())).iter().zip(&faults) {
-        let of = |c: usize| -> Vec<&Detection> {
-            s.detections
-                .iter()
-                .filter(|d| d.fault == *fault && d.canary_vms == c && d.bake_minutes == bake)
-                .collect()
-        };
-        let unit = of(canaries[0])
-            .first()
-            .map(|d| d.unit.clone())
-            .unwrap_or_default();
-        let largest = s
+        let lines: Vec<&Detection> = s
             .detections
             .iter()
-            .filter(|d| d.fault == *fault)
-            .map(|d| d.size)
-            .fold(0.0, f64::max);
+            .filter(|d| d.fault == *fault && d.bake_minutes == bake)
+            .collect();
+        let unit = lines.first().map(|d| d.unit.as_str()).unwrap_or_default();
+        let largest = lines.iter().map(|d| d.size).fold(0.0, f64::max);
         let mut chart = ChartBuilder::on(panel)
             .caption(format!("{fault} ({bake} min bake)"), ("sans-serif", 16))
             .margin(12)
@@ -86,7 +77,11 @@ pub fn plot(s: &Sensitivity, path: &Path) -> Result<(), PlotError> {
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.4)));
         for (i, &c) in canaries.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
-            let points: Vec<(f64, f64)> = of(c).iter().map(|d| (d.size, d.probability())).collect();
+            let points: Vec<(f64, f64)> = lines
+                .iter()
+                .filter(|d| d.canary_vms == c)
+                .map(|d| (d.size, d.probability()))
+                .collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
                 .map_err(|e| fail(&e))?

@@ -172,10 +172,8 @@ fn write(bundle: &ModelBundle, out: &Path, promote: bool) -> anyhow::Result<Path
     let path = out.join(&name);
     bundle.save(&path)?;
     if promote {
-        let pointer = out.join("promoted");
-        let tmp = out.join("promoted.tmp");
-        std::fs::write(&tmp, format!("{name}\n")).with_context(|| tmp.display().to_string())?;
-        std::fs::rename(&tmp, &pointer).with_context(|| pointer.display().to_string())?;
+        super::versions::promote(out, &name)?;
+        let pointer = out.join(super::versions::LSTM_POINTER);
         eprintln!("promoted: {} now names {name}", pointer.display());
     }
     Ok(path)
