@@ -88,7 +88,9 @@ pub fn decode(body: &[u8], max_decoded_bytes: usize) -> Result<WriteRequest, Rem
         .map_err(|e| RemoteWriteError(format!("the body is not a protobuf WriteRequest: {e}")))
 }
 
-/// Encodes `request` as a sender does (protobuf, then snappy).
+/// Encodes `request` as a sender does (protobuf, then snappy). As in any
+/// protobuf 3 encoder, a value of -0.0 is left out as the default and
+/// decodes as 0.0.
 pub fn encode(request: &WriteRequest) -> Vec<u8> {
     let raw = prost::Message::encode_to_vec(request);
     snap::raw::Encoder::new()
