@@ -31,6 +31,7 @@ pub mod series;
 pub mod surprise;
 pub mod verdict;
 pub mod watermark;
+pub mod wave;
 pub mod window;
 
 pub use error::OperatorError;

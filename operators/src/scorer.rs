@@ -184,6 +184,23 @@ impl ScoredWindow {
         self.vm_ids.len()
     }
 
+    /// The rules the window was judged by.
+    pub fn rules(&self) -> &VerdictRules {
+        &self.rules
+    }
+
+    /// What a [`crate::wave::WavePool`] takes from this window (None
+    /// without peer control).
+    pub fn wave_inputs(&self) -> Option<crate::wave::WaveInputs<'_>> {
+        let (control, cohorts) = self.peers.as_ref()?;
+        Some(crate::wave::WaveInputs {
+            peers: control,
+            cohorts,
+            baseline_mean: &self.baseline_mean,
+            metrics: self.metrics.len(),
+        })
+    }
+
     /// The per-metric verdicts of VM slot `vm` (metrics with data and a forecast).
     pub fn verdicts(&self, vm: usize) -> Vec<MetricVerdict> {
         let m = self.metrics.len();

@@ -35,7 +35,7 @@ pub struct RollbackSummary {
     pub vm_id: String,
     /// True for critical VMs.
     pub critical: bool,
-    /// What set it off (`anomaly`, `predicted_failure`, ...).
+    /// What set it off (`anomaly`, `predicted_failure`, `wave`, ...).
     pub trigger: bellwether_schemas::RollbackTrigger,
     /// One line of why.
     pub reason: String,
@@ -43,6 +43,10 @@ pub struct RollbackSummary {
     pub evidence: Vec<MetricVerdict>,
     /// The predicted failure risk when it was decided, with its drivers.
     pub failure: Option<bellwether_schemas::FailureRisk>,
+    /// The wave test that stopped it (trigger `wave`): the rollout's
+    /// patched VMs together against their peers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wave: Option<bellwether_schemas::WaveEvidence>,
     /// When the anomaly was decided.
     pub detected_at: String,
     /// When the rollback was carried out.
@@ -215,6 +219,7 @@ pub fn summarize<A: Actuator>(
                 reason: r.reason.summary.clone(),
                 evidence: r.reason.evidence.clone(),
                 failure: r.reason.failure.clone(),
+                wave: r.reason.wave.clone(),
                 detected_at: r.detected_at.to_string(),
                 executed_at: r.executed_at.to_string(),
             })

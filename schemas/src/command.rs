@@ -69,6 +69,9 @@ pub enum RollbackTrigger {
     /// The VM did not report again after its patch (a reboot it did not
     /// come back from): the command's status is not trusted.
     Recheck,
+    /// The patched VMs of its wave, taken together, moved against their
+    /// unpatched peers (each may be within its own noise).
+    Wave,
 }
 
 impl RollbackTrigger {
@@ -80,6 +83,7 @@ impl RollbackTrigger {
             RollbackTrigger::Operator => "operator",
             RollbackTrigger::Policy => "policy",
             RollbackTrigger::Recheck => "recheck",
+            RollbackTrigger::Wave => "wave",
         }
     }
 }
@@ -97,6 +101,57 @@ pub struct RollbackReason {
     /// features that drove it (when a failure model is loaded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<crate::FailureRisk>,
+    /// The wave's test that stopped it, when the trigger is
+    /// [`RollbackTrigger::Wave`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<WaveEvidence>,
+}
+
+/// A wave's patched VMs, together, against their unpatched peers on one
+/// metric: what stopped a rollout at the wave level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaveEvidence {
+    /// The wave, from 0.
+    pub wave: usize,
+    /// The metric.
+    pub metric: String,
+    /// Patched VMs of the wave tested together.
+    pub vms: usize,
+    /// Their deviation against peers together, in sigmas of what chance
+    /// gives a wave of that size.
+    pub z: f64,
+    /// The threshold it passed, in the same sigmas.
+    pub threshold: f64,
+    /// Their mean change against peers, in the metric's unit.
+    pub mean_change: f64,
+    /// That change relative to their mean baseline level (0.05 = 5%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_change: Option<f64>,
+    /// Windows in a row the wave was past the threshold.
+    pub windows: u16,
+}
+
+impl fmt::Display for WaveEvidence {
+    /// `wave 0 (15 VMs together): response_time_ms +6.20 (+4.8%) against
+    /// unpatched peers, +7.1σ for a wave of that size (threshold 4.5σ), 2 windows in a row`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let relative = self
+            .relative_change
+            .map(|r| format!(" ({:+.1}%)", 100.0 * r))
+            .unwrap_or_default();
+        write!(
+            f,
+            "wave {} ({} VMs together): {} {:+.2}{relative} against unpatched peers, \
+             {:+.1}σ for a wave of that size (threshold {:.1}σ), {} window(s) in a row",
+            self.wave,
+            self.vms,
+            self.metric,
+            self.mean_change,
+            self.z,
+            self.threshold,
+            self.windows
+        )
+    }
 }
 
 /// Undo the rollout's patch on one VM.

@@ -25,7 +25,7 @@ pub use approval::{ApprovalConfig, ApprovalRule, ApprovalRulesUpdate, RuleAction
 pub use command::{
     Action, Approval, CommandId, ControlMessage, Execution, ManualAction, ManualCommand,
     MetricEvidence, Outcome, OutcomeKind, OutcomeSource, PatchCommand, RollbackCommand,
-    RollbackReason, RollbackTrigger, WindowReport,
+    RollbackReason, RollbackTrigger, WaveEvidence, WindowReport,
 };
 pub use error::SchemaError;
 pub use event::{RolloutEvent, RolloutEventKind};

@@ -71,6 +71,7 @@ fn rollback(vm: &str, critical: bool, priority: u32, at: EventTime) -> ControlMe
             summary: "test".into(),
             evidence: vec![],
             failure: None,
+            wave: None,
         },
         issued_at: at,
     })

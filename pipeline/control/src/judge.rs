@@ -41,6 +41,44 @@ pub struct JudgeConfig {
     /// test's p-value is under this; 0: the test is evidence only.
     #[serde(default)]
     pub mann_whitney_p: f64,
+    /// Waves are also judged whole: every window, the deviations against
+    /// peers of all the VMs a rollout has patched so far (the wave baking
+    /// and those before it), over the windows each was judged in, are
+    /// averaged per VM and summed per metric (weighed by windows), in sigmas of what chance
+    /// gives that sum (the windows' correlation, measured across the VMs,
+    /// allowed for; VMs sharing a control share its error). Past this,
+    /// after at least `thresholds.consecutive_windows` windows, every
+    /// patched VM of the rollout is rolled back with trigger `wave`, the
+    /// evidence saying so. It catches a patch that moves every VM a little;
+    /// 0: off.
+    #[serde(default = "default_wave_sigma")]
+    pub wave_sigma: f64,
+    /// Judged VMs a rollout needs before its waves are judged whole.
+    #[serde(default = "default_wave_min_vms")]
+    pub wave_min_vms: usize,
+    /// Share of a metric's `min_change` that a wave's mean change against
+    /// peers must pass: a change on every VM of a wave is worth acting on
+    /// at a smaller size than on one VM.
+    #[serde(default = "default_wave_min_change_share")]
+    pub wave_min_change_share: f64,
+}
+
+/// Chance passes 5σ once in 3.5 million tests; tested every window, on
+/// every metric, the margin is for noise further from normal than that.
+fn default_wave_sigma() -> f64 {
+    5.0
+}
+
+/// The default canary stage's first wave (1% of 300 VMs).
+fn default_wave_min_vms() -> usize {
+    3
+}
+
+/// A tenth of the change worth acting on for one VM: a patch that adds
+/// 1 ms of response time (min_change 10 ms) to every VM it reaches is
+/// worth stopping, when it can be told from chance.
+fn default_wave_min_change_share() -> f64 {
+    0.1
 }
 
 fn yes() -> bool {
@@ -72,6 +110,9 @@ impl Default for JudgeConfig {
             min_control: default_min_control(),
             false_discovery_rate: default_fdr(),
             mann_whitney_p: 0.0,
+            wave_sigma: default_wave_sigma(),
+            wave_min_vms: default_wave_min_vms(),
+            wave_min_change_share: default_wave_min_change_share(),
         }
     }
 }
@@ -113,6 +154,31 @@ impl JudgeConfig {
             return Err(Problem::new(
                 "judge.mann_whitney_p",
                 format!("{p} is not a p-value from 0 (evidence only) up to, not including, 1"),
+            ));
+        }
+        if !(self.wave_sigma == 0.0 || (1.0..=100.0).contains(&self.wave_sigma)) {
+            return Err(Problem::new(
+                "judge.wave_sigma",
+                format!(
+                    "{} is not 0 (off) nor between 1 and 100 sigmas",
+                    self.wave_sigma
+                ),
+            ));
+        }
+        if !(2..=MAX_MIN_CONTROL).contains(&self.wave_min_vms) {
+            return Err(Problem::new(
+                "judge.wave_min_vms",
+                format!(
+                    "{} is not between 2 and {MAX_MIN_CONTROL}",
+                    self.wave_min_vms
+                ),
+            ));
+        }
+        let share = self.wave_min_change_share;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(Problem::new(
+                "judge.wave_min_change_share",
+                format!("{share} is not a share from 0 to 1"),
             ));
         }
         Ok(())
@@ -190,5 +256,11 @@ mod tests {
         judge.false_discovery_rate = 1.5;
         let e = judge.validate().unwrap_err().to_string();
         assert!(e.contains("judge.false_discovery_rate"), "{e}");
+        judge.false_discovery_rate = 0.05;
+        judge.wave_sigma = 0.5;
+        let e = judge.validate().unwrap_err().to_string();
+        assert!(e.contains("judge.wave_sigma"), "{e}");
+        judge.wave_sigma = 0.0;
+        judge.validate().unwrap();
     }
 }

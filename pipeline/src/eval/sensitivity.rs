@@ -234,6 +234,7 @@ pub fn table(s: &Sensitivity) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bellwether_schemas::RollbackTrigger;
 
     #[test]
     fn a_large_fault_is_stopped_in_the_canary_stage_and_a_good_patch_is_not() {
@@ -268,6 +269,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("0/2"), "{text}");
+    }
+
+    #[test]
+    fn a_regression_on_every_canary_too_small_for_any_one_is_stopped_by_the_wave() {
+        // +3 points of CPU on the patch's affected half of 15 canaries:
+        // each inside its own noise, the fifteen together not (on these
+        // seeds; benches/README has the rate over many).
+        let config = with_canary(&Config::default_config(), 15, 120);
+        let rollout = |config: &Config, seed| {
+            let mut config = config.clone();
+            config.simulation.seed = seed;
+            config.simulation.fault_size = Some(3.0);
+            let quality = PatchQuality::Bad(FaultKind::CpuSpike);
+            run_demo(&config, DemoOptions::new(quality), None, None, &mut |_| {}).unwrap()
+        };
+        let mut alone = config.clone();
+        alone.judge.wave_sigma = 0.0;
+        for seed in [3, 5] {
+            let s = rollout(&config, seed);
+            assert!(!s.left_canary_stage, "seed {seed}: {s:?}");
+            let first = &s.rollbacks[0];
+            assert_eq!(first.trigger, RollbackTrigger::Wave, "{first:?}");
+            let wave = first.wave.as_ref().expect("the wave's evidence");
+            assert_eq!((wave.metric.as_str(), wave.wave), ("cpu_percent", 1));
+            assert!(wave.z > wave.threshold && wave.vms >= 3, "{wave:?}");
+            assert!(first.reason.contains("VMs together"), "{}", first.reason);
+            // Every patched VM goes back, not only the worst.
+            assert_eq!(s.vms_rolled_back, s.vms_patched, "{s:?}");
+            // The VMs' own verdicts alone let it past the canary stage.
+            let s = rollout(&alone, seed);
+            assert!(s.left_canary_stage, "seed {seed} without the wave: {s:?}");
+        }
     }
 
     #[test]

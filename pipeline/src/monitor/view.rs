@@ -619,6 +619,7 @@ mod tests {
                 summary: "response_time_ms 200 vs 100 expected".into(),
                 evidence: Vec::new(),
                 failure: None,
+                wave: None,
             },
             issued_at: EventTime(900_000),
         });

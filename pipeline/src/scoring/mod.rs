@@ -9,6 +9,7 @@
 //! what the watermark released, flush, then commit.
 
 pub(crate) mod config;
+mod waves;
 pub use bellwether_control::judge;
 
 use crate::config::Config;
@@ -32,6 +33,7 @@ use bellwether_schemas::{
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use thiserror::Error;
+use waves::WaveSlots;
 
 /// The scoring stage failed.
 #[derive(Debug, Error)]
@@ -138,8 +140,14 @@ pub struct ScoringStage {
     health: HashMap<String, HealthState>,
     /// Windows without metrics that make a lost health check (0: never).
     health_check_windows: u16,
-    /// How VMs are grouped into control cohorts.
+    /// How VMs are grouped into control cohorts, and waves judged whole.
     judge: crate::config::JudgeConfig,
+    /// Per patched VM: its wave in its rollout.
+    wave_of: HashMap<String, usize>,
+    /// Per rollout and metric slot: its patched VMs' recent wave tests.
+    wave_history: HashMap<(String, usize), waves::Pool>,
+    /// Windows pooled before a wave is judged.
+    consecutive_windows: u16,
 }
 
 /// A patched VM's sample count, for its health check.
@@ -169,6 +177,9 @@ impl ScoringStage {
         }
         Ok(ScoringStage {
             judge: config.judge.clone(),
+            wave_of: HashMap::new(),
+            wave_history: HashMap::new(),
+            consecutive_windows: config.thresholds.consecutive_windows.max(1),
             scorer,
             failure_act_at: failure.act_at,
             judge_from: HashMap::new(),
@@ -255,6 +266,7 @@ impl ScoringStage {
                     .patched(&cmd.vm_id, cmd.issued_at.0, self.settle_ms);
                 self.patched_by
                     .insert(cmd.vm_id.clone(), cmd.rollout_id.clone());
+                self.wave_of.insert(cmd.vm_id.clone(), cmd.wave);
                 self.judge_from
                     .insert(cmd.vm_id.clone(), cmd.issued_at.0 + self.settle_ms);
                 self.health.remove(&cmd.vm_id);
@@ -263,6 +275,7 @@ impl ScoringStage {
                 self.scorer
                     .rolled_back(&cmd.vm_id, cmd.issued_at.0, self.settle_ms);
                 self.patched_by.remove(&cmd.vm_id);
+                self.wave_of.remove(&cmd.vm_id);
                 self.rollbacks_issued.insert(cmd.command_id.clone());
             }
             ControlMessage::WindowReport(_)
@@ -370,6 +383,8 @@ impl ScoringStage {
             reported: Vec::new(),
             late_rows_total: self.scorer.stats().late_rows,
         };
+        // Each judged VM's rollout, numbered for the wave tests.
+        let mut waves = WaveSlots::new(window.vm_count());
         for vm in 0..window.vm_count() {
             let vm_id = &window.vm_ids[vm];
             let has_data = window.has_data.value(vm);
@@ -389,6 +404,7 @@ impl ScoringStage {
             if !window.judged.value(vm) {
                 continue;
             }
+            waves.add(vm, &rollout_id, self.wave_of.get(vm_id.as_ref()).copied());
             let score = window.score_record(vm, &forecaster, Some(&rollout_id));
             if score.anomalous || self.predicted_failure(&score).is_some() {
                 report.anomalous.push(vm_id.to_string());
@@ -400,11 +416,13 @@ impl ScoringStage {
                     // topic: what follows must not depend on how soon that is.
                     self.scorer.rolled_back(vm_id, window_end.0, self.settle_ms);
                     self.patched_by.remove(vm_id.as_ref());
+                    self.wave_of.remove(vm_id.as_ref());
                     control.push(ControlMessage::Rollback(command));
                 }
             }
             scores.push(score);
         }
+        control.extend(self.judge_waves(window, &waves, &scores));
         control.push(ControlMessage::WindowReport(report));
         (scores, control)
     }
@@ -511,6 +529,7 @@ impl ScoringStage {
                 summary,
                 evidence,
                 failure: score.failure.clone(),
+                wave: None,
             },
             issued_at: at,
         }

@@ -58,6 +58,7 @@ impl<A: Actuator> RolloutActor<A> {
                 summary,
                 evidence: Vec::new(),
                 failure: None,
+                wave: None,
             },
             issued_at: at,
         }

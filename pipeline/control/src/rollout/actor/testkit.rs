@@ -219,6 +219,7 @@ pub fn rollback_of(vm: &str, critical: bool) -> ControlMessage {
             summary: "error rate above its forecast".into(),
             evidence: vec![],
             failure: None,
+            wave: None,
         },
         issued_at: T0,
     })
