@@ -310,8 +310,12 @@ pub fn render_text(s: &DemoSummary) -> String {
                 );
             }
         }
+        if let Some(w) = &r.wave {
+            let _ = writeln!(out, "        stopped with its rollout's patched VMs: {w}");
+        }
         for e in &r.evidence {
-            let _ = writeln!(out, "        {}", describe(e));
+            let prefix = if r.wave.is_some() { "this VM: " } else { "" };
+            let _ = writeln!(out, "        {prefix}{}", describe(e));
         }
     }
     let _ = writeln!(out, "\nOutcome: {}", s.outcome.to_uppercase());

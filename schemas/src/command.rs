@@ -127,13 +127,13 @@ pub struct WaveEvidence {
     /// That change relative to their mean baseline level (0.05 = 5%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relative_change: Option<f64>,
-    /// Windows in a row the wave was past the threshold.
+    /// The most windows any of those VMs was judged in.
     pub windows: u16,
 }
 
 impl fmt::Display for WaveEvidence {
     /// `wave 0 (15 VMs together): response_time_ms +6.20 (+4.8%) against
-    /// unpatched peers, +7.1σ for a wave of that size (threshold 4.5σ), 2 windows in a row`
+    /// unpatched peers, +7.1σ for a wave of that size (threshold 5.0σ), over 12 window(s)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let relative = self
             .relative_change
@@ -142,7 +142,7 @@ impl fmt::Display for WaveEvidence {
         write!(
             f,
             "wave {} ({} VMs together): {} {:+.2}{relative} against unpatched peers, \
-             {:+.1}σ for a wave of that size (threshold {:.1}σ), {} window(s) in a row",
+             {:+.1}σ for a wave of that size (threshold {:.1}σ), over {} window(s)",
             self.wave,
             self.vms,
             self.metric,
