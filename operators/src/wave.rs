@@ -8,11 +8,11 @@
 //! its own verdict handles) cannot stop a group alone.
 //! Its [`test`](WavePool::test) sums the VMs' mean deviations, each
 //! weighed by its windows, and divides by the spread that sum has by
-//! chance: a window's deviation has unit
-//! variance (more where the VMs' windows vary more), a VM's mean over `K`
-//! windows correlated by ρ varies with (1+ρ)/((1-ρ)K), ρ measured across
-//! all the group's VMs at once, and VMs compared with the same control
-//! share that median's error, which does not shrink as the group grows.
+//! chance: a window's deviation has unit variance (more where the VMs'
+//! windows vary more), a VM's mean over `K` windows correlated by ρ varies
+//! with (1+ρ)/((1-ρ)K), ρ measured across all the group's VMs at once, and
+//! VMs compared with the same control share that median's error, which
+//! does not shrink as the group grows.
 
 use crate::peers::PeerControl;
 use arrow::array::{Array, Float64Array};
@@ -117,7 +117,7 @@ impl WavePool {
             0.0
         };
         let x = peers.vs_peers.value(i).clamp(-CLIP_SIGMA, CLIP_SIGMA);
-        let entry = self.vms.entry(vm_id.clone()).or_insert(VmWindows {
+        let entry = self.vms.entry(vm_id.clone()).or_insert_with(|| VmWindows {
             deviation: 0.0,
             squares: 0.0,
             lagged: 0.0,
@@ -126,7 +126,7 @@ impl WavePool {
             change: 0.0,
             baseline: 0.0,
             windows: 0,
-            control: control.clone(),
+            control: (None, 1),
         });
         entry.deviation += x;
         entry.squares += x * x;
@@ -136,16 +136,6 @@ impl WavePool {
         entry.baseline += baseline;
         entry.windows += 1;
         entry.control = control;
-    }
-
-    /// VMs in the pool.
-    pub fn len(&self) -> usize {
-        self.vms.len()
-    }
-
-    /// True when no VM has a window in the pool.
-    pub fn is_empty(&self) -> bool {
-        self.vms.is_empty()
     }
 
     /// The test of the VMs' mean deviations (None under `min_vms` VMs).

@@ -1,8 +1,9 @@
 //! `bellwether eval sensitivity`: the smallest regression bellwether stops
 //! in the canary stage. Seeded rollouts over a grid of fault kind × fault
-//! size × canary size × bake time, each a bad patch of that size reaching
-//! every VM it touches; and, with the same canary and bake settings, good
-//! patches, whose halts are false halts.
+//! size × canary size × bake time, each a bad patch of that size on every
+//! VM it breaks (`simulation.affected_share` of those it reaches); and,
+//! with the same canary and bake settings, good patches, whose halts are
+//! false halts.
 
 use crate::config::Config;
 use crate::demo::{DemoError, DemoOptions, run_demo};

@@ -22,6 +22,7 @@ use bellwether_operators::forecast::Forecaster;
 use bellwether_operators::scorer::PeerSettings;
 use bellwether_operators::surprise::SurpriseConfig;
 use bellwether_operators::verdict::{MetricRule, VerdictRules};
+use bellwether_operators::wave::WavePool;
 use bellwether_operators::window::WindowSpec;
 use bellwether_operators::{
     CanaryScorer, Operator, OperatorError, ScoredWindow, ScorerConfig, ScorerStats,
@@ -33,7 +34,7 @@ use bellwether_schemas::{
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use thiserror::Error;
-use waves::WaveSlots;
+use waves::WaveGroups;
 
 /// The scoring stage failed.
 #[derive(Debug, Error)]
@@ -126,7 +127,8 @@ pub struct ScoringStage {
     scorer: CanaryScorer,
     inventory: Arc<Inventory>,
     settle_ms: i64,
-    patched_by: HashMap<String, String>,
+    /// Per patched VM: the rollout and wave that patched it.
+    patched_by: HashMap<String, Patched>,
     rollbacks_issued: HashSet<CommandId>,
     monitor: Option<Monitor>,
     history: Option<SharedHistory>,
@@ -142,12 +144,17 @@ pub struct ScoringStage {
     health_check_windows: u16,
     /// How VMs are grouped into control cohorts, and waves judged whole.
     judge: crate::config::JudgeConfig,
-    /// Per patched VM: its wave in its rollout.
-    wave_of: HashMap<String, usize>,
-    /// Per rollout and metric slot: its patched VMs' recent wave tests.
-    wave_history: HashMap<(String, usize), waves::Pool>,
-    /// Windows pooled before a wave is judged.
+    /// Per rollout: its patched VMs' windows, one pool per metric slot.
+    wave_pools: HashMap<String, Vec<WavePool>>,
+    /// Windows a VM's pool needs before its wave is judged.
     consecutive_windows: u16,
+}
+
+/// The rollout and wave that patched a VM.
+#[derive(Debug, Clone)]
+struct Patched {
+    rollout_id: String,
+    wave: usize,
 }
 
 /// A patched VM's sample count, for its health check.
@@ -177,8 +184,7 @@ impl ScoringStage {
         }
         Ok(ScoringStage {
             judge: config.judge.clone(),
-            wave_of: HashMap::new(),
-            wave_history: HashMap::new(),
+            wave_pools: HashMap::new(),
             consecutive_windows: config.thresholds.consecutive_windows.max(1),
             scorer,
             failure_act_at: failure.act_at,
@@ -264,9 +270,13 @@ impl ScoringStage {
             ControlMessage::Patch(cmd) => {
                 self.scorer
                     .patched(&cmd.vm_id, cmd.issued_at.0, self.settle_ms);
-                self.patched_by
-                    .insert(cmd.vm_id.clone(), cmd.rollout_id.clone());
-                self.wave_of.insert(cmd.vm_id.clone(), cmd.wave);
+                self.patched_by.insert(
+                    cmd.vm_id.clone(),
+                    Patched {
+                        rollout_id: cmd.rollout_id.clone(),
+                        wave: cmd.wave,
+                    },
+                );
                 self.judge_from
                     .insert(cmd.vm_id.clone(), cmd.issued_at.0 + self.settle_ms);
                 self.health.remove(&cmd.vm_id);
@@ -275,7 +285,6 @@ impl ScoringStage {
                 self.scorer
                     .rolled_back(&cmd.vm_id, cmd.issued_at.0, self.settle_ms);
                 self.patched_by.remove(&cmd.vm_id);
-                self.wave_of.remove(&cmd.vm_id);
                 self.rollbacks_issued.insert(cmd.command_id.clone());
             }
             ControlMessage::WindowReport(_)
@@ -383,13 +392,14 @@ impl ScoringStage {
             reported: Vec::new(),
             late_rows_total: self.scorer.stats().late_rows,
         };
-        // Each judged VM's rollout, numbered for the wave tests.
-        let mut waves = WaveSlots::new(window.vm_count());
+        // The judged VMs of each rollout, for the wave tests.
+        let mut waves = WaveGroups::default();
         for vm in 0..window.vm_count() {
             let vm_id = &window.vm_ids[vm];
             let has_data = window.has_data.value(vm);
             report.vms_scored += has_data as usize;
-            let Some(rollout_id) = self.patched_by.get(vm_id.as_ref()).cloned() else {
+            let Some(Patched { rollout_id, wave }) = self.patched_by.get(vm_id.as_ref()).cloned()
+            else {
                 continue;
             };
             if let Some(lost) = self.health_check_lost(vm, &rollout_id, window) {
@@ -404,7 +414,7 @@ impl ScoringStage {
             if !window.judged.value(vm) {
                 continue;
             }
-            waves.add(vm, &rollout_id, self.wave_of.get(vm_id.as_ref()).copied());
+            waves.add(vm, &rollout_id, wave);
             let score = window.score_record(vm, &forecaster, Some(&rollout_id));
             if score.anomalous || self.predicted_failure(&score).is_some() {
                 report.anomalous.push(vm_id.to_string());
@@ -416,7 +426,6 @@ impl ScoringStage {
                     // topic: what follows must not depend on how soon that is.
                     self.scorer.rolled_back(vm_id, window_end.0, self.settle_ms);
                     self.patched_by.remove(vm_id.as_ref());
-                    self.wave_of.remove(vm_id.as_ref());
                     control.push(ControlMessage::Rollback(command));
                 }
             }
@@ -484,6 +493,16 @@ impl ScoringStage {
         score.failure.as_ref().filter(|f| f.risk >= t)
     }
 
+    /// Whether `vm_id` is critical, and its criticality rank (1 for a VM
+    /// not in the inventory): the first part of a rollback's priority.
+    fn criticality(&self, vm_id: &str) -> (bool, u32) {
+        let vm = self.inventory.vm(vm_id);
+        (
+            vm.is_some_and(|v| v.is_critical()),
+            vm.map_or(1, |v| v.criticality as u32),
+        )
+    }
+
     fn rollback_command(
         &self,
         command_id: CommandId,
@@ -491,9 +510,7 @@ impl ScoringStage {
         score: &ScoreRecord,
         at: EventTime,
     ) -> RollbackCommand {
-        let vm = self.inventory.vm(&score.vm_id);
-        let critical = vm.is_some_and(|v| v.is_critical());
-        let rank = vm.map_or(1, |v| v.criticality as u32);
+        let (critical, rank) = self.criticality(&score.vm_id);
         let predicted = self.predicted_failure(score);
         let evidence: Vec<MetricVerdict> = score
             .verdicts

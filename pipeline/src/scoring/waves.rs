@@ -13,58 +13,43 @@ use bellwether_schemas::{
     CommandId, ControlMessage, EventTime, RollbackCommand, RollbackReason, RollbackTrigger,
     ScoreRecord, WaveEvidence,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-/// The rollouts of one window's judged VMs, numbered for the wave tests.
-pub(super) struct WaveSlots {
-    /// Per VM slot: its rollout's number.
-    of: Vec<Option<u32>>,
-    /// Per number: the rollout, and the latest wave among its VMs.
-    groups: Vec<(String, usize)>,
-    numbers: HashMap<String, u32>,
+/// One window's judged VMs, by the rollout that patched them (in order,
+/// so that rollbacks come out the same way every run).
+#[derive(Debug, Default)]
+pub(super) struct WaveGroups(BTreeMap<String, Group>);
+
+/// One rollout's judged VMs in a window.
+#[derive(Debug, Default)]
+struct Group {
+    /// VM slots.
+    vms: Vec<usize>,
+    /// The latest wave among them.
+    latest_wave: usize,
 }
 
-impl WaveSlots {
-    pub(super) fn new(vms: usize) -> WaveSlots {
-        WaveSlots {
-            of: vec![None; vms],
-            groups: Vec::new(),
-            numbers: HashMap::new(),
+impl WaveGroups {
+    /// VM slot `vm`, judged, was patched by `rollout_id` in `wave`.
+    pub(super) fn add(&mut self, vm: usize, rollout_id: &str, wave: usize) {
+        if !self.0.contains_key(rollout_id) {
+            self.0.insert(rollout_id.to_string(), Group::default());
+        }
+        if let Some(group) = self.0.get_mut(rollout_id) {
+            group.vms.push(vm);
+            group.latest_wave = group.latest_wave.max(wave);
         }
     }
-
-    /// VM slot `vm`, judged, was patched by `rollout_id` in `wave`.
-    pub(super) fn add(&mut self, vm: usize, rollout_id: &str, wave: Option<usize>) {
-        let number = match self.numbers.get(rollout_id) {
-            Some(&n) => n,
-            None => {
-                let n = self.groups.len() as u32;
-                self.numbers.insert(rollout_id.to_string(), n);
-                self.groups.push((rollout_id.to_string(), 0));
-                n
-            }
-        };
-        let latest = &mut self.groups[number as usize].1;
-        *latest = (*latest).max(wave.unwrap_or(0));
-        self.of[vm] = Some(number);
-    }
-}
-
-/// One rollout's pool on one metric: every window of every VM it patched.
-#[derive(Debug, Default)]
-pub(super) struct Pool {
-    /// The latest wave among the VMs pooled.
-    wave: usize,
-    pool: WavePool,
 }
 
 impl ScoringStage {
-    /// Tests every rollout's patched VMs together, and rolls them all
-    /// back when their pooled windows pass the threshold.
+    /// Pools the window's VMs with their rollout's earlier windows, and
+    /// rolls back every patched VM of a rollout whose pool on some metric
+    /// is past the threshold.
     pub(super) fn judge_waves(
         &mut self,
         window: &ScoredWindow,
-        waves: &WaveSlots,
+        waves: &WaveGroups,
         scores: &[ScoreRecord],
     ) -> Vec<ControlMessage> {
         let mut out = Vec::new();
@@ -76,29 +61,25 @@ impl ScoringStage {
         };
         let at = EventTime(window.range.end_ms);
         let metrics = window.metrics.len();
-        // This window into each rollout's pools.
-        for (vm, group) in waves.of.iter().enumerate() {
-            let Some(group) = group else { continue };
-            let (rollout_id, wave) = &waves.groups[*group as usize];
-            for metric in 0..metrics {
-                let pool = self
-                    .wave_history
-                    .entry((rollout_id.clone(), metric))
-                    .or_default();
-                pool.wave = *wave;
-                pool.pool.add(&inputs, vm, &window.vm_ids[vm], metric);
+        for (rollout_id, group) in &waves.0 {
+            let pools = self
+                .wave_pools
+                .entry(rollout_id.clone())
+                .or_insert_with(|| vec![WavePool::default(); metrics]);
+            for &vm in &group.vms {
+                for (metric, pool) in pools.iter_mut().enumerate() {
+                    pool.add(&inputs, vm, &window.vm_ids[vm], metric);
+                }
             }
-        }
-        for (rollout_id, wave) in &waves.groups {
-            let Some(evidence) =
-                (0..metrics).find_map(|m| self.judge_pool(window, rollout_id, *wave, m))
+            let Some(evidence) = (0..metrics)
+                .find_map(|m| self.judge_pool(window, rollout_id, group.latest_wave, m))
             else {
                 continue;
             };
             let mut members: Vec<String> = self
                 .patched_by
                 .iter()
-                .filter(|(_, r)| *r == rollout_id)
+                .filter(|(_, p)| p.rollout_id == *rollout_id)
                 .map(|(vm, _)| vm.clone())
                 .collect();
             members.sort();
@@ -112,14 +93,17 @@ impl ScoringStage {
                     self.wave_rollback(command_id, rollout_id, &vm_id, score, &evidence, at);
                 self.scorer.rolled_back(&vm_id, at.0, self.settle_ms);
                 self.patched_by.remove(&vm_id);
-                self.wave_of.remove(&vm_id);
                 out.push(ControlMessage::Rollback(command));
             }
         }
         // Pools of rollouts with nothing patched any more are over.
-        let live: HashSet<&String> = self.patched_by.values().collect();
-        self.wave_history
-            .retain(|(rollout, _), _| live.contains(rollout));
+        let live: HashSet<&str> = self
+            .patched_by
+            .values()
+            .map(|p| p.rollout_id.as_str())
+            .collect();
+        self.wave_pools
+            .retain(|rollout, _| live.contains(rollout.as_str()));
         out
     }
 
@@ -134,8 +118,11 @@ impl ScoringStage {
         metric: usize,
     ) -> Option<WaveEvidence> {
         let rule = &window.rules().metrics[metric];
-        let pool = self.wave_history.get(&(rollout_id.to_string(), metric))?;
-        let test = pool.pool.test(self.judge.wave_min_vms)?;
+        let test = self
+            .wave_pools
+            .get(rollout_id)?
+            .get(metric)?
+            .test(self.judge.wave_min_vms)?;
         let bad = test.windows >= self.consecutive_windows as u32
             && rule.direction.badness(test.z) > self.judge.wave_sigma
             && rule.direction.badness(test.mean_change)
@@ -161,9 +148,7 @@ impl ScoringStage {
         evidence: &WaveEvidence,
         at: EventTime,
     ) -> RollbackCommand {
-        let vm = self.inventory.vm(vm_id);
-        let critical = vm.is_some_and(|v| v.is_critical());
-        let rank = vm.map_or(1, |v| v.criticality as u32);
+        let (critical, rank) = self.criticality(vm_id);
         let own: Vec<_> = score
             .into_iter()
             .flat_map(|s| &s.verdicts)
