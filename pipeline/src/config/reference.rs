@@ -72,7 +72,7 @@ pub fn markdown(defaults: &Config) -> String {
         };
         let _ = write!(s, "\n## `{heading}`\n\n");
         if !table.doc.is_empty() {
-            let _ = write!(s, "{}\n\n", table.doc);
+            let _ = write!(s, "{}\n\n", prose(&table.doc));
         }
         s.push_str("| key | type | default | meaning |\n| --- | --- | --- | --- |\n");
         for key in &table.keys {
@@ -93,11 +93,26 @@ pub fn markdown(defaults: &Config) -> String {
     s
 }
 
-fn cell(text: &str) -> String {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace('|', "\\|")
+/// `text` as one Markdown table cell: on one line, its pipes escaped, its
+/// brackets outside code spans too ([`prose`]).
+pub(crate) fn cell(text: &str) -> String {
+    prose(&text.split_whitespace().collect::<Vec<_>>().join(" ")).replace('|', "\\|")
+}
+
+/// `text` with its brackets outside code spans escaped, so a TOML table
+/// named in a doc (`[actor.webhook]`) is not read as a Markdown link.
+pub(crate) fn prose(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_code = false;
+    for c in text.chars() {
+        match c {
+            '`' => in_code = !in_code,
+            '[' | ']' if !in_code => out.push('\\'),
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn default_cell(value: &Value) -> String {
