@@ -22,6 +22,7 @@ pub mod failure;
 pub mod forecast;
 pub mod mann_whitney;
 pub mod nab;
+pub mod noise;
 pub mod operator;
 pub mod peer_test;
 pub mod peers;

@@ -72,10 +72,7 @@ pub fn score_of(w: f64) -> f64 {
     w * w / (1.0 + w * w)
 }
 
-/// Upper tail of the standard normal distribution.
-pub fn normal_tail(z: f64) -> f64 {
-    0.5 * libm::erfc(z / std::f64::consts::SQRT_2)
-}
+pub use bellwether_schemas::power::normal_tail;
 
 /// Benjamini-Hochberg: which of `p` are discoveries at false-discovery rate `q`.
 ///

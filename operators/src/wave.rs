@@ -16,8 +16,8 @@
 
 use crate::peers::PeerControl;
 use arrow::array::{Array, Float64Array};
+use bellwether_schemas::power::common_share;
 use std::collections::HashMap;
-use std::f64::consts::PI;
 use std::sync::Arc;
 
 /// The most one VM's window adds to its group, in sigmas, and its mean,
@@ -87,15 +87,6 @@ impl WaveTest {
     pub fn relative_change(&self) -> Option<f64> {
         (self.mean_baseline > 0.0).then(|| self.mean_change / self.mean_baseline)
     }
-}
-
-/// Share of a VM's deviation against peers that its control's median error
-/// makes (common to every VM compared with that control): the median of
-/// `n` values varies with σ²·π/(2n), and the deviation was scaled by
-/// √(1 + π/(2n)).
-fn common_share(control_vms: u32) -> f64 {
-    let m = PI / (2.0 * control_vms.max(1) as f64);
-    m / (1.0 + m)
 }
 
 impl WavePool {
@@ -260,27 +251,18 @@ fn correlation_and_variance(vms: &[&VmWindows]) -> (f64, f64) {
     (rho, variance.max(1.0))
 }
 
-/// Windows a VM needs before it counts: just after its settle time, a
-/// freshly patched wave can move together for a window or two (measured on
-/// the simulated fleet during a surge), which is no patch's doing.
-pub const MIN_WINDOWS: u32 = 3;
-
-/// The lag-1 correlation assumed before a pool has [`MEASURED_FROM`] points.
-pub const ASSUMED_CORRELATION: f64 = 0.5;
-
-/// Points (VM windows) a pool needs before its correlation is measured.
-pub const MEASURED_FROM: f64 = 20.0;
+pub use bellwether_schemas::power::{ASSUMED_CORRELATION, MEASURED_FROM, MIN_WINDOWS};
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::peers::{PeerInputs, peer_control};
 
     /// Seeded standard normals (sums of 12 uniforms less 6).
-    struct Noise(u64);
+    pub(crate) struct Noise(pub(crate) u64);
 
     impl Noise {
-        fn normal(&mut self) -> f64 {
+        pub(crate) fn normal(&mut self) -> f64 {
             (0..12)
                 .map(|_| {
                     self.0 ^= self.0 << 13;
@@ -293,10 +275,55 @@ mod tests {
         }
     }
 
-    /// `windows` windows of 300 VMs of one metric around 100 (spread 5);
-    /// each VM's noise (sd 5) follows an AR(1) of correlation `phi` from
-    /// window to window; the first `patched` VMs get `shift(vm)` more;
-    /// every VM moves by `world` in every window.
+    /// VMs of one metric around 100 (spread 5) whose noise (sd 5) follows
+    /// an AR(1) of correlation `phi` from window to window.
+    pub(crate) struct Fleet {
+        noise: Noise,
+        state: Vec<f64>,
+        phi: f64,
+    }
+
+    impl Fleet {
+        pub(crate) fn new(vms: usize, phi: f64, mut noise: Noise) -> Fleet {
+            let state = (0..vms).map(|_| noise.normal()).collect();
+            Fleet { noise, state, phi }
+        }
+
+        /// The next window's values: every VM moved by `world`, and by
+        /// `extra(vm)` more.
+        pub(crate) fn window(&mut self, world: f64, extra: impl Fn(usize) -> f64) -> Float64Array {
+            let phi = self.phi;
+            for s in self.state.iter_mut() {
+                *s = phi * *s + (1.0 - phi * phi).sqrt() * self.noise.normal();
+            }
+            (0..self.state.len())
+                .map(|vm| 100.0 + world + 5.0 * self.state[vm] + extra(vm))
+                .collect::<Vec<f64>>()
+                .into()
+        }
+    }
+
+    /// The window `observed` of a [`Fleet`] against its forecast (100,
+    /// spread 5): the `compared` VMs set against the `control`.
+    pub(crate) fn compare(
+        observed: &Float64Array,
+        control: &[bool],
+        compared: &[bool],
+    ) -> PeerControl {
+        let n = observed.len();
+        let forecast = Float64Array::from(vec![100.0; n]);
+        let spread = Float64Array::from(vec![5.0; n]);
+        let inputs = PeerInputs {
+            observed,
+            reference: &forecast,
+            spread: &spread,
+            metrics: 1,
+        };
+        peer_control(&inputs, control, compared, &[], 0, 5)
+    }
+
+    /// `windows` windows of 300 VMs of a [`Fleet`]; the first `patched`
+    /// VMs get `shift(vm)` more; every VM moves by `world` in every window.
     fn pool(
         patched: usize,
         shift: impl Fn(usize) -> f64,
@@ -306,36 +333,20 @@ mod tests {
         seed: u64,
     ) -> Option<WaveTest> {
         let n = 300;
-        let mut noise = Noise(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let mut state: Vec<f64> = (0..n).map(|_| noise.normal()).collect();
+        let mut fleet = Fleet::new(n, phi, Noise(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1));
         let ids: Vec<Arc<str>> = (0..n).map(|vm| Arc::from(format!("vm-{vm}"))).collect();
         let mut pool = WavePool::default();
+        let level = Float64Array::from(vec![100.0; n]);
+        let judged: Vec<bool> = (0..n).map(|vm| vm < patched).collect();
+        let control: Vec<bool> = judged.iter().map(|j| !j).collect();
+        let cohorts = vec![None; n];
         for _ in 0..windows {
-            for s in state.iter_mut() {
-                *s = phi * *s + (1.0 - phi * phi).sqrt() * noise.normal();
-            }
-            let observed: Float64Array = (0..n)
-                .map(|vm| {
-                    100.0 + world + 5.0 * state[vm] + if vm < patched { shift(vm) } else { 0.0 }
-                })
-                .collect::<Vec<f64>>()
-                .into();
-            let forecast = Float64Array::from(vec![100.0; n]);
-            let spread = Float64Array::from(vec![5.0; n]);
-            let inputs = PeerInputs {
-                observed: &observed,
-                reference: &forecast,
-                spread: &spread,
-                metrics: 1,
-            };
-            let judged: Vec<bool> = (0..n).map(|vm| vm < patched).collect();
-            let control: Vec<bool> = judged.iter().map(|j| !j).collect();
-            let peers = peer_control(&inputs, &control, &judged, &[], 0, 5);
-            let cohorts = vec![None; n];
+            let observed = fleet.window(world, |vm| if vm < patched { shift(vm) } else { 0.0 });
+            let peers = compare(&observed, &control, &judged);
             let waves = WaveInputs {
                 peers: &peers,
                 cohorts: &cohorts,
-                baseline_mean: &forecast,
+                baseline_mean: &level,
                 metrics: 1,
             };
             for (vm, id) in ids.iter().enumerate().take(patched) {

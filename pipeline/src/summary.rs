@@ -123,6 +123,13 @@ pub struct DemoSummary {
     pub left_canary_stage: bool,
     /// Waves.
     pub waves: Vec<WaveSummary>,
+    /// What `rollout.detect` planned the canary stage to catch (None
+    /// where it is not set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_stage: Option<String>,
+    /// The fleet's noise the scoring stage measured on unpatched VMs, at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<bellwether_schemas::FleetNoise>,
     /// Rollbacks in the order carried out.
     pub rollbacks: Vec<RollbackSummary>,
     /// Ground truth from the simulator.
@@ -208,6 +215,13 @@ pub fn summarize<A: Actuator>(
         vms_on_patch: actor.patched().len(),
         left_canary_stage: actor.waves().iter().any(|w| !w.canary && !w.vms.is_empty()),
         waves,
+        canary_stage: actor.events().iter().find_map(|e| match &e.kind {
+            bellwether_schemas::RolloutEventKind::CanaryStagePlanned { detects, .. } => {
+                Some(detects.clone())
+            }
+            _ => None,
+        }),
+        noise: stage.noise(),
         rollbacks: actor
             .rollbacks()
             .iter()
@@ -284,6 +298,9 @@ pub fn render_text(s: &DemoSummary) -> String {
                 "did not finish baking"
             }
         );
+    }
+    if let Some(stage) = &s.canary_stage {
+        let _ = writeln!(out, "  canary stage (rollout.detect): {stage}");
     }
     let _ = writeln!(out, "\nRollbacks ({})", s.rollbacks.len());
     if s.rollbacks.is_empty() {

@@ -195,6 +195,10 @@ pub struct WindowReport {
     pub reported: Vec<String>,
     /// Rows that arrived after their window closed (counted, not merged), so far.
     pub late_rows_total: u64,
+    /// The fleet's noise as measured so far, for planning canary stages
+    /// (`rollout.detect`); absent before the baselines are learnt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<crate::FleetNoise>,
 }
 
 /// An operator (or an approval rule) approved a patch: roll it out.

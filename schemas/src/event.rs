@@ -91,6 +91,16 @@ pub enum RolloutEventKind {
         /// The window, for humans.
         window: String,
     },
+    /// The canary stage was sized from `rollout.detect` and the fleet's
+    /// measured noise when the rollout started.
+    CanaryStagePlanned {
+        /// VMs the canary stage patches.
+        canary_vms: usize,
+        /// Minutes its last wave bakes.
+        bake_minutes: u32,
+        /// What it can catch, for humans.
+        detects: String,
+    },
     /// A command whose id was executed before arrived again and was skipped.
     DuplicateCommandSkipped {
         /// The repeated id.

@@ -15,7 +15,9 @@ pub mod error;
 pub mod event;
 pub mod inventory;
 pub mod metric;
+pub mod noise;
 pub mod patch;
+pub mod power;
 pub mod score;
 pub mod time;
 pub mod wave;
@@ -33,6 +35,7 @@ pub use inventory::{
     Criticality, GroupConfig, InventoryChange, InventoryRecord, InventoryUpdate, TagMatch, VmRecord,
 };
 pub use metric::{Direction, MetricSample, VmSnapshot};
+pub use noise::{FleetNoise, MetricNoise};
 pub use patch::{ApprovalDecision, Patch, PatchSubmission, Rollout, RolloutState};
 pub use score::{FailureRisk, MetricVerdict, PeerEvidence, RiskDriver, ScoreRecord};
 pub use time::EventTime;

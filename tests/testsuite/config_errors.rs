@@ -373,3 +373,24 @@ fn a_toml_syntax_error_names_the_file_line_and_column() {
     assert!(e.contains(name), "{e}");
     assert!(!e.contains("config key ``"), "{e}");
 }
+
+#[test]
+fn a_bad_rollout_detect_is_named() {
+    let e = error_of("[rollout.detect]\nshifts = { latency = \"5%\" }\n");
+    assert!(
+        e.contains("rollout.detect.shifts.latency") && e.contains("not a metric"),
+        "{e}"
+    );
+    let e = error_of("[rollout.detect]\nshifts = { response_time_ms = \"fast\" }\n");
+    assert!(
+        e.contains("rollout.detect.shifts") && e.contains("`fast` is not a shift"),
+        "{e}"
+    );
+    let e = error_of("[rollout.detect]\nshifts = { response_time_ms = \"5%\" }\npower = 2\n");
+    assert!(e.contains("rollout.detect.power"), "{e}");
+    let config = load(Some(
+        file("[rollout.detect]\nshifts = { error_rate_percent = \"0.5pp\" }\n").path(),
+    ))
+    .unwrap();
+    assert_eq!(config.rollout.detect.unwrap().power, 0.95);
+}

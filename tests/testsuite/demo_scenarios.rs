@@ -8,6 +8,18 @@ use bellwether::simulator::{EventKind, FaultKind, FleetEvent, PatchQuality};
 use bellwether::summary::DemoSummary;
 use std::collections::BTreeSet;
 
+/// A good patch rolled out under `config`.
+fn good_patch(config: &Config) -> DemoSummary {
+    run_demo(
+        config,
+        DemoOptions::new(PatchQuality::Good),
+        None,
+        None,
+        &mut |_| {},
+    )
+    .expect("demo runs")
+}
+
 fn demo(quality: PatchQuality, seed: u64) -> DemoSummary {
     let mut config = Config::default_config();
     config.simulation.seed = seed;
@@ -121,14 +133,7 @@ fn a_batch_job_on_every_worker_is_no_predicted_failure_of_the_patched_ones() {
     let event = bellwether::eval::rollouts::seeded_event(15).expect("an odd seed has an event");
     assert_eq!(event.kind, EventKind::Batch);
     config.simulation.events.push(event);
-    let s = run_demo(
-        &config,
-        DemoOptions::new(PatchQuality::Good),
-        None,
-        None,
-        &mut |_| {},
-    )
-    .expect("demo runs");
+    let s = good_patch(&config);
     assert!(
         s.failure_model.is_some(),
         "the built-in failure model is in use"
@@ -170,4 +175,47 @@ fn a_bad_patch_during_a_surge_is_still_halted_with_only_broken_vms_rolled_back()
             );
         }
     }
+}
+
+#[test]
+fn rollout_detect_sizes_the_canary_stage_from_the_noise_the_pipeline_measured() {
+    // The scoring stage measures the fleet's noise from the first windows;
+    // the actor plans the canary stage from it when the patch is approved.
+    let mut config = Config::default_config();
+    config.simulation.seed = 1;
+    config.rollout.detect = Some(
+        toml::from_str(
+            r#"shifts = { response_time_ms = "5%", error_rate_percent = "0.5pp" }
+               max_canaries = "20%""#,
+        )
+        .unwrap(),
+    );
+    let s = good_patch(&config);
+    let stage = s
+        .canary_stage
+        .clone()
+        .expect("the canary stage was planned");
+    let canary_vms = s
+        .waves
+        .iter()
+        .filter(|w| w.canary)
+        .map(|w| w.vms)
+        .sum::<usize>();
+    assert!(
+        stage.starts_with(&format!("with {canary_vms} canaries and ")),
+        "the stage deployed is the one planned: {canary_vms} VMs, {stage}"
+    );
+    assert!(
+        stage.contains("chance to catch +5% response_time_ms"),
+        "{stage}"
+    );
+    assert!(
+        stage.contains("chance to catch +0.5pp error_rate_percent"),
+        "{stage}"
+    );
+    assert!(
+        (3..=s.fleet_size / 5).contains(&canary_vms),
+        "between the wave test's 3 and max_canaries: {canary_vms}"
+    );
+    assert_eq!(s.outcome, "completed", "{:?}", s.rollbacks);
 }

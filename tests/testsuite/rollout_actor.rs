@@ -105,6 +105,7 @@ fn report_missing(at: EventTime, missing: &[String]) -> ControlMessage {
             .cloned()
             .collect(),
         late_rows_total: 0,
+        noise: None,
     })
 }
 
@@ -930,6 +931,7 @@ fn a_vm_is_rechecked_after_its_patch_instead_of_trusting_the_command() {
         missing: vec![],
         reported: vec![],
         late_rows_total: 0,
+        noise: None,
     }));
     assert_eq!(s.actor.waves().len(), 1, "baked, but not re-checked: waits");
     assert_eq!(rollbacks(s.actor.take_outbox()), 0);

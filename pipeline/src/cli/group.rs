@@ -128,6 +128,7 @@ fn group_preview(args: GroupPreviewArgs, global: &Global) -> Result<()> {
             &crate::approval::submit::default_rollout_id(
                 args.patch.as_deref().unwrap_or("preview"),
             ),
+            None,
         );
         if global.json(args.json) {
             println!("{}", serde_json::to_string(&preview)?);

@@ -119,7 +119,9 @@ fn default_cell(value: &Value) -> String {
     match value {
         Value::Null => "unset".into(),
         Value::String(s) if s.is_empty() => "`\"\"`".into(),
-        v => format!("`{}`", cell(&v.to_string())),
+        // Inside a code span brackets are literal; only the table's pipes
+        // are escaped.
+        v => format!("`{}`", v.to_string().replace('|', "\\|")),
     }
 }
 

@@ -53,6 +53,15 @@ pub(super) fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
     c.judge.validate()?;
+    if let Some(detect) = &c.rollout.detect {
+        detect.check(&c.thresholds.metrics)?;
+        if c.judge.wave_sigma <= 0.0 {
+            return Err(invalid(
+                "rollout.detect",
+                "plans the canary stage for the wave test, which judge.wave_sigma = 0 turns off",
+            ));
+        }
+    }
     c.remote_write.validate(&c.kafka)?;
     if c.remote_write.enabled && c.http.listen.trim().is_empty() {
         return Err(invalid(

@@ -7,10 +7,12 @@
 
 use crate::config::Config;
 use crate::demo::{DemoError, DemoOptions, run_demo};
+use crate::rollout::detect::{DetectConfig, PlanInputs, Shift};
 use crate::simulator::{FaultKind, PatchQuality};
 use crate::summary::DemoSummary;
-use bellwether_schemas::WaveSize;
+use bellwether_schemas::{FleetNoise, WaveSize};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// What to sweep.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +72,12 @@ pub struct Detection {
     /// Median minutes from the approval to the first rollback, over the
     /// rollouts with one.
     pub median_minutes_to_rollback: Option<f64>,
+    /// What `rollout.detect`'s model promises for this stage: the wave
+    /// test's chance to stop it (the fault's mean shift over the canaries,
+    /// judged over the last canary wave's bake), from the noise each run
+    /// measured, averaged over the runs (None for faults that are no
+    /// single shift: leaks, drifts).
+    pub predicted: Option<f64>,
 }
 
 impl Detection {
@@ -137,6 +145,36 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
+/// The wave test's chance to stop a `kind` fault of `size` on a canary
+/// stage of `canary_vms` under `config`, as `rollout.detect` plans it
+/// from `noise`: the fault hits `simulation.affected_share` of the
+/// canaries, so the stage's mean shift is that share of it.
+fn promised(
+    config: &Config,
+    kind: FaultKind,
+    size: f64,
+    canary_vms: usize,
+    noise: &FleetNoise,
+) -> Option<f64> {
+    let share = config.simulation.affected_share;
+    let (metric, shift) = match kind {
+        FaultKind::LatencyRegression => ("response_time_ms", Shift::Relative(size / 100.0 * share)),
+        FaultKind::ErrorRateRise => ("error_rate_percent", Shift::Points(size * share)),
+        FaultKind::CpuSpike => ("cpu_percent", Shift::Points(size * share)),
+        FaultKind::MemoryLeak | FaultKind::SlowDrift => return None,
+    };
+    let detect = DetectConfig::new(BTreeMap::from([(metric.to_string(), shift)]));
+    let plan = PlanInputs {
+        detect: &detect,
+        judge: &config.judge,
+        settle_minutes: config.rollout.settle_minutes,
+        fleet: config.fleet.vms,
+        held_back: 0,
+    };
+    let stage = plan.detection(noise, canary_vms, config.rollout.bake_minutes);
+    stage.targets.first().map(|t| t.power)
+}
+
 /// Runs the grid; `progress` hears of each rollout as it ends.
 pub fn sweep(
     config: &Config,
@@ -174,11 +212,16 @@ pub fn sweep(
             out.false_halts.push(halts);
             for (kind, sizes) in &grid.faults {
                 for &size in sizes {
-                    let (mut stopped, mut minutes) = (0, Vec::new());
+                    let (mut stopped, mut minutes, mut predicted) = (0, Vec::new(), Vec::new());
                     for &seed in &grid.seeds {
                         let s = run(&config, PatchQuality::Bad(*kind), Some(size), seed)?;
                         stopped += usize::from(!s.left_canary_stage && !s.rollbacks.is_empty());
                         minutes.extend(minutes_to_first_rollback(&s));
+                        predicted.extend(
+                            s.noise
+                                .as_ref()
+                                .and_then(|n| promised(&config, *kind, size, canary_vms, n)),
+                        );
                     }
                     out.detections.push(Detection {
                         fault: kind.to_string(),
@@ -189,6 +232,8 @@ pub fn sweep(
                         rollouts: grid.seeds.len(),
                         stopped_in_canary: stopped,
                         median_minutes_to_rollback: median(minutes),
+                        predicted: (!predicted.is_empty())
+                            .then(|| predicted.iter().sum::<f64>() / predicted.len() as f64),
                     });
                 }
             }
@@ -200,12 +245,12 @@ pub fn sweep(
 /// The sweep as the table `bellwether eval sensitivity` prints.
 pub fn table(s: &Sensitivity) -> String {
     let mut out = format!(
-        "{:<20} {:>8} {:>7} {:>5} {:>9} {:>15}\n",
-        "fault", "size", "canary", "bake", "stopped", "first rollback"
+        "{:<20} {:>8} {:>7} {:>5} {:>9} {:>15} {:>9}\n",
+        "fault", "size", "canary", "bake", "stopped", "first rollback", "promised"
     );
     for d in &s.detections {
         out.push_str(&format!(
-            "{:<20} {:>8} {:>7} {:>5} {:>9} {:>15}\n",
+            "{:<20} {:>8} {:>7} {:>5} {:>9} {:>15} {:>9}\n",
             d.fault,
             format!("{}{}", d.size, d.unit),
             d.canary_vms,
@@ -213,6 +258,9 @@ pub fn table(s: &Sensitivity) -> String {
             format!("{:.0}%", 100.0 * d.probability()),
             d.median_minutes_to_rollback
                 .map(|m| format!("{m:.0} min"))
+                .unwrap_or_else(|| "-".into()),
+            d.predicted
+                .map(|p| format!("{:.0}%", 100.0 * p))
                 .unwrap_or_else(|| "-".into())
         ));
     }

@@ -117,6 +117,7 @@ mod tests {
             rollouts: 10,
             stopped_in_canary: stopped,
             median_minutes_to_rollback: None,
+            predicted: None,
         }
     }
 

@@ -105,7 +105,7 @@ fn fields(s: &mut String, schema: &Value) {
             s,
             "| `{name}` | {kind}{needed}{} | {} |",
             one_of(field),
-            crate::config::reference::cell(&text(&field["description"]))
+            crate::config::reference::cell(text(&field["description"]))
         );
     }
 }

@@ -89,6 +89,12 @@ impl Monitor {
         self.view().rules()
     }
 
+    /// The fleet's noise as the scoring stage last reported it (for
+    /// planning canary stages: `rollout.detect`).
+    pub fn noise(&self) -> Option<bellwether_schemas::FleetNoise> {
+        self.view().noise()
+    }
+
     /// Takes in one score.
     pub fn on_score(&self, score: &ScoreRecord) {
         self.view().on_score(score);

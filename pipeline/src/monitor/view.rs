@@ -194,6 +194,8 @@ pub struct FleetView {
     vms_scored: usize,
     forecaster: String,
     arrivals: u64,
+    /// The fleet's noise as the scoring stage last reported it.
+    noise: Option<bellwether_schemas::FleetNoise>,
 }
 
 impl FleetView {
@@ -209,6 +211,7 @@ impl FleetView {
             vms_scored: 0,
             forecaster: forecaster.to_string(),
             arrivals: 0,
+            noise: None,
         }
     }
 
@@ -221,6 +224,11 @@ impl FleetView {
     /// the config's are in force).
     pub fn rules(&self) -> Option<crate::approval::rules::ApprovalConfig> {
         self.rules.clone()
+    }
+
+    /// The fleet's noise as last reported on the control topic.
+    pub fn noise(&self) -> Option<bellwether_schemas::FleetNoise> {
+        self.noise.clone()
     }
 
     /// True when the control topic (or the scores) named rollout `id`.
@@ -314,6 +322,9 @@ impl FleetView {
                 if self.fleet_time.is_none_or(|t| w.window_end >= t) {
                     self.fleet_time = Some(w.window_end);
                     self.vms_scored = w.vms_scored;
+                    if w.noise.is_some() {
+                        self.noise = w.noise.clone();
+                    }
                 }
             }
             ControlMessage::Outcome(_) | ControlMessage::Manual(_) => {}

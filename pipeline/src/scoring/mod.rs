@@ -146,6 +146,8 @@ pub struct ScoringStage {
     judge: crate::config::JudgeConfig,
     /// Per rollout: its patched VMs' windows, one pool per metric slot.
     wave_pools: HashMap<String, Vec<WavePool>>,
+    /// The fleet's noise, reported with every window (`rollout.detect`).
+    noise: bellwether_operators::noise::NoiseMeter,
     /// Windows a VM's pool needs before its wave is judged.
     consecutive_windows: u16,
 }
@@ -185,6 +187,7 @@ impl ScoringStage {
         Ok(ScoringStage {
             judge: config.judge.clone(),
             wave_pools: HashMap::new(),
+            noise: Default::default(),
             consecutive_windows: config.thresholds.consecutive_windows.max(1),
             scorer,
             failure_act_at: failure.act_at,
@@ -215,6 +218,11 @@ impl ScoringStage {
             .model_fallback(self.model_fallback.is_some());
         self.monitor = Some(monitor);
         self
+    }
+
+    /// The fleet's noise measured so far on the unpatched VMs.
+    pub fn noise(&self) -> Option<bellwether_schemas::FleetNoise> {
+        self.noise.noise()
     }
 
     /// Counters of the scorer (rows, late rows, windows).
@@ -391,6 +399,10 @@ impl ScoringStage {
             missing: Vec::new(),
             reported: Vec::new(),
             late_rows_total: self.scorer.stats().late_rows,
+            noise: {
+                self.noise.add(window);
+                self.noise.noise()
+            },
         };
         // The judged VMs of each rollout, for the wave tests.
         let mut waves = WaveGroups::default();

@@ -52,6 +52,12 @@ pub struct RolloutConfig {
     /// them, judged on their own forecasts (no peers are left).
     #[serde(default)]
     pub control_holdback: Option<WaveSize>,
+    /// The shifts the canary stage must catch: when set, the canary
+    /// stage's size and bake are planned from them and the fleet's measured
+    /// noise when a rollout starts (the configured waves until the noise
+    /// is measured).
+    #[serde(default)]
+    pub detect: Option<crate::rollout::detect::DetectConfig>,
 }
 
 /// A recurring maintenance window: it opens at each time a cron expression

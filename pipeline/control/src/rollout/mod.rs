@@ -3,6 +3,7 @@
 mod actor;
 pub mod actuator;
 pub mod config;
+pub mod detect;
 pub mod ledger;
 pub mod planner;
 pub mod shell;

@@ -9,9 +9,10 @@
 //! unpatched peers.
 
 use super::config::RolloutConfig;
+use super::detect::{Detection, PlanInputs};
 use crate::inventory::Inventory;
 use crate::judge::JudgeConfig;
-use bellwether_schemas::{VmRecord, WavePlan, WaveSize};
+use bellwether_schemas::{FleetNoise, VmRecord, WavePlan, WaveSize};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -122,6 +123,13 @@ pub struct WavePreview {
     pub held_back: Vec<HeldBack>,
     /// All of them.
     pub held_back_vms: usize,
+    /// What the canary stage can catch, where it was planned from
+    /// `rollout.detect` and the fleet's measured noise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
+    /// Why it was not, where `rollout.detect` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection_note: Option<String>,
 }
 
 /// One wave of a [`WavePreview`].
@@ -148,21 +156,51 @@ pub struct HeldBack {
     pub vms: usize,
 }
 
-/// The waves rollout `rollout_id` would deploy in under `rollout` and
-/// `judge` if it started now over `inventory`.
-pub fn preview(
+/// The wave plan of a rollout started now: the configured waves, with the
+/// canary stage sized from `rollout.detect` where it is set and `noise` is
+/// measured (and what that stage can catch).
+pub fn wave_plan(
     inventory: &Inventory,
     rollout: &RolloutConfig,
     judge: &JudgeConfig,
     canary_groups: &[String],
     rollout_id: &str,
-) -> WavePreview {
+    noise: Option<&FleetNoise>,
+) -> (WavePlan, Option<Detection>) {
     let plan = WavePlan::new(
         &rollout.wave_sizes(),
         rollout.first_bake_minutes,
         rollout.bake_minutes,
         rollout.canary_waves,
     );
+    let (Some(detect), Some(noise)) = (&rollout.detect, noise) else {
+        return (plan, None);
+    };
+    let holdback = Holdback::from_config(rollout, judge);
+    let (_, rest) = deployment_order(inventory, canary_groups, rollout_id);
+    let inputs = PlanInputs {
+        detect,
+        judge,
+        settle_minutes: rollout.settle_minutes,
+        fleet: inventory.vms().len(),
+        held_back: holdback.map_or(0, |h| held_back(inventory, &rest, h).len()),
+    };
+    let (plan, detection) = inputs.plan(&plan, noise);
+    (plan, Some(detection))
+}
+
+/// The waves rollout `rollout_id` would deploy in under `rollout` and
+/// `judge` if it started now over `inventory`, with the fleet's `noise`
+/// as measured so far (for `rollout.detect`).
+pub fn preview(
+    inventory: &Inventory,
+    rollout: &RolloutConfig,
+    judge: &JudgeConfig,
+    canary_groups: &[String],
+    rollout_id: &str,
+    noise: Option<&FleetNoise>,
+) -> WavePreview {
+    let (plan, detection) = wave_plan(inventory, rollout, judge, canary_groups, rollout_id, noise);
     let holdback = Holdback::from_config(rollout, judge);
     let waves = plan_waves(inventory, &plan, canary_groups, rollout_id, holdback);
     let (_, rest) = deployment_order(inventory, canary_groups, rollout_id);
@@ -171,6 +209,13 @@ pub fn preview(
         .unwrap_or_default()
         .into_iter()
         .collect();
+    let detection_note = match (&rollout.detect, &detection) {
+        (Some(_), None) => Some(
+            "rollout.detect is set, but the fleet's noise is not measured here: the configured canary stage is shown (a running bellwether plans from its measurements: GET /api/waves)"
+                .to_string(),
+        ),
+        _ => None,
+    };
     let mut by_cohort: BTreeMap<String, usize> = BTreeMap::new();
     for id in &held {
         let cohort = holdback.and_then(|h| h.cohort_of(inventory, id));
@@ -197,6 +242,8 @@ pub fn preview(
             .map(|(cohort, vms)| HeldBack { cohort, vms })
             .collect(),
         held_back_vms: held.len(),
+        detection,
+        detection_note,
     }
 }
 
@@ -261,6 +308,16 @@ pub fn describe(preview: &WavePreview) -> String {
         for h in &preview.held_back {
             let _ = writeln!(out, "  {}: {}", h.cohort, h.vms);
         }
+    }
+    if let Some(d) = &preview.detection {
+        let _ = writeln!(
+            out,
+            "canary stage planned from rollout.detect: {}",
+            d.describe()
+        );
+    }
+    if let Some(note) = &preview.detection_note {
+        let _ = writeln!(out, "{note}");
     }
     out
 }
@@ -350,7 +407,14 @@ mod tests {
         let vms = fleet(300);
         let inventory = Inventory::with_groups(vms, &config.canary.groups).unwrap();
         let groups = config.rollout.canary_groups.clone();
-        let p = preview(&inventory, &config.rollout, &config.judge, &groups, "r1");
+        let p = preview(
+            &inventory,
+            &config.rollout,
+            &config.judge,
+            &groups,
+            "r1",
+            None,
+        );
         let last = p.waves.last().unwrap();
         assert!(
             p.held_back_vms > 0,
@@ -393,7 +457,7 @@ mod tests {
         // Without peers there is no control to keep.
         let mut judge = config.judge.clone();
         judge.peers = false;
-        let p = preview(&inventory, &config.rollout, &judge, &groups, "r1");
+        let p = preview(&inventory, &config.rollout, &judge, &groups, "r1", None);
         assert_eq!(p.held_back_vms, 0);
         assert!(p.held_back.is_empty());
     }

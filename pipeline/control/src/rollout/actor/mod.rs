@@ -57,6 +57,8 @@ pub struct RolloutActor<A: Actuator> {
     run: Run,
     events: Vec<RolloutEvent>,
     outbox: Vec<ControlMessage>,
+    /// The fleet's noise as the scoring stage last reported it (for `rollout.detect`).
+    noise: Option<bellwether_schemas::FleetNoise>,
 }
 
 /// Commands carried out, each once.
@@ -120,6 +122,7 @@ impl<A: Actuator> RolloutActor<A> {
             run: Run::default(),
             events: Vec::new(),
             outbox: Vec::new(),
+            noise: None,
         }
     }
 
@@ -166,6 +169,9 @@ impl<A: Actuator> RolloutActor<A> {
             ControlMessage::Rollback(cmd) => self.on_rollback(cmd),
             ControlMessage::WindowReport(report) => {
                 self.clock = self.clock.max(report.window_end);
+                if let Some(noise) = &report.noise {
+                    self.noise = Some(noise.clone());
+                }
                 self.approve_due();
                 self.recheck(&report);
                 self.on_missing_data(&report.missing);

@@ -6,9 +6,9 @@ use crate::ControlConfig;
 use crate::inventory::Inventory;
 use crate::rollout::actuator::{Actuator, ActuatorError};
 use bellwether_schemas::{
-    Approval, ApprovalDecision, CommandId, ControlMessage, Criticality, EventTime, ManualAction,
-    ManualCommand, Patch, PatchCommand, PatchSubmission, RollbackCommand, RollbackReason,
-    RollbackTrigger, VmRecord, WindowReport,
+    Approval, ApprovalDecision, CommandId, ControlMessage, Criticality, EventTime, FleetNoise,
+    ManualAction, ManualCommand, Patch, PatchCommand, PatchSubmission, RollbackCommand,
+    RollbackReason, RollbackTrigger, VmRecord, WindowReport,
 };
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -135,6 +135,21 @@ impl Kit {
 
     /// A window ending `minutes` after [`T0`] without `missing`'s metrics.
     pub fn report_missing_at(&mut self, minutes: i64, missing: &[String]) {
+        let report = self.window_report(minutes, missing);
+        self.handle(ControlMessage::WindowReport(report));
+    }
+
+    /// A window ending `minutes` after [`T0`] in which the fleet's noise
+    /// measured `noise`.
+    pub fn report_noise_at(&mut self, minutes: i64, noise: FleetNoise) {
+        let report = WindowReport {
+            noise: Some(noise),
+            ..self.window_report(minutes, &[])
+        };
+        self.handle(ControlMessage::WindowReport(report));
+    }
+
+    fn window_report(&self, minutes: i64, missing: &[String]) -> WindowReport {
         let end = T0.plus_ms(minutes * EventTime::MINUTE_MS);
         let reported: Vec<String> = self
             .vms
@@ -142,7 +157,7 @@ impl Kit {
             .filter(|v| !missing.contains(v))
             .cloned()
             .collect();
-        self.handle(ControlMessage::WindowReport(WindowReport {
+        WindowReport {
             window_start: end.plus_ms(-5 * EventTime::MINUTE_MS),
             window_end: end,
             vms_scored: reported.len(),
@@ -151,7 +166,8 @@ impl Kit {
             missing: missing.to_vec(),
             reported,
             late_rows_total: 0,
-        }));
+            noise: None,
+        }
     }
 }
 

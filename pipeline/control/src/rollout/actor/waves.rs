@@ -5,7 +5,8 @@ use super::RolloutActor;
 use super::phase::{Hold, Phase, RollingBack};
 use crate::rollout::actuator::Actuator;
 use crate::rollout::config::OnAnomaly;
-use crate::rollout::planner::{Holdback, plan_waves};
+use crate::rollout::detect::Detection;
+use crate::rollout::planner::{Holdback, plan_waves, wave_plan};
 use bellwether_schemas::{
     Action, CommandId, ControlMessage, EventTime, Patch, PatchCommand, Rollout, RolloutEventKind,
     RolloutState, Wave, WavePlan,
@@ -30,12 +31,19 @@ impl<A: Actuator> RolloutActor<A> {
         if let Some(previous) = std::mem::take(&mut self.run).rollout {
             self.approvals.finished.insert(previous.id);
         }
-        let plan = self.wave_plan();
         self.clock = self.clock.max(now);
         let canary_groups = self
             .approvals
             .canary_groups_of(rollout_id)
             .unwrap_or_else(|| self.rollout_config.canary_groups.clone());
+        let (plan, detection) = wave_plan(
+            &self.inventory,
+            &self.rollout_config,
+            &self.judge,
+            &canary_groups,
+            rollout_id,
+            self.noise.as_ref(),
+        );
         let holdback = Holdback::from_config(&self.rollout_config, &self.judge);
         self.run.planned = plan_waves(&self.inventory, &plan, &canary_groups, rollout_id, holdback);
         self.run.rollout = Some(Rollout {
@@ -46,7 +54,37 @@ impl<A: Actuator> RolloutActor<A> {
             state: RolloutState::Pending,
             created_at: now,
         });
+        if let Some(planned) = self.canary_stage_planned(detection) {
+            self.record(planned);
+        }
         self.issue_next_wave();
+    }
+
+    /// What `rollout.detect` made of the canary stage, for the history
+    /// (None where it is not set); a stage short of its goal is warned of.
+    fn canary_stage_planned(&self, detection: Option<Detection>) -> Option<RolloutEventKind> {
+        let rollout = self.run.rollout.as_ref()?;
+        let (canary_vms, bake_minutes, detects, met) = match detection {
+            Some(d) => (d.canary_vms, d.bake_minutes, d.describe(), d.met),
+            None => {
+                self.rollout_config.detect.as_ref()?;
+                let last = rollout.plan.waves.iter().take_while(|w| w.canary).last()?;
+                (
+                    last.size.cumulative_vms(self.inventory.vms().len()),
+                    last.bake_minutes,
+                    "rollout.detect is set, but no window has measured the fleet's noise yet: the configured canary stage is kept, what it can catch is unknown".to_string(),
+                    false,
+                )
+            }
+        };
+        if !met {
+            tracing::warn!(rollout = %rollout.id, plan = %detects, "the canary stage falls short of rollout.detect");
+        }
+        Some(RolloutEventKind::CanaryStagePlanned {
+            canary_vms,
+            bake_minutes,
+            detects,
+        })
     }
 
     /// Starts the next planned wave, or completes the rollout when none is
@@ -262,7 +300,7 @@ impl<A: Actuator> RolloutActor<A> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use bellwether_schemas::{RolloutEventKind, RolloutState};
+    use bellwether_schemas::{FleetNoise, MetricNoise, RolloutEventKind, RolloutState};
 
     #[test]
     fn the_canary_group_goes_first_and_the_next_wave_waits_for_the_bake() {
@@ -285,6 +323,75 @@ mod tests {
             "the second wave starts once baked"
         );
         assert!(t.actor.patched().len() > first.len());
+    }
+
+    /// One metric around 100 whose change against peers spreads by 4 a
+    /// window, windows correlated 0.6, controls of 15 VMs.
+    fn measured_noise() -> FleetNoise {
+        FleetNoise {
+            window_minutes: 5.0,
+            windows: 30,
+            metrics: vec![MetricNoise {
+                metric: "response_time_ms".into(),
+                vms: 18,
+                spread: 4.0,
+                spread_sigmas: 1.0,
+                level: 100.0,
+                correlation: 0.6,
+                control_vms: 15,
+            }],
+        }
+    }
+
+    #[test]
+    fn rollout_detect_sizes_the_canary_stage_from_the_measured_noise() {
+        let mut config = Kit::config();
+        config.rollout.detect = Some(
+            toml::from_str("shifts = { response_time_ms = \"5%\" }\nmax_canaries = \"50%\"")
+                .unwrap(),
+        );
+        let mut t = Kit::new(config);
+        t.report_noise_at(0, measured_noise());
+        t.handle(approval("r1"));
+        // By hand: the canary wave bakes 120 min, 10 of settling, 22
+        // windows of 5. m = π/30, s = m/(1+m) = 0.094793; a 5% shift is 5,
+        // z² = (5/4)² · 22 · n / (4 · (1 + (n−1)·s)) = 8.59375 · n/(1+(n−1)s)
+        // must reach (5 + 1.6449)² = 44.155: n = 9 gives 43.99, n = 10
+        // gives 46.37 (z 6.81, power Φ(1.81) = 0.965).
+        assert_eq!(t.actor.planned_waves()[0].len(), 10);
+        assert_eq!(
+            t.actor.planned_waves().len(),
+            2,
+            "the 50% wave is the canary stage now"
+        );
+        let planned = t.actor.events().iter().find_map(|e| match &e.kind {
+            RolloutEventKind::CanaryStagePlanned {
+                canary_vms,
+                bake_minutes,
+                detects,
+            } => Some((*canary_vms, *bake_minutes, detects.clone())),
+            _ => None,
+        });
+        let (vms, bake, detects) = planned.expect("the plan is recorded");
+        assert_eq!((vms, bake), (10, 120));
+        assert!(
+            detects.contains("96% chance to catch +5% response_time_ms"),
+            "{detects}"
+        );
+        assert!(!detects.contains("short of the goal"), "{detects}");
+    }
+
+    #[test]
+    fn rollout_detect_without_measured_noise_keeps_the_configured_stage_and_says_so() {
+        let mut config = Kit::config();
+        config.rollout.detect =
+            Some(toml::from_str("shifts = { response_time_ms = \"5%\" }").unwrap());
+        let mut t = Kit::new(config);
+        t.handle(approval("r1"));
+        assert_eq!(t.actor.planned_waves()[0].len(), 2);
+        assert!(t.actor.events().iter().any(|e| matches!(&e.kind,
+            RolloutEventKind::CanaryStagePlanned { canary_vms: 2, detects, .. }
+                if detects.contains("no window has measured the fleet's noise"))));
     }
 
     #[test]
