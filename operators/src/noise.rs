@@ -40,10 +40,35 @@ struct Running {
 /// Measures the fleet's noise window by window.
 ///
 /// ```
+/// use arrow::array::Float64Array;
 /// use bellwether_operators::noise::NoiseMeter;
+/// use bellwether_operators::peers::{peer_control, PeerInputs};
+/// use bellwether_operators::wave::WaveInputs;
 ///
-/// let meter = NoiseMeter::default();
+/// // 40 unpatched VMs forecast at 100 (spread 5), each window off by -4..4.
+/// let mut meter = NoiseMeter::default();
 /// assert!(meter.noise().is_none(), "nothing measured yet");
+/// let metrics = vec!["response_time_ms".to_string()];
+/// let (forecast, spread) = (Float64Array::from(vec![100.0; 40]), Float64Array::from(vec![5.0; 40]));
+/// for window in 0..6i64 {
+///     let observed: Float64Array = (0..40)
+///         .map(|vm| 100.0 + ((vm * 7 + window * 3) % 9) as f64 - 4.0)
+///         .collect::<Vec<f64>>()
+///         .into();
+///     let inputs = PeerInputs { observed: &observed, reference: &forecast, spread: &spread, metrics: 1 };
+///     // Unpatched VMs are set against their peers too, as the scorer does.
+///     let (control, judged) = (vec![true; 40], vec![false; 40]);
+///     let peers = peer_control(&inputs, &control, &control, &[], 0, 5);
+///     let cohorts = vec![None; 40];
+///     let waves = WaveInputs { peers: &peers, cohorts: &cohorts, baseline_mean: &forecast, metrics: 1 };
+///     let end = (window + 1) * 300_000;
+///     meter.add_inputs(&metrics, &waves, &judged, end - 300_000, end);
+/// }
+/// let noise = meter.noise().unwrap();
+/// let latency = noise.metric("response_time_ms").unwrap();
+/// assert_eq!((noise.window_minutes, latency.level, latency.vms), (5.0, 100.0, 40));
+/// // Values spread evenly over -4..4: a robust spread of about 3.
+/// assert!((latency.spread - 2.97).abs() < 0.1, "{latency:?}");
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct NoiseMeter {

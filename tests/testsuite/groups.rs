@@ -160,3 +160,75 @@ fn an_expression_nested_too_deep_is_refused_not_a_crash() {
     );
     assert_eq!(members(&out), ["db-1"]);
 }
+
+#[test]
+fn the_wave_preview_plans_rollout_detect_from_a_noise_file() {
+    // The noise a demo measured (its JSON summary), passed back to the
+    // offline preview of the same simulated fleet.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("detect.toml"),
+        "[rollout.detect]\nshifts = { response_time_ms = \"5%\", cpu_percent = \"3pp\" }\nmax_canaries = \"20%\"\n",
+    )
+    .unwrap();
+    let demo = bellwether(
+        d,
+        &[
+            "demo",
+            "--config",
+            "detect.toml",
+            "--format",
+            "json",
+            "--no-history",
+        ],
+    );
+    assert!(
+        demo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    std::fs::write(d.join("summary.json"), &demo.stdout).unwrap();
+    let preview = |extra: &[&str]| {
+        let mut args = vec!["group", "preview", "--waves", "--config", "detect.toml"];
+        args.extend_from_slice(extra);
+        bellwether(d, &args)
+    };
+    let out = preview(&["--noise", "summary.json", "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let canaries = plan["detection"]["canary_vms"].as_u64().expect("planned") as usize;
+    let in_canary_waves: usize = plan["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["stage"] == "canary")
+        .map(|w| w["vms"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(in_canary_waves, canaries, "{plan}");
+    assert!((3..=60).contains(&canaries), "{canaries}");
+    // The same for people, and what it was planned from comes back.
+    let text = String::from_utf8(preview(&["--noise", "summary.json"]).stdout).unwrap();
+    assert!(
+        text.contains(&format!("with {canaries} canaries and "))
+            && text.contains("chance to catch +5% response_time_ms"),
+        "{text}"
+    );
+    assert_eq!(plan["noise"]["window_minutes"], 5.0, "{plan}");
+    // Without it: the configured stage, and why.
+    let text = String::from_utf8(preview(&[]).stdout).unwrap();
+    assert!(text.contains("not measured here"), "{text}");
+    // A file that is no noise is named.
+    std::fs::write(d.join("bad.json"), "{\"noise\": 3}").unwrap();
+    let out = preview(&["--noise", "bad.json"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--noise bad.json: not the fleet's noise"),
+        "{err}"
+    );
+}

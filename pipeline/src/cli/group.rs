@@ -65,6 +65,11 @@ pub struct GroupPreviewArgs {
     /// seeds which VMs each wave takes; the counts do not depend on it).
     #[arg(long, requires = "waves")]
     pub patch: Option<String>,
+    /// With `--waves`: the fleet's noise, for `rollout.detect` (a JSON file:
+    /// the `noise` of `GET /api/waves` or of `bellwether demo --format
+    /// json`, or either whole answer).
+    #[arg(long, requires = "waves")]
+    pub noise: Option<std::path::PathBuf>,
 }
 
 /// Runs a `bellwether group` subcommand.
@@ -105,11 +110,32 @@ pub fn exec(command: GroupCommand, global: &Global) -> Result<()> {
     }
 }
 
+/// The fleet's noise in `path`: a `FleetNoise`, or an answer holding one
+/// under `noise`.
+fn read_noise(path: &std::path::Path) -> Result<bellwether_schemas::FleetNoise> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--noise {}: cannot read it", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--noise {}: not JSON", path.display()))?;
+    let noise = match value.get("noise") {
+        Some(inner) => inner.clone(),
+        None => value,
+    };
+    serde_json::from_value(noise).with_context(|| {
+        format!(
+            "--noise {}: not the fleet's noise (the `noise` of GET /api/waves or of a demo's JSON summary)",
+            path.display()
+        )
+    })
+}
+
 fn group_preview(args: GroupPreviewArgs, global: &Global) -> Result<()> {
     use crate::inventory::selector::Selector;
     let config = global.load()?;
     let inventory = crate::service::load_inventory(&config)?;
     if args.waves {
+        let noise = args.noise.as_deref().map(read_noise).transpose()?;
         let groups = match &args.group {
             Some(g) if inventory.group(g).is_none() => {
                 anyhow::bail!(
@@ -128,7 +154,7 @@ fn group_preview(args: GroupPreviewArgs, global: &Global) -> Result<()> {
             &crate::approval::submit::default_rollout_id(
                 args.patch.as_deref().unwrap_or("preview"),
             ),
-            None,
+            noise.as_ref(),
         );
         if global.json(args.json) {
             println!("{}", serde_json::to_string(&preview)?);

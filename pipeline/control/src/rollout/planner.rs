@@ -130,6 +130,10 @@ pub struct WavePreview {
     /// Why it was not, where `rollout.detect` is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detection_note: Option<String>,
+    /// The fleet's noise it was planned from, where `rollout.detect` is set
+    /// and it was measured (what `group preview --waves --noise FILE` reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise: Option<FleetNoise>,
 }
 
 /// One wave of a [`WavePreview`].
@@ -211,7 +215,7 @@ pub fn preview(
         .collect();
     let detection_note = match (&rollout.detect, &detection) {
         (Some(_), None) => Some(
-            "rollout.detect is set, but the fleet's noise is not measured here: the configured canary stage is shown (a running bellwether plans from its measurements: GET /api/waves)"
+            "rollout.detect is set, but the fleet's noise is not measured here: the configured canary stage is shown (a running bellwether plans from its measurements: GET /api/waves; its `noise` can be passed back with --noise FILE)"
                 .to_string(),
         ),
         _ => None,
@@ -242,6 +246,7 @@ pub fn preview(
             .map(|(cohort, vms)| HeldBack { cohort, vms })
             .collect(),
         held_back_vms: held.len(),
+        noise: detection.as_ref().and(noise).cloned(),
         detection,
         detection_note,
     }
