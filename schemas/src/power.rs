@@ -1,7 +1,7 @@
 //! Power of the wave test: how large a shift a canary stage catches.
 //!
 //! A patch that moves a metric by `δ` on every VM it reaches moves the wave
-//! test's sum ([`crate::wave::WavePool::test`]) by `δ/σ` per VM window,
+//! test's sum (`bellwether_operators::wave::WavePool::test`) by `δ/σ` per VM window,
 //! where `σ` is a window's spread of a VM's change against its peers. With
 //! `n` VMs judged over `K` windows each, windows correlated by ρ and VMs
 //! compared with controls of `c` VMs, the test's expected z is
