@@ -25,6 +25,7 @@ pub mod scoring;
 pub mod service;
 pub use bellwether_simulator as simulator;
 pub mod summary;
+pub mod table;
 
 /// The message a panic carried (`panic!("...")`'s text), or "no message".
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {

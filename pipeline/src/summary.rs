@@ -21,7 +21,8 @@ pub struct WaveSummary {
     /// VMs patched in the wave.
     pub vms: usize,
     /// When it started.
-    pub started_at: String,
+    #[serde(with = "bellwether_schemas::time::rfc3339")]
+    pub started_at: EventTime,
     /// True when it baked healthy for its full bake time.
     pub baked: bool,
 }
@@ -48,9 +49,11 @@ pub struct RollbackSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wave: Option<bellwether_schemas::WaveEvidence>,
     /// When the anomaly was decided.
-    pub detected_at: String,
+    #[serde(with = "bellwether_schemas::time::rfc3339")]
+    pub detected_at: EventTime,
     /// When the rollback was carried out.
-    pub executed_at: String,
+    #[serde(with = "bellwether_schemas::time::rfc3339")]
+    pub executed_at: EventTime,
 }
 
 /// What the simulator knows and bellwether had to find out.
@@ -81,11 +84,53 @@ pub struct PipelineCounters {
     pub duplicate_commands_skipped: usize,
 }
 
+/// What became of a rollout, in one word: the same in the demo's summary,
+/// `eval`, the API and the docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutOutcome {
+    /// Every wave deployed and baked: the patch runs on the fleet (less
+    /// any VM rolled back on its own).
+    Completed,
+    /// Stopped before its last wave baked (by an anomaly, a failed wave
+    /// or an operator), with VMs still on the patch: an operator decides
+    /// what next (resume, roll back).
+    Halted,
+    /// Stopped, and every VM it patched runs the old version again.
+    RolledBack,
+    /// Still moving when the demo's time ran out.
+    Unfinished,
+}
+
+impl RolloutOutcome {
+    /// The outcome of a rollout in `state` that patched `patched` VMs, of
+    /// which `on_patch` still run it.
+    pub fn of(state: RolloutState, patched: usize, on_patch: usize) -> RolloutOutcome {
+        match state {
+            RolloutState::Completed => RolloutOutcome::Completed,
+            RolloutState::RolledBack => RolloutOutcome::RolledBack,
+            s if s.is_final() && patched > 0 && on_patch == 0 => RolloutOutcome::RolledBack,
+            s if s.is_final() => RolloutOutcome::Halted,
+            _ => RolloutOutcome::Unfinished,
+        }
+    }
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutOutcome::Completed => "completed",
+            RolloutOutcome::Halted => "halted",
+            RolloutOutcome::RolledBack => "rolled_back",
+            RolloutOutcome::Unfinished => "unfinished",
+        }
+    }
+}
+
 /// The demo's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSummary {
-    /// `completed` or `halted`.
-    pub outcome: String,
+    /// What became of the rollout (see [`RolloutOutcome`]).
+    pub outcome: RolloutOutcome,
     /// The rollout's final state.
     pub final_state: RolloutState,
     /// `good` or `bad`.
@@ -106,9 +151,11 @@ pub struct DemoSummary {
     /// Rollout id.
     pub rollout_id: String,
     /// Fleet time when the patch was approved.
-    pub patch_approved_at: String,
+    #[serde(with = "bellwether_schemas::time::rfc3339")]
+    pub patch_approved_at: EventTime,
     /// Fleet time at the end.
-    pub ended_at: String,
+    #[serde(with = "bellwether_schemas::time::rfc3339")]
+    pub ended_at: EventTime,
     /// Hours of fleet time simulated (history included).
     pub fleet_hours: f64,
     /// Wall-clock seconds the demo took.
@@ -167,7 +214,7 @@ pub fn summarize<A: Actuator>(
             wave: w.index + 1,
             canary: w.canary,
             vms: w.vms.len(),
-            started_at: w.started_at.to_string(),
+            started_at: w.started_at,
             baked: baked.contains(&w.index),
         })
         .collect();
@@ -182,12 +229,7 @@ pub fn summarize<A: Actuator>(
     let stats = stage.stats();
     let state = actor.state();
     DemoSummary {
-        outcome: if state == RolloutState::Completed {
-            "completed"
-        } else {
-            "halted"
-        }
-        .into(),
+        outcome: RolloutOutcome::of(state, actor.ever_patched().len(), actor.patched().len()),
         final_state: state,
         scenario: match quality {
             PatchQuality::Good => "good".into(),
@@ -206,8 +248,8 @@ pub fn summarize<A: Actuator>(
         forecaster: stage.forecaster_name().to_string(),
         failure_model: stage.failure_model_name().map(str::to_string),
         rollout_id: actor.rollout().map(|r| r.id.clone()).unwrap_or_default(),
-        patch_approved_at: patch_at.to_string(),
-        ended_at: ended.to_string(),
+        patch_approved_at: patch_at,
+        ended_at: ended,
         fleet_hours: (ended.0 - crate::simulator::DEMO_START.0) as f64 / EventTime::HOUR_MS as f64,
         wall_seconds: wall.as_secs_f64(),
         vms_patched: actor.ever_patched().len(),
@@ -234,8 +276,8 @@ pub fn summarize<A: Actuator>(
                 evidence: r.reason.evidence.clone(),
                 failure: r.reason.failure.clone(),
                 wave: r.reason.wave.clone(),
-                detected_at: r.detected_at.to_string(),
-                executed_at: r.executed_at.to_string(),
+                detected_at: r.detected_at,
+                executed_at: r.executed_at,
             })
             .collect(),
         ground_truth: GroundTruth {
@@ -258,6 +300,32 @@ pub fn summarize<A: Actuator>(
             scores_emitted: scores.count,
             duplicate_commands_skipped: actor.duplicates_skipped(),
         },
+    }
+}
+
+/// A failure risk worth a line beside a rollback another trigger set off.
+const NOTABLE_RISK: f64 = 0.5;
+
+/// What the simulator knows against what bellwether did, in every
+/// scenario: a healthy VM rolled back is a false alarm, named.
+fn ground_truth_line(s: &DemoSummary) -> String {
+    let g = &s.ground_truth;
+    let false_alarms = match g.healthy_rolled_back.len() {
+        0 => "no false alarm (no healthy VM rolled back)".to_string(),
+        n => format!(
+            "{n} false alarm(s): healthy VM(s) rolled back: {}",
+            g.healthy_rolled_back.join(", ")
+        ),
+    };
+    if s.fault.is_some() {
+        format!(
+            "  ground truth: the patch broke {} of the {} VMs it reached; {} of them rolled back; {false_alarms}\n",
+            g.affected_patched.len(),
+            s.vms_patched,
+            g.affected_rolled_back,
+        )
+    } else {
+        format!("  ground truth: a good patch, it broke no VM; {false_alarms}\n")
     }
 }
 
@@ -319,10 +387,10 @@ pub fn render_text(s: &DemoSummary) -> String {
         if let Some(f) = &r.failure {
             if r.trigger == bellwether_schemas::RollbackTrigger::PredictedFailure {
                 let _ = writeln!(out, "        {}", crate::scoring::describe_risk(f));
-            } else {
+            } else if f.risk >= NOTABLE_RISK {
                 let _ = writeln!(
                     out,
-                    "        failure risk {:.2} within {} min",
+                    "        also: failure risk {:.2} within {} min",
                     f.risk, f.horizon_minutes
                 );
             }
@@ -335,7 +403,11 @@ pub fn render_text(s: &DemoSummary) -> String {
             let _ = writeln!(out, "        {prefix}{}", describe(e));
         }
     }
-    let _ = writeln!(out, "\nOutcome: {}", s.outcome.to_uppercase());
+    let _ = writeln!(
+        out,
+        "\nOutcome: {}",
+        s.outcome.as_str().replace('_', " ").to_uppercase()
+    );
     let _ = writeln!(
         out,
         "  {} of {} VMs received the patch; {} rolled back; {} still run it; {}",
@@ -349,17 +421,9 @@ pub fn render_text(s: &DemoSummary) -> String {
             "the patch never left the canary stage"
         }
     );
-    if s.fault.is_some() {
-        let _ = writeln!(
-            out,
-            "  ground truth: the patch broke {} of the VMs it reached; {} of them rolled back; {} healthy VM(s) rolled back",
-            s.ground_truth.affected_patched.len(),
-            s.ground_truth.affected_rolled_back,
-            s.ground_truth.healthy_rolled_back.len()
-        );
-        if !s.ground_truth.crashes.is_empty() {
-            let _ = writeln!(out, "  crashes: {}", s.ground_truth.crashes.len());
-        }
+    out += &ground_truth_line(s);
+    if !s.ground_truth.crashes.is_empty() {
+        let _ = writeln!(out, "  crashes: {}", s.ground_truth.crashes.len());
     }
     let _ = writeln!(
         out,

@@ -48,7 +48,9 @@ pub struct PatchCommand {
     pub patch_id: String,
     /// The VM.
     pub vm_id: String,
-    /// Wave index, from 0.
+    /// The wave, its index from 0 (its number from 1 in JSON:
+    /// [`crate::wave::number`]).
+    #[serde(with = "crate::wave::number")]
     pub wave: usize,
     /// When it was decided.
     pub issued_at: EventTime,
@@ -111,7 +113,8 @@ pub struct RollbackReason {
 /// metric: what stopped a rollout at the wave level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WaveEvidence {
-    /// The wave, from 0.
+    /// The wave, its index from 0 (its number from 1 in JSON and text).
+    #[serde(with = "crate::wave::number")]
     pub wave: usize,
     /// The metric.
     pub metric: String,
@@ -132,7 +135,7 @@ pub struct WaveEvidence {
 }
 
 impl fmt::Display for WaveEvidence {
-    /// `wave 0 (15 VMs together): response_time_ms +6.20 (+4.8%) against
+    /// `wave 1 (15 VMs together): response_time_ms +6.20 (+4.8%) against
     /// unpatched peers, +7.1σ for a wave of that size (threshold 5.0σ), over 12 window(s)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let relative = self
@@ -143,7 +146,7 @@ impl fmt::Display for WaveEvidence {
             f,
             "wave {} ({} VMs together): {} {:+.2}{relative} against unpatched peers, \
              {:+.1}σ for a wave of that size (threshold {:.1}σ), over {} window(s)",
-            self.wave,
+            self.wave + 1,
             self.vms,
             self.metric,
             self.mean_change,

@@ -33,7 +33,8 @@ pub enum RolloutEventKind {
     },
     /// A wave's patch commands were issued.
     WaveStarted {
-        /// Wave index, from 0.
+        /// Wave index, from 0 (its number from 1 in JSON).
+        #[serde(with = "crate::wave::number")]
         wave: usize,
         /// Its VMs.
         vms: Vec<String>,
@@ -42,7 +43,8 @@ pub enum RolloutEventKind {
     },
     /// A wave baked for its full bake time with no anomaly.
     WaveBaked {
-        /// Wave index.
+        /// Wave index, from 0 (its number from 1 in JSON).
+        #[serde(with = "crate::wave::number")]
         wave: usize,
     },
     /// A VM was rolled back.
@@ -84,7 +86,8 @@ pub enum RolloutEventKind {
     /// A wave is due, but the maintenance window is closed: it starts when
     /// the window opens.
     WaitingForWindow {
-        /// The wave that waits.
+        /// The wave that waits, its index from 0 (its number from 1 in JSON).
+        #[serde(with = "crate::wave::number")]
         wave: usize,
         /// When the window opens next (none if the expression never fires again).
         opens_at: Option<EventTime>,

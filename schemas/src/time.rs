@@ -47,6 +47,16 @@ impl EventTime {
         }
     }
 
+    /// RFC 3339 in UTC, to the millisecond when it has one
+    /// (`2026-11-03T06:00:00Z`, `2026-11-03T06:00:00.250Z`).
+    pub fn rfc3339(self) -> String {
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(t) if self.0 % 1000 == 0 => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            None => format!("{}ms", self.0),
+        }
+    }
+
     /// Whole minutes from `earlier` to this instant.
     pub fn minutes_since(self, earlier: EventTime) -> i64 {
         (self.0 - earlier.0) / Self::MINUTE_MS
@@ -66,6 +76,73 @@ impl fmt::Display for EventTime {
             rem / 3600,
             (rem % 3600) / 60
         )
+    }
+}
+
+/// Serde for an [`EventTime`] a person reads (API answers, `--format
+/// json`, the demo's summary): written as RFC 3339, read as RFC 3339 or
+/// as milliseconds since the epoch. The topics' messages keep milliseconds.
+///
+/// ```
+/// use bellwether_schemas::EventTime;
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct T {
+///     #[serde(with = "bellwether_schemas::time::rfc3339")]
+///     at: EventTime,
+/// }
+/// let json = serde_json::to_string(&T { at: EventTime(1_793_685_600_000) }).unwrap();
+/// assert_eq!(json, r#"{"at":"2026-11-03T06:00:00Z"}"#);
+/// assert_eq!(serde_json::from_str::<T>(&json).unwrap().at, EventTime(1_793_685_600_000));
+/// assert_eq!(serde_json::from_str::<T>(r#"{"at":1793685600000}"#).unwrap().at.0, 1_793_685_600_000);
+/// ```
+pub mod rfc3339 {
+    use super::EventTime;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes RFC 3339.
+    pub fn serialize<S: Serializer>(t: &EventTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.rfc3339())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Millis(i64),
+        Text(String),
+    }
+
+    fn read(e: Either) -> Result<EventTime, String> {
+        match e {
+            Either::Millis(ms) => Ok(EventTime(ms)),
+            Either::Text(t) => EventTime::parse_or_now(Some(&t)),
+        }
+    }
+
+    /// Reads RFC 3339 or milliseconds since the epoch.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<EventTime, D::Error> {
+        read(Either::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    /// The same for an optional time (`null` when absent).
+    pub mod option {
+        use super::{Either, EventTime, read};
+        use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+        /// Writes RFC 3339 or `null`.
+        pub fn serialize<S: Serializer>(t: &Option<EventTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&t.rfc3339()),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads RFC 3339, milliseconds or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EventTime>, D::Error> {
+            Option::<Either>::deserialize(d)?
+                .map(read)
+                .transpose()
+                .map_err(D::Error::custom)
+        }
     }
 }
 
@@ -92,5 +169,13 @@ mod tests {
         // 2026-11-26 15:41:00 UTC
         assert_eq!(EventTime(1_795_707_660_000).to_string(), "2026-11-26 15:41");
         assert_eq!(EventTime(0).to_string(), "1970-01-01 00:00");
+        assert_eq!(
+            EventTime(1_795_707_660_000).rfc3339(),
+            "2026-11-26T15:41:00Z"
+        );
+        assert_eq!(
+            EventTime(1_795_707_660_250).rfc3339(),
+            "2026-11-26T15:41:00.250Z"
+        );
     }
 }

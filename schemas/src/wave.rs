@@ -151,6 +151,38 @@ pub struct Wave {
     pub canary: bool,
 }
 
+/// Serde for a wave index (from 0 in Rust) written as the wave's number
+/// (from 1) in every JSON message, history row and screen, so that "wave 1"
+/// means the first wave wherever a person or a query reads it.
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct W {
+///     #[serde(with = "bellwether_schemas::wave::number")]
+///     wave: usize,
+/// }
+/// assert_eq!(serde_json::to_string(&W { wave: 0 }).unwrap(), r#"{"wave":1}"#);
+/// assert_eq!(serde_json::from_str::<W>(r#"{"wave":2}"#).unwrap().wave, 1);
+/// assert!(serde_json::from_str::<W>(r#"{"wave":0}"#).is_err());
+/// ```
+pub mod number {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes index `i` as number `i + 1`.
+    pub fn serialize<S: Serializer>(index: &usize, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*index as u64 + 1)
+    }
+
+    /// Reads number `n` (at least 1) as index `n - 1`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        let n = u64::deserialize(d)?;
+        match n.checked_sub(1) {
+            Some(i) => usize::try_from(i).map_err(D::Error::custom),
+            None => Err(D::Error::custom("wave numbers start at 1")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -184,7 +184,10 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
         Duration::from_secs(400),
         "the warm-up history scored",
         || {
-            let t = get(&format!("{url}api/snapshot"))?["fleet_time"].as_i64()?;
+            let snapshot = get(&format!("{url}api/snapshot"))?;
+            let t = chrono::DateTime::parse_from_rfc3339(snapshot["fleet_time"].as_str()?)
+                .ok()?
+                .timestamp_millis();
             (t >= warm).then_some(())
         },
     );

@@ -45,10 +45,25 @@ fn prometheus_scrapes_the_rollout_progress() {
         .trim_end_matches('/')
         .to_string();
     let config = dir.path().join("prometheus.yml");
+    // The shipped alerting rules, checked by promtool and evaluated every second.
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/prometheus/bellwether-alerts.rules.yml"
+    );
+    let checked = std::process::Command::new("/usr/bin/promtool")
+        .args(["check", "rules", rules])
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool refuses the shipped alerts: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: bellwether\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: bellwether\n    static_configs:\n      - targets: ['{target}']\n"
         ),
     )
     .unwrap();
@@ -93,5 +108,30 @@ fn prometheus_scrapes_the_rollout_progress() {
     assert!(
         rolled_back.iter().any(|s| value(s) >= 1.0),
         "{rolled_back:?}"
+    );
+    // The shipped alerts fire: the rollout halted, a rollback executed;
+    // and the failed-actuation series exists (at 0), so its alert can fire.
+    for alert in ["BellwetherRolloutHalted", "BellwetherRollbackExecuted"] {
+        let firing = eventually(Duration::from_secs(120), alert, || {
+            query(
+                &prometheus,
+                &format!("ALERTS{{alertname=\"{alert}\",alertstate=\"firing\"}}"),
+            )
+            .pop()
+        });
+        assert_eq!(
+            firing["metric"]["rollout"], "rollout-kb-2026-1102",
+            "{firing}"
+        );
+    }
+    let failed = query(&prometheus, "bellwether_actuations_failed_total");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed.iter().all(|s| value(s) == 0.0), "{failed:?}");
+    assert!(
+        query(
+            &prometheus,
+            "ALERTS{alertname=\"BellwetherActuationsFailing\"}"
+        )
+        .is_empty()
     );
 }

@@ -43,9 +43,31 @@ fn format_json_prints_json_and_csv_is_refused_outside_sql() {
     let listed = stdout(&bellwether(&[
         "model", "list", "--models", models, "--format", "json",
     ]));
-    assert_eq!(listed.trim(), "[]");
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["versions"], serde_json::json!([]), "{listed}");
+    // The built-in models, and which model each service loads with the
+    // default config: the built-in ones.
+    let builtin: Vec<&str> = listed["builtin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(builtin, ["builtin-1", "builtin-2"], "{listed}");
+    let in_use = |kind: &str| {
+        listed["in_use"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["kind"] == kind)
+            .map(|u| u["model"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(in_use("forecaster"), "lstm-builtin-1");
+    assert_eq!(in_use("failure"), "failure-builtin-2");
     let text = stdout(&bellwether(&["model", "list", "--models", models]));
     assert!(text.contains("no model bundle"), "{text}");
+    assert!(text.contains("lstm-builtin-1"), "{text}");
 
     // Refused before any work, naming the flag and where CSV is printed.
     let out = bellwether(&["--format", "csv", "eval", "rollouts", "--seeds", "50"]);

@@ -30,7 +30,7 @@ fn demo(quality: PatchQuality, seed: u64) -> DemoSummary {
 fn a_good_patch_reaches_the_whole_fleet_with_no_rollback() {
     for seed in [1, 2] {
         let s = demo(PatchQuality::Good, seed);
-        assert_eq!(s.outcome, "completed", "seed {seed}");
+        assert_eq!(s.outcome.as_str(), "completed", "seed {seed}");
         assert_eq!(s.vms_patched, s.fleet_size, "seed {seed}: every VM patched");
         assert_eq!(s.vms_on_patch, s.fleet_size);
         assert_eq!(
@@ -49,7 +49,7 @@ fn every_fault_is_halted_in_the_canary_stage_rolling_back_only_broken_vms() {
         for seed in [1, 3] {
             let s = demo(PatchQuality::Bad(fault), seed);
             let context = format!("{fault} seed {seed}");
-            assert_eq!(s.outcome, "halted", "{context}");
+            assert_eq!(s.outcome.as_str(), "halted", "{context}");
             assert!(
                 !s.left_canary_stage,
                 "{context}: the patch left the canary stage"
@@ -89,7 +89,7 @@ fn the_same_seed_gives_the_same_decisions() {
     let ids = |s: &DemoSummary| {
         s.rollbacks
             .iter()
-            .map(|r| (r.vm_id.clone(), r.executed_at.clone()))
+            .map(|r| (r.vm_id.clone(), r.executed_at))
             .collect::<Vec<_>>()
     };
     assert!(
@@ -155,7 +155,7 @@ fn a_bad_patch_during_a_surge_is_still_halted_with_only_broken_vms_rolled_back()
             EventKind::Surge,
         );
         let context = format!("seed {seed}");
-        assert_eq!(s.outcome, "halted", "{context}");
+        assert_eq!(s.outcome.as_str(), "halted", "{context}");
         assert!(
             !s.left_canary_stage,
             "{context}: the patch left the canary stage"
@@ -217,5 +217,5 @@ fn rollout_detect_sizes_the_canary_stage_from_the_noise_the_pipeline_measured() 
         (3..=s.fleet_size / 5).contains(&canary_vms),
         "between the wave test's 3 and max_canaries: {canary_vms}"
     );
-    assert_eq!(s.outcome, "completed", "{:?}", s.rollbacks);
+    assert_eq!(s.outcome.as_str(), "completed", "{:?}", s.rollbacks);
 }

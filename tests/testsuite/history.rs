@@ -109,9 +109,22 @@ fn what_the_demo_wrote_is_what_sql_returns() {
             !p.ends_with(".parquet")
                 && !p.ends_with("/_checkpoint.json")
                 && !p.ends_with("/_writer.lock")
+                && !p.ends_with("/_demo")
         })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Waves are numbered from 1, as in the summary and on the dashboard.
+    let waves = sql(
+        &history,
+        "SELECT min(wave) AS first FROM commands WHERE action = 'patch'",
+    );
+    assert_eq!(waves[0]["first"], summary["waves"][0]["wave"], "{waves:?}");
+    assert_eq!(waves[0]["first"], 1, "{waves:?}");
+
+    // A second demo into the folder starts it afresh: its samples once.
+    let again = demo(&history);
+    let samples = sql(&history, "SELECT count(*) AS n FROM samples");
+    assert_eq!(samples[0]["n"], again["pipeline"]["samples_in"]);
 }
 
 #[test]
@@ -122,6 +135,8 @@ fn a_crash_mid_write_leaves_no_visible_corrupt_file() {
     let part = history.join("samples/date=2026-11-02/hour=00");
     std::fs::create_dir_all(&part).unwrap();
     std::fs::write(part.join("part-1-000001.parquet.tmp"), b"PAR1\x00\x01half").unwrap();
+    // (A demo wrote it: the next demo may start the folder afresh.)
+    std::fs::write(history.join("_demo"), "").unwrap();
     // And a real one: the demo SIGKILLed while it writes.
     let mut run = Bellwether::spawn(
         dir.path(),
@@ -173,8 +188,91 @@ fn statements_other_than_queries_are_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("only queries"), "{statement}: {err}");
     }
-    // Queries on an empty history work.
+    // Queries on an empty history work, SHOW and DESCRIBE too.
     assert_eq!(sql(&history, "SELECT count(*) AS n FROM scores")[0]["n"], 0);
+    let columns: Vec<Value> = sql(&history, "DESCRIBE commands")
+        .iter()
+        .map(|c| c["column_name"].clone())
+        .collect();
+    assert!(columns.contains(&"wave".into()), "{columns:?}");
+    let tables = sql(&history, "SHOW TABLES");
+    assert!(tables.iter().any(|t| t["table_name"] == "rollout_events"));
+}
+
+/// The prompt: statements over several lines from a pipe; on a terminal
+/// (a pty from util-linux's `script`), Up recalls the last statement.
+#[test]
+fn the_sql_prompt_runs_statements_and_recalls_them_with_up() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    std::fs::create_dir_all(&history).unwrap();
+    let h = history.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["sql", "--history", h, "--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT 41 + 1\n AS answer;\nSELECT nonsense;\nSELECT 7 AS seven;\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "answer\n42\nseven\n7\n", "{stderr}");
+    assert!(
+        stderr.contains("error:") && stderr.contains("nonsense"),
+        "{stderr}"
+    );
+
+    let Ok(script) = which("script") else {
+        eprintln!("skipped the terminal half: no `script` (util-linux)");
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(script)
+        .args(["-q", "-e", "-c"])
+        .arg(format!(
+            "{} sql --history {h} --format csv",
+            env!("CARGO_BIN_EXE_bellwether")
+        ))
+        .arg("/dev/null")
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Typed, with a pause for the editor to draw its prompt: a query, then
+    // Up and Enter to run it again, then Ctrl-D.
+    for keys in [&b"SELECT 6 * 7 AS answer;\r"[..], b"\x1b[A", b"\r", b"\x04"] {
+        std::thread::sleep(Duration::from_millis(400));
+        stdin.write_all(keys).unwrap();
+        stdin.flush().unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(shown.matches("42").count(), 2, "{shown}");
+    let kept = std::fs::read_to_string(home.path().join(".bellwether_sql_history")).unwrap();
+    assert!(kept.contains("SELECT 6 * 7 AS answer;"), "{kept}");
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .ok_or(())
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod common;
 mod actuators;
 mod cli_demo;
 mod cli_flags;
+mod cli_read;
 mod config_errors;
 mod demo_scenarios;
 mod eval_nab;

@@ -34,7 +34,7 @@ fn blind_to_memory(seed: u64, act: bool) -> DemoSummary {
 fn a_predicted_failure_rolls_a_leaking_vm_back_before_it_crashes() {
     let s = blind_to_memory(1, true);
     assert_eq!(s.failure_model.as_deref(), Some("failure-builtin-2"));
-    assert_eq!(s.outcome, "halted");
+    assert_eq!(s.outcome.as_str(), "halted");
     assert!(!s.left_canary_stage);
     assert!(
         s.ground_truth.crashes.is_empty(),

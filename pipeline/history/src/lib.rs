@@ -79,6 +79,9 @@ impl HistoryOptions {
     }
 }
 
+/// The file marking a folder a demo wrote (the next demo empties it).
+pub const DEMO_MARKER: &str = "_demo";
+
 /// The history writer of one process.
 pub struct History {
     root: PathBuf,
@@ -107,6 +110,50 @@ impl History {
     /// Opens (creates) the history under `root`. Files an earlier run
     /// wrote after its last checkpoint are deleted (they are replayed).
     pub fn open(root: &Path, options: HistoryOptions) -> Result<History, HistoryError> {
+        let lock = Self::lock(root)?;
+        Self::open_locked(root, options, lock)
+    }
+
+    /// Opens `root` for a demo, afresh: a folder an earlier demo wrote is
+    /// emptied first (a second demo does not append a second copy of the
+    /// same simulated days). A folder with history a demo did not write
+    /// (`bellwether run`'s) is refused, never emptied.
+    pub fn open_afresh(root: &Path, options: HistoryOptions) -> Result<History, HistoryError> {
+        let lock = Self::lock(root)?;
+        let marker = root.join(DEMO_MARKER);
+        let used = tables::TABLES.iter().any(|t| root.join(t).exists());
+        if used && !marker.exists() {
+            return Err(HistoryError::Write {
+                path: root.to_path_buf(),
+                reason: "this folder holds history a demo did not write; a demo starts its \
+                         folder afresh, so give it another (--history DIR) or --no-history"
+                    .into(),
+            });
+        }
+        let write_err = |path: &Path, e: std::io::Error| HistoryError::Write {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        for table in tables::TABLES {
+            let dir = root.join(table);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| write_err(&dir, e))?;
+            }
+        }
+        let checkpoint = root.join(checkpoint::FILE);
+        if checkpoint.exists() {
+            std::fs::remove_file(&checkpoint).map_err(|e| write_err(&checkpoint, e))?;
+        }
+        std::fs::write(
+            &marker,
+            "written by `bellwether demo`, emptied by the next one\n",
+        )
+        .map_err(|e| write_err(&marker, e))?;
+        Self::open_locked(root, options, lock)
+    }
+
+    /// Creates `root` and takes its writer's lock.
+    fn lock(root: &Path) -> Result<std::fs::File, HistoryError> {
         std::fs::create_dir_all(root).map_err(|e| HistoryError::Write {
             path: root.to_path_buf(),
             reason: e.to_string(),
@@ -124,6 +171,14 @@ impl History {
                     .into(),
             });
         }
+        Ok(lock)
+    }
+
+    fn open_locked(
+        root: &Path,
+        options: HistoryOptions,
+        lock: std::fs::File,
+    ) -> Result<History, HistoryError> {
         let earlier = Checkpoint::load(root)?.unwrap_or_default();
         if !earlier.run.is_empty() {
             for table in tables::TABLES {
@@ -627,6 +682,32 @@ mod tests {
             per_metric: HashMap::from([("err".to_string(), Aggregate::Max)]),
             resume: true,
         }
+    }
+
+    #[test]
+    fn a_second_demo_starts_its_folder_afresh_and_a_run_folder_is_refused() {
+        let demo = tempfile::tempdir().unwrap();
+        for _ in 0..2 {
+            let mut h = History::open_afresh(demo.path(), options(SampleRetention::Raw)).unwrap();
+            for m in 0..10 {
+                h.samples(&minute(m)).unwrap();
+            }
+            h.finish().unwrap();
+        }
+        // The second demo's rows, once: three VMs and two metrics a minute.
+        assert_eq!(sample_rows(&demo.path().join("samples")).len(), 10 * 3 * 2);
+
+        let run = tempfile::tempdir().unwrap();
+        let mut h = History::open(run.path(), options(SampleRetention::Raw)).unwrap();
+        h.samples(&minute(0)).unwrap();
+        h.finish().unwrap();
+        drop(h);
+        let err = History::open_afresh(run.path(), options(SampleRetention::Raw))
+            .err()
+            .expect("a run's folder refused")
+            .to_string();
+        assert!(err.contains("--history DIR"), "{err}");
+        assert_eq!(sample_rows(&run.path().join("samples")).len(), 3 * 2);
     }
 
     /// Writes minutes 0..40 straight through, and again with a crash: the

@@ -321,7 +321,7 @@ pub fn control_rows(messages: &[&ControlMessage]) -> [RecordBatch; 5] {
                 c.2.append_value(&p.rollout_id);
                 c.3.append_value(&p.vm_id);
                 c.4.append_value("patch");
-                c.5.append_value(p.wave as i64);
+                c.5.append_value(p.wave as i64 + 1);
                 c.6.append_null();
                 c.7.append_null();
                 c.8.append_null();

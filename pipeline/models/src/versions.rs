@@ -38,8 +38,11 @@ fn pointer_names(dir: &Path, pointer: &str) -> Option<String> {
 /// Which kind of bundle `path` is, with its version and figures; an error
 /// names the file and what is wrong with it.
 fn inspect(path: &Path) -> Result<(&'static str, String, String), BundleError> {
-    let location = path.display().to_string();
-    if let Ok(b) = FailureBundle::load(&location) {
+    inspect_location(&path.display().to_string())
+}
+
+fn inspect_location(location: &str) -> Result<(&'static str, String, String), BundleError> {
+    if let Ok(b) = FailureBundle::load(location) {
         let q = b.validation;
         return Ok((
             "failure",
@@ -50,7 +53,7 @@ fn inspect(path: &Path) -> Result<(&'static str, String, String), BundleError> {
             ),
         ));
     }
-    let b = ModelBundle::load(&location)?;
+    let b = ModelBundle::load(location)?;
     Ok((
         "lstm",
         b.version,
@@ -74,6 +77,31 @@ fn shadow_figures(log: &Path) -> Option<String> {
             "not promoted"
         }
     ))
+}
+
+/// The two models shipped in the binary (`builtin` as `forecast.model`
+/// or `failure.model`), the LSTM forecaster first.
+pub fn builtins() -> Vec<Version> {
+    ["lstm", "failure"]
+        .into_iter()
+        .map(|kind| {
+            let (version, figures) = match kind {
+                "lstm" => ModelBundle::load("builtin").map(|b| {
+                    let rmse = b.training.validation_rmse;
+                    (b.version, format!("validation RMSE {rmse:.3}"))
+                }),
+                _ => inspect_location("builtin").map(|(_, v, f)| (v, f)),
+            }
+            .unwrap_or_else(|e| ("unreadable".into(), e.to_string()));
+            Version {
+                file: "builtin".into(),
+                kind,
+                version,
+                figures,
+                promoted: false,
+            }
+        })
+        .collect()
 }
 
 /// Every bundle in `dir`, sorted by file name.

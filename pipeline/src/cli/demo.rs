@@ -164,7 +164,7 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
             false,
         );
         Some(std::sync::Arc::new(std::sync::Mutex::new(
-            crate::history::History::open(&dir, options)?,
+            crate::history::History::open_afresh(&dir, options)?,
         )))
     };
 

@@ -179,11 +179,26 @@ fn group_preview(args: GroupPreviewArgs, global: &Global) -> Result<()> {
     let m = crate::monitor::groups::members(&inventory, &selector);
     if global.json(args.json) {
         println!("{}", serde_json::to_string(&m)?);
-    } else {
-        println!("{} of {} VMs match", m.count, inventory.vms().len());
-        for id in &m.vms {
-            println!("{id}");
-        }
+        return Ok(());
     }
-    Ok(())
+    // Each matching VM with the attributes that matched it, and the
+    // configured groups it is already in.
+    let groups: Vec<crate::monitor::groups::GroupMembers> = inventory
+        .group_names()
+        .into_iter()
+        .filter_map(|name| inventory.group(name))
+        .map(|g| crate::monitor::groups::members(&inventory, g))
+        .collect();
+    let ids: std::collections::HashSet<&String> = m.vms.iter().collect();
+    let matched: Vec<bellwether_schemas::VmRecord> = inventory
+        .vms()
+        .iter()
+        .filter(|v| ids.contains(&v.id))
+        .cloned()
+        .collect();
+    println!("{} of {} VMs match", m.count, inventory.vms().len());
+    write_stdout(&super::vm::vm_table(
+        &matched,
+        &super::vm::groups_of(&groups),
+    ))
 }

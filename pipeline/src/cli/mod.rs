@@ -9,6 +9,7 @@ mod group;
 mod mark;
 mod model;
 mod patch;
+mod remote;
 mod rollout;
 mod run;
 mod simulate;
@@ -89,10 +90,11 @@ pub enum Command {
     /// The inventory of the running bellwether: register or remove VMs.
     #[command(subcommand)]
     Vm(vm::VmCommand),
-    /// Control a rollout: start (approve) a submitted one, pause, resume,
-    /// promote, abort, or roll every patched VM back now (published on the
-    /// control topic).
-    Rollout(rollout::RolloutArgs),
+    /// Rollouts: list them and show one (from a running bellwether's API),
+    /// or pause, resume, promote, abort, or roll every patched VM back now
+    /// (published on the control topic).
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
 }
 
 impl Command {
@@ -189,7 +191,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Retrain(args) => train::exec_retrain(args, global),
         Command::Group(command) => group::exec(command, global),
         Command::Vm(command) => vm::exec(command, global),
-        Command::Rollout(args) => rollout::exec(args, global),
+        Command::Rollout(command) => rollout::exec(command, global),
         Command::Patch(command) => patch::exec(command, global),
         Command::Model(command) => model::exec(command, global),
         Command::Config(command) => config::exec(command, global),

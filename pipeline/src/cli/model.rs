@@ -8,11 +8,12 @@ use std::path::PathBuf;
 /// `bellwether model` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Every bundle of a models folder, its figures, and which is in use.
+    /// The built-in models, every bundle of a models folder with its
+    /// figures, and which model each service of this config would load.
     List {
-        /// The models folder.
-        #[arg(long, default_value = "bellwether-models")]
-        models: PathBuf,
+        /// The models folder (default: retrain.models of the config).
+        #[arg(long)]
+        models: Option<PathBuf>,
     },
     /// Make a bundle of the folder the one in use for its kind (also to go
     /// back to an earlier version); bellwether loads it at its next start.
@@ -25,28 +26,114 @@ pub enum ModelCommand {
     },
 }
 
+/// What `bellwether model list` shows.
+#[derive(Debug, serde::Serialize)]
+struct ModelListing {
+    /// What `demo` and `run` with this config load, per kind.
+    in_use: Vec<InUse>,
+    /// The models shipped in the binary.
+    builtin: Vec<crate::model::versions::Version>,
+    /// The models folder.
+    folder: String,
+    /// Its bundles.
+    versions: Vec<crate::model::versions::Version>,
+}
+
+/// The model a service loads for one kind.
+#[derive(Debug, serde::Serialize)]
+struct InUse {
+    /// `forecaster` or `failure`.
+    kind: &'static str,
+    /// The config key and its value.
+    configured: String,
+    /// The model's name, as the summary and the dashboard show it.
+    model: String,
+    /// Why the configured model is not used, if it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<String>,
+}
+
+fn in_use(config: &crate::config::Config) -> Vec<InUse> {
+    let forecaster = crate::model::choose_forecaster(config);
+    let failure = crate::model::choose_failure_model(config);
+    vec![
+        InUse {
+            kind: "forecaster",
+            configured: format!(
+                "forecast.kind = {:?}, forecast.model = {:?}",
+                config.forecast.kind, config.forecast.model
+            ),
+            model: forecaster.forecaster.name().to_string(),
+            fallback: forecaster.fallback,
+        },
+        InUse {
+            kind: "failure",
+            configured: format!("failure.model = {:?}", config.failure.model),
+            model: failure
+                .model
+                .as_ref()
+                .map_or_else(|| "none".to_string(), |m| m.name.clone()),
+            fallback: failure.unusable,
+        },
+    ]
+}
+
+impl ModelListing {
+    fn text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::from("In use by demo and run with this config\n");
+        for u in &self.in_use {
+            let _ = writeln!(out, "  {:<10} {:<24} ({})", u.kind, u.model, u.configured);
+            if let Some(why) = &u.fallback {
+                let _ = writeln!(out, "             not the configured model: {why}");
+            }
+        }
+        let row = |out: &mut String, v: &crate::model::versions::Version| {
+            let _ = writeln!(
+                out,
+                "{} {:<8} {:<40} {:<24} {}",
+                if v.promoted { "*" } else { " " },
+                v.kind,
+                v.file,
+                v.version,
+                v.figures
+            );
+        };
+        out += "\nBuilt in (`builtin`)\n";
+        for v in &self.builtin {
+            row(&mut out, v);
+        }
+        let _ = writeln!(out, "\nIn {} (* promoted)", self.folder);
+        if self.versions.is_empty() {
+            out += "  no model bundle\n";
+        }
+        for v in &self.versions {
+            row(&mut out, v);
+        }
+        out
+    }
+}
+
 /// Runs a `bellwether model` subcommand.
 pub fn exec(command: ModelCommand, global: &Global) -> Result<()> {
     match command {
         ModelCommand::List { models } => {
-            let versions = crate::model::versions::list(&models)?;
+            let config = global.load()?;
+            let models = models.unwrap_or_else(|| config.retrain.models.clone());
+            let listing = ModelListing {
+                in_use: in_use(&config),
+                builtin: crate::model::versions::builtins(),
+                folder: models.display().to_string(),
+                versions: if models.is_dir() {
+                    crate::model::versions::list(&models)?
+                } else {
+                    Vec::new()
+                },
+            };
             if global.json(false) {
-                return super::write_stdout(&format!("{}\n", serde_json::to_string(&versions)?));
+                return super::write_stdout(&format!("{}\n", serde_json::to_string(&listing)?));
             }
-            if versions.is_empty() {
-                println!("no model bundle in {}", models.display());
-            }
-            for v in versions {
-                println!(
-                    "{} {:<8} {:<40} {:<24} {}",
-                    if v.promoted { "*" } else { " " },
-                    v.kind,
-                    v.file,
-                    v.version,
-                    v.figures
-                );
-            }
-            Ok(())
+            super::write_stdout(&listing.text())
         }
         ModelCommand::Promote { models, bundle } => {
             let kind = crate::model::versions::promote(&models, &bundle)?;

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 /// `bellwether patch` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PatchCommand {
+    /// Every patch the running bellwether knows: its rollout, approval and
+    /// state.
+    List(super::remote::ApiArgs),
     /// Show what the approval rules decide for a patch (publishes nothing).
     Evaluate(PatchArgs),
     /// Submit a patch: bellwether keeps it with the rules' decision and
@@ -115,6 +118,23 @@ pub struct ApproveArgs {
 /// Runs a `bellwether patch` subcommand.
 pub fn exec(command: PatchCommand, global: &Global) -> Result<()> {
     match command {
+        PatchCommand::List(api) => {
+            let patches: Vec<crate::monitor::patches::PatchStatus> =
+                api.get(global, "api/patches")?;
+            if global.json(false) {
+                return super::write_stdout(&format!("{}\n", serde_json::to_string(&patches)?));
+            }
+            if patches.is_empty() {
+                return super::write_stdout("no patch yet\n");
+            }
+            super::write_stdout(&crate::table::render(
+                &["patch", "rollout", "state", "approval"],
+                patches
+                    .into_iter()
+                    .map(|p| vec![p.patch_id, p.rollout_id, p.state, p.approval])
+                    .collect(),
+            ))
+        }
         PatchCommand::Evaluate(args) => patch_decision(args, false, global),
         PatchCommand::Submit(args) => patch_decision(args, true, global),
         PatchCommand::Approve(args) => patch_approve(args, global),

@@ -182,6 +182,12 @@ pub fn run_demo(
     let mut turn: u64 = 0;
     let mut paced_since: Option<Instant> = None;
     let mut crashes_reported = 0;
+    // A paced demo (`--serve`) commits its history as it goes, every 5 s
+    // (or history.flush_secs, if shorter), so /api/sql answers while it runs.
+    let flush_every = std::time::Duration::from_secs(config.history.flush_secs.min(5));
+    let mut last_flush = Instant::now();
+    let mut events_recorded = 0;
+    let mut events_shown = 0;
 
     loop {
         if now >= patch_at && actor.rollout().is_none() {
@@ -240,6 +246,21 @@ pub fn run_demo(
         run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
         if let (Some(m), Some(r)) = (monitor, actor.rollout()) {
             m.on_actor(&r.id, actor.state(), actor.planned_waves().len());
+            let events = actor.events();
+            m.on_actor_events(&events[events_shown.min(events.len())..]);
+            events_shown = events.len();
+        }
+        if let Some(h) = history.filter(|_| {
+            options.speed.is_some() && now >= patch_at && last_flush.elapsed() >= flush_every
+        }) {
+            last_flush = Instant::now();
+            // The control messages the scoring stage took in are in
+            // already; the actor's events so far join them.
+            let mut h = lock(h);
+            let events = actor.events();
+            h.rollout_events(&events[events_recorded.min(events.len())..])?;
+            events_recorded = events.len();
+            h.flush()?;
         }
         if let Some(speed) = options.speed.filter(|_| now >= patch_at) {
             let since = *paced_since.get_or_insert_with(Instant::now);
@@ -288,7 +309,8 @@ pub fn run_demo(
         for message in stage_control.poll(usize::MAX)? {
             h.control(&message, None);
         }
-        h.rollout_events(actor.events())?;
+        let events = actor.events();
+        h.rollout_events(&events[events_recorded.min(events.len())..])?;
         h.finish()?;
     }
     let fleet = lock(&fleet);

@@ -80,15 +80,13 @@ fn recorded_rollout(
     let mut h = history.lock().unwrap_or_else(|p| p.into_inner());
     for r in &summary.rollbacks {
         if summary.ground_truth.healthy_rolled_back.contains(&r.vm_id) {
-            let at = chrono::DateTime::parse_from_rfc3339(&r.executed_at)
-                .map_or(0, |t| t.timestamp_millis());
             h.control(
                 &ControlMessage::Outcome(Outcome {
                     vm_id: r.vm_id.clone(),
                     rollout_id: Some(summary.rollout_id.clone()),
                     kind: OutcomeKind::FalseAlarm,
                     source: OutcomeSource::Operator,
-                    at: bellwether_schemas::EventTime(at),
+                    at: r.executed_at,
                     command_id: Some(CommandId::rollback(&summary.rollout_id, &r.vm_id)),
                     note: "simulated operator: the patch had not broken this VM".into(),
                 }),

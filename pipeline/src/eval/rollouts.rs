@@ -206,7 +206,7 @@ fn totals_of(s: &DemoSummary) -> RolloutTotals {
     RolloutTotals {
         rollouts: 1,
         left_canary_stage: usize::from(s.left_canary_stage),
-        completed: usize::from(s.outcome == "completed"),
+        completed: usize::from(s.outcome == crate::summary::RolloutOutcome::Completed),
         healthy_patched: s.vms_patched - broken,
         healthy_rolled_back: s.ground_truth.healthy_rolled_back.len(),
         broken_patched: broken,
@@ -231,32 +231,35 @@ fn totals_of(s: &DemoSummary) -> RolloutTotals {
 
 /// The totals as the table `bellwether eval rollouts` prints.
 pub fn table(lines: &[RolloutTotals]) -> String {
-    let mut out = format!(
-        "{:<20} {:>8} {:>9} {:>11} {:>13} {:>14} {:>7} {:>7} {:>9}\n",
-        "scenario",
-        "rollouts",
-        "completed",
-        "past canary",
-        "broken rolled",
-        "healthy rolled",
-        "share",
-        "crashes",
-        "predicted"
+    let mut out = crate::table::render(
+        &[
+            "scenario",
+            "rollouts",
+            "completed",
+            "past canary",
+            "broken VMs rolled back",
+            "healthy VMs rolled back",
+            "healthy share",
+            "crashes",
+            "predicted-failure rollbacks",
+        ],
+        lines
+            .iter()
+            .map(|l| {
+                vec![
+                    l.scenario.clone(),
+                    l.rollouts.to_string(),
+                    l.completed.to_string(),
+                    l.left_canary_stage.to_string(),
+                    format!("{}/{}", l.broken_rolled_back, l.broken_patched),
+                    format!("{}/{}", l.healthy_rolled_back, l.healthy_patched),
+                    format!("{:.2}%", 100.0 * l.healthy_rolled_back_share()),
+                    l.crashes.to_string(),
+                    l.predicted_failure_rollbacks.to_string(),
+                ]
+            })
+            .collect(),
     );
-    for l in lines {
-        out += &format!(
-            "{:<20} {:>8} {:>9} {:>11} {:>13} {:>14} {:>6.2}% {:>7} {:>9}\n",
-            l.scenario,
-            l.rollouts,
-            l.completed,
-            l.left_canary_stage,
-            format!("{}/{}", l.broken_rolled_back, l.broken_patched),
-            format!("{}/{}", l.healthy_rolled_back, l.healthy_patched),
-            100.0 * l.healthy_rolled_back_share(),
-            l.crashes,
-            l.predicted_failure_rollbacks
-        );
-    }
     // The bad patches' line repeats its faults' false alarms.
     for (l, a) in lines
         .iter()
@@ -277,3 +280,34 @@ pub fn table(lines: &[RolloutTotals]) -> String {
 
 /// The scenario of the bad patches' totals.
 const ALL_BAD: &str = "all bad patches";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each header sits over its own column: every line has as many
+    /// column separators as the header line, and each figure lines up
+    /// under its header.
+    #[test]
+    fn the_table_has_one_header_per_column() {
+        let line = |scenario: &str, healthy: usize| RolloutTotals {
+            scenario: scenario.into(),
+            rollouts: 10,
+            completed: 9,
+            healthy_patched: 3000,
+            healthy_rolled_back: healthy,
+            ..RolloutTotals::default()
+        };
+        let text = table(&[line("good", 1), line(ALL_BAD, 12)]);
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains('|')).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let separators = |l: &str| l.match_indices('|').map(|(i, _)| i).collect::<Vec<_>>();
+        let header = separators(lines[0]);
+        assert_eq!(header.len(), 8, "{text}");
+        for l in &lines[1..] {
+            assert_eq!(separators(l), header, "{text}");
+        }
+        assert!(lines[2].starts_with(ALL_BAD), "{text}");
+        assert!(lines[2].contains("12/3000"), "{text}");
+    }
+}

@@ -128,14 +128,8 @@ fn with_canary(config: &Config, canary_vms: usize, bake: u32) -> Config {
 }
 
 fn minutes_to_first_rollback(s: &DemoSummary) -> Option<f64> {
-    let parse = |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").ok();
-    let approved = parse(&s.patch_approved_at)?;
-    let first = s
-        .rollbacks
-        .iter()
-        .filter_map(|r| parse(&r.detected_at))
-        .min()?;
-    Some((first - approved).num_minutes() as f64)
+    let first = s.rollbacks.iter().map(|r| r.detected_at).min()?;
+    Some(first.minutes_since(s.patch_approved_at) as f64)
 }
 
 /// The upper median (the middle value, the higher of two), as the
@@ -207,7 +201,7 @@ pub fn sweep(
             for &seed in &grid.seeds {
                 let s = run(&config, PatchQuality::Good, None, seed)?;
                 halts.rollouts += 1;
-                halts.halted += usize::from(s.outcome != "completed");
+                halts.halted += usize::from(s.outcome != crate::summary::RolloutOutcome::Completed);
             }
             out.false_halts.push(halts);
             for (kind, sizes) in &grid.faults {

@@ -7,10 +7,10 @@ use crate::inventory::Inventory;
 use crate::inventory::selector::{GroupConfig, Selector};
 use axum::extract::State;
 use axum::response::{IntoResponse, Json, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A group and the VMs it matches.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct GroupMembers {
     /// The group's name.
     pub name: String,

@@ -69,8 +69,36 @@ impl Monitor {
 
     /// Takes in one control-topic message.
     pub fn on_control(&self, message: &ControlMessage) {
+        if let ControlMessage::WindowReport(w) = message {
+            self.inner
+                .telemetry
+                .patched_vms_silent
+                .set(w.missing.len() as i64);
+        }
         self.view().on_control(message);
         self.inner.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes in the in-process rollout actor's new events: failed
+    /// actuations are counted, and a state change's reason is kept for the
+    /// rollout's page (why it halted, what next).
+    pub fn on_actor_events(&self, events: &[bellwether_schemas::RolloutEvent]) {
+        use bellwether_schemas::RolloutEventKind;
+        for e in events {
+            match &e.kind {
+                RolloutEventKind::ActuationFailed { action, .. } => self
+                    .inner
+                    .telemetry
+                    .actuations_failed
+                    .with_label_values(&[action.as_str()])
+                    .inc(),
+                RolloutEventKind::StateChanged { to, why, .. } => {
+                    self.view().on_state_reason(&e.rollout_id, *to, why);
+                    self.inner.dirty.store(true, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// True when rollout `id` was approved, submitted or reported so far.
@@ -118,6 +146,11 @@ impl Monitor {
         let snapshot = self.snapshot();
         let t = &self.inner.telemetry;
         for r in &snapshot.rollouts {
+            for state in view::STATES.iter().chain([&r.state.as_str()]) {
+                t.rollout_state
+                    .with_label_values(&[r.id.as_str(), state])
+                    .set(i64::from(*state == r.state));
+            }
             t.patched_ratio
                 .with_label_values(&[&r.id])
                 .set(r.patched_percent / 100.0);

@@ -26,6 +26,20 @@ pub fn openapi() -> Value {
                 "bearer": { "type": "http", "scheme": "bearer", "description": "http.token (BELLWETHER__HTTP__TOKEN); without it every change is refused (403)" }
             },
             "schemas": {
+                "RolloutListing": {
+                    "type": "object", "required": ["id", "patch_id", "state", "waves", "patched", "rolled_back"],
+                    "properties": {
+                        "id": { "type": "string" },
+                        "patch_id": { "type": "string" },
+                        "patch_title": { "type": "string" },
+                        "state": { "type": "string", "example": "baking" },
+                        "approval": { "type": "string" },
+                        "waves": { "type": "integer", "description": "waves started" },
+                        "waves_planned": { "type": ["integer", "null"] },
+                        "patched": { "type": "integer", "description": "VMs on the patch now" },
+                        "rolled_back": { "type": "integer" }
+                    }
+                },
                 "Error": {
                     "type": "object", "required": ["error"],
                     "properties": { "error": { "type": "string", "description": "what was wrong, naming the field" } }
@@ -141,6 +155,18 @@ pub fn openapi() -> Value {
                     "401": error_response("no or wrong bearer token"),
                     "403": error_response("this server accepts no changes (no http.token)"),
                     "503": error_response("bellwether is shutting down: the change was not taken")
+                }
+            } },
+            "/api/rollouts": { "get": {
+                "summary": "Every rollout, newest first: state, approval, waves, VMs patched and rolled back",
+                "responses": { "200": { "description": "rollouts", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/RolloutListing" } } } } } }
+            } },
+            "/api/rollouts/{rollout_id}": { "get": {
+                "summary": "One rollout: its waves (VMs patched and rolled back), canary groups, anomaly scores and rollbacks with their evidence",
+                "parameters": [ { "name": "rollout_id", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "responses": {
+                    "200": { "description": "the rollout", "content": { "application/json": {} } },
+                    "404": error_response("no such rollout")
                 }
             } },
             "/api/rollouts/{rollout_id}/{action}": { "post": {

@@ -93,7 +93,7 @@ pub async fn approve(
 }
 
 /// One patch in `GET /api/patches`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct PatchStatus {
     /// The patch.
     pub patch_id: String,

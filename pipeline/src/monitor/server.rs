@@ -228,6 +228,8 @@ pub fn router(state: AppState) -> Router {
             "/api/outcomes",
             axum::routing::post(super::outcomes::post_outcome),
         )
+        .route("/api/rollouts", get(super::rollouts::list))
+        .route("/api/rollouts/{rollout_id}", get(super::rollouts::status))
         .route(
             "/api/rollouts/{rollout_id}/{action}",
             axum::routing::post(super::rollouts::post_control),

@@ -37,6 +37,12 @@ pub struct Telemetry {
     pub rolled_back: IntGaugeVec,
     /// VMs running the patch, per wave.
     pub wave_patched: IntGaugeVec,
+    /// 1 for the state a rollout is in, 0 for the others it was in.
+    pub rollout_state: IntGaugeVec,
+    /// Commands the actuator could not carry out, by action.
+    pub actuations_failed: IntCounterVec,
+    /// Patched VMs that sent no metrics for the last window.
+    pub patched_vms_silent: IntGauge,
     /// Rows this process wrote to each history table.
     pub history_rows: IntGaugeVec,
     /// History flushes that failed (their rows are kept and retried).
@@ -151,6 +157,32 @@ impl Telemetry {
                 "VMs running the patch, per wave of the rollout.",
                 &["rollout", "wave"],
             ),
+            rollout_state: int_gauge(
+                "bellwether_rollout_state",
+                "1 for the state the rollout is in (label state: waiting_for_approval, canary, baking, advancing, halted, rolling_back, completed, rolled_back, ...), 0 for states it left.",
+                &["rollout", "state"],
+            ),
+            actuations_failed: {
+                let c = counter(
+                    "bellwether_actuations_failed_total",
+                    "Patch and rollback commands the actuator could not carry out (after its retries), by action.",
+                    &["action"],
+                );
+                // Both series exist from the start, so `increase` sees the first failure.
+                for action in ["patch", "rollback"] {
+                    c.with_label_values(&[action]);
+                }
+                c
+            },
+            patched_vms_silent: {
+                let g = IntGauge::new(
+                    "bellwether_patched_vms_silent",
+                    "Patched VMs that sent no metrics for the last closed window (they cannot be judged).",
+                )
+                .expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique");
+                g
+            },
             history_rows: int_gauge(
                 "bellwether_history_rows_written",
                 "Rows this process wrote to each Parquet history table.",

@@ -5,17 +5,34 @@
 
 use crate::inventory::Inventory;
 use bellwether_schemas::{Action, ControlMessage, EventTime, RolloutState, ScoreRecord};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// A VM whose last anomaly score reaches this is shown yellow.
 pub const YELLOW_SCORE: f64 = 0.5;
+/// Every state a rollout's page and `bellwether_rollout_state` name: the
+/// actor's, and those told from the commands alone.
+pub const STATES: [&str; 12] = [
+    "waiting_for_approval",
+    "rejected",
+    "approved",
+    "pending",
+    "canary",
+    "baking",
+    "advancing",
+    "deploying",
+    "halted",
+    "rolling_back",
+    "completed",
+    "rolled_back",
+];
+
 /// Anomaly-score points kept per rollout (a day of five-minute windows).
 const SCORE_POINTS: usize = 288;
 
 /// Health of a canary group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     /// Every patched VM of the group looks as forecast.
@@ -38,7 +55,8 @@ impl Health {
 pub struct Snapshot {
     /// VMs in the fleet.
     pub fleet_size: usize,
-    /// Event time of the last scored window.
+    /// Event time of the last scored window (RFC 3339).
+    #[serde(with = "bellwether_schemas::time::rfc3339::option")]
     pub fleet_time: Option<EventTime>,
     /// VMs scored in that window.
     pub vms_scored: usize,
@@ -49,7 +67,7 @@ pub struct Snapshot {
 }
 
 /// One rollout.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RolloutSnapshot {
     /// Rollout id.
     pub id: String,
@@ -64,6 +82,10 @@ pub struct RolloutSnapshot {
     pub approval: String,
     /// State (from the actor when it runs here, else from the commands seen).
     pub state: String,
+    /// Why the rollout is in its state, as the actor said (when it runs
+    /// here), e.g. what halted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
     /// VMs running the patch now.
     pub patched: usize,
     /// Percent of the fleet running the patch now.
@@ -85,7 +107,7 @@ pub struct RolloutSnapshot {
 }
 
 /// One wave.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WaveSnapshot {
     /// Wave number, from 1.
     pub wave: usize,
@@ -93,10 +115,13 @@ pub struct WaveSnapshot {
     pub vms: usize,
     /// Of those, running the patch now.
     pub patched: usize,
+    /// Of those, rolled back (patched, then returned to the old version):
+    /// `vms - patched - rolled_back` are still to be patched.
+    pub rolled_back: usize,
 }
 
 /// One canary group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupSnapshot {
     /// Group name.
     pub name: String,
@@ -109,7 +134,7 @@ pub struct GroupSnapshot {
 }
 
 /// Anomaly scores of one window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScorePoint {
     /// Window end.
     pub t: i64,
@@ -120,7 +145,7 @@ pub struct ScorePoint {
 }
 
 /// A VM's last score.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VmScore {
     /// VM.
     pub vm: String,
@@ -129,7 +154,7 @@ pub struct VmScore {
 }
 
 /// One rollback.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RollbackSnapshot {
     /// VM.
     pub vm: String,
@@ -139,14 +164,16 @@ pub struct RollbackSnapshot {
     pub reason: String,
     /// Per-metric evidence.
     pub evidence: Vec<Evidence>,
-    /// When it was decided.
+    /// When it was decided (RFC 3339).
+    #[serde(with = "bellwether_schemas::time::rfc3339")]
     pub decided_at: EventTime,
-    /// When it was carried out (None: not yet).
+    /// When it was carried out (RFC 3339; None: not yet).
+    #[serde(with = "bellwether_schemas::time::rfc3339::option")]
     pub executed_at: Option<EventTime>,
 }
 
 /// One metric's evidence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evidence {
     /// Metric.
     pub metric: String,
@@ -168,6 +195,7 @@ struct Rollout {
     approved_by: String,
     approval: String,
     state: Option<RolloutState>,
+    state_reason: Option<String>,
     waves_planned: Option<usize>,
     wave_of: HashMap<String, usize>,
     patched: BTreeSet<String>,
@@ -382,6 +410,13 @@ impl FleetView {
         changed
     }
 
+    /// Takes in why the in-process actor moved rollout `rollout_id` to `state`.
+    pub fn on_state_reason(&mut self, rollout_id: &str, state: RolloutState, why: &str) {
+        let r = self.rollout(rollout_id);
+        r.state = Some(state);
+        r.state_reason = Some(why.to_string());
+    }
+
     /// What the dashboard shows now.
     pub fn snapshot(&self) -> Snapshot {
         let mut rollouts: Vec<&Rollout> = self.rollouts.values().collect();
@@ -399,11 +434,18 @@ impl FleetView {
     }
 
     fn rollout_snapshot(&self, r: &Rollout) -> RolloutSnapshot {
-        let mut waves: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+        let rolled_back: BTreeSet<&str> = r
+            .rollbacks
+            .iter()
+            .filter(|b| b.executed_at.is_some())
+            .map(|b| b.vm.as_str())
+            .collect();
+        let mut waves: BTreeMap<usize, (usize, usize, usize)> = BTreeMap::new();
         for (vm, wave) in &r.wave_of {
             let w = waves.entry(*wave).or_default();
             w.0 += 1;
             w.1 += r.patched.contains(vm) as usize;
+            w.2 += (!r.patched.contains(vm) && rolled_back.contains(vm.as_str())) as usize;
         }
         let groups = self
             .groups
@@ -460,14 +502,16 @@ impl FleetView {
                 .state
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_else(|| derived_state(r)),
+            state_reason: r.state_reason.clone(),
             patched: r.patched.len(),
             patched_percent: 100.0 * r.patched.len() as f64 / self.fleet_size.max(1) as f64,
             waves: waves
                 .into_iter()
-                .map(|(wave, (vms, patched))| WaveSnapshot {
+                .map(|(wave, (vms, patched, rolled_back))| WaveSnapshot {
                     wave: wave + 1,
                     vms,
                     patched,
+                    rolled_back,
                 })
                 .collect(),
             waves_planned: r.waves_planned,

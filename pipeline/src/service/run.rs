@@ -162,6 +162,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     let mut last_flush = Instant::now();
     let flush_every = Duration::from_secs(config.history.flush_secs);
     let mut events_recorded = 0;
+    let mut events_shown = 0;
     while !super::stopping(&stop) {
         let mut marked = false;
         while let Ok(message) = marks.try_recv() {
@@ -188,6 +189,9 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             let a = actor.actor();
             if let Some(r) = a.rollout() {
                 monitor.on_actor(&r.id, a.state(), a.planned_waves().len());
+                let events = a.events();
+                monitor.on_actor_events(&events[events_shown.min(events.len())..]);
+                events_shown = events.len();
             }
             if let Some(h) = &history {
                 let events = a.events();

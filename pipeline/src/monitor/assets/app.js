@@ -27,9 +27,10 @@ function render(snap) {
 }
 
 function rollout(r) {
+  const share = (n, w) => w.vms ? 100 * n / w.vms : 0;
   const waves = r.waves.map((w) => `<li class="wave"><span>wave ${w.wave}</span>
-      <div class="bar"><div style="width:${w.vms ? (100 * w.patched / w.vms) : 0}%"></div></div>
-      <span>${w.patched}/${w.vms}</span></li>`).join("");
+      <div class="bar"><div style="width:${share(w.patched, w)}%"></div><div class="back" style="width:${share(w.rolled_back, w)}%"></div></div>
+      <span title="${w.patched} on the patch, ${w.rolled_back} rolled back, ${w.vms - w.patched - w.rolled_back} to patch, of ${w.vms}">${w.patched} on${w.rolled_back ? ` · ${w.rolled_back} back` : ""} / ${w.vms}</span></li>`).join("");
   const planned = r.waves_planned != null ? ` of ${r.waves_planned} planned` : "";
   const groups = r.groups.map((g) => `<span class="group" data-health="${g.health}" data-reached="${g.reached}"
       title="${g.reached} of ${g.vms} VMs reached">${esc(g.name)}: ${g.health}</span>`).join("");
