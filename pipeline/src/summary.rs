@@ -432,3 +432,105 @@ pub fn render_text(s: &DemoSummary) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bellwether_schemas::{FailureRisk, RollbackTrigger};
+
+    fn summary(fault: Option<&str>, healthy_rolled_back: &[&str]) -> DemoSummary {
+        let t = EventTime(1_793_685_600_000);
+        DemoSummary {
+            outcome: RolloutOutcome::Completed,
+            final_state: RolloutState::Completed,
+            scenario: if fault.is_some() { "bad" } else { "good" }.into(),
+            fault: fault.map(str::to_string),
+            fault_size: None,
+            seed: 7,
+            fleet_size: 300,
+            forecaster: "f".into(),
+            failure_model: None,
+            rollout_id: "r".into(),
+            patch_approved_at: t,
+            ended_at: t.plus_ms(3_600_000),
+            fleet_hours: 1.0,
+            wall_seconds: 0.1,
+            vms_patched: 300,
+            vms_rolled_back: 1,
+            vms_on_patch: 299,
+            left_canary_stage: true,
+            waves: Vec::new(),
+            canary_stage: None,
+            noise: None,
+            rollbacks: vec![RollbackSummary {
+                order: 1,
+                vm_id: "vm-0007".into(),
+                critical: false,
+                trigger: RollbackTrigger::Anomaly,
+                reason: "response_time_ms 200 vs 100 expected".into(),
+                evidence: Vec::new(),
+                failure: Some(FailureRisk {
+                    risk: 0.0,
+                    horizon_minutes: 30,
+                    model: "m".into(),
+                    drivers: Vec::new(),
+                }),
+                wave: None,
+                detected_at: t,
+                executed_at: t,
+            }],
+            ground_truth: GroundTruth {
+                affected_patched: Vec::new(),
+                affected_rolled_back: 0,
+                healthy_rolled_back: healthy_rolled_back.iter().map(|s| s.to_string()).collect(),
+                crashes: Vec::new(),
+            },
+            pipeline: PipelineCounters {
+                samples_in: 0,
+                late_rows: 0,
+                windows_scored: 0,
+                scores_emitted: 0,
+                duplicate_commands_skipped: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_good_patch_shows_its_false_alarms_and_no_idle_risk_line() {
+        let text = render_text(&summary(None, &["vm-0007"]));
+        assert!(
+            text.contains("ground truth: a good patch, it broke no VM; 1 false alarm(s): healthy VM(s) rolled back: vm-0007"),
+            "{text}"
+        );
+        // An anomaly rollback with a risk of 0.00: no risk line.
+        assert!(!text.contains("failure risk"), "{text}");
+        let mut notable = summary(None, &[]);
+        notable.rollbacks[0].failure.as_mut().unwrap().risk = 0.8;
+        let text = render_text(&notable);
+        assert!(
+            text.contains("also: failure risk 0.80 within 30 min"),
+            "{text}"
+        );
+        assert!(text.contains("no false alarm"), "{text}");
+        let bad = render_text(&summary(Some("latency-regression"), &[]));
+        assert!(
+            bad.contains("the patch broke 0 of the 300 VMs it reached"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn the_outcome_means_one_thing() {
+        use RolloutOutcome as O;
+        assert_eq!(O::of(RolloutState::Completed, 300, 290), O::Completed);
+        assert_eq!(O::of(RolloutState::Halted, 3, 2), O::Halted);
+        // Halted with nothing left on the patch is a rollout rolled back.
+        assert_eq!(O::of(RolloutState::Halted, 3, 0), O::RolledBack);
+        assert_eq!(O::of(RolloutState::RolledBack, 3, 0), O::RolledBack);
+        assert_eq!(O::of(RolloutState::Baking, 300, 300), O::Unfinished);
+        let json = serde_json::to_value(summary(None, &[])).unwrap();
+        assert_eq!(json["outcome"], "completed");
+        assert_eq!(json["patch_approved_at"], "2026-11-03T06:00:00Z");
+        assert_eq!(json["rollbacks"][0]["executed_at"], "2026-11-03T06:00:00Z");
+    }
+}

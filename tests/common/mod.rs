@@ -123,10 +123,16 @@ pub struct Bellwether {
 impl Bellwether {
     /// Starts `bellwether <args>`; `name` names its output files.
     pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> Bellwether {
+        Bellwether::spawn_env(dir, name, args, &[])
+    }
+
+    /// As [`Bellwether::spawn`], with more environment variables.
+    pub fn spawn_env(dir: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Bellwether {
         let log = dir.join(format!("{name}.log"));
         let out = dir.join(format!("{name}.out"));
         let child = Command::new(env!("CARGO_BIN_EXE_bellwether"))
             .args(args)
+            .envs(env.iter().copied())
             .env("BELLWETHER_LOG", "info,librdkafka=warn")
             .env("NO_COLOR", "1")
             .stdout(std::fs::File::create(&out).unwrap())

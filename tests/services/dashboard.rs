@@ -89,3 +89,132 @@ fn the_dashboard_shows_a_bad_patch_live_in_a_browser() {
         "failure risk {risk:?}: {page}"
     );
 }
+
+/// The rollout page's parts, read from its DOM.
+const READ_ROLLOUT: &str = r#"
+const q = (s) => Array.from(document.querySelectorAll(s));
+const id = document.querySelector('article.rollout')?.dataset.rollout;
+const chart = id && window.bellwether.charts.get(id);
+return {
+  id,
+  listed: q('#rollout-list .rollout-link').map((a) => a.textContent),
+  state: document.querySelector('article.rollout h2 .state')?.textContent,
+  reason: document.querySelector('.state-reason')?.textContent,
+  next: document.querySelector('.next')?.textContent,
+  steps: q('.steps .step').map((s) => Array.from(s.cells).map((c) => c.textContent)),
+  buttons: q('.controls button').map((b) => b.dataset.action),
+  points: chart ? chart.data[0].length : 0,
+  axis: q('.u-axis').length,
+  audit: q('.audit li').map((l) => l.textContent),
+  result: document.querySelector('.control-result')?.textContent,
+};"#;
+
+/// During a bad patch's demo served with a token: the rollout page lists
+/// the rollout, pauses it from its button (token asked once, the click
+/// confirmed), the API shows it paused and the audit trail the command;
+/// then the anomaly halts it, and the page shows why, what next, the step
+/// list with the rolled-back VM counted as such, and the uPlot chart.
+#[test]
+fn the_rollout_page_pauses_with_the_token_and_shows_the_halt() {
+    if !available() {
+        return;
+    }
+    const TOKEN: &str = "dashboard-test-token-0123";
+    let dir = tempfile::tempdir().unwrap();
+    let browser = Browser::start();
+    // 30x: the canary bakes long enough (about 40 s to the first rollback)
+    // for the browser to click.
+    let demo = Bellwether::spawn_env(
+        dir.path(),
+        "demo",
+        &[
+            "demo",
+            "--serve",
+            "127.0.0.1:0",
+            "--speed",
+            "30",
+            "--keep-serving",
+            "--no-history",
+        ],
+        &[("BELLWETHER__HTTP__TOKEN", TOKEN)],
+    );
+    let url = demo.dashboard_url();
+    browser.open(&url);
+    let page = eventually(Duration::from_secs(90), "the rollout on its page", || {
+        let page = browser.eval(READ_ROLLOUT);
+        (page["buttons"].as_array()?.len() == 5 && !page["steps"].as_array()?.is_empty())
+            .then_some(page)
+    });
+    let id = page["id"].as_str().unwrap().to_string();
+    assert!(
+        page["listed"][0].as_str().unwrap().contains("KB-2026-1102"),
+        "{page}"
+    );
+    // Pause: the token as the prompt would keep it, the click confirmed.
+    browser.eval(&format!(
+        "sessionStorage.setItem('bellwether-token', '{TOKEN}'); window.confirm = () => true; \
+         document.querySelector('.controls button[data-action=pause]').click(); return true;"
+    ));
+    let api = format!("{url}api/rollouts/{id}");
+    let paused = eventually(
+        Duration::from_secs(30),
+        "the rollout paused in the API",
+        || {
+            let r: Value = ureq::get(&api).call().ok()?.body_mut().read_json().ok()?;
+            (r["paused"] == true).then_some(r)
+        },
+    );
+    let pause = &paused["audit"][0];
+    assert_eq!(
+        (pause["action"].as_str(), pause["by"].as_str()),
+        (Some("pause"), Some("dashboard")),
+        "{paused}"
+    );
+    eventually(
+        Duration::from_secs(30),
+        "the pause in the audit trail",
+        || {
+            let page = browser.eval(READ_ROLLOUT);
+            let audit = page["audit"].as_array()?;
+            audit
+                .iter()
+                .any(|a| {
+                    a.as_str()
+                        .unwrap_or("")
+                        .contains("pause · from the dashboard · applied")
+                })
+                .then_some(())
+        },
+    );
+
+    // The bad patch is still caught: halted, with why and what next.
+    let page = eventually(Duration::from_secs(180), "the halt on the page", || {
+        let page = browser.eval(READ_ROLLOUT);
+        let carried_out = page["steps"][0][5].as_str().is_some_and(|n| n != "0");
+        (page["state"] == "halted" && page["reason"].is_string() && carried_out).then_some(page)
+    });
+    browser.screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rollout-page.png"));
+    assert!(
+        page["reason"].as_str().unwrap().contains("Why halted"),
+        "{page}"
+    );
+    assert!(
+        page["next"].as_str().unwrap().contains("roll back"),
+        "{page}"
+    );
+    let first = &page["steps"][0];
+    assert_eq!(first[0], "1", "{page}");
+    let rolled_back: u64 = first[5].as_str().unwrap().parse().unwrap();
+    assert!(
+        rolled_back >= 1,
+        "the rolled-back VM counted as such: {page}"
+    );
+    assert!(
+        page["points"].as_u64().unwrap() >= 2,
+        "chart without data: {page}"
+    );
+    assert!(
+        page["axis"].as_u64().unwrap() >= 2,
+        "chart without axes: {page}"
+    );
+}

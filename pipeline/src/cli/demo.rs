@@ -146,9 +146,14 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
             "--speed must be a positive number, not {speed}"
         );
     }
+    // With --serve and http.token, operators pause, resume, promote, abort
+    // or roll back the demo's rollout over the API, as against `run`.
+    let (operator_in, operator) = std::sync::mpsc::channel();
+    let takes_commands = args.serve.is_some() && !config.http.token.is_empty();
     let options = DemoOptions {
         quality,
         speed: args.speed.or(args.serve.as_ref().map(|_| 600.0)),
+        operator: takes_commands.then(|| std::sync::Arc::new(std::sync::Mutex::new(operator))),
     };
 
     let dir = args
@@ -187,7 +192,11 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
                 crate::monitor::server::AppState {
                     monitor: monitor.clone(),
                     history: root,
-                    control: None,
+                    control: takes_commands.then(|| crate::monitor::outcomes::ControlAccess {
+                        token: config.http.token.clone(),
+                        sender: operator_in.clone(),
+                        canary_groups: config.rollout.canary_groups.clone(),
+                    }),
                     approval: None,
                     sql: config.sql,
                     hosts: crate::monitor::guard::AllowedHosts(std::sync::Arc::new(

@@ -52,14 +52,20 @@ pub enum DemoError {
     },
 }
 
+/// Operators' commands from the demo's HTTP API (pause, resume, ...), put
+/// on the demo's control topic each turn.
+pub type OperatorInbox = Arc<Mutex<std::sync::mpsc::Receiver<ControlMessage>>>;
+
 /// What the demo rolls out, and how fast.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// Good or bad patch (and how a bad one breaks VMs).
     pub quality: PatchQuality,
     /// Fleet seconds per real second once the patch is approved (None: as
     /// fast as the machine goes). Warm-up history always runs flat out.
     pub speed: Option<f64>,
+    /// Commands operators send through `--serve`'s API (with http.token).
+    pub operator: Option<OperatorInbox>,
 }
 
 impl DemoOptions {
@@ -68,6 +74,7 @@ impl DemoOptions {
         DemoOptions {
             quality,
             speed: None,
+            operator: None,
         }
     }
 }
@@ -208,6 +215,12 @@ pub fn run_demo(
         for message in actor.take_outbox() {
             control_sink.send(message)?;
         }
+        if let Some(inbox) = &options.operator {
+            let commands: Vec<ControlMessage> = lock(inbox).try_iter().collect();
+            for message in commands {
+                control_sink.send(message)?;
+            }
+        }
         // The actor executes what is on the control topic before the fleet
         // reports, as a real actuator acts between two scrapes.
         run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
@@ -245,7 +258,12 @@ pub fn run_demo(
         )?;
         run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
         if let (Some(m), Some(r)) = (monitor, actor.rollout()) {
-            m.on_actor(&r.id, actor.state(), actor.planned_waves().len());
+            m.on_actor(
+                &r.id,
+                actor.state(),
+                actor.planned_waves().len(),
+                actor.is_paused(),
+            );
             let events = actor.events();
             m.on_actor_events(&events[events_shown.min(events.len())..]);
             events_shown = events.len();

@@ -92,6 +92,13 @@ impl Monitor {
                     .actuations_failed
                     .with_label_values(&[action.as_str()])
                     .inc(),
+                RolloutEventKind::ManualControl {
+                    action, applied, ..
+                } => {
+                    self.view()
+                        .on_manual_applied(&e.rollout_id, action, *applied);
+                    self.inner.dirty.store(true, Ordering::Relaxed);
+                }
                 RolloutEventKind::StateChanged { to, why, .. } => {
                     self.view().on_state_reason(&e.rollout_id, *to, why);
                     self.inner.dirty.store(true, Ordering::Relaxed);
@@ -131,8 +138,17 @@ impl Monitor {
 
     /// Takes in the in-process rollout actor's state (called every turn;
     /// only a change is published).
-    pub fn on_actor(&self, rollout_id: &str, state: RolloutState, waves_planned: usize) {
-        if self.view().on_actor(rollout_id, state, waves_planned) {
+    pub fn on_actor(
+        &self,
+        rollout_id: &str,
+        state: RolloutState,
+        waves_planned: usize,
+        paused: bool,
+    ) {
+        if self
+            .view()
+            .on_actor(rollout_id, state, waves_planned, paused)
+        {
             self.inner.dirty.store(true, Ordering::Relaxed);
         }
     }

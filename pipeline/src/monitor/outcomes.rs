@@ -318,7 +318,7 @@ pub(crate) mod tests {
         let (status, body) = control("r1/pause", Some(TOKEN), "");
         assert_eq!(status, 404, "a rollout nobody approved: {body}");
         assert!(body.contains("no rollout `r1`"), "{body}");
-        monitor.on_actor("r1", bellwether_schemas::RolloutState::Baking, 3);
+        monitor.on_actor("r1", bellwether_schemas::RolloutState::Baking, 3, false);
         let (status, body) = control("r1/explode", Some(TOKEN), "");
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("explode"), "{body}");

@@ -21,6 +21,9 @@ use thiserror::Error;
 const INDEX: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/style.css");
+/// uPlot, vendored (assets/vendor/uplot/README.md: version, size, licence).
+const UPLOT_JS: &str = include_str!("assets/vendor/uplot/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("assets/vendor/uplot/uPlot.min.css");
 
 /// Dashboards get at most this many updates a second.
 const MAX_UPDATES_PER_SEC: u64 = 4;
@@ -219,6 +222,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/assets/style.css",
             get(|| async { asset("text/css", STYLE) }),
+        )
+        .route(
+            "/assets/uplot.js",
+            get(|| async { asset("text/javascript", UPLOT_JS) }),
+        )
+        .route(
+            "/assets/uplot.css",
+            get(|| async { asset("text/css", UPLOT_CSS) }),
         )
         .route("/api/snapshot", get(snapshot))
         .route("/api/events", get(events))

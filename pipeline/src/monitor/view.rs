@@ -86,6 +86,9 @@ pub struct RolloutSnapshot {
     /// here), e.g. what halted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_reason: Option<String>,
+    /// True while an operator has it paused (no next wave starts).
+    #[serde(default)]
+    pub paused: bool,
     /// VMs running the patch now.
     pub patched: usize,
     /// Percent of the fleet running the patch now.
@@ -104,6 +107,27 @@ pub struct RolloutSnapshot {
     pub failure_risk: Option<f64>,
     /// Rolled-back VMs, in the order the rollbacks were decided.
     pub rollbacks: Vec<RollbackSnapshot>,
+    /// What operators asked of the rollout (pause, resume, ...), oldest first.
+    #[serde(default)]
+    pub audit: Vec<AuditEntry>,
+}
+
+/// One operator's command, as the control topic carried it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When it was asked (RFC 3339, the operator's clock).
+    #[serde(with = "bellwether_schemas::time::rfc3339")]
+    pub at: EventTime,
+    /// Who.
+    pub by: String,
+    /// `pause`, `resume`, `promote`, `abort`, `rollback` or `approve`.
+    pub action: String,
+    /// Why, as they said.
+    pub reason: String,
+    /// Whether the actor applied it (None: not known here yet); a pause of
+    /// a halted rollout, say, is not applied.
+    #[serde(default)]
+    pub applied: Option<bool>,
 }
 
 /// One wave.
@@ -118,6 +142,9 @@ pub struct WaveSnapshot {
     /// Of those, rolled back (patched, then returned to the old version):
     /// `vms - patched - rolled_back` are still to be patched.
     pub rolled_back: usize,
+    /// When its first patch command was issued (RFC 3339).
+    #[serde(default, with = "bellwether_schemas::time::rfc3339::option")]
+    pub started_at: Option<EventTime>,
 }
 
 /// One canary group.
@@ -196,8 +223,10 @@ struct Rollout {
     approval: String,
     state: Option<RolloutState>,
     state_reason: Option<String>,
+    paused: bool,
     waves_planned: Option<usize>,
     wave_of: HashMap<String, usize>,
+    wave_started: BTreeMap<usize, EventTime>,
     patched: BTreeSet<String>,
     reached: BTreeSet<String>,
     anomalous: BTreeSet<String>,
@@ -207,6 +236,7 @@ struct Rollout {
     window: Option<(i64, f64, f64, usize)>,
     anomaly: VecDeque<ScorePoint>,
     rollbacks: Vec<RollbackSnapshot>,
+    audit: Vec<AuditEntry>,
     started: u64,
 }
 
@@ -304,6 +334,8 @@ impl FleetView {
                     r.patch_id = p.patch_id.clone();
                 }
                 r.wave_of.insert(p.vm_id.clone(), p.wave);
+                let started = r.wave_started.entry(p.wave).or_insert(p.issued_at);
+                *started = (*started).min(p.issued_at);
             }
             ControlMessage::Rollback(c) => {
                 let r = self.rollout(&c.rollout_id);
@@ -355,7 +387,21 @@ impl FleetView {
                     }
                 }
             }
-            ControlMessage::Outcome(_) | ControlMessage::Manual(_) => {}
+            ControlMessage::Manual(m) => {
+                let r = self.rollout(&m.rollout_id);
+                r.audit.push(AuditEntry {
+                    at: m.at,
+                    by: m.by.clone(),
+                    action: m.action.as_str().to_string(),
+                    reason: m.reason.clone(),
+                    applied: None,
+                });
+                // A long-lived rollout keeps its latest 100.
+                if r.audit.len() > 100 {
+                    r.audit.remove(0);
+                }
+            }
+            ControlMessage::Outcome(_) => {}
             ControlMessage::Inventory(u) => {
                 if Arc::make_mut(&mut self.inventory).apply(&u.change).is_ok() {
                     self.fleet_size = self.inventory.vms().len();
@@ -402,12 +448,28 @@ impl FleetView {
         rollout_id: &str,
         state: RolloutState,
         waves_planned: usize,
+        paused: bool,
     ) -> bool {
         let r = self.rollout(rollout_id);
-        let changed = r.state != Some(state) || r.waves_planned != Some(waves_planned);
+        let changed =
+            r.state != Some(state) || r.waves_planned != Some(waves_planned) || r.paused != paused;
         r.state = Some(state);
         r.waves_planned = Some(waves_planned);
+        r.paused = paused;
         changed
+    }
+
+    /// Takes in whether the actor applied an operator's `action`: the
+    /// oldest audit entry of that action not yet settled.
+    pub fn on_manual_applied(&mut self, rollout_id: &str, action: &str, applied: bool) {
+        let r = self.rollout(rollout_id);
+        if let Some(entry) = r
+            .audit
+            .iter_mut()
+            .find(|a| a.action == action && a.applied.is_none())
+        {
+            entry.applied = Some(applied);
+        }
     }
 
     /// Takes in why the in-process actor moved rollout `rollout_id` to `state`.
@@ -503,6 +565,7 @@ impl FleetView {
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_else(|| derived_state(r)),
             state_reason: r.state_reason.clone(),
+            paused: r.paused,
             patched: r.patched.len(),
             patched_percent: 100.0 * r.patched.len() as f64 / self.fleet_size.max(1) as f64,
             waves: waves
@@ -512,6 +575,7 @@ impl FleetView {
                     vms,
                     patched,
                     rolled_back,
+                    started_at: r.wave_started.get(&wave).copied(),
                 })
                 .collect(),
             waves_planned: r.waves_planned,
@@ -526,6 +590,7 @@ impl FleetView {
                 .reduce(f64::max)
                 .or((!r.last_risk.is_empty()).then_some(0.0)),
             rollbacks: r.rollbacks.clone(),
+            audit: r.audit.clone(),
         }
     }
 }

@@ -188,7 +188,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
             actor.step()?;
             let a = actor.actor();
             if let Some(r) = a.rollout() {
-                monitor.on_actor(&r.id, a.state(), a.planned_waves().len());
+                monitor.on_actor(&r.id, a.state(), a.planned_waves().len(), a.is_paused());
                 let events = a.events();
                 monitor.on_actor_events(&events[events_shown.min(events.len())..]);
                 events_shown = events.len();
