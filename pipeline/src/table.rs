@@ -1,7 +1,7 @@
 //! Tables for a terminal: one header per column, numbers right-aligned
 //! (comfy-table), as every table-printing command shows them.
 
-use comfy_table::{CellAlignment, ColumnConstraint, Table, presets};
+use comfy_table::{CellAlignment, ColumnConstraint, Table, TableComponent, presets};
 
 /// `rows` under `headers`, columns separated by `|`, a rule under the
 /// headers; a column whose cells are all numbers (or `a/b` counts, or
@@ -16,6 +16,15 @@ pub fn render(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     table
         .load_preset(presets::ASCII_NO_BORDERS)
         .set_header(headers.iter().copied());
+    // A rule under the headers only, not between rows.
+    for c in [
+        TableComponent::HorizontalLines,
+        TableComponent::MiddleIntersections,
+        TableComponent::LeftBorderIntersections,
+        TableComponent::RightBorderIntersections,
+    ] {
+        table.remove_style(c);
+    }
     let numeric: Vec<bool> = (0..headers.len())
         .map(|c| {
             rows.iter().all(|r| {
@@ -34,6 +43,10 @@ pub fn render(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     for (c, column) in table.column_iter_mut().enumerate() {
         // Ids are never wrapped: a table wider than the terminal scrolls.
         column.set_constraint(ColumnConstraint::ContentWidth);
+        if c == 0 {
+            // Flush left, as the terminal's other output.
+            column.set_padding((0, 1));
+        }
         if numeric.get(c).copied().unwrap_or(false) {
             column.set_cell_alignment(CellAlignment::Right);
         }

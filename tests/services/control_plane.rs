@@ -106,7 +106,7 @@ fn of_rollout<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Waves (indexes) whose patch commands are on the control topic.
+/// Waves (numbered from 1) whose patch commands are on the control topic.
 fn waves_started(broker: &Broker) -> BTreeSet<u64> {
     let messages = control_messages(broker, CONTROL);
     of_rollout(&messages, "patch")
@@ -260,7 +260,7 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
     assert!(waves.len() >= 2, "{waves:?}");
     assert_eq!(
         waves.iter().copied().collect::<Vec<_>>(),
-        (0..waves.len() as u64).collect::<Vec<_>>()
+        (1..=waves.len() as u64).collect::<Vec<_>>()
     );
     let patched: BTreeSet<String> = of_rollout(&messages, "execution")
         .iter()
@@ -270,7 +270,7 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
     assert!(patched.len() >= 4, "{patched:?}");
     let canary: BTreeSet<String> = of_rollout(&messages, "patch")
         .iter()
-        .filter(|p| p["wave"].as_u64().unwrap() < 2)
+        .filter(|p| p["wave"].as_u64().unwrap() <= 2)
         .map(|p| p["vm_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(canary.len(), 4);

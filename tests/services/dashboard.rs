@@ -107,6 +107,8 @@ return {
   axis: q('.u-axis').length,
   audit: q('.audit li').map((l) => l.textContent),
   result: document.querySelector('.control-result')?.textContent,
+  verdicts: q('.verdicts .verdict').map((v) => [v.dataset.metric, v.dataset.verdict]),
+  report_charts: q('.report-chart').length,
 };"#;
 
 /// During a bad patch's demo served with a token: the rollout page lists
@@ -216,5 +218,70 @@ fn the_rollout_page_pauses_with_the_token_and_shows_the_halt() {
     assert!(
         page["axis"].as_u64().unwrap() >= 2,
         "chart without axes: {page}"
+    );
+
+    // The canary report: a verdict and a chart per metric; in the API, the
+    // regressed latency's canary left its control by the broken VM's
+    // deviation (the top quarter of 3 canaries is the broken one).
+    let page = eventually(Duration::from_secs(30), "the canary report", || {
+        let page = browser.eval(READ_ROLLOUT);
+        (page["report_charts"].as_u64()? >= 7).then_some(page)
+    });
+    let verdicts = page["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 7, "{page}");
+    let report: Value = ureq::get(&format!("{api}/report"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let latency = report["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "response_time_ms")
+        .unwrap();
+    let left_control = latency["canary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(latency["control"].as_array().unwrap())
+        .any(|(c, k)| c["p75"].as_f64().unwrap_or(0.0) - k["p50"].as_f64().unwrap_or(0.0) > 4.0);
+    assert!(left_control, "{latency}");
+    let cpu = report["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "cpu_percent")
+        .unwrap();
+    assert_eq!(cpu["verdict"]["anomalous"], 0, "{cpu}");
+
+    // The rolled-back VM's drill-down: a chart per metric with its
+    // observed points and its forecast band, fetched on the click.
+    browser.eval("document.querySelector('.rollback button.drill').click(); return true;");
+    let drill = eventually(Duration::from_secs(30), "the drill-down charts", || {
+        let charts = browser.eval(
+            "return window.bellwether.drill.map((u) => ({ title: u.root.querySelector('.u-title')?.textContent, \
+             points: u.data[1].filter((x) => x != null).length, \
+             band: u.data.length > 4 ? u.data[4].filter((x) => x != null).length : 0 }));",
+        );
+        (charts.as_array()?.len() >= 7).then_some(charts)
+    });
+    browser.screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("drill-down.png"));
+    let latency = drill
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["title"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("response_time_ms")
+        })
+        .unwrap_or_else(|| panic!("no response_time_ms chart: {drill}"));
+    assert!(latency["points"].as_u64().unwrap() >= 2, "{drill}");
+    assert!(
+        latency["band"].as_u64().unwrap() >= 2,
+        "no forecast band: {drill}"
     );
 }

@@ -94,10 +94,13 @@ fn a_damaged_model_falls_back_to_the_statistical_forecaster_with_a_warning() {
     assert!(stderr.contains("broken.json"), "{stderr}");
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["forecaster"], "seasonal-regression");
-    assert_eq!(
-        s["outcome"], "halted",
-        "the fallback still catches the bad patch"
+    // The fallback still catches the bad patch: the rollout stopped (all
+    // of the small fleet's patched VMs rolled back, or some).
+    assert!(
+        matches!(s["outcome"].as_str(), Some("halted" | "rolled_back")),
+        "{s}"
     );
+    assert!(s["vms_rolled_back"].as_u64().unwrap() >= 1, "{s}");
 }
 
 #[test]

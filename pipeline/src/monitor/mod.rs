@@ -9,6 +9,7 @@
 pub(crate) mod api_reference;
 pub(crate) mod config;
 pub(crate) mod content;
+pub(crate) mod drilldown;
 pub(crate) mod groups;
 pub(crate) mod guard;
 pub(crate) mod inventory;
@@ -16,6 +17,7 @@ pub(crate) mod listener;
 pub(crate) mod openapi;
 pub(crate) mod outcomes;
 pub(crate) mod patches;
+pub(crate) mod report;
 pub(crate) mod rollouts;
 pub mod server;
 pub mod telemetry;
@@ -106,6 +108,16 @@ impl Monitor {
                 _ => {}
             }
         }
+    }
+
+    /// Rollout `id`'s canary report (see [`report`]).
+    pub fn report(&self, id: &str) -> Option<report::Report> {
+        self.view().report(id)
+    }
+
+    /// A patched VM's recent windows (see [`drilldown`]).
+    pub fn drill_down(&self, rollout_id: &str, vm_id: &str) -> Option<drilldown::VmDrillDown> {
+        self.view().drill_down(rollout_id, vm_id)
     }
 
     /// True when rollout `id` was approved, submitted or reported so far.

@@ -169,6 +169,25 @@ pub fn openapi() -> Value {
                     "404": error_response("no such rollout")
                 }
             } },
+            "/api/rollouts/{rollout_id}/report": { "get": {
+                "summary": "The canary report: per metric, the patched VMs' deviations from their forecasts against their control cohorts' concurrent moves (median and middle half, in sigmas) per window, and the latest window's verdict (VMs anomalous, median difference against peers, smallest Mann-Whitney p); t_ms: window ends in epoch milliseconds",
+                "parameters": [ { "name": "rollout_id", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "responses": {
+                    "200": { "description": "the report", "content": { "application/json": {} } },
+                    "404": error_response("no such rollout")
+                }
+            } },
+            "/api/rollouts/{rollout_id}/vms/{vm_id}": { "get": {
+                "summary": "A patched VM's drill-down: per metric, observed against its forecast interval and its unpatched cohort's band, and its failure risk, per window (t_ms: window ends in epoch milliseconds, for plotting); kept for the first 1,000 patched VMs of a rollout, the last 96 windows",
+                "parameters": [
+                    { "name": "rollout_id", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "vm_id", "in": "path", "required": true, "schema": { "type": "string" } }
+                ],
+                "responses": {
+                    "200": { "description": "chart columns", "content": { "application/json": {} } },
+                    "404": error_response("not a patched VM of the rollout, or not kept")
+                }
+            } },
             "/api/rollouts/{rollout_id}/{action}": { "post": {
                 "summary": "Control a rollout: start or approve (a submitted patch waiting for a human), pause, resume, promote (end the bake, next wave now), abort, rollback (every patched VM, critical first, without analysis)",
                 "security": [ { "bearer": [] } ],

@@ -241,6 +241,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/rollouts", get(super::rollouts::list))
         .route("/api/rollouts/{rollout_id}", get(super::rollouts::status))
+        .route("/api/rollouts/{rollout_id}/report", get(super::report::get))
+        .route(
+            "/api/rollouts/{rollout_id}/vms/{vm_id}",
+            get(super::drilldown::get),
+        )
         .route(
             "/api/rollouts/{rollout_id}/{action}",
             axum::routing::post(super::rollouts::post_control),

@@ -237,6 +237,7 @@ struct Rollout {
     anomaly: VecDeque<ScorePoint>,
     rollbacks: Vec<RollbackSnapshot>,
     audit: Vec<AuditEntry>,
+    report: super::report::CanaryReport,
     started: u64,
 }
 
@@ -254,6 +255,8 @@ pub struct FleetView {
     arrivals: u64,
     /// The fleet's noise as the scoring stage last reported it.
     noise: Option<bellwether_schemas::FleetNoise>,
+    /// Patched VMs' recent windows, for their drill-down.
+    trails: super::drilldown::Trails,
 }
 
 impl FleetView {
@@ -270,6 +273,7 @@ impl FleetView {
             forecaster: forecaster.to_string(),
             arrivals: 0,
             noise: None,
+            trails: super::drilldown::Trails::default(),
         }
     }
 
@@ -287,6 +291,20 @@ impl FleetView {
     /// The fleet's noise as last reported on the control topic.
     pub fn noise(&self) -> Option<bellwether_schemas::FleetNoise> {
         self.noise.clone()
+    }
+
+    /// The canary report of rollout `id` (see [`super::report`]).
+    pub fn report(&self, id: &str) -> Option<super::report::Report> {
+        self.rollouts.get(id).map(|r| r.report.snapshot(id))
+    }
+
+    /// The drill-down of a patched VM (see [`super::drilldown`]).
+    pub fn drill_down(
+        &self,
+        rollout_id: &str,
+        vm_id: &str,
+    ) -> Option<super::drilldown::VmDrillDown> {
+        self.trails.get(rollout_id, vm_id)
     }
 
     /// True when the control topic (or the scores) named rollout `id`.
@@ -416,7 +434,9 @@ impl FleetView {
         let Some(id) = &score.rollout_id else {
             return;
         };
+        self.trails.add(id, score);
         let r = self.rollout(id);
+        r.report.add(score);
         r.last_score
             .insert(score.vm_id.clone(), score.anomaly_score);
         if let Some(f) = &score.failure {

@@ -28,7 +28,7 @@ const ACTIONS = ["pause", "resume", "promote", "abort", "rollback"];
 
 const charts = new Map();
 // For the browser test and the console: the charts by rollout id.
-window.bellwether = { charts };
+window.bellwether = { charts, drill: [] };
 
 function render(snap) {
   $("#fleet").textContent = `${snap.fleet_size} VMs · fleet time ${time(snap.fleet_time)} · ${snap.vms_scored} scored · forecaster ${snap.forecaster}`;
@@ -46,6 +46,10 @@ function render(snap) {
       el.dataset.rollout = r.id;
       el.innerHTML = `<div class="body"></div><section class="anomaly"><h3>Anomaly score of patched VMs</h3><div class="chart"></div>
         <div class="legend">highest and mean per window; dashed: drifting (${YELLOW_SCORE}); lines: waves started, rollbacks decided. Drag to zoom, double-click to reset.</div></section>
+        <section class="report"><h3>Canary analysis: patched VMs against their unpatched cohorts</h3>
+          <table class="verdicts"></table><div class="report-charts"></div>
+          <div class="legend">per metric, in the patched VMs' sigmas: red, their deviation from their forecasts (median, middle half shaded); grey, their cohorts' concurrent move. A patch is to blame where red leaves grey.</div></section>
+        <section class="drilldown" hidden></section>
         <section class="audit-trail"><h3>Audit trail</h3><ul class="audit"></ul></section>`;
       el.addEventListener("click", onControl);
       main.appendChild(el);
@@ -55,6 +59,52 @@ function render(snap) {
       ? r.audit.map((a) => `<li><time>${time(a.at)}</time> ${esc(a.by)}: <b>${esc(a.action)}</b>${a.reason ? " · " + esc(a.reason) : ""}${a.applied === false ? " · <i>not applicable in this state</i>" : a.applied ? " · applied" : ""}</li>`).join("")
       : `<li class="legend">no operator command yet</li>`;
     chart(el, r);
+    // The report follows each new window, fetched (never pushed).
+    const windows = r.anomaly.length ? r.anomaly[r.anomaly.length - 1].t : 0;
+    if (el.dataset.reportAt !== String(windows)) {
+      el.dataset.reportAt = String(windows);
+      report(el, r.id);
+    }
+  }
+}
+
+const reportCharts = new Map();
+
+async function report(el, id) {
+  const answer = await fetch(`/api/rollouts/${encodeURIComponent(id)}/report`);
+  if (!answer.ok) return;
+  const rep = await answer.json();
+  const fmt = (x, d = 1) => x == null ? "–" : num(x, d);
+  $(".verdicts", el).innerHTML = `<tr><th>metric</th><th>verdict</th><th>canary σ</th><th>control σ</th><th>vs peers σ</th><th>Mann-Whitney p</th><th>anomalous</th></tr>` +
+    rep.metrics.map((m) => {
+      const v = m.verdict;
+      const verdict = v.anomalous ? "fail" : "pass";
+      return `<tr class="verdict" data-metric="${esc(m.metric)}" data-verdict="${verdict}"><td>${esc(m.metric)}</td><td class="${verdict}">${verdict}</td>
+        <td>${fmt(v.canary_median)}</td><td>${fmt(v.control_median)}</td><td>${fmt(v.vs_peers_median)}</td>
+        <td>${v.mann_whitney_p_min == null ? "–" : v.mann_whitney_p_min.toExponential(1)}</td><td>${v.anomalous}/${v.vms}</td></tr>`;
+    }).join("");
+  const grid = $(".report-charts", el);
+  for (const m of rep.metrics) {
+    const key = id + "/" + m.metric;
+    const col = (side, q) => m[side].map((s) => s == null ? null : s[q]);
+    const data = [m.t_ms.map((t) => t / 1000), col("canary", "p50"), col("canary", "p25"), col("canary", "p75"),
+      col("control", "p50"), col("control", "p25"), col("control", "p75")];
+    let u = reportCharts.get(key);
+    if (u) { u.setData(data); continue; }
+    const div = document.createElement("div");
+    div.className = "report-chart";
+    div.dataset.metric = m.metric;
+    grid.appendChild(div);
+    u = new uPlot({
+      title: m.metric, width: 360, height: 160,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+      series: [{ label: "fleet time" },
+        { label: "canary", stroke: "#d2322d", width: 1.5 }, { label: "canary p25", stroke: "rgba(210,50,45,0.25)" }, { label: "canary p75", stroke: "rgba(210,50,45,0.25)" },
+        { label: "control", stroke: "#8a8f98", width: 1.5 }, { label: "control p25", stroke: "rgba(138,143,152,0.25)" }, { label: "control p75", stroke: "rgba(138,143,152,0.25)" }],
+      bands: [{ series: [3, 2], fill: "rgba(210,50,45,0.1)" }, { series: [6, 5], fill: "rgba(138,143,152,0.12)" }],
+      legend: { show: false },
+    }, data, div);
+    reportCharts.set(key, u);
   }
 }
 
@@ -86,11 +136,11 @@ function rollout(r) {
   const groups = r.groups.map((g) => `<span class="group" data-health="${g.health}" data-reached="${g.reached}"
       title="${g.reached} of ${g.vms} VMs reached">${esc(g.name)}: ${g.health}</span>`).join("");
   const rollbacks = r.rollbacks.map((b) => `<tr class="rollback">
-      <td class="vm ${b.critical ? "critical" : ""}">${esc(b.vm)}${b.critical ? " (critical)" : ""}</td>
+      <td class="vm ${b.critical ? "critical" : ""}"><button type="button" class="drill" data-vm="${esc(b.vm)}" title="each metric against its forecast and its cohort">${esc(b.vm)}</button>${b.critical ? " (critical)" : ""}</td>
       <td><div class="reason">${esc(b.reason.split(";")[0])}</div><ul class="evidence">${b.evidence.map((e) =>
         `<li>${esc(e.metric)}: ${num(e.observed)} vs ${num(e.forecast)} forecast, ${num(e.deviation, 1)}σ (threshold ${num(e.threshold, 1)}σ)</li>`).join("")}</ul></td>
       <td>decided ${time(b.decided_at)}<br>${b.executed_at ? "rolled back " + time(b.executed_at) : "pending"}</td></tr>`).join("");
-  const top = r.top_vms.map((v) => `${esc(v.vm)} ${num(v.score)}`).join(" · ") || "–";
+  const top = r.top_vms.map((v) => `<button type="button" class="drill" data-vm="${esc(v.vm)}">${esc(v.vm)}</button> ${num(v.score)}`).join(" · ") || "–";
   const risk = r.failure_risk == null
     ? `<span class="risk">–</span><div class="legend">no failure model loaded</div>`
     : `<span class="risk">${num(100 * r.failure_risk, 0)}%</span>`;
@@ -129,6 +179,8 @@ function token() {
 }
 
 async function onControl(event) {
+  const drill = event.target.closest("button.drill");
+  if (drill) return drillDown(event.currentTarget, drill.dataset.vm);
   const button = event.target.closest("button[data-action]");
   if (!button) return;
   const article = event.currentTarget;
@@ -195,6 +247,62 @@ function chart(el, r) {
   u.__rollout = r;
   u.over.addEventListener("dblclick", () => { u.__zoomed = false; });
   charts.set(r.id, u);
+}
+
+// A VM's drill-down, fetched when asked for: each metric observed against
+// its forecast interval and its cohort's band, and its failure risk.
+async function drillDown(article, vm) {
+  const id = article.dataset.rollout;
+  const box = $(".drilldown", article);
+  box.hidden = false;
+  box.innerHTML = `<h3>${esc(vm)}: loading…</h3>`;
+  const answer = await fetch(`/api/rollouts/${encodeURIComponent(id)}/vms/${encodeURIComponent(vm)}`);
+  const d = await answer.json();
+  if (!answer.ok) { box.innerHTML = `<h3>${esc(vm)}</h3><p class="legend">${esc(d.error)}</p>`; return; }
+  const r = charts.get(id).__rollout;
+  const rollback = r.rollbacks.find((b) => b.vm === vm);
+  box.innerHTML = `<h3>${esc(vm)}: each metric against its forecast (blue band) and its unpatched cohort (grey band)${rollback ? "; red line: rolled back" : ""}</h3>
+    <div class="drill-charts"></div><div class="drivers legend"></div>`;
+  const grid = $(".drill-charts", box);
+  window.bellwether.drill = [];
+  const t = d.t_ms.map((ms) => ms / 1000);
+  const marks = (u) => {
+    if (!rollback) return;
+    const x = u.valToPos(Date.parse(rollback.decided_at) / 1000, "x", true);
+    u.ctx.save(); u.ctx.strokeStyle = "#d2322d"; u.ctx.beginPath();
+    u.ctx.moveTo(x, u.bbox.top); u.ctx.lineTo(x, u.bbox.top + u.bbox.height); u.ctx.stroke(); u.ctx.restore();
+  };
+  const opts = (title, series, bands) => ({
+    title, width: 360, height: 180, series: [{ label: "fleet time" }, ...series], bands,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+    hooks: { draw: [marks] },
+  });
+  for (const m of d.metrics) {
+    const div = document.createElement("div");
+    div.className = "drill-chart";
+    div.dataset.metric = m.metric;
+    grid.appendChild(div);
+    window.bellwether.drill.push(new uPlot(opts(`${m.metric} (threshold ${num(m.threshold, 1)}σ)`, [
+      { label: "observed", stroke: "#1d2330", width: 1.5 },
+      { label: "forecast", stroke: "#3a6fd8", dash: [4, 3] },
+      { label: "forecast low", stroke: "rgba(58,111,216,0.3)" },
+      { label: "forecast high", stroke: "rgba(58,111,216,0.3)" },
+      { label: "cohort low", stroke: "rgba(138,143,152,0.4)" },
+      { label: "cohort high", stroke: "rgba(138,143,152,0.4)" },
+    ], [{ series: [4, 3], fill: "rgba(58,111,216,0.12)" }, { series: [6, 5], fill: "rgba(138,143,152,0.12)" }]),
+    [t, m.observed, m.forecast, m.forecast_low, m.forecast_high, m.cohort_low, m.cohort_high], div));
+  }
+  if (d.failure_risk.some((x) => x != null)) {
+    const div = document.createElement("div");
+    div.className = "drill-chart";
+    div.dataset.metric = "failure_risk";
+    grid.appendChild(div);
+    window.bellwether.drill.push(new uPlot({ ...opts("failure risk", [{ label: "risk", stroke: "#d2322d", width: 1.5 }], []), scales: { y: { range: [0, 1] } } },
+      [t, d.failure_risk], div));
+    $(".drivers", box).textContent = "latest risk drivers: " +
+      (d.drivers.map((x) => `${x.feature} ${num(x.value)} (${num(x.contribution)})`).join(" · ") || "none");
+  }
+  box.scrollIntoView({ block: "nearest" });
 }
 
 function connect() {
