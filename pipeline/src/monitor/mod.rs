@@ -14,6 +14,7 @@ pub(crate) mod groups;
 pub(crate) mod guard;
 pub(crate) mod inventory;
 pub(crate) mod listener;
+pub(crate) mod live;
 pub(crate) mod openapi;
 pub(crate) mod outcomes;
 pub(crate) mod patches;

@@ -8,14 +8,10 @@ use crate::history::sql;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
-use futures_util::stream::{self, Stream};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 use thiserror::Error;
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -24,9 +20,6 @@ const STYLE: &str = include_str!("assets/style.css");
 /// uPlot, vendored (assets/vendor/uplot/README.md: version, size, licence).
 const UPLOT_JS: &str = include_str!("assets/vendor/uplot/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("assets/vendor/uplot/uPlot.min.css");
-
-/// Dashboards get at most this many updates a second.
-const MAX_UPDATES_PER_SEC: u64 = 4;
 
 /// The server could not start.
 #[derive(Debug, Error)]
@@ -232,7 +225,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { asset("text/css", UPLOT_CSS) }),
         )
         .route("/api/snapshot", get(snapshot))
-        .route("/api/events", get(events))
+        .route("/api/events", get(super::live::events))
         .route("/metrics", get(metrics))
         .route("/api/sql", get(sql_get).post(sql_post))
         .route(
@@ -363,28 +356,6 @@ async fn metrics(State(monitor): State<Monitor>) -> Response {
         monitor.telemetry().render(),
     )
         .into_response()
-}
-
-/// A snapshot at once, then one per published change (at most four a
-/// second).
-async fn events(
-    State(monitor): State<Monitor>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let updates = monitor.subscribe();
-    let stream = stream::unfold(
-        (monitor, updates, true),
-        |(monitor, mut updates, first)| async move {
-            if !first {
-                updates.changed().await.ok()?;
-                tokio::time::sleep(Duration::from_millis(1000 / MAX_UPDATES_PER_SEC)).await;
-                updates.mark_unchanged();
-            }
-            let json = serde_json::to_string(&monitor.snapshot()).unwrap_or_default();
-            let event = Event::default().event("snapshot").data(json);
-            Some((Ok(event), (monitor, updates, false)))
-        },
-    );
-    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 /// Query string of `GET /api/sql`.

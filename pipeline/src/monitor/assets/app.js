@@ -305,10 +305,37 @@ async function drillDown(article, vm) {
   box.scrollIntoView({ block: "nearest" });
 }
 
+// The rollouts as the feed told them: a snapshot, then deltas (only the
+// rollouts that changed, with only their new anomaly points).
+const store = new Map();
+
+function merge(delta) {
+  for (const r of delta.rollouts) {
+    const old = store.get(r.id);
+    if (old) {
+      const from = r.anomaly.length ? r.anomaly[0].t : Infinity;
+      r.anomaly = old.anomaly.filter((p) => p.t < from).concat(r.anomaly).slice(-288);
+      const fresh = new Map(r.rollbacks.map((b) => [b.vm, b]));
+      r.rollbacks = old.rollbacks.map((b) => fresh.get(b.vm) || b)
+        .concat(r.rollbacks.filter((b) => !old.rollbacks.some((o) => o.vm === b.vm)));
+    }
+    store.set(r.id, r);
+  }
+  return { ...delta, rollouts: delta.order.map((id) => store.get(id)).filter(Boolean) };
+}
+
 function connect() {
   const live = $("#live");
   const source = new EventSource("/api/events");
-  source.addEventListener("snapshot", (e) => { live.textContent = "live"; live.className = "live on"; render(JSON.parse(e.data)); });
+  const on = () => { live.textContent = "live"; live.className = "live on"; };
+  source.addEventListener("snapshot", (e) => {
+    on();
+    const snap = JSON.parse(e.data);
+    store.clear();
+    for (const r of snap.rollouts) store.set(r.id, r);
+    render(snap);
+  });
+  source.addEventListener("delta", (e) => { on(); render(merge(JSON.parse(e.data))); });
   source.onerror = () => { live.textContent = "reconnecting"; live.className = "live off"; };
 }
 
