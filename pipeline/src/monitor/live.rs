@@ -83,17 +83,16 @@ impl Sent {
             .collect();
         let body = serde_json::to_string(&r).unwrap_or_default();
         let last = self.anomaly_last.get(&r.id).copied();
-        // Points from the last sent on (its window may still be filling).
+        // Points after the last sent, and the last sent again if its window
+        // filled since.
         let fresh: Vec<_> = anomaly
             .into_iter()
-            .filter(|p| last.is_none_or(|(t, _, _)| p.t >= t))
+            .filter(|p| match last {
+                None => true,
+                Some((t, max, mean)) => p.t > t || (p.t == t && (p.max, p.mean) != (max, mean)),
+            })
             .collect();
-        let points_same = match (fresh.as_slice(), last) {
-            ([], _) => true,
-            ([p], Some((t, max, mean))) => p.t == t && p.max == max && p.mean == mean,
-            _ => false,
-        };
-        if self.body.get(&r.id) == Some(&body) && points_same && rollbacks.is_empty() {
+        if self.body.get(&r.id) == Some(&body) && fresh.is_empty() && rollbacks.is_empty() {
             return None;
         }
         if let Some(p) = fresh.last() {
