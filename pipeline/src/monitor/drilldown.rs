@@ -212,40 +212,16 @@ pub async fn get(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bellwether_schemas::{Direction, EventTime, MetricVerdict, PeerEvidence};
 
     fn score(t: i64, observed: f64, peers: Option<f64>) -> ScoreRecord {
-        ScoreRecord {
-            vm_id: "vm-1".into(),
-            window_start: EventTime(t - 300_000),
-            window_end: EventTime(t),
-            rollout_id: Some("r".into()),
-            forecaster: "f".into(),
-            residual_rmse: 0.0,
-            anomaly_score: 0.0,
-            anomalous: false,
-            verdicts: vec![MetricVerdict {
-                metric: "response_time_ms".into(),
-                observed,
-                forecast: 100.0,
-                residual_rmse: 5.0,
-                baseline_mean: 100.0,
-                deviation: (observed - 100.0) / 10.0,
-                threshold: 4.0,
-                direction: Direction::Increase,
-                anomalous: false,
-                peers: peers.map(|d| PeerEvidence {
-                    cohort: "whole fleet".into(),
-                    control_vms: 20,
-                    peer_deviation: d,
-                    vs_peers: 0.0,
-                    mann_whitney_p: None,
-                    shift_sigma: None,
-                    test_windows: 0,
-                }),
-            }],
-            failure: None,
-        }
+        let deviation = (observed - 100.0) / 10.0;
+        crate::monitor::test_support::score(
+            "vm-1",
+            t,
+            "response_time_ms",
+            (observed, deviation),
+            peers.map(|d| (d, None)),
+        )
     }
 
     #[test]

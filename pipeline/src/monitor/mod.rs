@@ -215,3 +215,52 @@ impl Monitor {
         self.inner.version.subscribe()
     }
 }
+
+/// Test support shared by the monitor's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use bellwether_schemas::{Direction, EventTime, MetricVerdict, PeerEvidence, ScoreRecord};
+
+    /// A patched VM's score in rollout `r` for the window ending at `t`: one
+    /// metric, `observed` against a forecast of 100 at `deviation` sigmas
+    /// (threshold 4), its cohort moved `peer` sigmas (None: no control).
+    pub(crate) fn score(
+        vm: &str,
+        t: i64,
+        metric: &str,
+        (observed, deviation): (f64, f64),
+        peer: Option<(f64, Option<f64>)>,
+    ) -> ScoreRecord {
+        ScoreRecord {
+            vm_id: vm.into(),
+            window_start: EventTime(t - 300_000),
+            window_end: EventTime(t),
+            rollout_id: Some("r".into()),
+            forecaster: "f".into(),
+            residual_rmse: 0.0,
+            anomaly_score: 0.0,
+            anomalous: deviation > 4.0,
+            verdicts: vec![MetricVerdict {
+                metric: metric.into(),
+                observed,
+                forecast: 100.0,
+                residual_rmse: 5.0,
+                baseline_mean: 100.0,
+                deviation,
+                threshold: 4.0,
+                direction: Direction::Increase,
+                anomalous: deviation > 4.0,
+                peers: peer.map(|(d, p)| PeerEvidence {
+                    cohort: "whole fleet".into(),
+                    control_vms: 20,
+                    peer_deviation: d,
+                    vs_peers: deviation - d,
+                    mann_whitney_p: p,
+                    shift_sigma: None,
+                    test_windows: 3,
+                }),
+            }],
+            failure: None,
+        }
+    }
+}

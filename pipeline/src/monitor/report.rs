@@ -209,40 +209,15 @@ pub async fn get(State(state): State<AppState>, Path(rollout_id): Path<String>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bellwether_schemas::{Direction, EventTime, MetricVerdict, PeerEvidence};
 
     fn score(vm: &str, t: i64, deviation: f64, peer: f64, p: f64) -> ScoreRecord {
-        ScoreRecord {
-            vm_id: vm.into(),
-            window_start: EventTime(t - 300_000),
-            window_end: EventTime(t),
-            rollout_id: Some("r".into()),
-            forecaster: "f".into(),
-            residual_rmse: 0.0,
-            anomaly_score: 0.0,
-            anomalous: deviation > 4.0,
-            verdicts: vec![MetricVerdict {
-                metric: "cpu_percent".into(),
-                observed: 0.0,
-                forecast: 0.0,
-                residual_rmse: 1.0,
-                baseline_mean: 0.0,
-                deviation,
-                threshold: 4.0,
-                direction: Direction::Increase,
-                anomalous: deviation > 4.0,
-                peers: Some(PeerEvidence {
-                    cohort: "whole fleet".into(),
-                    control_vms: 20,
-                    peer_deviation: peer,
-                    vs_peers: deviation - peer,
-                    mann_whitney_p: Some(p),
-                    shift_sigma: None,
-                    test_windows: 3,
-                }),
-            }],
-            failure: None,
-        }
+        crate::monitor::test_support::score(
+            vm,
+            t,
+            "cpu_percent",
+            (0.0, deviation),
+            Some((peer, Some(p))),
+        )
     }
 
     #[test]
