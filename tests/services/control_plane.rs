@@ -367,4 +367,26 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
         waves.len(),
         "{rollout}"
     );
+
+    // What `run` serves an operator: the rollout list the CLI reads, and
+    // the rollout's canary report.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["rollout", "list", "--format", "json", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == ROLLOUT)
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(mine["state"], "rolled_back", "{listed}");
+    let report = get(&format!("{url}api/rollouts/{ROLLOUT}/report")).unwrap();
+    assert_eq!(report["rollout_id"], ROLLOUT, "{report}");
 }

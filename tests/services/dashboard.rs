@@ -280,6 +280,14 @@ fn the_rollout_page_pauses_with_the_token_and_shows_the_halt() {
         })
         .unwrap_or_else(|| panic!("no response_time_ms chart: {drill}"));
     assert!(latency["points"].as_u64().unwrap() >= 2, "{drill}");
+    // The failure risk against the risk the built-in model acts at.
+    assert!(
+        drill.as_array().unwrap().iter().any(|c| c["title"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("failure risk (acts at")),
+        "{drill}"
+    );
     assert!(
         latency["band"].as_u64().unwrap() >= 2,
         "no forecast band: {drill}"

@@ -146,6 +146,7 @@ impl Trails {
             metrics,
             failure_risk: trail.risk.iter().map(|r| r.map(f64::from)).collect(),
             drivers: trail.drivers.clone(),
+            risk_threshold: None,
         })
     }
 }
@@ -167,6 +168,8 @@ pub struct VmDrillDown {
     pub failure_risk: Vec<Option<f64>>,
     /// What drove the latest risk, largest first.
     pub drivers: Vec<RiskDriver>,
+    /// The risk at which bellwether rolls a VM back (null: not acted on).
+    pub risk_threshold: Option<f64>,
 }
 
 /// One metric of a [`VmDrillDown`].

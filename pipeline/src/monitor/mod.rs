@@ -116,6 +116,12 @@ impl Monitor {
         self.view().report(id)
     }
 
+    /// The failure risk at which the scoring stage rolls a VM back (None:
+    /// risks are not acted on), drawn on the drill-down's risk chart.
+    pub fn set_risk_threshold(&self, at: Option<f64>) {
+        self.view().set_risk_threshold(at);
+    }
+
     /// A patched VM's recent windows (see [`drilldown`]).
     pub fn drill_down(&self, rollout_id: &str, vm_id: &str) -> Option<drilldown::VmDrillDown> {
         self.view().drill_down(rollout_id, vm_id)

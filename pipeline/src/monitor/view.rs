@@ -257,6 +257,8 @@ pub struct FleetView {
     noise: Option<bellwether_schemas::FleetNoise>,
     /// Patched VMs' recent windows, for their drill-down.
     trails: super::drilldown::Trails,
+    /// The failure risk the scoring stage acts at.
+    risk_threshold: Option<f64>,
 }
 
 impl FleetView {
@@ -274,6 +276,7 @@ impl FleetView {
             arrivals: 0,
             noise: None,
             trails: super::drilldown::Trails::default(),
+            risk_threshold: None,
         }
     }
 
@@ -304,7 +307,14 @@ impl FleetView {
         rollout_id: &str,
         vm_id: &str,
     ) -> Option<super::drilldown::VmDrillDown> {
-        self.trails.get(rollout_id, vm_id)
+        let mut d = self.trails.get(rollout_id, vm_id)?;
+        d.risk_threshold = self.risk_threshold;
+        Some(d)
+    }
+
+    /// Takes in the failure risk the scoring stage acts at.
+    pub fn set_risk_threshold(&mut self, at: Option<f64>) {
+        self.risk_threshold = at;
     }
 
     /// True when the control topic (or the scores) named rollout `id`.

@@ -216,6 +216,7 @@ impl ScoringStage {
         monitor
             .telemetry()
             .model_fallback(self.model_fallback.is_some());
+        monitor.set_risk_threshold(self.failure_act_at);
         self.monitor = Some(monitor);
         self
     }
@@ -264,6 +265,9 @@ impl ScoringStage {
         let name = model.name.clone();
         self.scorer.set_failure_model(Some(model)).ok()?;
         self.failure_act_at = failure.act_at;
+        if let Some(m) = &self.monitor {
+            m.set_risk_threshold(failure.act_at);
+        }
         Some(name)
     }
 

@@ -297,8 +297,15 @@ async function drillDown(article, vm) {
     div.className = "drill-chart";
     div.dataset.metric = "failure_risk";
     grid.appendChild(div);
-    window.bellwether.drill.push(new uPlot({ ...opts("failure risk", [{ label: "risk", stroke: "#d2322d", width: 1.5 }], []), scales: { y: { range: [0, 1] } } },
-      [t, d.failure_risk], div));
+    const acts = d.risk_threshold;
+    const series = [{ label: "risk", stroke: "#d2322d", width: 1.5 }];
+    const data = [t, d.failure_risk];
+    if (acts != null) {
+      series.push({ label: `rolls back at ${num(acts)}`, stroke: "#d9a400", dash: [6, 4], points: { show: false } });
+      data.push(t.map(() => acts));
+    }
+    window.bellwether.drill.push(new uPlot({ ...opts(acts != null ? `failure risk (acts at ${num(acts)})` : "failure risk (not acted on)", series, []),
+      scales: { y: { range: [0, 1] } } }, data, div));
     $(".drivers", box).textContent = "latest risk drivers: " +
       (d.drivers.map((x) => `${x.feature} ${num(x.value)} (${num(x.contribution)})`).join(" · ") || "none");
   }
