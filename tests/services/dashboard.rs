@@ -142,11 +142,16 @@ fn the_rollout_page_pauses_with_the_token_and_shows_the_halt() {
     );
     let url = demo.dashboard_url();
     browser.open(&url);
-    let page = eventually(Duration::from_secs(90), "the rollout on its page", || {
-        let page = browser.eval(READ_ROLLOUT);
-        (page["buttons"].as_array()?.len() == 5 && !page["steps"].as_array()?.is_empty())
-            .then_some(page)
-    });
+    // The canary bakes with its timer.
+    let page = eventually(
+        Duration::from_secs(90),
+        "the rollout baking on its page",
+        || {
+            let page = browser.eval(READ_ROLLOUT);
+            let state = page["steps"].as_array()?.first()?[2].as_str()?.to_string();
+            (page["buttons"].as_array()?.len() == 5 && state.contains("min left")).then_some(page)
+        },
+    );
     let id = page["id"].as_str().unwrap().to_string();
     assert!(
         page["listed"][0].as_str().unwrap().contains("KB-2026-1102"),

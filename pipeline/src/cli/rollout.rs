@@ -160,9 +160,22 @@ fn status_text(r: &RolloutSnapshot) -> String {
     let planned = r
         .waves_planned
         .map_or(String::new(), |n| format!(" of {n} planned"));
+    if let Some(reason) = &r.state_reason {
+        let _ = writeln!(out, "why {}: {reason}", r.state);
+    }
+    if let Some(ends) = r.bake_ends_at {
+        let _ = writeln!(out, "the baking wave has baked at {ends}");
+    }
     let _ = writeln!(out, "\nWaves ({}{planned})", r.waves.len());
     out += &crate::table::render(
-        &["wave", "VMs", "on patch", "rolled back", "to patch"],
+        &[
+            "wave",
+            "VMs",
+            "on patch",
+            "rolled back",
+            "failed to patch",
+            "to patch",
+        ],
         r.waves
             .iter()
             .map(|w| {
@@ -171,7 +184,10 @@ fn status_text(r: &RolloutSnapshot) -> String {
                     w.vms.to_string(),
                     w.patched.to_string(),
                     w.rolled_back.to_string(),
-                    w.vms.saturating_sub(w.patched + w.rolled_back).to_string(),
+                    w.failed.to_string(),
+                    w.vms
+                        .saturating_sub(w.patched + w.rolled_back + w.failed)
+                        .to_string(),
                 ]
             })
             .collect(),

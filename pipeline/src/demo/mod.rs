@@ -266,6 +266,7 @@ pub fn run_demo(
             );
             let events = actor.events();
             m.on_actor_events(&events[events_shown.min(events.len())..]);
+            m.on_bake(&r.id, actor.bake_ends());
             events_shown = events.len();
         }
         if let Some(h) = history.filter(|_| {

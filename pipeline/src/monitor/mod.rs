@@ -89,12 +89,16 @@ impl Monitor {
         use bellwether_schemas::RolloutEventKind;
         for e in events {
             match &e.kind {
-                RolloutEventKind::ActuationFailed { action, .. } => self
-                    .inner
-                    .telemetry
-                    .actuations_failed
-                    .with_label_values(&[action.as_str()])
-                    .inc(),
+                RolloutEventKind::ActuationFailed { action, vm_id, .. } => {
+                    self.inner
+                        .telemetry
+                        .actuations_failed
+                        .with_label_values(&[action.as_str()])
+                        .inc();
+                    self.view()
+                        .on_actuation_failed(&e.rollout_id, vm_id, action);
+                    self.inner.dirty.store(true, Ordering::Relaxed);
+                }
                 RolloutEventKind::ManualControl {
                     action, applied, ..
                 } => {
@@ -114,6 +118,14 @@ impl Monitor {
     /// Rollout `id`'s canary report (see [`report`]).
     pub fn report(&self, id: &str) -> Option<report::Report> {
         self.view().report(id)
+    }
+
+    /// When the in-process actor's baking wave of `rollout_id` has baked
+    /// (None: nothing bakes), for the page's bake timer.
+    pub fn on_bake(&self, rollout_id: &str, ends: Option<bellwether_schemas::EventTime>) {
+        if self.view().on_bake(rollout_id, ends) {
+            self.inner.dirty.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The failure risk at which the scoring stage rolls a VM back (None:

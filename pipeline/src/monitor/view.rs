@@ -89,6 +89,10 @@ pub struct RolloutSnapshot {
     /// True while an operator has it paused (no next wave starts).
     #[serde(default)]
     pub paused: bool,
+    /// When the wave baking now has baked (RFC 3339; when the actor runs
+    /// here and a wave bakes).
+    #[serde(default, with = "bellwether_schemas::time::rfc3339::option")]
+    pub bake_ends_at: Option<EventTime>,
     /// VMs running the patch now.
     pub patched: usize,
     /// Percent of the fleet running the patch now.
@@ -139,9 +143,12 @@ pub struct WaveSnapshot {
     pub vms: usize,
     /// Of those, running the patch now.
     pub patched: usize,
-    /// Of those, rolled back (patched, then returned to the old version):
-    /// `vms - patched - rolled_back` are still to be patched.
+    /// Of those, rolled back (patched, then returned to the old version).
     pub rolled_back: usize,
+    /// Of those, the actuator could not patch (after its retries):
+    /// `vms - patched - rolled_back - failed` are still to be patched.
+    #[serde(default)]
+    pub failed: usize,
     /// When its first patch command was issued (RFC 3339).
     #[serde(default, with = "bellwether_schemas::time::rfc3339::option")]
     pub started_at: Option<EventTime>,
@@ -223,6 +230,8 @@ struct Rollout {
     approval: String,
     state: Option<RolloutState>,
     state_reason: Option<String>,
+    bake_ends: Option<EventTime>,
+    failed: BTreeSet<String>,
     paused: bool,
     waves_planned: Option<usize>,
     wave_of: HashMap<String, usize>,
@@ -310,6 +319,15 @@ impl FleetView {
         let mut d = self.trails.get(rollout_id, vm_id)?;
         d.risk_threshold = self.risk_threshold;
         Some(d)
+    }
+
+    /// Takes in when rollout `rollout_id`'s baking wave has baked; true
+    /// when it changed.
+    pub fn on_bake(&mut self, rollout_id: &str, ends: Option<EventTime>) -> bool {
+        let r = self.rollout(rollout_id);
+        let changed = r.bake_ends != ends;
+        r.bake_ends = ends;
+        changed
     }
 
     /// Takes in the failure risk the scoring stage acts at.
@@ -489,6 +507,13 @@ impl FleetView {
         changed
     }
 
+    /// Takes in a command the actuator could not carry out.
+    pub fn on_actuation_failed(&mut self, rollout_id: &str, vm_id: &str, action: &str) {
+        if action == "patch" {
+            self.rollout(rollout_id).failed.insert(vm_id.to_string());
+        }
+    }
+
     /// Takes in whether the actor applied an operator's `action`: the
     /// oldest audit entry of that action not yet settled.
     pub fn on_manual_applied(&mut self, rollout_id: &str, action: &str, applied: bool) {
@@ -532,12 +557,14 @@ impl FleetView {
             .filter(|b| b.executed_at.is_some())
             .map(|b| b.vm.as_str())
             .collect();
-        let mut waves: BTreeMap<usize, (usize, usize, usize)> = BTreeMap::new();
+        let mut waves: BTreeMap<usize, (usize, usize, usize, usize)> = BTreeMap::new();
         for (vm, wave) in &r.wave_of {
             let w = waves.entry(*wave).or_default();
+            let on = r.patched.contains(vm);
             w.0 += 1;
-            w.1 += r.patched.contains(vm) as usize;
-            w.2 += (!r.patched.contains(vm) && rolled_back.contains(vm.as_str())) as usize;
+            w.1 += on as usize;
+            w.2 += (!on && rolled_back.contains(vm.as_str())) as usize;
+            w.3 += (!on && !r.reached.contains(vm) && r.failed.contains(vm)) as usize;
         }
         let groups = self
             .groups
@@ -596,15 +623,17 @@ impl FleetView {
                 .unwrap_or_else(|| derived_state(r)),
             state_reason: r.state_reason.clone(),
             paused: r.paused,
+            bake_ends_at: r.bake_ends,
             patched: r.patched.len(),
             patched_percent: 100.0 * r.patched.len() as f64 / self.fleet_size.max(1) as f64,
             waves: waves
                 .into_iter()
-                .map(|(wave, (vms, patched, rolled_back))| WaveSnapshot {
+                .map(|(wave, (vms, patched, rolled_back, failed))| WaveSnapshot {
                     wave: wave + 1,
                     vms,
                     patched,
                     rolled_back,
+                    failed,
                     started_at: r.wave_started.get(&wave).copied(),
                 })
                 .collect(),
@@ -784,5 +813,23 @@ mod tests {
         // Two windows of scores: one closed point and the open one.
         assert_eq!(r.anomaly.len(), 2);
         assert_eq!(r.anomaly[1].max, 0.7);
+    }
+
+    #[test]
+    fn a_wave_counts_its_vms_on_the_patch_rolled_back_and_failed_to_patch() {
+        let (mut v, ring, _) = view();
+        for m in patch(&ring[0], 0).iter().chain(&patch(&ring[1], 0)) {
+            v.on_control(m);
+        }
+        // A third VM's patch command, which the actuator could not carry out.
+        v.on_control(&patch(&ring[2], 0)[0]);
+        v.on_actuation_failed("r", &ring[2], "patch");
+        v.on_bake("r", Some(EventTime(7_200_000)));
+        let s = v.snapshot();
+        let w = &s.rollouts[0].waves[0];
+        assert_eq!((w.vms, w.patched, w.rolled_back, w.failed), (3, 2, 0, 1));
+        assert_eq!(s.rollouts[0].bake_ends_at, Some(EventTime(7_200_000)));
+        let json = serde_json::to_value(&s.rollouts[0]).unwrap();
+        assert_eq!(json["bake_ends_at"], "1970-01-01T02:00:00Z");
     }
 }

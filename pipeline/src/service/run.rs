@@ -191,6 +191,7 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
                 monitor.on_actor(&r.id, a.state(), a.planned_waves().len(), a.is_paused());
                 let events = a.events();
                 monitor.on_actor_events(&events[events_shown.min(events.len())..]);
+                monitor.on_bake(&r.id, a.bake_ends());
                 events_shown = events.len();
             }
             if let Some(h) = &history {

@@ -54,7 +54,7 @@ function render(snap) {
       el.addEventListener("click", onControl);
       main.appendChild(el);
     }
-    $(".body", el).innerHTML = rollout(r);
+    $(".body", el).innerHTML = rollout(r, snap.fleet_time);
     $(".audit", el).innerHTML = r.audit.length
       ? r.audit.map((a) => `<li><time>${time(a.at)}</time> ${esc(a.by)}: <b>${esc(a.action)}</b>${a.reason ? " · " + esc(a.reason) : ""}${a.applied === false ? " · <i>not applicable in this state</i>" : a.applied ? " · applied" : ""}</li>`).join("")
       : `<li class="legend">no operator command yet</li>`;
@@ -119,7 +119,7 @@ function list(rollouts) {
   }).join("");
 }
 
-function rollout(r) {
+function rollout(r, now) {
   const share = (n, w) => w.vms ? 100 * n / w.vms : 0;
   const waves = r.waves.map((w) => `<li class="wave"><span>wave ${w.wave}</span>
       <div class="bar"><div style="width:${share(w.patched, w)}%"></div><div class="back" style="width:${share(w.rolled_back, w)}%"></div></div>
@@ -127,11 +127,16 @@ function rollout(r) {
   const planned = r.waves_planned != null ? ` of ${r.waves_planned} planned` : "";
   const steps = r.waves.map((w, i) => {
     const last = i === r.waves.length - 1;
-    const state = w.rolled_back === w.vms ? "rolled back"
+    let state = w.rolled_back === w.vms ? "rolled back"
       : !last ? "baked"
       : ({ baking: "baking", halted: "halted", rolling_back: "rolling back", completed: "baked" }[r.state] || "deploying");
+    if (last && state === "baking" && r.bake_ends_at && now) {
+      const left = Math.max(0, Math.round((Date.parse(r.bake_ends_at) - Date.parse(now)) / 60000));
+      state = `baking, ${left} min left${r.paused ? " (paused)" : ""}`;
+    }
+    const failed = w.failed || 0;
     return `<tr class="step" data-state="${esc(state)}"><td>${w.wave}</td><td>${w.vms}</td><td>${esc(state)}</td><td>${time(w.started_at)}</td>
-      <td>${w.patched}</td><td class="${w.rolled_back ? "back" : ""}">${w.rolled_back}</td><td>${w.vms - w.patched - w.rolled_back}</td></tr>`;
+      <td>${w.patched}</td><td class="${w.rolled_back ? "back" : ""}">${w.rolled_back}</td><td class="${failed ? "back" : ""}">${failed}</td><td>${w.vms - w.patched - w.rolled_back - failed}</td></tr>`;
   }).join("");
   const groups = r.groups.map((g) => `<span class="group" data-health="${g.health}" data-reached="${g.reached}"
       title="${g.reached} of ${g.vms} VMs reached">${esc(g.name)}: ${g.health}</span>`).join("");
@@ -163,7 +168,7 @@ function rollout(r) {
         <div class="legend">highest anomaly score now: ${top}</div></section>
     </div>
     <section class="steps-section"><h3>Steps</h3>
-      <table class="steps"><tr><th>wave</th><th>VMs</th><th>state</th><th>started</th><th>on patch</th><th>rolled back</th><th>to patch</th></tr>${steps}</table></section>
+      <table class="steps"><tr><th>wave</th><th>VMs</th><th>state</th><th>started</th><th>on patch</th><th>rolled back</th><th>failed to patch</th><th>to patch</th></tr>${steps}</table></section>
     <section class="rollbacks"><h3>Rollbacks: <span class="rollback-count">${r.rollbacks.length}</span></h3>
       ${r.rollbacks.length ? `<table><tr><th>VM</th><th>Why</th><th>When</th></tr>${rollbacks}</table>` : "<p class=\"legend\">none</p>"}</section>`;
 }

@@ -303,6 +303,18 @@ impl<A: Actuator> RolloutActor<A> {
         &self.run.waves
     }
 
+    /// When the wave baking now has baked (None: nothing bakes).
+    pub fn bake_ends(&self) -> Option<EventTime> {
+        if self.state() != RolloutState::Baking {
+            return None;
+        }
+        let w = self.run.waves.last()?;
+        Some(
+            w.started_at
+                .plus_ms(w.bake_minutes as i64 * EventTime::MINUTE_MS),
+        )
+    }
+
     /// Waves planned (VM ids per wave).
     pub fn planned_waves(&self) -> &[Vec<String>] {
         &self.run.planned
