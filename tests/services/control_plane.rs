@@ -370,10 +370,7 @@ fn a_patch_submitted_over_the_api_advances_by_waves_and_is_rolled_back_by_policy
 
     // What `run` serves an operator: the rollout list the CLI reads, and
     // the rollout's canary report.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bellwether"))
-        .args(["rollout", "list", "--format", "json", "--url", &url])
-        .output()
-        .unwrap();
+    let out = common::bellwether_output(&["rollout", "list", "--format", "json", "--url", &url]);
     assert!(
         out.status.success(),
         "{}",

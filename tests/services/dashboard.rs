@@ -197,7 +197,7 @@ fn the_rollout_page_pauses_with_the_token_and_shows_the_halt() {
     // The bad patch is still caught: halted, with why and what next.
     let page = eventually(Duration::from_secs(180), "the halt on the page", || {
         let page = browser.eval(READ_ROLLOUT);
-        let carried_out = page["steps"][0][5].as_str().is_some_and(|n| n != "0");
+        let carried_out = page["steps"][0][6].as_str().is_some_and(|n| n != "0");
         (page["state"] == "halted" && page["reason"].is_string() && carried_out).then_some(page)
     });
     browser.screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rollout-page.png"));
@@ -211,7 +211,8 @@ fn the_rollout_page_pauses_with_the_token_and_shows_the_halt() {
     );
     let first = &page["steps"][0];
     assert_eq!(first[0], "1", "{page}");
-    let rolled_back: u64 = first[5].as_str().unwrap().parse().unwrap();
+    // wave, VMs, state, started, on patch, healthy, rolled back, ...
+    let rolled_back: u64 = first[6].as_str().unwrap().parse().unwrap();
     assert!(
         rolled_back >= 1,
         "the rolled-back VM counted as such: {page}"

@@ -172,6 +172,7 @@ fn status_text(r: &RolloutSnapshot) -> String {
             "wave",
             "VMs",
             "on patch",
+            "healthy",
             "rolled back",
             "failed to patch",
             "to patch",
@@ -183,6 +184,7 @@ fn status_text(r: &RolloutSnapshot) -> String {
                     w.wave.to_string(),
                     w.vms.to_string(),
                     w.patched.to_string(),
+                    w.healthy.to_string(),
                     w.rolled_back.to_string(),
                     w.failed.to_string(),
                     w.vms

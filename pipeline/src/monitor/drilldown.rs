@@ -147,6 +147,8 @@ impl Trails {
             failure_risk: trail.risk.iter().map(|r| r.map(f64::from)).collect(),
             drivers: trail.drivers.clone(),
             risk_threshold: None,
+            wave: None,
+            wave_started_at: None,
         })
     }
 }
@@ -170,6 +172,11 @@ pub struct VmDrillDown {
     pub drivers: Vec<RiskDriver>,
     /// The risk at which bellwether rolls a VM back (null: not acted on).
     pub risk_threshold: Option<f64>,
+    /// The wave that patched it, from 1.
+    pub wave: Option<usize>,
+    /// When that wave's patch commands were issued (RFC 3339).
+    #[serde(default, with = "bellwether_schemas::time::rfc3339::option")]
+    pub wave_started_at: Option<bellwether_schemas::EventTime>,
 }
 
 /// One metric of a [`VmDrillDown`].

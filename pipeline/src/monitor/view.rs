@@ -143,6 +143,10 @@ pub struct WaveSnapshot {
     pub vms: usize,
     /// Of those, running the patch now.
     pub patched: usize,
+    /// Of those on the patch, looking as forecast (not anomalous, last
+    /// anomaly score under 0.5).
+    #[serde(default)]
+    pub healthy: usize,
     /// Of those, rolled back (patched, then returned to the old version).
     pub rolled_back: usize,
     /// Of those, the actuator could not patch (after its retries):
@@ -318,6 +322,12 @@ impl FleetView {
     ) -> Option<super::drilldown::VmDrillDown> {
         let mut d = self.trails.get(rollout_id, vm_id)?;
         d.risk_threshold = self.risk_threshold;
+        if let Some(r) = self.rollouts.get(rollout_id)
+            && let Some(wave) = r.wave_of.get(vm_id)
+        {
+            d.wave = Some(wave + 1);
+            d.wave_started_at = r.wave_started.get(wave).copied();
+        }
         Some(d)
     }
 
@@ -557,7 +567,7 @@ impl FleetView {
             .filter(|b| b.executed_at.is_some())
             .map(|b| b.vm.as_str())
             .collect();
-        let mut waves: BTreeMap<usize, (usize, usize, usize, usize)> = BTreeMap::new();
+        let mut waves: BTreeMap<usize, (usize, usize, usize, usize, usize)> = BTreeMap::new();
         for (vm, wave) in &r.wave_of {
             let w = waves.entry(*wave).or_default();
             let on = r.patched.contains(vm);
@@ -565,6 +575,10 @@ impl FleetView {
             w.1 += on as usize;
             w.2 += (!on && rolled_back.contains(vm.as_str())) as usize;
             w.3 += (!on && !r.reached.contains(vm) && r.failed.contains(vm)) as usize;
+            w.4 += (on
+                && !r.anomalous.contains(vm)
+                && r.last_score.get(vm).is_none_or(|s| *s < YELLOW_SCORE))
+                as usize;
         }
         let groups = self
             .groups
@@ -628,14 +642,17 @@ impl FleetView {
             patched_percent: 100.0 * r.patched.len() as f64 / self.fleet_size.max(1) as f64,
             waves: waves
                 .into_iter()
-                .map(|(wave, (vms, patched, rolled_back, failed))| WaveSnapshot {
-                    wave: wave + 1,
-                    vms,
-                    patched,
-                    rolled_back,
-                    failed,
-                    started_at: r.wave_started.get(&wave).copied(),
-                })
+                .map(
+                    |(wave, (vms, patched, rolled_back, failed, healthy))| WaveSnapshot {
+                        wave: wave + 1,
+                        vms,
+                        patched,
+                        healthy,
+                        rolled_back,
+                        failed,
+                        started_at: r.wave_started.get(&wave).copied(),
+                    },
+                )
                 .collect(),
             waves_planned: r.waves_planned,
             groups,
@@ -828,6 +845,12 @@ mod tests {
         let s = v.snapshot();
         let w = &s.rollouts[0].waves[0];
         assert_eq!((w.vms, w.patched, w.rolled_back, w.failed), (3, 2, 0, 1));
+        assert_eq!(w.healthy, 2);
+        // A drifting VM on the patch is not counted healthy.
+        v.on_score(&score(&ring[0], 600_000, 0.7));
+        assert_eq!(v.snapshot().rollouts[0].waves[0].healthy, 1);
+        let d = v.drill_down("r", &ring[0]).unwrap();
+        assert_eq!((d.wave, d.wave_started_at), (Some(1), Some(EventTime(0))));
         assert_eq!(s.rollouts[0].bake_ends_at, Some(EventTime(7_200_000)));
         let json = serde_json::to_value(&s.rollouts[0]).unwrap();
         assert_eq!(json["bake_ends_at"], "1970-01-01T02:00:00Z");

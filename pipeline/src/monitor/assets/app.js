@@ -135,8 +135,9 @@ function rollout(r, now) {
       state = `baking, ${left} min left${r.paused ? " (paused)" : ""}`;
     }
     const failed = w.failed || 0;
+    const sick = w.patched - (w.healthy ?? w.patched);
     return `<tr class="step" data-state="${esc(state)}"><td>${w.wave}</td><td>${w.vms}</td><td>${esc(state)}</td><td>${time(w.started_at)}</td>
-      <td>${w.patched}</td><td class="${w.rolled_back ? "back" : ""}">${w.rolled_back}</td><td class="${failed ? "back" : ""}">${failed}</td><td>${w.vms - w.patched - w.rolled_back - failed}</td></tr>`;
+      <td>${w.patched}</td><td class="${sick ? "back" : ""}">${w.healthy ?? w.patched}</td><td class="${w.rolled_back ? "back" : ""}">${w.rolled_back}</td><td class="${failed ? "back" : ""}">${failed}</td><td>${w.vms - w.patched - w.rolled_back - failed}</td></tr>`;
   }).join("");
   const groups = r.groups.map((g) => `<span class="group" data-health="${g.health}" data-reached="${g.reached}"
       title="${g.reached} of ${g.vms} VMs reached">${esc(g.name)}: ${g.health}</span>`).join("");
@@ -168,7 +169,7 @@ function rollout(r, now) {
         <div class="legend">highest anomaly score now: ${top}</div></section>
     </div>
     <section class="steps-section"><h3>Steps</h3>
-      <table class="steps"><tr><th>wave</th><th>VMs</th><th>state</th><th>started</th><th>on patch</th><th>rolled back</th><th>failed to patch</th><th>to patch</th></tr>${steps}</table></section>
+      <table class="steps"><tr><th>wave</th><th>VMs</th><th>state</th><th>started</th><th>on patch</th><th>healthy</th><th>rolled back</th><th>failed to patch</th><th>to patch</th></tr>${steps}</table></section>
     <section class="rollbacks"><h3>Rollbacks: <span class="rollback-count">${r.rollbacks.length}</span></h3>
       ${r.rollbacks.length ? `<table><tr><th>VM</th><th>Why</th><th>When</th></tr>${rollbacks}</table>` : "<p class=\"legend\">none</p>"}</section>`;
 }
@@ -266,16 +267,20 @@ async function drillDown(article, vm) {
   if (!answer.ok) { box.innerHTML = `<h3>${esc(vm)}</h3><p class="legend">${esc(d.error)}</p>`; return; }
   const r = charts.get(id).__rollout;
   const rollback = r.rollbacks.find((b) => b.vm === vm);
-  box.innerHTML = `<h3>${esc(vm)}: each metric against its forecast (blue band) and its unpatched cohort (grey band)${rollback ? "; red line: rolled back" : ""}</h3>
+  box.innerHTML = `<h3>${esc(vm)}${d.wave ? ` (wave ${d.wave})` : ""}: each metric against its forecast (blue band) and its unpatched cohort (grey band); grey line: patched${rollback ? "; red line: rolled back" : ""}</h3>
     <div class="drill-charts"></div><div class="drivers legend"></div>`;
   const grid = $(".drill-charts", box);
   window.bellwether.drill = [];
   const t = d.t_ms.map((ms) => ms / 1000);
   const marks = (u) => {
-    if (!rollback) return;
-    const x = u.valToPos(Date.parse(rollback.decided_at) / 1000, "x", true);
-    u.ctx.save(); u.ctx.strokeStyle = "#d2322d"; u.ctx.beginPath();
-    u.ctx.moveTo(x, u.bbox.top); u.ctx.lineTo(x, u.bbox.top + u.bbox.height); u.ctx.stroke(); u.ctx.restore();
+    const line = (at, colour) => {
+      const x = u.valToPos(Date.parse(at) / 1000, "x", true);
+      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+      u.ctx.save(); u.ctx.strokeStyle = colour; u.ctx.beginPath();
+      u.ctx.moveTo(x, u.bbox.top); u.ctx.lineTo(x, u.bbox.top + u.bbox.height); u.ctx.stroke(); u.ctx.restore();
+    };
+    if (d.wave_started_at) line(d.wave_started_at, "#8a8f98");
+    if (rollback) line(rollback.decided_at, "#d2322d");
   };
   const opts = (title, series, bands) => ({
     title, width: 360, height: 180, series: [{ label: "fleet time" }, ...series], bands,
