@@ -108,6 +108,7 @@ return {
   audit: q('.audit li').map((l) => l.textContent),
   result: document.querySelector('.control-result')?.textContent,
   verdicts: q('.verdicts .verdict').map((v) => [v.dataset.metric, v.dataset.verdict]),
+  triggers: q('.rollback .trigger').map((t) => t.textContent),
   report_charts: q('.report-chart').length,
 };"#;
 
@@ -209,6 +210,7 @@ fn the_rollout_page_pauses_with_the_token_and_shows_the_halt() {
         page["next"].as_str().unwrap().contains("roll back"),
         "{page}"
     );
+    assert_eq!(page["triggers"][0], "anomaly", "{page}");
     let first = &page["steps"][0];
     assert_eq!(first[0], "1", "{page}");
     // wave, VMs, state, started, on patch, healthy, rolled back, ...

@@ -221,7 +221,7 @@ fn status_text(r: &RolloutSnapshot) -> String {
                     "rolled back {t}"
                 ))
         );
-        let _ = writeln!(out, "    {}", b.reason);
+        let _ = writeln!(out, "    {}: {}", b.trigger, b.reason);
     }
     out
 }

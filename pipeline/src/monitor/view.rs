@@ -198,6 +198,9 @@ pub struct RollbackSnapshot {
     pub vm: String,
     /// Critical VM.
     pub critical: bool,
+    /// What set it off: `anomaly`, `predicted_failure`, `wave`, `operator`, ...
+    #[serde(default)]
+    pub trigger: String,
     /// One-line reason.
     pub reason: String,
     /// Per-metric evidence.
@@ -402,6 +405,7 @@ impl FleetView {
                 r.rollbacks.push(RollbackSnapshot {
                     vm: c.vm_id.clone(),
                     critical: c.critical,
+                    trigger: c.reason.trigger.as_str().to_string(),
                     reason: c.reason.summary.clone(),
                     evidence: c
                         .reason
@@ -825,6 +829,7 @@ mod tests {
         let r = &s.rollouts[0];
         assert_eq!(health(r, "canary-ring"), Health::Red);
         assert_eq!(r.rollbacks.len(), 1);
+        assert_eq!(r.rollbacks[0].trigger, "anomaly");
         assert_eq!(r.rollbacks[0].executed_at, None);
         assert_eq!(r.waves[0].vms, 2);
         // Two windows of scores: one closed point and the open one.

@@ -143,6 +143,7 @@ function rollout(r, now) {
       title="${g.reached} of ${g.vms} VMs reached">${esc(g.name)}: ${g.health}</span>`).join("");
   const rollbacks = r.rollbacks.map((b) => `<tr class="rollback">
       <td class="vm ${b.critical ? "critical" : ""}"><button type="button" class="drill" data-vm="${esc(b.vm)}" title="each metric against its forecast and its cohort">${esc(b.vm)}</button>${b.critical ? " (critical)" : ""}</td>
+      <td class="trigger">${esc((b.trigger || "").replace("_", " "))}</td>
       <td><div class="reason">${esc(b.reason.split(";")[0])}</div><ul class="evidence">${b.evidence.map((e) =>
         `<li>${esc(e.metric)}: ${num(e.observed)} vs ${num(e.forecast)} forecast, ${num(e.deviation, 1)}σ (threshold ${num(e.threshold, 1)}σ)</li>`).join("")}</ul></td>
       <td>decided ${time(b.decided_at)}<br>${b.executed_at ? "rolled back " + time(b.executed_at) : "pending"}</td></tr>`).join("");
@@ -171,7 +172,7 @@ function rollout(r, now) {
     <section class="steps-section"><h3>Steps</h3>
       <table class="steps"><tr><th>wave</th><th>VMs</th><th>state</th><th>started</th><th>on patch</th><th>healthy</th><th>rolled back</th><th>failed to patch</th><th>to patch</th></tr>${steps}</table></section>
     <section class="rollbacks"><h3>Rollbacks: <span class="rollback-count">${r.rollbacks.length}</span></h3>
-      ${r.rollbacks.length ? `<table><tr><th>VM</th><th>Why</th><th>When</th></tr>${rollbacks}</table>` : "<p class=\"legend\">none</p>"}</section>`;
+      ${r.rollbacks.length ? `<table><tr><th>VM</th><th>Trigger</th><th>Why</th><th>When</th></tr>${rollbacks}</table>` : "<p class=\"legend\">none</p>"}</section>`;
 }
 
 // The operator's token, asked once and kept for the browser session.
