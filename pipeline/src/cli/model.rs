@@ -60,8 +60,10 @@ fn in_use(config: &crate::config::Config) -> Vec<InUse> {
         InUse {
             kind: "forecaster",
             configured: format!(
-                "forecast.kind = {:?}, forecast.model = {:?}",
-                config.forecast.kind, config.forecast.model
+                "forecast.kind = {}, forecast.model = {:?}",
+                // As the config spells it ("lstm", "seasonal-regression").
+                serde_json::to_value(config.forecast.kind).unwrap_or_default(),
+                config.forecast.model
             ),
             model: forecaster.forecaster.name().to_string(),
             fallback: forecaster.fallback,
