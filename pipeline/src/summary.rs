@@ -166,6 +166,9 @@ pub struct DemoSummary {
     pub vms_rolled_back: usize,
     /// VMs still running the patch at the end.
     pub vms_on_patch: usize,
+    /// VMs whose patch the actuator failed (after its retries): they
+    /// count against the wave (`rollback.on_anomaly`).
+    pub vms_failed_to_patch: Vec<String>,
     /// True when a wave past the canary stage was deployed.
     pub left_canary_stage: bool,
     /// Waves.
@@ -255,6 +258,7 @@ pub fn summarize<A: Actuator>(
         vms_patched: actor.ever_patched().len(),
         vms_rolled_back: actor.rollbacks().len(),
         vms_on_patch: actor.patched().len(),
+        vms_failed_to_patch: actor.failed_patches().iter().cloned().collect(),
         left_canary_stage: actor.waves().iter().any(|w| !w.canary && !w.vms.is_empty()),
         waves,
         canary_stage: actor.events().iter().find_map(|e| match &e.kind {
@@ -421,6 +425,14 @@ pub fn render_text(s: &DemoSummary) -> String {
             "the patch never left the canary stage"
         }
     );
+    if !s.vms_failed_to_patch.is_empty() {
+        let _ = writeln!(
+            out,
+            "  the patch failed on {} VM(s): {}",
+            s.vms_failed_to_patch.len(),
+            s.vms_failed_to_patch.join(", ")
+        );
+    }
     out += &ground_truth_line(s);
     if !s.ground_truth.crashes.is_empty() {
         let _ = writeln!(out, "  crashes: {}", s.ground_truth.crashes.len());
@@ -458,6 +470,7 @@ mod tests {
             vms_patched: 300,
             vms_rolled_back: 1,
             vms_on_patch: 299,
+            vms_failed_to_patch: Vec::new(),
             left_canary_stage: true,
             waves: Vec::new(),
             canary_stage: None,

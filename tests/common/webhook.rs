@@ -59,3 +59,48 @@ pub fn signed(headers: &HeaderMap, body: &str) -> bool {
         .and_then(|v| v.to_str().ok())
         == Some(expected.as_str())
 }
+
+/// What a slow endpoint received, in order of arrival: action, VM and
+/// whether the command said the VM is critical.
+pub type Arrivals = Arc<Mutex<Vec<(String, String, bool)>>>;
+
+/// An HTTP endpoint on a free port that answers 200 to patches at once and
+/// to rollbacks after `rollback_delay` (a deployment system taking its
+/// time), many calls at once; returns its URL and what it received.
+pub fn slow_endpoint(rollback_delay: std::time::Duration) -> (String, Arrivals) {
+    let arrivals: Arrivals = Arc::default();
+    let seen = arrivals.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/hooks/bellwether", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = Router::new().route(
+                "/hooks/bellwether",
+                axum::routing::post(move |body: String| {
+                    let seen = seen.clone();
+                    async move {
+                        let call: serde_json::Value = serde_json::from_str(&body).unwrap();
+                        let action = call["action"].as_str().unwrap().to_string();
+                        let vm = call["vm_id"].as_str().unwrap().to_string();
+                        let critical = call["command"]["critical"].as_bool().unwrap_or(false);
+                        let slow = action == "rollback";
+                        seen.lock().unwrap().push((action, vm, critical));
+                        if slow {
+                            tokio::time::sleep(rollback_delay).await;
+                        }
+                        StatusCode::OK
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (url, arrivals)
+}

@@ -132,7 +132,8 @@ fn the_shell_actuator_runs_its_template_with_quoted_values() {
 }
 
 /// The actor records a command its actuator could not carry out (after the
-/// webhook's retries) as a rollout event, and publishes no execution for it.
+/// webhook's retries) as a rollout event, publishes no execution for it,
+/// and halts the rollout (`rollback.on_anomaly = "halt"`).
 #[test]
 fn a_failed_actuation_is_a_recorded_event() {
     use bellwether::rollout::RolloutActor;
@@ -163,10 +164,15 @@ fn a_failed_actuation_is_a_recorded_event() {
         .filter(|m| matches!(m, ControlMessage::Patch(_)))
         .count();
     assert!(patches > 0);
-    for m in commands {
-        actor.handle(m);
-    }
+    // The wave's commands come back from the topic together.
+    actor.handle_all(commands);
     assert_eq!(calls.lock().unwrap().len(), 2 * patches, "each tried twice");
+    assert_eq!(
+        actor.state(),
+        bellwether_schemas::RolloutState::Halted,
+        "a deploy that fails is not baked"
+    );
+    assert_eq!(actor.failed_patches().len(), patches);
     let failed = actor
         .events()
         .iter()
@@ -182,5 +188,95 @@ fn a_failed_actuation_is_a_recorded_event() {
             .iter()
             .any(|m| matches!(m, ControlMessage::Execution(_))),
         "no execution is published for a failed command"
+    );
+}
+
+/// An operator's emergency rollback of 1,500 VMs through the webhook
+/// actuator, against an endpoint taking 200 ms a rollback: every VM goes
+/// back, critical ones first, at `actor.workers` calls at once and with no
+/// window report. The time it took is printed (benches/README, "Emergency
+/// rollback"); one at a time it would take 300 s.
+#[test]
+fn an_emergency_rollback_of_1500_vms_goes_through_the_webhook_critical_first() {
+    use bellwether::inventory::Inventory;
+    use bellwether::rollout::RolloutActor;
+    use bellwether_schemas::{
+        ControlMessage, Criticality, ManualAction, ManualCommand, Patch, RolloutState, VmRecord,
+    };
+    use std::time::{Duration, Instant};
+    const VMS: usize = 1500;
+    let (url, arrivals) = common::webhook::slow_endpoint(Duration::from_millis(200));
+    let vms: Vec<VmRecord> = (0..VMS)
+        .map(|i| VmRecord {
+            id: format!("vm-{i:04}"),
+            tags: Default::default(),
+            instance_type: "m6i.large".into(),
+            region: "eu-west-1".into(),
+            // One in ten critical, spread through the fleet.
+            criticality: if i % 10 == 7 {
+                Criticality::Critical
+            } else {
+                Criticality::Standard
+            },
+        })
+        .collect();
+    let mut config = bellwether::config::Config::default_config();
+    config.rollout.waves = vec!["100%".parse().unwrap()];
+    config.rollout.canary_waves = 1;
+    config.rollout.canary_groups = Vec::new();
+    config.rollout.control_holdback = None;
+    let inventory = Arc::new(Inventory::with_groups(vms, &config.canary.groups).unwrap());
+    let workers = config.actor.workers;
+    let actuator = webhook(&url, 0).with_workers(workers);
+    let mut actor = RolloutActor::new(&config.control(), inventory, actuator);
+    let patch = Patch {
+        id: "p1".into(),
+        title: "t".into(),
+        classification: "security".into(),
+        severity: "high".into(),
+        product: "x".into(),
+    };
+    let t0 = EventTime(1_793_577_600_000);
+    actor.start("r1", patch, t0);
+    let echo = |actor: &mut RolloutActor<WebhookActuator>| loop {
+        let out = actor.take_outbox();
+        if out.is_empty() {
+            break;
+        }
+        actor.handle_all(out);
+    };
+    echo(&mut actor);
+    assert_eq!(actor.patched().len(), VMS, "the whole fleet is patched");
+    arrivals.lock().unwrap().clear();
+
+    let started = Instant::now();
+    actor.handle(ControlMessage::Manual(ManualCommand {
+        rollout_id: "r1".into(),
+        action: ManualAction::Rollback,
+        by: "on-call".into(),
+        reason: "emergency".into(),
+        at: t0,
+    }));
+    echo(&mut actor);
+    let took = started.elapsed();
+    eprintln!(
+        "emergency rollback of {VMS} VMs through the webhook (200 ms a call, {workers} workers): {:.1} s",
+        took.as_secs_f64()
+    );
+    assert_eq!(actor.state(), RolloutState::RolledBack);
+    assert!(actor.patched().is_empty());
+    assert_eq!(actor.rollbacks().len(), VMS);
+    assert!(actor.rollbacks().iter().all(|r| r.succeeded));
+    let arrivals = arrivals.lock().unwrap();
+    assert_eq!(arrivals.len(), VMS, "one call a VM");
+    // Critical first: every critical VM's call started before any other
+    // but those already in flight beside the last critical ones.
+    let critical = arrivals.iter().filter(|(_, _, c)| *c).count();
+    assert_eq!(critical, VMS / 10);
+    let last_critical = arrivals.iter().rposition(|(_, _, c)| *c).unwrap();
+    assert!(
+        last_critical < critical + workers,
+        "the last critical VM's rollback was call {} of {VMS}",
+        last_critical + 1
     );
 }

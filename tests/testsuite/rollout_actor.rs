@@ -137,17 +137,15 @@ fn critical_vms_are_rolled_back_first() {
         "wave holds both kinds"
     );
 
-    // Detected in this order: two standard VMs (one worse), then two critical ones.
-    for m in [
+    // Detected in one window in this order: two standard VMs (one
+    // worse), then two critical ones; carried out at once, no window
+    // report needed.
+    s.actor.handle_all([
         rollback(standard[0], false, 1100, now),
         rollback(standard[1], false, 1900, now),
         rollback(critical[0], true, 3100, now),
         rollback(critical[1], true, 3500, now),
-    ] {
-        s.actor.handle(m);
-    }
-    assert_eq!(s.actor.state(), RolloutState::RollingBack);
-    s.actor.handle(report(now.plus_ms(300_000)));
+    ]);
     let order: Vec<&str> = s
         .actor
         .rollbacks()
@@ -258,10 +256,15 @@ fn manual(action: bellwether_schemas::ManualAction, at: EventTime) -> ControlMes
     })
 }
 
-/// Feeds the actor's own commands back (as the control topic would).
+/// Feeds the actor's own commands back (as the control topic would, a
+/// poll at a time) until it publishes nothing more.
 fn echo(s: &mut Setup) {
-    for m in s.actor.take_outbox() {
-        s.actor.handle(m);
+    loop {
+        let out = s.actor.take_outbox();
+        if out.is_empty() {
+            return;
+        }
+        s.actor.handle_all(out);
     }
 }
 
@@ -1019,40 +1022,31 @@ fn the_rules_in_force_decide_undecided_submissions() {
 }
 
 #[test]
-fn a_wave_patched_at_once_is_rolled_back_at_once_and_a_paced_one_at_the_limit() {
-    // A canary wave of 20% patched together, far more than max_concurrent.
+fn rollbacks_are_carried_out_as_decided_without_waiting_for_metrics() {
+    // A canary wave of 20%, patched three at a time; two rollbacks in
+    // flight at most.
     let mut config = Config::default_config();
     config.rollout.waves = vec!["20%".parse().unwrap(), "100%".parse().unwrap()];
     config.rollout.canary_waves = 1;
     config.rollout.canary_groups = vec!["canary-ring".into()];
-    config.rollback.max_concurrent = 2;
-    let rolled_back_in_first_window = |config: &Config| {
-        let mut s = setup(config);
-        let now = EventTime(1_793_577_600_000);
-        s.actor.start("r1", patch(), now);
-        // Patch the whole wave, however many at a time it is issued.
-        loop {
-            let out = s.actor.take_outbox();
-            if out.is_empty() {
-                break;
-            }
-            for m in out {
-                s.actor.handle(m);
-            }
-        }
-        let patched: Vec<String> = s.actor.patched().iter().cloned().collect();
-        for (i, vm) in patched.iter().enumerate() {
-            s.actor.handle(rollback(vm, false, 1000 + i as u32, now));
-        }
-        s.actor.handle(report(now.plus_ms(300_000)));
-        (patched.len(), s.actor.rollbacks().len())
-    };
-    let (patched, rolled) = rolled_back_in_first_window(&config);
-    assert!(patched > 4, "{patched}");
-    assert_eq!(rolled, patched, "patched together, rolled back together");
-    // Patched three at a time: rolled back at max(2, 3) a window.
     config.rollout.max_concurrency = 3;
-    let (patched, rolled) = rolled_back_in_first_window(&config);
-    assert!(patched > 4, "{patched}");
-    assert_eq!(rolled, 3);
+    config.rollback.max_concurrent = 2;
+    config.rollback.on_anomaly = bellwether::config::OnAnomaly::Continue;
+    let mut s = setup(&config);
+    let now = EventTime(1_793_577_600_000);
+    s.actor.start("r1", patch(), now);
+    echo(&mut s);
+    let patched: Vec<String> = s.actor.patched().iter().cloned().collect();
+    assert!(patched.len() > 4, "{}", patched.len());
+    // Every VM of the wave caught in one window, and no window report
+    // after it (the metrics stopped): all go back at once.
+    s.actor.handle_all(
+        patched
+            .iter()
+            .enumerate()
+            .map(|(i, vm)| rollback(vm, false, 1000 + i as u32, now)),
+    );
+    assert_eq!(s.actor.rollbacks().len(), patched.len());
+    assert!(s.actor.patched().is_empty());
+    assert!(s.actor.rollbacks().iter().all(|r| r.succeeded));
 }

@@ -357,9 +357,7 @@ fn run_actor<A: crate::rollout::Actuator>(
         if messages.is_empty() {
             return Ok(());
         }
-        for message in messages {
-            actor.handle(message);
-        }
+        actor.handle_all(messages);
         for message in actor.take_outbox() {
             sink.send(message)?;
         }

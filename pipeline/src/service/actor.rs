@@ -90,7 +90,7 @@ impl ActorService {
             let kept = message.clone();
             let actor = &mut self.actor;
             if let Err(panic) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actor.handle(message)))
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actor.receive(message)))
             {
                 let reason = format!(
                     "the rollout actor failed on this message ({}); please report it",
@@ -105,6 +105,15 @@ impl ActorService {
                     &reason,
                 )?;
             }
+        }
+        // What the messages decided, carried out together: the rollbacks
+        // of a window at once, critical first, through the actuator's pool.
+        let actor = &mut self.actor;
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actor.act())) {
+            tracing::error!(
+                "the rollout actor failed carrying out commands ({}); please report it",
+                crate::panic_message(panic.as_ref())
+            );
         }
         for message in self.actor.take_outbox() {
             self.sink.send(message)?;

@@ -174,10 +174,11 @@ pub struct RollbackConfig {
     /// nothing more), "continue" without the affected VMs, or "roll-back-all"
     /// (every VM the rollout patched, critical first).
     pub on_anomaly: OnAnomaly,
-    /// Rollbacks carried out per scoring window at most; never fewer than
-    /// the most VMs the rollout patched at once (`rollout.max_concurrency`,
-    /// or a whole wave), so a rollout rolls back at least as fast as it
-    /// patched.
+    /// Rollbacks in flight at once at most (capped by `actor.workers`);
+    /// never fewer than the most VMs the rollout patched at once
+    /// (`rollout.max_concurrency`, or a whole wave), so a rollout rolls
+    /// back at least as fast as it patched. Rollbacks are carried out as
+    /// soon as they are decided, critical first; they wait for no window.
     pub max_concurrent: usize,
     /// With `on_anomaly = "continue"`: rollbacks the rollout absorbs (a
     /// count, "3", or a share of the VMs it patched, "2%") before it halts.
@@ -273,6 +274,10 @@ impl Default for ShellConfig {
     }
 }
 
+fn default_workers() -> usize {
+    32
+}
+
 fn shell_timeout() -> f64 {
     600.0
 }
@@ -294,7 +299,8 @@ pub struct ActorConfig {
     /// run [actor.shell] patch / rollback with sh -c; {vm_id}, {patch_id},
     /// {rollout_id} and {command_id} are replaced, shell-quoted. A command the
     /// actuator fails is recorded (rollout event `actuation_failed`); no
-    /// execution is published for it.
+    /// execution is published for it, and a failed patch counts against its
+    /// wave as an anomaly does (`rollback.on_anomaly`).
     pub actuator: ActuatorKind,
     /// The webhook (with `actuator = "webhook"`).
     #[serde(default)]
@@ -302,6 +308,11 @@ pub struct ActorConfig {
     /// The command templates (with `actuator = "shell"`).
     #[serde(default)]
     pub shell: Option<ShellConfig>,
+    /// Commands the webhook and shell actuators carry out at once at most
+    /// (their pool of workers). Rollbacks go first, critical first, at most
+    /// `rollback.max_concurrent` at once; then patches.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// The fleet's inventory: a JSON array of VM records (`vm_id`, `region`,
     /// `instance_type`, `criticality`, `tags`). Unset: the simulated fleet of
     /// `[fleet]`, which is what `bellwether simulate` runs.
@@ -313,6 +324,12 @@ impl ActorConfig {
     /// Checks the actuator's settings: the error names the key.
     pub fn check(&self) -> Result<(), Problem> {
         let a = self;
+        if !(1..=1024).contains(&a.workers) {
+            return Err(Problem::new(
+                "actor.workers",
+                format!("{} is not between 1 and 1024", a.workers),
+            ));
+        }
         match a.actuator {
             ActuatorKind::Agents => {}
             ActuatorKind::Webhook => {

@@ -5,7 +5,7 @@
 //! cannot run code of its own. A non-zero exit or a timeout fails the
 //! command, with the end of its error output as the reason.
 
-use super::actuator::{Actuator, ActuatorError};
+use super::actuator::{Actuation, Actuator, ActuatorError, in_pool};
 use super::config::ShellConfig;
 use bellwether_schemas::{PatchCommand, RollbackCommand};
 use std::io::Read;
@@ -29,12 +29,54 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> String {
 /// Runs command templates.
 pub struct ShellActuator {
     config: ShellConfig,
+    workers: usize,
 }
 
 impl ShellActuator {
-    /// An actuator running `config`'s templates.
+    /// An actuator running `config`'s templates, one at a time.
     pub fn new(config: ShellConfig) -> ShellActuator {
-        ShellActuator { config }
+        ShellActuator { config, workers: 1 }
+    }
+
+    /// Runs up to `workers` commands at once (`actor.workers`).
+    pub fn with_workers(mut self, workers: usize) -> ShellActuator {
+        self.workers = workers.max(1);
+        self
+    }
+
+    fn script<'c>(&self, command: Actuation<'c>) -> (&'static str, &'c str, String) {
+        match command {
+            Actuation::Patch(c) => (
+                "patch",
+                &c.vm_id,
+                render(
+                    &self.config.patch,
+                    &[
+                        ("vm_id", &c.vm_id),
+                        ("patch_id", &c.patch_id),
+                        ("rollout_id", &c.rollout_id),
+                        ("command_id", &c.command_id.0),
+                    ],
+                ),
+            ),
+            Actuation::Rollback(c) => (
+                "rollback",
+                &c.vm_id,
+                render(
+                    &self.config.rollback,
+                    &[
+                        ("vm_id", &c.vm_id),
+                        ("rollout_id", &c.rollout_id),
+                        ("command_id", &c.command_id.0),
+                    ],
+                ),
+            ),
+        }
+    }
+
+    fn carry(&self, command: Actuation<'_>) -> Result<(), ActuatorError> {
+        let (action, vm_id, script) = self.script(command);
+        self.run(action, vm_id, &script)
     }
 
     fn run(&self, action: &'static str, vm_id: &str, script: &str) -> Result<(), ActuatorError> {
@@ -89,27 +131,19 @@ impl ShellActuator {
 
 impl Actuator for ShellActuator {
     fn patch(&mut self, c: &PatchCommand) -> Result<(), ActuatorError> {
-        let script = render(
-            &self.config.patch,
-            &[
-                ("vm_id", &c.vm_id),
-                ("patch_id", &c.patch_id),
-                ("rollout_id", &c.rollout_id),
-                ("command_id", &c.command_id.0),
-            ],
-        );
-        self.run("patch", &c.vm_id, &script)
+        self.carry(Actuation::Patch(c))
     }
 
     fn roll_back(&mut self, c: &RollbackCommand) -> Result<(), ActuatorError> {
-        let script = render(
-            &self.config.rollback,
-            &[
-                ("vm_id", &c.vm_id),
-                ("rollout_id", &c.rollout_id),
-                ("command_id", &c.command_id.0),
-            ],
-        );
-        self.run("rollback", &c.vm_id, &script)
+        self.carry(Actuation::Rollback(c))
+    }
+
+    fn carry_out_all(
+        &mut self,
+        commands: &[Actuation<'_>],
+        in_flight: usize,
+    ) -> Vec<Result<(), ActuatorError>> {
+        let this = &*self;
+        in_pool(commands, in_flight.min(this.workers), |c| this.carry(*c))
     }
 }

@@ -7,7 +7,7 @@
 //! body)>`, `X-Bellwether-Command-Id` (the same on every retry: the
 //! endpoint's idempotency key), `X-Bellwether-Attempt` (1, 2, ...).
 
-use super::actuator::{Actuator, ActuatorError};
+use super::actuator::{Actuation, Actuator, ActuatorError, in_pool};
 use super::config::WebhookConfig;
 use bellwether_schemas::{PatchCommand, RollbackCommand};
 use hmac::{Hmac, Mac};
@@ -39,6 +39,7 @@ struct Call<'a, C: Serialize> {
 pub struct WebhookActuator {
     config: WebhookConfig,
     agent: ureq::Agent,
+    workers: usize,
 }
 
 impl WebhookActuator {
@@ -49,7 +50,26 @@ impl WebhookActuator {
             .http_status_as_error(false)
             .build()
             .into();
-        WebhookActuator { config, agent }
+        WebhookActuator {
+            config,
+            agent,
+            workers: 1,
+        }
+    }
+
+    /// Makes up to `workers` calls at once (`actor.workers`).
+    pub fn with_workers(mut self, workers: usize) -> WebhookActuator {
+        self.workers = workers.max(1);
+        self
+    }
+
+    fn carry(&self, command: Actuation<'_>) -> Result<(), ActuatorError> {
+        match command {
+            Actuation::Patch(c) => self.call("patch", &c.vm_id, &c.command_id.0, &c.rollout_id, c),
+            Actuation::Rollback(c) => {
+                self.call("rollback", &c.vm_id, &c.command_id.0, &c.rollout_id, c)
+            }
+        }
     }
 
     fn call<C: Serialize>(
@@ -131,22 +151,19 @@ impl WebhookActuator {
 
 impl Actuator for WebhookActuator {
     fn patch(&mut self, command: &PatchCommand) -> Result<(), ActuatorError> {
-        self.call(
-            "patch",
-            &command.vm_id,
-            &command.command_id.0,
-            &command.rollout_id,
-            command,
-        )
+        self.carry(Actuation::Patch(command))
     }
 
     fn roll_back(&mut self, command: &RollbackCommand) -> Result<(), ActuatorError> {
-        self.call(
-            "rollback",
-            &command.vm_id,
-            &command.command_id.0,
-            &command.rollout_id,
-            command,
-        )
+        self.carry(Actuation::Rollback(command))
+    }
+
+    fn carry_out_all(
+        &mut self,
+        commands: &[Actuation<'_>],
+        in_flight: usize,
+    ) -> Vec<Result<(), ActuatorError>> {
+        let this = &*self;
+        in_pool(commands, in_flight.min(this.workers), |c| this.carry(*c))
     }
 }

@@ -136,11 +136,12 @@ mod tests {
         t.handle(manual_command("r1", ManualAction::Abort));
         assert_eq!(t.actor.phase(), Phase::Halted(Halt::Aborted));
         t.handle(manual_command("r1", ManualAction::Rollback));
-        assert_eq!(t.actor.state(), RolloutState::RollingBack);
         let published = t.published(|m| matches!(m, ControlMessage::Rollback(_)));
         assert_eq!(published, patched);
-        t.report_at(10);
+        // Carried out as soon as the control topic brings the commands
+        // back: no window report needed.
         assert_eq!(t.actor.state(), RolloutState::RolledBack);
+        assert_eq!(t.actor.rollbacks().len(), patched);
         let critical: Vec<bool> = t.actor.rollbacks().iter().map(|r| r.critical).collect();
         assert!(critical.windows(2).all(|w| w[0] >= w[1]), "{critical:?}");
         assert!(critical[0]);

@@ -24,7 +24,7 @@ mod waves;
 pub use approvals::WaitingPatch;
 pub use rollbacks::RollbackRecord;
 
-use super::actuator::{Actuator, ActuatorError};
+use super::actuator::{Actuation, Actuator};
 use super::window::MaintenanceWindow;
 use crate::ControlConfig;
 use crate::inventory::Inventory;
@@ -32,7 +32,7 @@ use crate::judge::JudgeConfig;
 use crate::rollout::config::{RollbackConfig, RolloutConfig};
 use approvals::Approvals;
 use bellwether_schemas::{
-    Action, CommandId, ControlMessage, EventTime, Execution, RollbackCommand, Rollout,
+    CommandId, ControlMessage, EventTime, Execution, PatchCommand, RollbackCommand, Rollout,
     RolloutEvent, RolloutEventKind, RolloutState, Wave,
 };
 use phase::{Halt, Hold, Phase};
@@ -98,8 +98,13 @@ struct Run {
     /// rebooted them), with when the patch was carried out: the command's
     /// status is not trusted until the VM's metrics come back.
     awaiting_recheck: BTreeMap<String, EventTime>,
+    /// Rollbacks decided, not carried out yet.
     pending: Vec<RollbackCommand>,
+    /// Patch commands received, not carried out yet.
+    patches_waiting: Vec<PatchCommand>,
     rollbacks: Vec<RollbackRecord>,
+    /// VMs whose patch the actuator failed (after its retries).
+    failed_patches: BTreeSet<String>,
 }
 
 impl<A: Actuator> RolloutActor<A> {
@@ -140,11 +145,51 @@ impl<A: Actuator> RolloutActor<A> {
         std::mem::take(&mut self.commands.newly_executed)
     }
 
-    /// Handles one message from the control topic.
+    /// Handles one message from the control topic, then carries out what
+    /// it decided ([`RolloutActor::receive`], then [`RolloutActor::act`]).
     pub fn handle(&mut self, message: ControlMessage) {
+        self.receive(message);
+        self.act();
+    }
+
+    /// Handles the messages read from the control topic together, then
+    /// carries out what they decided at once: the rollbacks of a window
+    /// go out critical first, through the actuator's pool.
+    pub fn handle_all(&mut self, messages: impl IntoIterator<Item = ControlMessage>) {
+        for message in messages {
+            self.receive(message);
+        }
+        self.act();
+    }
+
+    /// Takes one message from the control topic into the actor's state;
+    /// the commands it brings wait for [`RolloutActor::act`].
+    pub fn receive(&mut self, message: ControlMessage) {
         self.dispatch(message);
-        // A rollout halted by a policy stays the actor's (its VMs may still
-        // need rolling back) until an operator aborts or rolls it back.
+        self.start_queued_if_done();
+    }
+
+    /// Carries out what waits: every decided rollback at once (critical
+    /// first, `rollback.max_concurrent` in flight), then the patch
+    /// commands received. Rollbacks never wait for a window report; the
+    /// actor's own rollback commands are carried out once the control
+    /// topic brings them back, all together.
+    pub fn act(&mut self) {
+        let own_rollbacks_unread = self
+            .outbox
+            .iter()
+            .any(|m| matches!(m, ControlMessage::Rollback(_)));
+        if !own_rollbacks_unread && self.execute_rollbacks() {
+            self.advance();
+        }
+        self.execute_patches();
+        self.start_queued_if_done();
+    }
+
+    /// A rollout halted by a policy stays the actor's (its VMs may still
+    /// need rolling back) until an operator aborts or rolls it back; any
+    /// other settled rollout makes way for the next approved one.
+    fn start_queued_if_done(&mut self) {
         let done = self.is_settled() && self.run.phase != Phase::Halted(Halt::Stopped);
         if done {
             self.start_queued();
@@ -175,59 +220,77 @@ impl<A: Actuator> RolloutActor<A> {
                 self.approve_due();
                 self.recheck(&report);
                 self.on_missing_data(&report.missing);
-                self.execute_rollbacks();
                 self.advance();
             }
             ControlMessage::Manual(cmd) => self.on_manual(cmd),
         }
     }
 
-    /// Carries out a command unless it ran before a restart: `Some(true)`
-    /// when the actuator succeeded (the execution record is queued in the
-    /// outbox), `None` when it ran before.
-    fn carry_out(
-        &mut self,
-        id: &CommandId,
-        vm_id: &str,
-        action: Action,
-        run: impl FnOnce(&mut A) -> Result<(), ActuatorError>,
-    ) -> Option<bool> {
-        self.commands.executed.insert(id.clone());
-        if self.commands.executed_before.contains(id) {
-            return None;
+    /// Carries out `commands` through the actuator (at most `in_flight`
+    /// at once), each unless it ran before a restart: per command
+    /// `Some(true)` when the actuator succeeded (its execution record is
+    /// queued in the outbox), `Some(false)` when it failed (recorded as
+    /// `actuation_failed`), `None` when it ran before.
+    fn carry_out_all(&mut self, commands: &[Actuation<'_>], in_flight: usize) -> Vec<Option<bool>> {
+        let before = &self.commands.executed_before;
+        let fresh: Vec<Actuation<'_>> = commands
+            .iter()
+            .filter(|c| !before.contains(c.command_id()))
+            .copied()
+            .collect();
+        let mut results = if fresh.is_empty() {
+            Vec::new()
+        } else {
+            self.actuator.carry_out_all(&fresh, in_flight)
         }
-        let ok = match run(&mut self.actuator) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!("{e}");
-                self.record(RolloutEventKind::ActuationFailed {
-                    vm_id: vm_id.to_string(),
-                    command_id: id.clone(),
-                    action: e.command.to_string(),
-                    reason: e.reason.clone(),
-                });
-                false
+        .into_iter();
+        let mut outcomes = Vec::with_capacity(commands.len());
+        for c in commands {
+            let id = c.command_id();
+            self.commands.executed.insert(id.clone());
+            if self.commands.executed_before.contains(id) {
+                outcomes.push(None);
+                continue;
             }
-        };
-        self.commands.newly_executed.push(id.clone());
-        if ok {
-            self.commands.sequence += 1;
-            self.outbox.push(ControlMessage::Execution(Execution {
-                command_id: id.clone(),
-                rollout_id: self.rollout_id(),
-                vm_id: vm_id.to_string(),
-                action,
-                executed_at: self.clock,
-                sequence: self.commands.sequence,
-            }));
+            let ok = match results.next() {
+                Some(Ok(())) => true,
+                Some(Err(e)) => {
+                    tracing::warn!("{e}");
+                    self.record(RolloutEventKind::ActuationFailed {
+                        vm_id: c.vm_id().to_string(),
+                        command_id: id.clone(),
+                        action: e.command.to_string(),
+                        reason: e.reason.clone(),
+                    });
+                    false
+                }
+                None => {
+                    tracing::error!(command = %id.0, "the actuator returned fewer results than commands");
+                    false
+                }
+            };
+            self.commands.newly_executed.push(id.clone());
+            if ok {
+                self.commands.sequence += 1;
+                self.outbox.push(ControlMessage::Execution(Execution {
+                    command_id: id.clone(),
+                    rollout_id: self.rollout_id(),
+                    vm_id: c.vm_id().to_string(),
+                    action: c.action(),
+                    executed_at: self.clock,
+                    sequence: self.commands.sequence,
+                }));
+            }
+            outcomes.push(Some(ok));
         }
-        Some(ok)
+        outcomes
     }
 
     /// True (and counted) when command `id` ran or waits already.
     fn is_duplicate(&mut self, id: &CommandId) -> bool {
         if self.commands.executed.contains(id)
             || self.run.pending.iter().any(|p| &p.command_id == id)
+            || self.run.patches_waiting.iter().any(|p| &p.command_id == id)
         {
             self.commands.duplicates += 1;
             self.record(RolloutEventKind::DuplicateCommandSkipped {
@@ -291,6 +354,11 @@ impl<A: Actuator> RolloutActor<A> {
     /// True when the rollout stopped moving and no rollback waits.
     pub fn is_settled(&self) -> bool {
         self.run.phase.is_final() && self.run.pending.is_empty()
+    }
+
+    /// VMs whose patch the actuator failed (after its retries).
+    pub fn failed_patches(&self) -> &BTreeSet<String> {
+        &self.run.failed_patches
     }
 
     /// The actor's clock (end of the last window reported).

@@ -5,13 +5,14 @@
 use super::RolloutActor;
 use super::phase::{Halt, Hold, Phase, RollingBack};
 use crate::inventory::selector::Selector;
-use crate::rollout::actuator::Actuator;
+use crate::rollout::actuator::{Actuation, Actuator};
 use crate::rollout::config::{OnAnomaly, RollbackOrder, RollbackScope};
 use bellwether_schemas::{
-    Action, CommandId, ControlMessage, EventTime, RollbackCommand, RollbackReason, RollbackTrigger,
+    CommandId, ControlMessage, EventTime, RollbackCommand, RollbackReason, RollbackTrigger,
     RolloutEventKind,
 };
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// A rollback the actor carried out.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,9 +187,10 @@ impl<A: Actuator> RolloutActor<A> {
         }
     }
 
-    /// Carries out the queued rollbacks (critical first unless
-    /// `rollback.order` says otherwise), then decides what follows.
-    pub(super) fn execute_rollbacks(&mut self) {
+    /// Carries out every queued rollback at once, critical first unless
+    /// `rollback.order` says otherwise, then decides what follows; true
+    /// when any was carried out.
+    pub(super) fn execute_rollbacks(&mut self) -> bool {
         match self.rollback_config.order {
             // Stable sort: among equals, detection order stands.
             RollbackOrder::CriticalFirst => self
@@ -197,35 +199,36 @@ impl<A: Actuator> RolloutActor<A> {
                 .sort_by_key(|c| std::cmp::Reverse((c.critical, c.priority))),
             RollbackOrder::AsDetected => {}
         }
-        // A wave patched at once is rolled back at once if it must be: a
-        // leak that crashes VMs within the hour does not wait in a queue
-        // the patch never waited in.
-        let limit = self
+        // A wave patched at once is rolled back at least as fast: a leak
+        // that crashes VMs within the hour does not wait in a queue the
+        // patch never waited in.
+        let in_flight = self
             .rollback_config
             .max_concurrent
             .max(self.run.widest_patch_step);
-        let take = self.run.pending.len().min(limit);
-        for cmd in self.run.pending.drain(..take).collect::<Vec<_>>() {
-            self.execute_rollback(cmd);
+        let mut due = Vec::new();
+        let mut seen = HashSet::new();
+        for cmd in std::mem::take(&mut self.run.pending) {
+            if self.run.patched.contains(&cmd.vm_id) && seen.insert(cmd.vm_id.clone()) {
+                due.push(cmd);
+            } else {
+                self.commands.executed.insert(cmd.command_id.clone());
+                tracing::warn!(vm = %cmd.vm_id, "rollback for a VM this rollout has not patched (or rolls back already); skipped");
+            }
         }
-        if self.run.pending.is_empty()
-            && let Phase::RollingBack(hold, why) = self.run.phase
-        {
+        let jobs: Vec<Actuation<'_>> = due.iter().map(Actuation::Rollback).collect();
+        let outcomes = self.carry_out_all(&jobs, in_flight);
+        let any = !due.is_empty();
+        for (cmd, outcome) in due.into_iter().zip(outcomes) {
+            self.rolled_back(cmd, outcome.unwrap_or(true));
+        }
+        if let Phase::RollingBack(hold, why) = self.run.phase {
             self.rollbacks_done(hold, why);
         }
+        any
     }
 
-    fn execute_rollback(&mut self, cmd: RollbackCommand) {
-        if !self.run.patched.contains(&cmd.vm_id) {
-            self.commands.executed.insert(cmd.command_id.clone());
-            tracing::warn!(vm = %cmd.vm_id, "rollback for a VM this rollout has not patched; skipped");
-            return;
-        }
-        let succeeded = self
-            .carry_out(&cmd.command_id, &cmd.vm_id, Action::Rollback, |a| {
-                a.roll_back(&cmd)
-            })
-            .unwrap_or(true);
+    fn rolled_back(&mut self, cmd: RollbackCommand, succeeded: bool) {
         if succeeded {
             self.run.patched.remove(&cmd.vm_id);
             self.run.awaiting_recheck.remove(&cmd.vm_id);
@@ -318,9 +321,8 @@ mod tests {
         let patched: Vec<String> = t.actor.patched().iter().cloned().collect();
         let (critical, other) = (&patched[0], &patched[1]);
         assert!(t.is_critical(critical) && !t.is_critical(other));
-        t.handle(rollback_of(other, false));
-        t.handle(rollback_of(critical, true));
-        t.report_at(10);
+        // Caught in one window: the critical VM goes first.
+        t.handle_all(vec![rollback_of(other, false), rollback_of(critical, true)]);
         let order: Vec<&str> = t
             .actor
             .rollbacks()
@@ -340,7 +342,7 @@ mod tests {
         let vm = t.actor.patched().iter().next().cloned().unwrap();
         t.handle(manual_command("r1", ManualAction::Abort));
         t.handle(rollback_of(&vm, true));
-        assert_eq!(t.actor.state(), RolloutState::RollingBack);
+        assert_eq!(t.actor.rollbacks().len(), 1, "carried out at once");
         t.report_at(200);
         assert_eq!(t.actor.rollbacks().len(), 1);
         assert_eq!(
@@ -358,10 +360,12 @@ mod tests {
         let mut t = Kit::new(config);
         t.handle(approval("r1"));
         let patched = t.actor.patched().len();
-        t.handle(manual_command("r1", ManualAction::Rollback));
         let vm = t.actor.patched().iter().next().cloned().unwrap();
-        t.handle(rollback_of(&vm, false));
-        t.report_at(10);
+        // An anomaly caught as the operator rolls everything back.
+        t.handle_all(vec![
+            manual_command("r1", ManualAction::Rollback),
+            rollback_of(&vm, false),
+        ]);
         assert_eq!(t.actor.state(), RolloutState::RolledBack);
         assert_eq!(t.actor.rollbacks().len(), patched, "each VM once");
     }

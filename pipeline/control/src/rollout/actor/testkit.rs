@@ -19,12 +19,23 @@ pub const T0: EventTime = EventTime(1_793_577_600_000);
 pub const CANARIES: [&str; 2] = ["vm-00", "vm-01"];
 const VMS: usize = 20;
 
-/// Carries out every command and records it (action, VM).
+/// Carries out every command and records it (action, VM); patches on
+/// the VMs in `failing` fail.
 #[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Vec<(&'static str, String)>>>);
+pub struct Recorder(
+    Arc<Mutex<Vec<(&'static str, String)>>>,
+    Arc<Mutex<std::collections::HashSet<String>>>,
+);
 
 impl Actuator for Recorder {
     fn patch(&mut self, command: &PatchCommand) -> Result<(), ActuatorError> {
+        if self.1.lock().unwrap().contains(&command.vm_id) {
+            return Err(ActuatorError {
+                command: "patch",
+                vm_id: command.vm_id.clone(),
+                reason: "the deploy tool said no".into(),
+            });
+        }
         self.0
             .lock()
             .unwrap()
@@ -96,16 +107,20 @@ impl Kit {
     /// Hands `message` to the actor, then what it publishes, as the
     /// control topic would, until it publishes nothing more.
     pub fn handle(&mut self, message: ControlMessage) {
-        self.actor.handle(message);
+        self.handle_all(vec![message]);
+    }
+
+    /// Hands `messages` to the actor together (as read from the topic in
+    /// one poll), then what it publishes, until it publishes nothing more.
+    pub fn handle_all(&mut self, messages: Vec<ControlMessage>) {
+        self.actor.handle_all(messages);
         loop {
             let out = self.actor.take_outbox();
             if out.is_empty() {
                 return;
             }
-            for m in out {
-                self.published.push(m.clone());
-                self.actor.handle(m);
-            }
+            self.published.extend(out.iter().cloned());
+            self.actor.handle_all(out);
         }
     }
 
@@ -117,6 +132,11 @@ impl Kit {
     /// What the actuator carried out, in order.
     pub fn actuator_calls(&self) -> Vec<(&'static str, String)> {
         self.recorder.0.lock().unwrap().clone()
+    }
+
+    /// Makes patches on `vm` fail from now on.
+    pub fn fail_patches_on(&self, vm: &str) {
+        self.recorder.1.lock().unwrap().insert(vm.to_string());
     }
 
     /// Most patch commands issued at once.

@@ -2,14 +2,14 @@
 //! the maintenance window, baked, and the next one started.
 
 use super::RolloutActor;
-use super::phase::{Hold, Phase, RollingBack};
-use crate::rollout::actuator::Actuator;
+use super::phase::{Halt, Hold, Phase, RollingBack};
+use crate::rollout::actuator::{Actuation, Actuator};
 use crate::rollout::config::OnAnomaly;
 use crate::rollout::detect::Detection;
 use crate::rollout::planner::{Holdback, plan_waves, wave_plan};
 use bellwether_schemas::{
-    Action, CommandId, ControlMessage, EventTime, Patch, PatchCommand, Rollout, RolloutEventKind,
-    RolloutState, Wave, WavePlan,
+    CommandId, ControlMessage, EventTime, Patch, PatchCommand, RollbackTrigger, Rollout,
+    RolloutEventKind, RolloutState, Wave, WavePlan,
 };
 
 impl<A: Actuator> RolloutActor<A> {
@@ -210,6 +210,17 @@ impl<A: Actuator> RolloutActor<A> {
         if !self.is_current(&cmd.rollout_id) || self.is_duplicate(&cmd.command_id) {
             return;
         }
+        self.run.patches_waiting.push(cmd);
+    }
+
+    /// Carries out the patch commands received, together through the
+    /// actuator's pool (unless the rollout stopped deploying since they
+    /// were issued), then issues more of the wave or lets it bake.
+    pub(super) fn execute_patches(&mut self) {
+        let waiting = std::mem::take(&mut self.run.patches_waiting);
+        if waiting.is_empty() {
+            return;
+        }
         // A patch issued before the rollout stopped (halted, aborted, or
         // rolling everything back) is not carried out.
         let stopped = match self.run.phase {
@@ -220,28 +231,83 @@ impl<A: Actuator> RolloutActor<A> {
             phase => phase.is_final(),
         };
         if stopped {
-            self.commands.executed.insert(cmd.command_id.clone());
-            self.run.wave_unexecuted.remove(&cmd.vm_id);
-            tracing::info!(vm = %cmd.vm_id, state = self.state().as_str(), "patch command not carried out: the rollout stopped deploying");
+            for cmd in waiting {
+                self.commands.executed.insert(cmd.command_id.clone());
+                self.run.wave_unexecuted.remove(&cmd.vm_id);
+                tracing::info!(vm = %cmd.vm_id, state = self.state().as_str(), "patch command not carried out: the rollout stopped deploying");
+            }
             return;
         }
-        let outcome = self.carry_out(&cmd.command_id, &cmd.vm_id, Action::Patch, |a| {
-            a.patch(&cmd)
-        });
-        // A patch executed before a restart counts as deployed.
-        if outcome != Some(false) {
-            let run = &mut self.run;
-            run.patched.insert(cmd.vm_id.clone());
-            run.ever_patched.insert(cmd.vm_id.clone());
-            run.awaiting_recheck.insert(cmd.vm_id.clone(), self.clock);
+        let jobs: Vec<Actuation<'_>> = waiting.iter().map(Actuation::Patch).collect();
+        let outcomes = self.carry_out_all(&jobs, usize::MAX);
+        let mut failed = Vec::new();
+        for (cmd, outcome) in waiting.iter().zip(outcomes) {
+            // A patch executed before a restart counts as deployed.
+            if outcome == Some(false) {
+                self.run.failed_patches.insert(cmd.vm_id.clone());
+                failed.push(cmd.vm_id.clone());
+            } else {
+                let run = &mut self.run;
+                run.patched.insert(cmd.vm_id.clone());
+                run.ever_patched.insert(cmd.vm_id.clone());
+                run.awaiting_recheck.insert(cmd.vm_id.clone(), self.clock);
+            }
+            self.run.wave_unexecuted.remove(&cmd.vm_id);
         }
-        self.run.wave_unexecuted.remove(&cmd.vm_id);
+        if !failed.is_empty() {
+            self.patches_failed(&failed);
+        }
         self.issue_more();
         if let Phase::Canary(hold) | Phase::Advancing(hold) = self.run.phase
             && self.run.wave_unexecuted.is_empty()
         {
             let wave = self.run.waves.len();
             self.go(Phase::Baking(hold), format!("wave {wave} deployed; baking"));
+        }
+    }
+
+    /// Patches the actuator failed (after its own retries) count against
+    /// the wave as anomalies do, per `rollback.on_anomaly`: "halt" halts
+    /// the rollout, "roll-back-all" takes every patched VM back, and
+    /// "continue" goes on without them until, with rollbacks, they pass
+    /// `rollback.error_budget`. A deploy that fails is never baked as
+    /// healthy.
+    fn patches_failed(&mut self, vms: &[String]) {
+        let n = self.run.failed_patches.len();
+        let why = format!(
+            "the patch failed on {} VM(s) ({}{})",
+            vms.len(),
+            vms.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            if vms.len() > 3 { ", ..." } else { "" }
+        );
+        match self.rollback_config.on_anomaly {
+            OnAnomaly::Halt => self.go(
+                Phase::Halted(Halt::Stopped),
+                format!("{why}; halted: nothing more is deployed"),
+            ),
+            OnAnomaly::RollBackAll => {
+                let at = self.clock;
+                let summary = format!("rollback.on_anomaly = roll-back-all: {why}");
+                self.roll_back_everything(RollbackTrigger::Policy, &summary, at, summary.clone());
+            }
+            OnAnomaly::Continue => {
+                let budget = self
+                    .rollback_config
+                    .error_budget
+                    .map(|b| b.cumulative_vms(self.run.ever_patched.len().max(1)));
+                let spent = n + self.run.rollbacks.len();
+                if let Some(budget) = budget
+                    && spent > budget
+                {
+                    self.go(
+                        Phase::Halted(Halt::Stopped),
+                        format!(
+                            "{why}; error budget exceeded: {n} failed patch(es) and {} rollback(s), budget {budget}; halted",
+                            self.run.rollbacks.len()
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -323,6 +389,48 @@ mod tests {
             "the second wave starts once baked"
         );
         assert!(t.actor.patched().len() > first.len());
+    }
+
+    #[test]
+    fn a_failed_patch_halts_the_rollout_instead_of_baking_it() {
+        let mut t = Kit::new(Kit::config());
+        t.fail_patches_on(CANARIES[1]);
+        t.handle(approval("r1"));
+        assert_eq!(t.actor.state(), RolloutState::Halted);
+        assert_eq!(
+            t.actor.failed_patches().iter().collect::<Vec<_>>(),
+            [CANARIES[1]]
+        );
+        assert!(!t.actor.patched().contains(CANARIES[1]));
+        t.report_at(24 * 60);
+        assert_eq!(t.actor.waves().len(), 1, "no wave after a failed deploy");
+        let failed = t
+            .actor
+            .events()
+            .iter()
+            .filter(|e| matches!(&e.kind, RolloutEventKind::ActuationFailed { vm_id, .. } if vm_id == CANARIES[1]))
+            .count();
+        assert_eq!(failed, 1);
+    }
+
+    #[test]
+    fn with_continue_failed_patches_spend_the_error_budget() {
+        let mut config = Kit::config();
+        config.rollback.on_anomaly = crate::rollout::config::OnAnomaly::Continue;
+        config.rollback.error_budget = Some("1".parse().unwrap());
+        let mut t = Kit::new(config.clone());
+        t.fail_patches_on(CANARIES[1]);
+        t.handle(approval("r1"));
+        assert_eq!(t.actor.state(), RolloutState::Baking, "within the budget");
+        t.report_at(120);
+        assert_eq!(t.actor.waves().len(), 2);
+        // Two failures pass a budget of one.
+        let mut t = Kit::new(config);
+        t.fail_patches_on(CANARIES[0]);
+        t.fail_patches_on(CANARIES[1]);
+        t.handle(approval("r1"));
+        assert_eq!(t.actor.state(), RolloutState::Halted);
+        assert!(t.actor.patched().is_empty());
     }
 
     /// One metric around 100 whose change against peers spreads by 4 a
