@@ -6,20 +6,47 @@
 //! consumer group has its own committed position per partition, and a new
 //! consumer of a group starts where the group last committed, as a
 //! restarted Kafka consumer would.
+//!
+//! Retention: a record is kept until every group consuming the topic has
+//! committed past it (a fleet's samples are not kept for the whole demo);
+//! a group that starts consuming later begins at the earliest record kept,
+//! as Kafka's `auto.offset.reset = earliest` does.
 
 use crate::connector::{
     ConnectorError, Keyed, MessageSink, MessageSource, MetricBatch, MetricSource,
 };
 use arrow::array::RecordBatch;
 pub use bellwether_schemas::stable_hash;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One topic of the bus.
 #[derive(Debug)]
 pub struct Topic<T> {
-    partitions: Vec<Mutex<Vec<T>>>,
+    partitions: Vec<Mutex<Log<T>>>,
+    /// Each consuming group's committed offsets, a group from its first
+    /// consumer on.
     committed: Mutex<HashMap<String, Vec<usize>>>,
+}
+
+/// One partition's records from offset `base` on.
+#[derive(Debug)]
+struct Log<T> {
+    base: usize,
+    records: VecDeque<T>,
+}
+
+impl<T> Log<T> {
+    fn end(&self) -> usize {
+        self.base + self.records.len()
+    }
+
+    /// Drops the records before `offset`.
+    fn trim(&mut self, offset: usize) {
+        let n = offset.saturating_sub(self.base).min(self.records.len());
+        self.records.drain(..n);
+        self.base += n;
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -36,7 +63,12 @@ impl<T: Clone> Topic<T> {
     pub fn new(partitions: usize) -> Arc<Topic<T>> {
         Arc::new(Topic {
             partitions: (0..partitions.max(1))
-                .map(|_| Mutex::new(Vec::new()))
+                .map(|_| {
+                    Mutex::new(Log {
+                        base: 0,
+                        records: VecDeque::new(),
+                    })
+                })
                 .collect(),
             committed: Mutex::new(HashMap::new()),
         })
@@ -51,16 +83,23 @@ impl<T: Clone> Topic<T> {
     pub fn publish_to(&self, partition: usize, value: T) -> (usize, usize) {
         let partition = partition % self.partitions.len();
         let mut log = lock(&self.partitions[partition]);
-        log.push(value);
-        (partition, log.len() - 1)
+        log.records.push_back(value);
+        (partition, log.end() - 1)
     }
 
-    /// A consumer in `group`, starting at the group's committed positions.
+    /// Records kept, over all partitions.
+    #[cfg(test)]
+    pub fn retained(&self) -> usize {
+        self.partitions.iter().map(|p| lock(p).records.len()).sum()
+    }
+
+    /// A consumer in `group`, starting at the group's committed positions
+    /// (a new group: at the earliest records kept).
     pub fn consumer(self: &Arc<Self>, group: &str) -> BusConsumer<T> {
         let position = lock(&self.committed)
-            .get(group)
-            .cloned()
-            .unwrap_or_else(|| vec![0; self.partitions.len()]);
+            .entry(group.to_string())
+            .or_insert_with(|| self.partitions.iter().map(|p| lock(p).base).collect())
+            .clone();
         BusConsumer {
             topic: self.clone(),
             group: group.to_string(),
@@ -84,14 +123,17 @@ impl<T: Clone> BusConsumer<T> {
         let mut out = Vec::new();
         for (p, partition) in self.topic.partitions.iter().enumerate() {
             let log = lock(partition);
-            let take = (log.len() - self.position[p]).min(max - out.len());
+            // Records before `base` are gone only once this group committed
+            // past them.
+            let from = self.position[p].max(log.base);
+            let take = (log.end() - from).min(max - out.len());
             out.extend(
-                log[self.position[p]..self.position[p] + take]
-                    .iter()
+                log.records
+                    .range(from - log.base..from - log.base + take)
                     .cloned()
                     .map(|r| (p, r)),
             );
-            self.position[p] += take;
+            self.position[p] = from + take;
             if out.len() == max {
                 break;
             }
@@ -99,9 +141,15 @@ impl<T: Clone> BusConsumer<T> {
         out
     }
 
-    /// Commits the current positions for the group.
+    /// Commits the current positions for the group, and drops the
+    /// records every group has committed past.
     pub fn commit(&mut self) {
-        lock(&self.topic.committed).insert(self.group.clone(), self.position.clone());
+        let mut committed = lock(&self.topic.committed);
+        committed.insert(self.group.clone(), self.position.clone());
+        for (p, partition) in self.topic.partitions.iter().enumerate() {
+            let all_past = committed.values().map(|c| c[p]).min().unwrap_or(0);
+            lock(partition).trim(all_past);
+        }
     }
 }
 
@@ -212,6 +260,7 @@ mod tests {
             topic.publish("k", i);
         }
         let mut first = topic.consumer("g");
+        let mut other = topic.consumer("other-group");
         assert_eq!(first.poll(2).len(), 2);
         first.commit();
         assert_eq!(first.poll(1).len(), 1); // polled, never committed
@@ -219,7 +268,28 @@ mod tests {
         let mut second = topic.consumer("g");
         let got: Vec<u32> = second.poll(10).into_iter().map(|(_, v)| v).collect();
         assert_eq!(got, vec![2, 3], "uncommitted records are delivered again");
-        let mut other = topic.consumer("other-group");
         assert_eq!(other.poll(10).len(), 4, "groups are independent");
+    }
+
+    #[test]
+    fn records_every_group_committed_past_are_dropped() {
+        let topic: Arc<Topic<u32>> = Topic::new(1);
+        let mut a = topic.consumer("a");
+        let mut b = topic.consumer("b");
+        for i in 0..5 {
+            topic.publish("k", i);
+        }
+        assert_eq!(a.poll(3).len(), 3);
+        a.commit();
+        assert_eq!(topic.retained(), 5, "b has not read them");
+        assert_eq!(b.poll(4).len(), 4);
+        b.commit();
+        assert_eq!(topic.retained(), 2, "both committed past 3");
+        let got: Vec<u32> = a.poll(10).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(got, [3, 4]);
+        // A group that starts now begins at the earliest record kept.
+        let mut late = topic.consumer("late");
+        let got: Vec<u32> = late.poll(10).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(got, [3, 4]);
     }
 }
