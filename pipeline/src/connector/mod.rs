@@ -7,6 +7,8 @@
 //! what was polled before the caller's results were flushed to its sinks
 //! (at-least-once).
 
+pub mod decode;
+
 use arrow::array::RecordBatch;
 use bellwether_operators::operator::InputId;
 use bellwether_schemas::{ControlMessage, RolloutEvent, ScoreRecord};

@@ -14,12 +14,12 @@ use super::context::Logging;
 use super::dead_letter::DeadLetters;
 use super::{consumer_config, transport};
 use crate::config::{KafkaConfig, MetricsTopic};
+use crate::connector::decode::MessageDecoder;
 use crate::connector::{ConnectorError, MetricBatch, MetricSource};
 use crate::monitor::Monitor;
 use bellwether_operators::operator::InputId;
 use bellwether_schemas::EventTime;
-use bellwether_schemas::wire::line_protocol::LineProtocolDecoder;
-use bellwether_schemas::wire::{InputFormat, SampleBuilder, StagedRows, json};
+use bellwether_schemas::wire::{SampleBuilder, StagedRows};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::{HashMap, VecDeque};
@@ -120,11 +120,6 @@ impl ConsumerContext for RebalanceContext {
     }
 }
 
-enum Decoder {
-    Json,
-    LineProtocol(LineProtocolDecoder),
-}
-
 struct Partition {
     key: (String, i32),
     builder: SampleBuilder,
@@ -147,7 +142,7 @@ pub struct KafkaMetricSource {
 
 struct State {
     shared: Arc<Mutex<Shared>>,
-    decoders: HashMap<String, Decoder>,
+    decoders: HashMap<String, MessageDecoder>,
     dead_letters: DeadLetters,
     partitions: Vec<Partition>,
     /// Batches finished early (a builder's metric dictionary filled up).
@@ -164,11 +159,6 @@ struct State {
     /// sample may be dated.
     max_future_ms: i64,
 }
-
-/// Distinct metric names one message may carry: a VM has tens, not
-/// thousands (more is a mistake or an attack, and would fill the batch's
-/// metric dictionary).
-pub const MAX_METRICS_PER_MESSAGE: usize = 1_000;
 
 impl KafkaMetricSource {
     /// Joins `kafka.group_id` and subscribes to every metrics topic;
@@ -201,15 +191,7 @@ impl KafkaMetricSource {
         let decoders = kafka
             .metrics_topics
             .iter()
-            .map(|t: &MetricsTopic| {
-                let d = match t.format {
-                    InputFormat::Json => Decoder::Json,
-                    InputFormat::LineProtocol => {
-                        Decoder::LineProtocol(LineProtocolDecoder::new(t.line_protocol.clone()))
-                    }
-                };
-                (t.name.clone(), d)
-            })
+            .map(|t: &MetricsTopic| (t.name.clone(), MessageDecoder::for_topic(t)))
             .collect();
         Ok(KafkaMetricSource {
             consumer,
@@ -334,47 +316,18 @@ impl State {
         let i = self.input(message.topic(), message.partition());
         self.stats.messages += 1;
         let fallback_ms = message.timestamp().to_millis();
-        self.staged.clear();
-        let staged = &mut self.staged;
-        let decoders = &mut self.decoders;
-        // A decoder that panics on some input must not take the stream
-        // down (and into a crash loop on restart): the message is
-        // dead-lettered with the panic's message instead.
-        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match (message.payload(), decoders.get_mut(message.topic())) {
-                (None, _) => Err("empty message".to_string()),
-                (_, None) => Err(format!(
-                    "no format configured for topic {}",
-                    message.topic()
-                )),
-                (Some(payload), Some(Decoder::Json)) => {
-                    json::decode(payload, fallback_ms, staged).map_err(|e| e.to_string())
-                }
-                (Some(payload), Some(Decoder::LineProtocol(d))) => d
-                    .decode(payload, fallback_ms, staged)
-                    .map_err(|e| e.to_string()),
-            }
-        }))
-        .unwrap_or_else(|panic| {
-            self.staged.clear();
-            Err(format!(
-                "the decoder failed on this message ({}); please report it",
-                crate::panic_message(panic.as_ref())
-            ))
-        });
-        // What decoded must also be believable, or it is dead-lettered whole.
-        let now_ms = bellwether_schemas::EventTime::now().0;
-        let reference = if fallback_ms.is_some_and(|t| t > 0) {
-            fallback_ms.unwrap_or(now_ms).min(now_ms)
-        } else {
-            now_ms
+        let decoded = match self.decoders.get_mut(message.topic()) {
+            None => Err(format!(
+                "no format configured for topic {}",
+                message.topic()
+            )),
+            Some(decoder) => decoder.decode(
+                message.payload(),
+                fallback_ms,
+                self.max_future_ms,
+                &mut self.staged,
+            ),
         };
-        let decoded = decoded.and_then(|()| {
-            self.staged.check_plausible(
-                reference.saturating_add(self.max_future_ms),
-                MAX_METRICS_PER_MESSAGE,
-            )
-        });
         let p = &mut self.partitions[i];
         p.messages += 1;
         p.unreported += 1;
