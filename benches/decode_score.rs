@@ -12,14 +12,15 @@
 //! samples one a minute per metric).
 
 use bellwether::config::{Config, MetricsTopic};
+use bellwether::connector::buffer::BufferSource;
 use bellwether::connector::decode::MessageDecoder;
-use bellwether::connector::{ConnectorError, MessageSource, MetricBatch, MetricSource};
+use bellwether::connector::{ConnectorError, MessageSource, MetricSource};
 use bellwether::kafka::sink::NullSink;
 use bellwether::scoring::ScoringStage;
 use bellwether::service::simulate::snapshots;
 use bellwether::simulator::{FleetSimulator, PatchQuality};
 use bellwether_schemas::wire::line_protocol::LineProtocolOptions;
-use bellwether_schemas::wire::{InputFormat, SampleBuilder, StagedRows, json, line_protocol};
+use bellwether_schemas::wire::{InputFormat, json, line_protocol};
 use bellwether_schemas::{ControlMessage, EventTime};
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,75 +39,6 @@ fn cpu_seconds() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     t(usage.ru_utime) + t(usage.ru_stime)
-}
-
-/// Messages held in memory, handed out `per_poll` at a time through the
-/// same decoder the Kafka source uses, one input.
-struct BufferSource<'a> {
-    messages: &'a [Vec<u8>],
-    next: usize,
-    per_poll: usize,
-    decoder: MessageDecoder,
-    staged: StagedRows,
-    builder: SampleBuilder,
-    timestamp_ms: i64,
-    samples: u64,
-}
-
-impl<'a> BufferSource<'a> {
-    fn new(messages: &'a [Vec<u8>], topic: &MetricsTopic, per_poll: usize) -> BufferSource<'a> {
-        BufferSource {
-            messages,
-            next: 0,
-            per_poll,
-            decoder: MessageDecoder::for_topic(topic),
-            staged: StagedRows::new(),
-            builder: SampleBuilder::new(),
-            timestamp_ms: EventTime::now().0,
-            samples: 0,
-        }
-    }
-
-    fn done(&self) -> bool {
-        self.next == self.messages.len()
-    }
-}
-
-impl MetricSource for BufferSource<'_> {
-    fn poll(&mut self) -> Result<Vec<MetricBatch>, ConnectorError> {
-        let end = (self.next + self.per_poll).min(self.messages.len());
-        let mut out = Vec::new();
-        for m in &self.messages[self.next..end] {
-            if let Err(e) = self.decoder.decode(
-                Some(m),
-                Some(self.timestamp_ms),
-                EventTime::HOUR_MS,
-                &mut self.staged,
-            ) {
-                panic!("a bench message did not decode: {e}");
-            }
-            if self.builder.is_full() {
-                out.push(MetricBatch {
-                    input: 0,
-                    samples: self.builder.finish(),
-                });
-            }
-            self.builder.append_staged(&self.staged);
-            self.samples += self.staged.len() as u64;
-        }
-        self.next = end;
-        if !self.builder.is_empty() {
-            out.push(MetricBatch {
-                input: 0,
-                samples: self.builder.finish(),
-            });
-        }
-        Ok(out)
-    }
-
-    fn commit(&mut self, _: Option<i64>) -> Result<(), ConnectorError> {
-        Ok(())
-    }
 }
 
 /// No operator commands, approvals or reports come in.
@@ -196,24 +128,27 @@ fn main() {
     ] {
         let topic = topic(format);
         let decode = measure(|| {
-            let mut source = BufferSource::new(messages, &topic, per_poll);
-            while !source.done() {
+            let mut source =
+                BufferSource::new(messages, MessageDecoder::for_topic(&topic), per_poll);
+            while !source.is_done() {
                 std::hint::black_box(source.poll().unwrap());
             }
-            (messages.len() as u64, source.samples)
+            assert!(source.refused().is_empty(), "{:?}", &source.refused()[..1]);
+            (messages.len() as u64, source.samples())
         });
         decode.print(&format!("{name}: decode to Arrow"));
         let mut windows = 0;
         let score = measure(|| {
-            let mut source = BufferSource::new(messages, &topic, per_poll);
+            let mut source =
+                BufferSource::new(messages, MessageDecoder::for_topic(&topic), per_poll);
             let mut stage = ScoringStage::new(&config, inventory.clone()).unwrap();
-            while !source.done() {
+            while !source.is_done() {
                 stage
                     .step(&mut source, &mut NoControl, &mut NullSink, &mut NullSink)
                     .unwrap();
             }
             windows = stage.stats().windows_closed;
-            (messages.len() as u64, source.samples)
+            (messages.len() as u64, source.samples())
         });
         score.print(&format!("{name}: bytes to scores"));
         println!("  {windows} windows scored");

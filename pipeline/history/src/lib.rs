@@ -99,6 +99,8 @@ pub struct History {
     /// messages in order), so an older one is a replay, not news.
     seen: HashMap<Arc<str>, HashMap<Arc<str>, i64>>,
     events_at_floor: usize,
+    /// Checkpoints saved by this writer.
+    checkpoints: u64,
     /// Held while it writes: one writer per folder.
     _lock: std::fs::File,
 }
@@ -201,10 +203,28 @@ impl History {
                 (name, w)
             })
             .collect();
-        let floor = if options.resume {
+        let mut floor = if options.resume {
             earlier
         } else {
             Checkpoint::default()
+        };
+        // Samples already taken in, per VM and metric: raw ones resume from
+        // the checkpoint (kept in `seen` from here on); downsampled ones
+        // from the first open bucket.
+        let samples_through = std::mem::take(&mut floor.samples_through);
+        let seen = if options.samples == SampleRetention::Raw {
+            samples_through
+                .into_iter()
+                .map(|(vm, metrics)| {
+                    let metrics = metrics
+                        .into_iter()
+                        .map(|(m, t)| (Arc::<str>::from(m), t))
+                        .collect();
+                    (Arc::<str>::from(vm), metrics)
+                })
+                .collect()
+        } else {
+            HashMap::new()
         };
         // Progress starts where the earlier run stopped (when resuming): a
         // run that writes nothing new must not forget what that one wrote.
@@ -212,23 +232,6 @@ impl History {
             run,
             committed: BTreeMap::new(),
             ..floor.clone()
-        };
-        // Samples already taken in, per VM and metric: raw ones resume from
-        // the checkpoint; downsampled ones from the first open bucket.
-        let seen = if options.samples == SampleRetention::Raw {
-            floor
-                .samples_through
-                .iter()
-                .map(|(vm, metrics)| {
-                    let metrics = metrics
-                        .iter()
-                        .map(|(m, t)| (Arc::<str>::from(m.as_str()), *t))
-                        .collect();
-                    (Arc::<str>::from(vm.as_str()), metrics)
-                })
-                .collect()
-        } else {
-            HashMap::new()
         };
         let downsampler = (options.samples == SampleRetention::Downsampled).then(|| {
             Downsampler::new(
@@ -251,6 +254,7 @@ impl History {
             progress,
             seen,
             events_at_floor: 0,
+            checkpoints: 0,
             _lock: lock,
         })
     }
@@ -550,20 +554,25 @@ impl History {
             self.writer(name).flush()?;
         }
         if self.samples == SampleRetention::Raw {
-            self.progress.samples_through = self
-                .seen
-                .iter()
-                .map(|(vm, metrics)| {
-                    let metrics = metrics.iter().map(|(m, t)| (m.to_string(), *t)).collect();
-                    (vm.to_string(), metrics)
-                })
-                .collect();
+            self.checkpoints += 1;
+            let rows = self.seen.iter().flat_map(|(vm, metrics)| {
+                metrics
+                    .iter()
+                    .map(move |(m, t)| (vm.as_ref(), m.as_ref(), *t))
+            });
+            let name =
+                checkpoint::save_samples(&self.root, &self.progress.run, self.checkpoints, rows)?;
+            self.progress.samples_file = Some(name);
         }
         for name in tables::TABLES {
             let seq = self.writers.get(name).map_or(0, |w| w.seq());
             self.progress.committed.insert(name.to_string(), seq);
         }
-        self.progress.save(&self.root)
+        self.progress.save(&self.root)?;
+        if let Some(name) = &self.progress.samples_file {
+            checkpoint::remove_other_samples_files(&self.root, name);
+        }
+        Ok(())
     }
 
     /// Closes every open downsampled bucket and flushes: the end of a

@@ -7,6 +7,7 @@
 //! what was polled before the caller's results were flushed to its sinks
 //! (at-least-once).
 
+pub mod buffer;
 pub mod decode;
 
 use arrow::array::RecordBatch;
