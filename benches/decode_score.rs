@@ -11,47 +11,22 @@
 //! 1,000, and `BELLWETHER_BENCH_HOURS`, default 12, size the buffers;
 //! samples one a minute per metric).
 
+mod support;
+
 use bellwether::config::{Config, MetricsTopic};
+use bellwether::connector::MetricSource;
 use bellwether::connector::buffer::BufferSource;
 use bellwether::connector::decode::MessageDecoder;
-use bellwether::connector::{ConnectorError, MessageSource, MetricSource};
 use bellwether::kafka::sink::NullSink;
 use bellwether::scoring::ScoringStage;
 use bellwether::service::simulate::snapshots;
 use bellwether::simulator::{FleetSimulator, PatchQuality};
+use bellwether_schemas::EventTime;
 use bellwether_schemas::wire::line_protocol::LineProtocolOptions;
 use bellwether_schemas::wire::{InputFormat, json, line_protocol};
-use bellwether_schemas::{ControlMessage, EventTime};
 use std::sync::Arc;
 use std::time::Instant;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// CPU seconds this process has used (user and system, every thread).
-fn cpu_seconds() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(usage.ru_utime) + t(usage.ru_stime)
-}
-
-/// No operator commands, approvals or reports come in.
-struct NoControl;
-
-impl MessageSource<ControlMessage> for NoControl {
-    fn poll(&mut self, _: usize) -> Result<Vec<ControlMessage>, ConnectorError> {
-        Ok(Vec::new())
-    }
-    fn commit(&mut self) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-}
+use support::{NoControl, cpu_seconds, env};
 
 struct Rate {
     messages: u64,

@@ -16,10 +16,12 @@
 //!
 //! `./scripts/bench-scale` runs it at 1,000, 10,000 and 100,000 VMs.
 
+mod support;
+
 use bellwether::config::Config;
 use bellwether::connector::buffer::BufferSource;
 use bellwether::connector::decode::MessageDecoder;
-use bellwether::connector::{ConnectorError, MessageSink, MessageSource};
+use bellwether::connector::{ConnectorError, MessageSink};
 use bellwether::kafka::sink::NullSink;
 use bellwether::scoring::ScoringStage;
 use bellwether::service::simulate::snapshots;
@@ -28,30 +30,7 @@ use bellwether_schemas::wire::json;
 use bellwether_schemas::{ControlMessage, EventTime};
 use std::sync::Arc;
 use std::time::Instant;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// CPU seconds this process has used (user and system, every thread).
-fn cpu_seconds() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(usage.ru_utime) + t(usage.ru_stime)
-}
-
-/// Peak resident set size so far, in MB.
-fn peak_rss_mb() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as f64 / 1024.0
-}
+use support::{NoControl, cpu_seconds, env, peak_rss_mb};
 
 /// Resident set size now, in MB.
 fn rss_mb() -> f64 {
@@ -62,18 +41,6 @@ fn rss_mb() -> f64 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0.0);
     pages * 4096.0 / 1e6
-}
-
-/// No operator commands, approvals or reports come in.
-struct NoControl;
-
-impl MessageSource<ControlMessage> for NoControl {
-    fn poll(&mut self, _: usize) -> Result<Vec<ControlMessage>, ConnectorError> {
-        Ok(Vec::new())
-    }
-    fn commit(&mut self) -> Result<(), ConnectorError> {
-        Ok(())
-    }
 }
 
 /// Counts the window reports (one a closed window) and rollbacks.

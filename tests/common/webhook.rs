@@ -19,33 +19,40 @@ pub type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 pub fn endpoint(statuses: Vec<u16>) -> (String, Calls) {
     let calls: Calls = Arc::default();
     let seen = calls.clone();
+    let url = serve(axum::routing::post(
+        move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            let statuses = statuses.clone();
+            async move {
+                let mut calls = seen.lock().unwrap();
+                calls.push((headers, body));
+                let status = statuses[(calls.len() - 1).min(statuses.len() - 1)];
+                StatusCode::from_u16(status).unwrap()
+            }
+        },
+    ));
+    (url, calls)
+}
+
+/// Serves `route` at `/hooks/bellwether` on a free port, on a runtime of
+/// two threads of its own; returns the URL.
+fn serve(route: axum::routing::MethodRouter) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/hooks/bellwether", listener.local_addr().unwrap());
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let app = Router::new().route(
-                "/hooks/bellwether",
-                axum::routing::post(move |headers: HeaderMap, body: String| {
-                    let seen = seen.clone();
-                    let statuses = statuses.clone();
-                    async move {
-                        let mut calls = seen.lock().unwrap();
-                        calls.push((headers, body));
-                        let status = statuses[(calls.len() - 1).min(statuses.len() - 1)];
-                        StatusCode::from_u16(status).unwrap()
-                    }
-                }),
-            );
+            let app = Router::new().route("/hooks/bellwether", route);
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
         });
     });
-    (url, calls)
+    url
 }
 
 /// True when `headers` carry the HMAC-SHA256 of `body` under [`SECRET`],
@@ -70,37 +77,20 @@ pub type Arrivals = Arc<Mutex<Vec<(String, String, bool)>>>;
 pub fn slow_endpoint(rollback_delay: std::time::Duration) -> (String, Arrivals) {
     let arrivals: Arrivals = Arc::default();
     let seen = arrivals.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let url = format!("http://{}/hooks/bellwether", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let app = Router::new().route(
-                "/hooks/bellwether",
-                axum::routing::post(move |body: String| {
-                    let seen = seen.clone();
-                    async move {
-                        let call: serde_json::Value = serde_json::from_str(&body).unwrap();
-                        let action = call["action"].as_str().unwrap().to_string();
-                        let vm = call["vm_id"].as_str().unwrap().to_string();
-                        let critical = call["command"]["critical"].as_bool().unwrap_or(false);
-                        let slow = action == "rollback";
-                        seen.lock().unwrap().push((action, vm, critical));
-                        if slow {
-                            tokio::time::sleep(rollback_delay).await;
-                        }
-                        StatusCode::OK
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
+    let url = serve(axum::routing::post(move |body: String| {
+        let seen = seen.clone();
+        async move {
+            let call: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let action = call["action"].as_str().unwrap().to_string();
+            let vm = call["vm_id"].as_str().unwrap().to_string();
+            let critical = call["command"]["critical"].as_bool().unwrap_or(false);
+            let slow = action == "rollback";
+            seen.lock().unwrap().push((action, vm, critical));
+            if slow {
+                tokio::time::sleep(rollback_delay).await;
+            }
+            StatusCode::OK
+        }
+    }));
     (url, arrivals)
 }
