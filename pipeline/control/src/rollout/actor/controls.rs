@@ -56,7 +56,9 @@ impl<A: Actuator> RolloutActor<A> {
                 self.issue_next_wave();
             }
             ManualAction::Abort => {
-                self.run.pending.clear();
+                for dropped in self.run.pending.drain(..) {
+                    self.run.waiting_ids.remove(&dropped.command_id);
+                }
                 self.run.wave_queue.clear();
                 self.go(Phase::Halted(Halt::Aborted), why);
             }

@@ -102,6 +102,9 @@ struct Run {
     pending: Vec<RollbackCommand>,
     /// Patch commands received, not carried out yet.
     patches_waiting: Vec<PatchCommand>,
+    /// The ids of `pending` and `patches_waiting`, for the duplicate
+    /// check (a wave of 50,000 VMs arrives in one poll).
+    waiting_ids: HashSet<CommandId>,
     rollbacks: Vec<RollbackRecord>,
     /// VMs whose patch the actuator failed (after its retries).
     failed_patches: BTreeSet<String>,
@@ -238,12 +241,7 @@ impl<A: Actuator> RolloutActor<A> {
             .filter(|c| !before.contains(c.command_id()))
             .copied()
             .collect();
-        let mut results = if fresh.is_empty() {
-            Vec::new()
-        } else {
-            self.actuator.carry_out_all(&fresh, in_flight)
-        }
-        .into_iter();
+        let mut results = self.actuator.carry_out_all(&fresh, in_flight).into_iter();
         let mut outcomes = Vec::with_capacity(commands.len());
         for c in commands {
             let id = c.command_id();
@@ -288,10 +286,7 @@ impl<A: Actuator> RolloutActor<A> {
 
     /// True (and counted) when command `id` ran or waits already.
     fn is_duplicate(&mut self, id: &CommandId) -> bool {
-        if self.commands.executed.contains(id)
-            || self.run.pending.iter().any(|p| &p.command_id == id)
-            || self.run.patches_waiting.iter().any(|p| &p.command_id == id)
-        {
+        if self.commands.executed.contains(id) || self.run.waiting_ids.contains(id) {
             self.commands.duplicates += 1;
             self.record(RolloutEventKind::DuplicateCommandSkipped {
                 command_id: id.clone(),

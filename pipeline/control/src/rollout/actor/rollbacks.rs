@@ -171,6 +171,7 @@ impl<A: Actuator> RolloutActor<A> {
             Phase::RollingBack(_, RollingBack::Everything)
         );
         let (vm, summary, at) = (cmd.vm_id.clone(), cmd.reason.summary.clone(), cmd.issued_at);
+        self.run.waiting_ids.insert(cmd.command_id.clone());
         self.run.pending.push(cmd);
         if widen {
             self.widen_rollback(&vm, &summary, at);
@@ -209,6 +210,7 @@ impl<A: Actuator> RolloutActor<A> {
         let mut due = Vec::new();
         let mut seen = HashSet::new();
         for cmd in std::mem::take(&mut self.run.pending) {
+            self.run.waiting_ids.remove(&cmd.command_id);
             if self.run.patched.contains(&cmd.vm_id) && seen.insert(cmd.vm_id.clone()) {
                 due.push(cmd);
             } else {

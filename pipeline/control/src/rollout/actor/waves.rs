@@ -210,6 +210,7 @@ impl<A: Actuator> RolloutActor<A> {
         if !self.is_current(&cmd.rollout_id) || self.is_duplicate(&cmd.command_id) {
             return;
         }
+        self.run.waiting_ids.insert(cmd.command_id.clone());
         self.run.patches_waiting.push(cmd);
     }
 
@@ -218,6 +219,9 @@ impl<A: Actuator> RolloutActor<A> {
     /// were issued), then issues more of the wave or lets it bake.
     pub(super) fn execute_patches(&mut self) {
         let waiting = std::mem::take(&mut self.run.patches_waiting);
+        for cmd in &waiting {
+            self.run.waiting_ids.remove(&cmd.command_id);
+        }
         if waiting.is_empty() {
             return;
         }
