@@ -103,7 +103,7 @@ fn main() {
         rows = rt.block_on(count(&root));
     }
     assert!(rows >= MIN_ROWS, "only {rows} sample rows generated");
-    let files = bellwether::history::checkpoint::files_below(&root.join("samples"))
+    let files = bellwether::history::store::files_below(&root.join("samples"))
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .count();

@@ -157,7 +157,8 @@ fn durable_state(vms: usize) {
     };
     let size = |path: &std::path::Path| std::fs::metadata(path).unwrap().len() as f64 / 1e6;
     let started = Instant::now();
-    let name = save_samples(dir.path(), "1", 1, rows()).unwrap();
+    let root = bellwether::history::store::Root::Folder(dir.path().to_path_buf());
+    let name = save_samples(&root, "1", 1, rows()).unwrap();
     let parquet = (started.elapsed(), size(&dir.path().join(&name)));
     let started = Instant::now();
     let mut map: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();

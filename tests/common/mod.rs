@@ -430,9 +430,20 @@ pub fn demo_into(history: &Path, more: &[&str]) -> serde_json::Value {
 /// Rows of a read-only query over a history folder (`bellwether sql`), as
 /// JSON objects; retried while a merge running alongside removes files.
 pub fn history_sql(history: &Path, query: &str) -> Vec<serde_json::Value> {
+    history_sql_env(history, query, &[])
+}
+
+/// As [`history_sql`], with more environment variables (an object store's
+/// credentials and endpoint).
+pub fn history_sql_env(
+    history: &Path,
+    query: &str,
+    env: &[(&str, &str)],
+) -> Vec<serde_json::Value> {
     let mut last = String::new();
     for _ in 0..20 {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bellwether"))
+            .envs(env.iter().copied())
             .args([
                 "sql",
                 "--history",

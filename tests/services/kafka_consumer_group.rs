@@ -20,8 +20,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-const METRICS: &str = "replay.metrics";
-const HOUR_MS: i64 = 3_600_000;
+pub(crate) const METRICS: &str = "replay.metrics";
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 const PATCH_AT_HOUR: i64 = 30;
 const HOURS: i64 = 34;
 const ROLLOUT: &str = "rollout-group-test";
@@ -102,7 +102,7 @@ fn producer(broker: &Broker) -> SharedProducer {
 }
 
 /// One replay setup: its own consumer group, control and scores topics.
-fn setup(dir: &Path, broker: &Broker, name: &str) -> String {
+pub(crate) fn setup(dir: &Path, broker: &Broker, name: &str) -> String {
     let dir = dir.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let config = write_config(
@@ -131,7 +131,7 @@ fn start(dir: &Path, name: &str, config: &str) -> Bellwether {
 }
 
 /// The partition count of the instance's last assignment.
-fn assigned(b: &Bellwether) -> Option<usize> {
+pub(crate) fn assigned(b: &Bellwether) -> Option<usize> {
     let log = b.log_text();
     let line = log
         .lines()
@@ -185,7 +185,7 @@ fn scores(broker: &Broker, topic: &str, cutoff: i64) -> BTreeSet<String> {
 }
 
 /// Window reports closing at `cutoff`.
-fn reports_at(broker: &Broker, topic: &str, cutoff: i64) -> Vec<Value> {
+pub(crate) fn reports_at(broker: &Broker, topic: &str, cutoff: i64) -> Vec<Value> {
     control_messages(broker, topic)
         .into_iter()
         .filter(|m| m["type"] == "window_report" && m["window_end"].as_i64() == Some(cutoff))

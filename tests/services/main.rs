@@ -11,6 +11,7 @@ mod api_schemathesis;
 mod approval;
 mod control_plane;
 mod dashboard;
+mod history_object_store;
 mod history_pyarrow;
 mod kafka_consumer_group;
 mod kafka_dead_letters;

@@ -68,6 +68,21 @@ fn range_and_reference_errors_are_named() {
 }
 
 #[test]
+fn an_object_store_history_it_cannot_write_is_named() {
+    for (dir, says) in [("gs://bucket/h", "not supported"), ("s3:///h", "no bucket")] {
+        let e = error_of(&format!("[history]\ndir = \"{dir}\"\n"));
+        assert!(e.contains("`history.dir`") && e.contains(says), "{e}");
+    }
+    let e = error_of("[history]\ninstance = \"a/b\"\n");
+    assert!(e.contains("`history.instance`"), "{e}");
+    let f = file("[history]\ndir = \"s3://bucket/h\"\ninstance = \"node-1\"\n");
+    assert_eq!(
+        load(Some(f.path())).unwrap().history.instance_name(),
+        "node-1"
+    );
+}
+
+#[test]
 fn a_bad_group_expression_is_named_with_its_column() {
     let e = error_of("[[canary.groups]]\nname = \"x\"\nexpression = 'region = \"a\"'\n");
     assert!(

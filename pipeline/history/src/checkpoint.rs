@@ -9,16 +9,13 @@
 //! committed) are deleted at the next start and written again from the
 //! replay: the history then holds every row exactly once.
 
-use super::writer::HistoryError;
+use super::store::Root;
+use super::writer::{HistoryError, encode};
 use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The checkpoint's file name under the history folder.
@@ -57,35 +54,27 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The checkpoint under `root`, if there is one.
-    pub fn load(root: &Path) -> Result<Option<Checkpoint>, HistoryError> {
-        let path = root.join(FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(write_error(&path, &e)),
+    pub fn load(root: &Root) -> Result<Option<Checkpoint>, HistoryError> {
+        let Some(text) = root.get(FILE)? else {
+            return Ok(None);
         };
         let mut checkpoint: Checkpoint =
-            serde_json::from_str(&text).map_err(|e| HistoryError::Write {
-                path: path.clone(),
+            serde_json::from_slice(&text).map_err(|e| HistoryError::Write {
+                path: root.describe(FILE),
                 reason: format!(
                     "the history checkpoint is unreadable ({e}); move it away to start the history afresh"
                 ),
             })?;
         if let Some(name) = &checkpoint.samples_file {
-            checkpoint.samples_through = load_samples(&root.join(name))?;
+            checkpoint.samples_through = load_samples(root, name)?;
         }
         Ok(Some(checkpoint))
     }
 
-    /// Saves it under `root` (temporary name, sync, rename).
-    pub fn save(&self, root: &Path) -> Result<(), HistoryError> {
-        let path = root.join(FILE);
-        let tmp = root.join(format!("{FILE}.tmp"));
-        let text = serde_json::to_vec(self).map_err(|e| write_error(&path, &e))?;
-        let mut file = std::fs::File::create(&tmp).map_err(|e| write_error(&tmp, &e))?;
-        std::io::Write::write_all(&mut file, &text).map_err(|e| write_error(&tmp, &e))?;
-        file.sync_all().map_err(|e| write_error(&tmp, &e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| write_error(&path, &e))
+    /// Saves it under `root` (whole or not at all).
+    pub fn save(&self, root: &Root) -> Result<(), HistoryError> {
+        let text = serde_json::to_vec(self).map_err(|e| write_error(root, FILE, &e))?;
+        root.put(FILE, text)
     }
 }
 
@@ -98,20 +87,17 @@ fn samples_schema() -> Arc<Schema> {
 }
 
 /// Writes how far each VM's and metric's samples are written as
-/// `_checkpoint-samples-<run>-<generation>.parquet` under `root` (temporary
-/// name, sync, rename; ZSTD, names dictionary-encoded) and deletes the
-/// earlier generations' files; returns the file's name for the checkpoint.
-/// The checkpoint that names it is saved after it, so a crash between the
-/// two leaves the earlier pair whole.
+/// `_checkpoint-samples-<run>-<generation>.parquet` under `root` (whole or
+/// not at all; ZSTD) and returns the file's name for the checkpoint. The
+/// checkpoint that names it is saved after it, so a crash between the two
+/// leaves the earlier pair whole.
 pub fn save_samples<'a>(
-    root: &Path,
+    root: &Root,
     run: &str,
     generation: u64,
     rows: impl Iterator<Item = (&'a str, &'a str, i64)>,
 ) -> Result<String, HistoryError> {
     let name = format!("{SAMPLES_PREFIX}{run}-{generation:08}.parquet");
-    let path = root.join(&name);
-    let tmp = root.join(format!("{name}.tmp"));
     let (mut vms, mut metrics, mut through) = (Vec::new(), Vec::new(), Vec::new());
     for (vm, metric, t) in rows {
         vms.push(vm);
@@ -126,45 +112,35 @@ pub fn save_samples<'a>(
             Arc::new(Int64Array::from(through)),
         ],
     )
-    .map_err(|e| write_error(&path, &e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).map_err(|e| write_error(&path, &e))?,
-        ))
-        .build();
-    let file = std::fs::File::create(&tmp).map_err(|e| write_error(&tmp, &e))?;
-    let mut writer = ArrowWriter::try_new(file, samples_schema(), Some(props))
-        .map_err(|e| write_error(&tmp, &e))?;
-    writer.write(&batch).map_err(|e| write_error(&tmp, &e))?;
-    let file = writer.into_inner().map_err(|e| write_error(&tmp, &e))?;
-    file.sync_all().map_err(|e| write_error(&tmp, &e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| write_error(&path, &e))?;
+    .map_err(|e| write_error(root, &name, &e))?;
+    let bytes = encode(&batch, super::ROW_GROUP_ROWS).map_err(|e| write_error(root, &name, &e))?;
+    root.put(&name, bytes)?;
     Ok(name)
 }
 
 /// Deletes the samples files of the checkpoint but `keep`.
-pub fn remove_other_samples_files(root: &Path, keep: &str) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+pub fn remove_other_samples_files(root: &Root, keep: &str) {
+    for name in root.list_here().unwrap_or_default() {
         if name.starts_with(SAMPLES_PREFIX) && name != keep {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = root.delete(&name);
         }
     }
 }
 
-fn load_samples(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, i64>>, HistoryError> {
+fn load_samples(
+    root: &Root,
+    name: &str,
+) -> Result<BTreeMap<String, BTreeMap<String, i64>>, HistoryError> {
     let unreadable = |e: &dyn std::fmt::Display| HistoryError::Write {
-        path: path.to_path_buf(),
+        path: root.describe(name),
         reason: format!(
             "the history checkpoint's samples file is unreadable ({e}); move the checkpoint away to start the history afresh"
         ),
     };
-    let file = std::fs::File::open(path).map_err(|e| unreadable(&e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+    let bytes = root
+        .get(name)?
+        .ok_or_else(|| unreadable(&"it is missing"))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
         .map_err(|e| unreadable(&e))?;
     let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
@@ -187,22 +163,20 @@ fn load_samples(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, i64>>, 
     Ok(out)
 }
 
-fn write_error(path: &Path, e: &dyn std::fmt::Display) -> HistoryError {
+fn write_error(root: &Root, rel: &str, e: &dyn std::fmt::Display) -> HistoryError {
     HistoryError::Write {
-        path: path.to_path_buf(),
+        path: root.describe(rel),
         reason: e.to_string(),
     }
 }
 
-/// Deletes the files of `run` in table folder `dir` whose sequence number
-/// is past `committed`; returns how many.
-pub fn remove_uncommitted(dir: &Path, run: &str, committed: u64) -> usize {
+/// Deletes the files of `run` in `table` whose sequence number is past
+/// `committed`; returns how many.
+pub fn remove_uncommitted(root: &Root, table: &str, run: &str, committed: u64) -> usize {
     let prefix = format!("part-{run}-");
     let mut removed = 0;
-    for path in files_below(dir) {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
+    for rel in root.list(table).unwrap_or_default() {
+        let name = rel.rsplit('/').next().unwrap_or(&rel);
         let Some(seq) = name
             .strip_prefix(&prefix)
             .and_then(|rest| rest.strip_suffix(".parquet"))
@@ -211,8 +185,8 @@ pub fn remove_uncommitted(dir: &Path, run: &str, committed: u64) -> usize {
             continue;
         };
         if seq > committed {
-            tracing::warn!(file = %path.display(), "removing a history file written after the last checkpoint (it is replayed)");
-            if std::fs::remove_file(&path).is_ok() {
+            tracing::warn!(file = %root.describe(&rel).display(), "removing a history file written after the last checkpoint (it is replayed)");
+            if root.delete(&rel).is_ok() {
                 removed += 1;
             }
         }
@@ -220,81 +194,71 @@ pub fn remove_uncommitted(dir: &Path, run: &str, committed: u64) -> usize {
     removed
 }
 
-/// Every file below `dir`, recursively.
-pub fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_below(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Location;
 
     #[test]
-    fn saves_and_loads_and_refuses_garbage() {
+    fn saves_and_loads_and_refuses_garbage_in_a_folder_and_a_store() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(Checkpoint::load(dir.path()).unwrap(), None);
-        let mut c = Checkpoint {
-            run: "42".into(),
-            ..Checkpoint::default()
-        };
-        c.samples_through
-            .entry("vm-1".into())
-            .or_default()
-            .insert("cpu".into(), 1000);
-        c.events_through = Some((5, 2));
-        c.samples_file =
-            Some(save_samples(dir.path(), "42", 1, [("vm-1", "cpu", 1000)].into_iter()).unwrap());
-        c.save(dir.path()).unwrap();
-        assert_eq!(Checkpoint::load(dir.path()).unwrap(), Some(c.clone()));
-        // A checkpoint of an earlier version, samples inline, still loads.
-        let inline = serde_json::json!({
-            "run": "41", "committed": {}, "samples_through": {"vm-2": {"mem": 7}},
-            "buckets_through": null, "scores_through": null,
-            "control_next_offset": null, "events_through": null
-        });
-        std::fs::write(dir.path().join(FILE), inline.to_string()).unwrap();
-        let old = Checkpoint::load(dir.path()).unwrap().unwrap();
-        assert_eq!(old.samples_through["vm-2"]["mem"], 7);
-        c.save(dir.path()).unwrap();
-        std::fs::write(dir.path().join(FILE), "{not json").unwrap();
-        let err = Checkpoint::load(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("_checkpoint.json") && err.contains("unreadable"),
-            "{err}"
-        );
+        let roots = [
+            Root::Folder(dir.path().to_path_buf()),
+            Root::in_store(&Location::in_memory("h"), "a").unwrap(),
+        ];
+        for root in &roots {
+            assert_eq!(Checkpoint::load(root).unwrap(), None);
+            let mut c = Checkpoint {
+                run: "42".into(),
+                ..Checkpoint::default()
+            };
+            c.samples_through
+                .entry("vm-1".into())
+                .or_default()
+                .insert("cpu".into(), 1000);
+            c.events_through = Some((5, 2));
+            c.samples_file =
+                Some(save_samples(root, "42", 1, [("vm-1", "cpu", 1000)].into_iter()).unwrap());
+            c.save(root).unwrap();
+            assert_eq!(Checkpoint::load(root).unwrap(), Some(c.clone()));
+            // A checkpoint of an earlier version, samples inline, still loads.
+            let inline = serde_json::json!({
+                "run": "41", "committed": {}, "samples_through": {"vm-2": {"mem": 7}},
+                "buckets_through": null, "scores_through": null,
+                "control_next_offset": null, "events_through": null
+            });
+            root.put(FILE, inline.to_string().into_bytes()).unwrap();
+            let old = Checkpoint::load(root).unwrap().unwrap();
+            assert_eq!(old.samples_through["vm-2"]["mem"], 7);
+            root.put(FILE, b"{not json".to_vec()).unwrap();
+            let err = Checkpoint::load(root).unwrap_err().to_string();
+            assert!(
+                err.contains("_checkpoint.json") && err.contains("unreadable"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
     fn removes_only_files_past_the_committed_sequence_of_that_run() {
         let dir = tempfile::tempdir().unwrap();
-        let part = dir.path().join("date=2026-01-01");
-        std::fs::create_dir_all(&part).unwrap();
+        let root = Root::Folder(dir.path().to_path_buf());
         for name in [
             "part-7-000001.parquet",
             "part-7-000002.parquet",
             "part-7-000003.parquet",
             "part-6-000009.parquet",
         ] {
-            std::fs::write(part.join(name), b"x").unwrap();
+            root.put(&format!("t/date=2026-01-01/{name}"), b"x".to_vec())
+                .unwrap();
         }
-        assert_eq!(remove_uncommitted(dir.path(), "7", 1), 2);
-        let mut left: Vec<String> = files_below(dir.path())
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["part-6-000009.parquet", "part-7-000001.parquet"]);
+        assert_eq!(remove_uncommitted(&root, "t", "7", 1), 2);
+        assert_eq!(
+            root.list("t").unwrap(),
+            [
+                "t/date=2026-01-01/part-6-000009.parquet",
+                "t/date=2026-01-01/part-7-000001.parquet"
+            ]
+        );
     }
 }

@@ -36,9 +36,25 @@ pub enum Aggregate {
 pub struct HistoryConfig {
     /// Folder of the Parquet history tables (samples, scores, verdicts,
     /// commands, executions, window_reports, rollout_events, model_versions)
-    /// that `bellwether demo` and `bellwether run` write; "" keeps none. Query
-    /// it with `bellwether sql`, or over HTTP at /api/sql while `run` serves.
+    /// that `bellwether demo` and `bellwether run` write; "" keeps none. Or an
+    /// object store, "s3://bucket/prefix", that several `run` instances
+    /// share, each writing under prefix/<instance> (credentials, region and
+    /// endpoint from the AWS_* environment variables). Query it with
+    /// `bellwether sql`, or over HTTP at /api/sql while `run` serves: SQL
+    /// reads every instance's files as one set of tables.
     pub dir: std::path::PathBuf,
+    /// This instance's name under an object-store history: its files go
+    /// under <dir>/<instance>/. "" takes the host name. Letters, digits, '.',
+    /// '_' and '-'; each instance of a consumer group needs its own.
+    #[serde(default)]
+    pub instance: String,
+    /// Whether this instance records the control topic (commands,
+    /// executions, window reports, rollout events, outcomes). Every instance
+    /// of a consumer group reads the whole control topic: when several share
+    /// an object-store history, let one record it and set false on the
+    /// others, or SQL sees each message once per instance.
+    #[serde(default = "yes")]
+    pub record_control: bool,
     /// "raw": every metric sample; "downsampled": one row per VM, metric and
     /// bucket of downsample_secs; "none": no samples (the rest is still kept).
     pub samples: SampleRetention,
@@ -62,8 +78,41 @@ pub struct HistoryConfig {
 }
 
 impl HistoryConfig {
+    /// `instance`, or the host name when it is "".
+    pub fn instance_name(&self) -> String {
+        if !self.instance.is_empty() {
+            return self.instance.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_default();
+        let host: String = host
+            .trim()
+            .chars()
+            .map(|c| if allowed_in_instance(c) { c } else { '-' })
+            .collect();
+        if host.is_empty() {
+            "bellwether".into()
+        } else {
+            host
+        }
+    }
+
     /// Checks intervals and compaction: the error names the key.
     pub fn check(&self) -> Result<(), Problem> {
+        if let Some(url) = self.dir.to_str().filter(|d| d.contains("://")) {
+            check_url(url)?;
+        }
+        if !self.instance.chars().all(allowed_in_instance)
+            || self.instance == "."
+            || self.instance == ".."
+        {
+            return Err(Problem::new(
+                "history.instance",
+                "may hold letters, digits, '.', '_' and '-' only",
+            ));
+        }
         positive("history.flush_secs", self.flush_secs as f64)?;
         positive("history.maintenance_secs", self.maintenance_secs as f64)?;
         if self.downsample_secs == 0 || 86_400 % self.downsample_secs != 0 {
@@ -80,4 +129,35 @@ impl HistoryConfig {
         }
         Ok(())
     }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn allowed_in_instance(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// An object-store `history.dir` names a bucket of a store this build
+/// writes to.
+fn check_url(url: &str) -> Result<(), Problem> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| Problem::new("history.dir", format!("{url} is not a URL: {e}")))?;
+    if parsed.scheme() != "s3" {
+        return Err(Problem::new(
+            "history.dir",
+            format!(
+                "{url}: history on {}:// is not supported; use a folder or s3://bucket/prefix",
+                parsed.scheme()
+            ),
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(Problem::new(
+            "history.dir",
+            format!("{url} names no bucket (s3://bucket/prefix)"),
+        ));
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! Bellwether's history: everything bellwether sees and decides, as Parquet tables
-//! under one folder, for SQL ([`sql`]) and for retraining.
+//! under one folder or object-store prefix ([`store`]), for SQL ([`sql`])
+//! and for retraining.
 //!
 //! Tables ([`tables::TABLES`]): `samples` (partitioned by date and hour),
 //! `scores`, `verdicts`, `commands`, `executions`, `window_reports`,
@@ -20,6 +21,7 @@ mod sql_engine;
 pub(crate) mod sql_functions;
 #[cfg(feature = "sql")]
 pub(crate) mod sql_guard;
+pub mod store;
 pub mod tables;
 pub mod writer;
 
@@ -34,8 +36,9 @@ use bellwether_schemas::{ControlMessage, RolloutEvent, ScoreRecord};
 use checkpoint::Checkpoint;
 use downsample::Downsampler;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
+use store::Root;
 use writer::{HistoryError, PartitionKey, TableWriter};
 
 /// Rows per Parquet row group (files hold up to four groups).
@@ -59,6 +62,11 @@ pub struct HistoryOptions {
     /// `bellwether run` replaying its input); the demo, a new simulation
     /// each time, does not.
     pub resume: bool,
+    /// This instance's prefix under an object-store history (unused for a
+    /// folder).
+    pub instance: String,
+    /// Record the control topic's messages ([`History::control`]).
+    pub record_control: bool,
 }
 
 impl HistoryOptions {
@@ -75,6 +83,8 @@ impl HistoryOptions {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
             resume,
+            instance: config.instance_name(),
+            record_control: config.record_control,
         }
     }
 }
@@ -84,9 +94,10 @@ pub const DEMO_MARKER: &str = "_demo";
 
 /// The history writer of one process.
 pub struct History {
-    root: PathBuf,
+    root: Arc<Root>,
     writers: HashMap<&'static str, TableWriter>,
     samples: SampleRetention,
+    record_control: bool,
     downsampler: Option<Downsampler>,
     scores: Vec<ScoreRecord>,
     control: Vec<ControlMessage>,
@@ -101,19 +112,32 @@ pub struct History {
     events_at_floor: usize,
     /// Checkpoints saved by this writer.
     checkpoints: u64,
-    /// Held while it writes: one writer per folder.
-    _lock: std::fs::File,
+    /// Held while it writes: one writer per folder (an object store's
+    /// instances each write their own prefix).
+    _lock: Option<std::fs::File>,
 }
 
 /// A history shared by the pipeline's parts.
 pub type SharedHistory = Arc<Mutex<History>>;
 
 impl History {
-    /// Opens (creates) the history under `root`. Files an earlier run
-    /// wrote after its last checkpoint are deleted (they are replayed).
-    pub fn open(root: &Path, options: HistoryOptions) -> Result<History, HistoryError> {
-        let lock = Self::lock(root)?;
-        Self::open_locked(root, options, lock)
+    /// Opens (creates) the history under `dir`: a folder, or this
+    /// instance's prefix (`options.instance`) under an object-store URL.
+    /// Files an earlier run wrote after its last checkpoint are deleted
+    /// (they are replayed).
+    pub fn open(dir: &Path, options: HistoryOptions) -> Result<History, HistoryError> {
+        let root = Root::open(dir, &options.instance)?;
+        let lock = match &root {
+            Root::Folder(dir) => Some(Self::lock(dir)?),
+            Root::Store(_) => None,
+        };
+        Self::open_locked(Arc::new(root), options, lock)
+    }
+
+    /// Opens the history under `root` (a folder without its writer's lock:
+    /// for tests and tools that own the folder).
+    pub fn open_root(root: Root, options: HistoryOptions) -> Result<History, HistoryError> {
+        Self::open_locked(Arc::new(root), options, None)
     }
 
     /// Opens `root` for a demo, afresh: a folder an earlier demo wrote is
@@ -121,6 +145,14 @@ impl History {
     /// same simulated days). A folder with history a demo did not write
     /// (`bellwether run`'s) is refused, never emptied.
     pub fn open_afresh(root: &Path, options: HistoryOptions) -> Result<History, HistoryError> {
+        if store::is_url(root) {
+            return Err(HistoryError::Write {
+                path: root.to_path_buf(),
+                reason: "a demo writes its history to a local folder (--history DIR), \
+                         not an object store"
+                    .into(),
+            });
+        }
         let lock = Self::lock(root)?;
         let marker = root.join(DEMO_MARKER);
         let used = tables::TABLES.iter().any(|t| root.join(t).exists());
@@ -151,7 +183,11 @@ impl History {
             "written by `bellwether demo`, emptied by the next one\n",
         )
         .map_err(|e| write_err(&marker, e))?;
-        Self::open_locked(root, options, lock)
+        Self::open_locked(
+            Arc::new(Root::Folder(root.to_path_buf())),
+            options,
+            Some(lock),
+        )
     }
 
     /// Creates `root` and takes its writer's lock.
@@ -177,15 +213,15 @@ impl History {
     }
 
     fn open_locked(
-        root: &Path,
+        root: Arc<Root>,
         options: HistoryOptions,
-        lock: std::fs::File,
+        lock: Option<std::fs::File>,
     ) -> Result<History, HistoryError> {
-        let earlier = Checkpoint::load(root)?.unwrap_or_default();
+        let earlier = Checkpoint::load(&root)?.unwrap_or_default();
         if !earlier.run.is_empty() {
             for table in tables::TABLES {
                 let committed = earlier.committed.get(table).copied().unwrap_or(0);
-                checkpoint::remove_uncommitted(&root.join(table), &earlier.run, committed);
+                checkpoint::remove_uncommitted(&root, table, &earlier.run, committed);
             }
         }
         // File names carry the run: a new run must never reuse the last
@@ -199,7 +235,7 @@ impl History {
         let writers = tables::TABLES
             .iter()
             .map(|&name| {
-                let w = TableWriter::new(root, name, tables::schema(name), ROW_GROUP_ROWS, &run);
+                let w = TableWriter::new(&root, name, tables::schema(name), ROW_GROUP_ROWS, &run);
                 (name, w)
             })
             .collect();
@@ -242,11 +278,12 @@ impl History {
                 floor.buckets_through,
             )
         });
-        progress.save(root)?;
+        progress.save(&root)?;
         Ok(History {
-            root: root.to_path_buf(),
+            root,
             writers,
             samples: options.samples,
+            record_control: options.record_control,
             downsampler,
             scores: Vec::new(),
             control: Vec::new(),
@@ -260,7 +297,7 @@ impl History {
     }
 
     /// Where it writes.
-    pub fn root(&self) -> &Path {
+    pub fn root(&self) -> &Arc<Root> {
         &self.root
     }
 
@@ -455,6 +492,9 @@ impl History {
     /// Records a control-topic message; `offset`, its offset in the control
     /// topic if it came from Kafka.
     pub fn control(&mut self, message: &ControlMessage, offset: Option<i64>) {
+        if !self.record_control {
+            return;
+        }
         if let Some(offset) = offset {
             if self
                 .progress
@@ -605,19 +645,18 @@ fn take_rows(batch: &RecordBatch, idx: &[u32]) -> Result<RecordBatch, arrow::err
 /// Test support shared by the history's unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::checkpoint;
+    use super::store::Root;
     use arrow::array::{Float64Array, StringArray, TimestampMillisecondArray};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use std::path::Path;
 
-    /// Every sample row in the Parquet files below `dir`, sorted.
-    pub(crate) fn sample_rows(dir: &Path) -> Vec<(i64, String, String, f64)> {
+    /// Every sample row in the Parquet files below `rel` of `root`, sorted.
+    pub(crate) fn sample_rows(root: &Root, rel: &str) -> Vec<(i64, String, String, f64)> {
         let mut out = Vec::new();
-        for path in checkpoint::files_below(dir) {
-            if path.extension().is_none_or(|e| e != "parquet") {
+        for path in root.list(rel).unwrap() {
+            if !path.ends_with(".parquet") {
                 continue;
             }
-            let file = std::fs::File::open(&path).unwrap();
+            let file = root.get(&path).unwrap().unwrap();
             for b in ParquetRecordBatchReaderBuilder::try_new(file)
                 .unwrap()
                 .build()
@@ -690,6 +729,8 @@ mod tests {
             aggregate: Aggregate::Mean,
             per_metric: HashMap::from([("err".to_string(), Aggregate::Max)]),
             resume: true,
+            instance: "instance-1".into(),
+            record_control: true,
         }
     }
 
@@ -704,7 +745,10 @@ mod tests {
             h.finish().unwrap();
         }
         // The second demo's rows, once: three VMs and two metrics a minute.
-        assert_eq!(sample_rows(&demo.path().join("samples")).len(), 10 * 3 * 2);
+        assert_eq!(
+            sample_rows(&Root::Folder(demo.path().into()), "samples").len(),
+            10 * 3 * 2
+        );
 
         let run = tempfile::tempdir().unwrap();
         let mut h = History::open(run.path(), options(SampleRetention::Raw)).unwrap();
@@ -716,7 +760,10 @@ mod tests {
             .expect("a run's folder refused")
             .to_string();
         assert!(err.contains("--history DIR"), "{err}");
-        assert_eq!(sample_rows(&run.path().join("samples")).len(), 3 * 2);
+        assert_eq!(
+            sample_rows(&Root::Folder(run.path().into()), "samples").len(),
+            3 * 2
+        );
     }
 
     /// Writes minutes 0..40 straight through, and again with a crash: the
@@ -732,31 +779,37 @@ mod tests {
             h.advance(Some(m * 60_000)).unwrap();
         }
         h.finish().unwrap();
-        let expected = sample_rows(&straight.path().join("samples"));
+        let expected = sample_rows(&Root::Folder(straight.path().into()), "samples");
 
         let crashed = tempfile::tempdir().unwrap();
-        let mut h = History::open(crashed.path(), options(samples)).unwrap();
-        for m in 0..17 {
-            h.samples(&minute(m)).unwrap();
-            h.advance(Some(m * 60_000)).unwrap();
+        let store = store::Location::in_memory("history");
+        let roots: [&dyn Fn() -> Root; 2] = [&|| Root::Folder(crashed.path().into()), &|| {
+            Root::in_store(&store, "instance-1").unwrap()
+        }];
+        for root in roots {
+            let mut h = History::open_root(root(), options(samples)).unwrap();
+            for m in 0..17 {
+                h.samples(&minute(m)).unwrap();
+                h.advance(Some(m * 60_000)).unwrap();
+            }
+            h.flush().unwrap();
+            for m in 17..25 {
+                h.samples(&minute(m)).unwrap();
+                h.advance(Some(m * 60_000)).unwrap();
+            }
+            // Written but not committed: the crash comes before the checkpoint.
+            for w in h.writers.values_mut() {
+                w.flush().unwrap();
+            }
+            drop(h);
+            let mut h = History::open_root(root(), options(samples)).unwrap();
+            for m in 5..40 {
+                h.samples(&minute(m)).unwrap();
+                h.advance(Some(m * 60_000)).unwrap();
+            }
+            h.finish().unwrap();
+            assert_eq!(sample_rows(&root(), "samples"), expected);
         }
-        h.flush().unwrap();
-        for m in 17..25 {
-            h.samples(&minute(m)).unwrap();
-            h.advance(Some(m * 60_000)).unwrap();
-        }
-        // Written but not committed: the crash comes before the checkpoint.
-        for w in h.writers.values_mut() {
-            w.flush().unwrap();
-        }
-        drop(h);
-        let mut h = History::open(crashed.path(), options(samples)).unwrap();
-        for m in 5..40 {
-            h.samples(&minute(m)).unwrap();
-            h.advance(Some(m * 60_000)).unwrap();
-        }
-        h.finish().unwrap();
-        assert_eq!(sample_rows(&crashed.path().join("samples")), expected);
     }
 
     #[test]
@@ -777,7 +830,7 @@ mod tests {
             h.samples(&minute(m)).unwrap();
         }
         h.finish().unwrap();
-        let got = sample_rows(&dir.path().join("samples"));
+        let got = sample_rows(&Root::Folder(dir.path().into()), "samples");
         // 2 buckets × 3 VMs × 2 metrics; vm-a's cpu in minutes 0-4 is
         // 0, 10, 20, 30, 40 (mean 20); its err is 0.1 + the same (max 40.1).
         assert_eq!(got.len(), 12);

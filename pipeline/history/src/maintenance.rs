@@ -1,14 +1,15 @@
-//! Background upkeep of the history folder: small files of a partition are
-//! merged into one, and partitions past the retention age are deleted.
+//! Background upkeep of a history (a folder or an instance's prefix in an
+//! object store): small files of a partition are merged into one, and
+//! partitions past the retention age are deleted.
 //!
 //! It runs on a thread of its own and never takes the writer's lock:
 //! ingestion goes on while it works. Only committed files are merged (see
 //! [`super::checkpoint`]): a file the writer may still take back after a
-//! crash is left alone. A merge is crash-safe: the merged file is written
-//! under a temporary name, a journal (`_compaction.json`) lists what it
-//! replaces, the merged file is renamed into place, the inputs are
-//! deleted, then the journal; a pass finds an unfinished journal and
-//! completes (or drops) that merge first. A query running while a merge
+//! crash is left alone. A merge is crash-safe: a journal
+//! (`_compaction.json`) lists what it replaces, the merged file is written
+//! (whole or not at all), the inputs are deleted, then the journal; a pass
+//! finds an unfinished journal and completes (or, without its merged file,
+//! drops) that merge first. A query running while a merge
 //! deletes its inputs may fail and can be run again.
 //!
 //! Age is measured from the newest partition of each table (event time),
@@ -16,12 +17,14 @@
 //! simulator's fixed start date, does not delete a history as soon as it is
 //! written, and a sample dated in the future cannot make the past look old.
 
-use super::checkpoint::{self, Checkpoint};
+use super::checkpoint::Checkpoint;
+use super::store::Root;
 use super::tables::{TABLES, schema, sort_key};
-use super::writer::{HistoryError, ParquetFile, sorted};
+use super::writer::{HistoryError, encode, sorted};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::ParquetMetaDataReader;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -66,21 +69,33 @@ struct Journal {
 }
 
 /// One pass over the history under `root`.
-pub fn run_pass(root: &Path, policy: MaintenancePolicy) -> Result<MaintenanceReport, HistoryError> {
+pub fn run_pass(root: &Root, policy: MaintenancePolicy) -> Result<MaintenanceReport, HistoryError> {
     let committed = Checkpoint::load(root)?.unwrap_or_default();
     let mut report = MaintenanceReport::default();
     for table in TABLES {
-        let dir = root.join(table);
-        if !dir.is_dir() {
+        let mut partitions = partitions(&root.list(table)?);
+        if partitions.is_empty() {
             continue;
         }
-        let partitions = partition_dirs(&dir);
         if policy.retention_days > 0 {
-            report.partitions_dropped += drop_old(&dir, &partitions, policy.retention_days)?;
+            let dropped = drop_old(root, table, &partitions, policy.retention_days)?;
+            report.partitions_dropped += dropped.len();
+            partitions.retain(|p, _| !dropped.iter().any(|d| p.starts_with(d.as_str())));
         }
-        for partition in partition_dirs(&dir) {
-            finish_journal(&partition)?;
-            let merged = compact(table, &partition, &committed, policy.compact_min_files)?;
+        for (partition, names) in partitions {
+            let names = if finish_journal(root, &partition, &names)? {
+                partitions_names(root, &partition)?
+            } else {
+                names
+            };
+            let merged = compact(
+                root,
+                table,
+                &partition,
+                &names,
+                &committed,
+                policy.compact_min_files,
+            )?;
             if merged > 0 {
                 report.partitions_compacted += 1;
                 report.files_merged += merged;
@@ -90,41 +105,36 @@ pub fn run_pass(root: &Path, policy: MaintenancePolicy) -> Result<MaintenanceRep
     Ok(report)
 }
 
-/// The leaf partition folders of a table (`date=..` or `date=../hour=..`).
-fn partition_dirs(table_dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(table_dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
-        let nested = partition_dirs(&path);
-        if nested.is_empty() {
-            out.push(path);
-        } else {
-            out.extend(nested);
+/// Files grouped by the leaf partition holding them (`table/date=..` or
+/// `table/date=../hour=..`), as names in it.
+fn partitions(files: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in files {
+        if let Some((partition, name)) = file.rsplit_once('/') {
+            out.entry(partition.to_string())
+                .or_default()
+                .push(name.to_string());
         }
     }
-    out.sort();
     out
 }
 
-/// The date of a `date=YYYY-MM-DD` folder in `path`, as a day number.
-fn partition_day(path: &Path) -> Option<i64> {
-    let date = path
-        .components()
-        .filter_map(|c| c.as_os_str().to_str())
-        .find_map(|c| c.strip_prefix("date="))?;
+fn partitions_names(root: &Root, partition: &str) -> Result<Vec<String>, HistoryError> {
+    Ok(partitions(&root.list(partition)?)
+        .remove(partition)
+        .unwrap_or_default())
+}
+
+/// The date of the `date=YYYY-MM-DD` part of `rel`, as a day number.
+fn partition_day(rel: &str) -> Option<i64> {
+    let date = rel.split('/').find_map(|c| c.strip_prefix("date="))?;
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     Some(i64::from(chrono::Datelike::num_days_from_ce(&day)))
 }
 
-fn io_error(path: &Path, e: &dyn std::fmt::Display) -> HistoryError {
+fn io_error(root: &Root, rel: &str, e: &dyn std::fmt::Display) -> HistoryError {
     HistoryError::Write {
-        path: path.to_path_buf(),
+        path: root.describe(rel),
         reason: e.to_string(),
     }
 }
@@ -136,51 +146,62 @@ fn tomorrow() -> i64 {
     i64::from(chrono::Datelike::num_days_from_ce(&today)) + 1
 }
 
-fn drop_old(table_dir: &Path, partitions: &[PathBuf], days: u64) -> Result<usize, HistoryError> {
+/// Deletes the `table/date=..` folders older than `days` before the
+/// newest; returns them.
+fn drop_old(
+    root: &Root,
+    table: &str,
+    partitions: &BTreeMap<String, Vec<String>>,
+    days: u64,
+) -> Result<Vec<String>, HistoryError> {
     let cap = tomorrow();
     let Some(newest) = partitions
-        .iter()
+        .keys()
         .filter_map(|p| partition_day(p))
         .filter(|&day| day <= cap)
         .max()
     else {
-        return Ok(0);
+        return Ok(Vec::new());
     };
-    let mut dropped = 0;
-    let Ok(entries) = std::fs::read_dir(table_dir) else {
-        return Ok(0);
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(day) = partition_day(&path) else {
+    let dates: BTreeSet<&str> = partitions
+        .keys()
+        .filter_map(|p| p.split('/').nth(1))
+        .filter(|d| d.starts_with("date="))
+        .collect();
+    let mut dropped = Vec::new();
+    for date in dates {
+        let Some(day) = partition_day(date) else {
             continue;
         };
         if newest - day > days as i64 {
-            std::fs::remove_dir_all(&path).map_err(|e| io_error(&path, &e))?;
-            tracing::info!(partition = %path.display(), "history partition past retention deleted");
-            dropped += 1;
+            let rel = format!("{table}/{date}");
+            root.delete_all(&rel)?;
+            tracing::info!(partition = %root.describe(&rel).display(), "history partition past retention deleted");
+            dropped.push(rel);
         }
     }
     Ok(dropped)
 }
 
 /// Completes a merge a crash interrupted: with the merged file in place its
-/// inputs are deleted; without it the merge is dropped.
-fn finish_journal(partition: &Path) -> Result<(), HistoryError> {
-    let path = partition.join(JOURNAL);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
+/// inputs are deleted; without it the merge is dropped. Whether there was
+/// one.
+fn finish_journal(root: &Root, partition: &str, names: &[String]) -> Result<bool, HistoryError> {
+    let path = format!("{partition}/{JOURNAL}");
+    let Some(text) = root.get(&path)? else {
+        return Ok(false);
     };
-    if let Ok(journal) = serde_json::from_str::<Journal>(&text) {
-        if partition.join(&journal.output).exists() {
+    if let Ok(journal) = serde_json::from_slice::<Journal>(&text) {
+        if names.contains(&journal.output) {
             for input in &journal.inputs {
-                let _ = std::fs::remove_file(partition.join(input));
+                root.delete(&format!("{partition}/{input}"))?;
             }
         } else {
-            let _ = std::fs::remove_file(partition.join(format!("{}.tmp", journal.output)));
+            root.delete(&format!("{partition}/{}.tmp", journal.output))?;
         }
     }
-    std::fs::remove_file(&path).map_err(|e| io_error(&path, &e))
+    root.delete(&path)?;
+    Ok(true)
 }
 
 /// Whether a writer's file is committed (a crash cannot take it back).
@@ -200,28 +221,43 @@ fn is_committed(table: &str, name: &str, checkpoint: &Checkpoint) -> bool {
     }
 }
 
+/// The rows of Parquet file `rel`, from its footer alone.
+fn rows_of(root: &Root, rel: &str) -> Result<i64, HistoryError> {
+    let fail = |e: &dyn std::fmt::Display| io_error(root, rel, e);
+    let (mut tail, size) = root.tail(rel, 64 * 1024)?;
+    let n = tail.len();
+    if n < 8 || &tail[n - 4..] != b"PAR1" {
+        return Err(fail(&"not a Parquet file"));
+    }
+    let len = u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]]) as usize;
+    if len + 8 > n {
+        if len as u64 + 8 > size {
+            return Err(fail(&"its footer is cut short"));
+        }
+        tail = root.tail(rel, len as u64 + 8)?.0;
+    }
+    let n = tail.len();
+    let metadata =
+        ParquetMetaDataReader::decode_metadata(&tail[n - 8 - len..n - 8]).map_err(|e| fail(&e))?;
+    Ok(metadata.file_metadata().num_rows())
+}
+
 fn compact(
+    root: &Root,
     table: &str,
-    partition: &Path,
+    partition: &str,
+    names: &[String],
     checkpoint: &Checkpoint,
     min_files: usize,
 ) -> Result<usize, HistoryError> {
     let mut inputs = Vec::new();
-    for path in checkpoint::files_below(partition) {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(String::from) else {
-            continue;
-        };
-        if !name.ends_with(".parquet") || !is_committed(table, &name, checkpoint) {
+    for name in names {
+        if !name.ends_with(".parquet") || !is_committed(table, name, checkpoint) {
             continue;
         }
-        let file = std::fs::File::open(&path).map_err(|e| io_error(&path, &e))?;
-        let rows = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| io_error(&path, &e))?
-            .metadata()
-            .file_metadata()
-            .num_rows();
+        let rows = rows_of(root, &format!("{partition}/{name}"))?;
         if rows < SMALL_FILE_ROWS {
-            inputs.push((name, rows));
+            inputs.push((name.clone(), rows));
         }
     }
     if inputs.len() < min_files.max(2) {
@@ -246,39 +282,41 @@ fn compact(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
     let output = format!("compact-{stamp}.parquet");
-    let tmp = partition.join(format!("{output}.tmp"));
-    let mut merged = ParquetFile::create(&tmp, schema(table), ROW_GROUP_ROWS)?;
+    let out = format!("{partition}/{output}");
     // Inputs are small (that is why they are merged): read them whole and
     // write them in the table's order, as one sorted file.
     let mut batches = Vec::new();
     for input in &inputs {
-        let path = partition.join(input);
-        let file = std::fs::File::open(&path).map_err(|e| io_error(&path, &e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        let rel = format!("{partition}/{input}");
+        let bytes = root
+            .get(&rel)?
+            .ok_or_else(|| io_error(root, &rel, &"deleted while being merged"))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.build())
-            .map_err(|e| io_error(&path, &e))?;
+            .map_err(|e| io_error(root, &rel, &e))?;
         for batch in reader {
-            batches.push(batch.map_err(|e| io_error(&path, &e))?);
+            batches.push(batch.map_err(|e| io_error(root, &rel, &e))?);
         }
     }
-    let all = arrow::compute::concat_batches(&schema(table), &batches)
+    let merged = arrow::compute::concat_batches(&schema(table), &batches)
         .and_then(|b| sorted(&b, sort_key(table)))
-        .map_err(|e| io_error(&tmp, &e))?;
-    merged.write(&all)?;
-    merged.finish()?;
+        .map_err(|e| io_error(root, &out, &e))?;
+    let bytes = encode(&merged, ROW_GROUP_ROWS).map_err(|e| io_error(root, &out, &e))?;
+    // The journal first, then the merged file: a crash between the two
+    // leaves a journal whose output is missing, and the merge is dropped;
+    // after them, the next pass deletes the inputs the journal names.
     let journal = Journal {
         output: output.clone(),
         inputs: inputs.clone(),
     };
-    let journal_path = partition.join(JOURNAL);
-    let journal_tmp = partition.join(format!("{JOURNAL}.tmp"));
-    let text = serde_json::to_vec(&journal).map_err(|e| io_error(&journal_path, &e))?;
-    std::fs::write(&journal_tmp, text).map_err(|e| io_error(&journal_tmp, &e))?;
-    std::fs::rename(&journal_tmp, &journal_path).map_err(|e| io_error(&journal_path, &e))?;
-    let out = partition.join(&output);
-    std::fs::rename(&tmp, &out).map_err(|e| io_error(&out, &e))?;
-    finish_journal(partition)?;
-    tracing::debug!(partition = %partition.display(), files = inputs.len(), "history files merged");
+    let journal_rel = format!("{partition}/{JOURNAL}");
+    let text = serde_json::to_vec(&journal).map_err(|e| io_error(root, &journal_rel, &e))?;
+    root.put(&journal_rel, text)?;
+    root.put(&out, bytes)?;
+    let mut names = names.to_vec();
+    names.push(output);
+    finish_journal(root, partition, &names)?;
+    tracing::debug!(partition = %root.describe(partition).display(), files = inputs.len(), "history files merged");
     Ok(inputs.len())
 }
 
@@ -290,9 +328,9 @@ pub struct Maintenance {
 
 impl Maintenance {
     /// Runs a pass over `root` every `every`, on a thread of its own.
-    pub fn spawn(root: &Path, policy: MaintenancePolicy, every: Duration) -> Maintenance {
+    pub fn spawn(root: &Arc<Root>, policy: MaintenancePolicy, every: Duration) -> Maintenance {
         let stop = Arc::new(AtomicBool::new(false));
-        let root = root.to_path_buf();
+        let root = root.clone();
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("history-maintenance".into())
@@ -354,22 +392,31 @@ mod tests {
         RecordBatch::try_new(schema("samples"), vec![t, vm, m, v]).unwrap()
     }
 
-    fn read_all(dir: &Path) -> Vec<i64> {
-        crate::test_support::sample_rows(dir)
+    fn read_all(root: &Root) -> Vec<i64> {
+        crate::test_support::sample_rows(root, "samples")
             .into_iter()
             .map(|r| r.0)
             .collect()
     }
 
-    fn parquet_files(dir: &Path) -> usize {
-        checkpoint::files_below(dir)
+    fn parquet_files(root: &Root) -> usize {
+        root.list("samples")
+            .unwrap()
             .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .filter(|p| p.ends_with(".parquet"))
             .count()
     }
 
+    /// Runs `test` on a folder and on a prefix of an object store.
+    fn in_a_folder_and_a_store(test: impl Fn(&Arc<Root>)) {
+        let dir = tempfile::tempdir().unwrap();
+        test(&Arc::new(Root::Folder(dir.path().into())));
+        let store = crate::store::Location::in_memory("history");
+        test(&Arc::new(Root::in_store(&store, "instance-1").unwrap()));
+    }
+
     /// Writes `files` committed files of 10 rows each into one hour.
-    fn history_with(root: &Path, files: i64, commit: bool) -> Checkpoint {
+    fn history_with(root: &Arc<Root>, files: i64, commit: bool) -> Checkpoint {
         let mut w = TableWriter::new(root, "samples", schema("samples"), 1000, "1");
         let key = PartitionKey::of(0, true);
         for f in 0..files {
@@ -397,124 +444,121 @@ mod tests {
 
     #[test]
     fn merges_small_committed_files_into_one_with_every_row() {
-        let dir = tempfile::tempdir().unwrap();
-        history_with(dir.path(), 5, true);
-        let table = dir.path().join("samples");
-        let before = read_all(&table);
-        assert_eq!((parquet_files(&table), before.len()), (5, 50));
-        let r = run_pass(dir.path(), POLICY).unwrap();
-        assert_eq!((r.partitions_compacted, r.files_merged), (1, 5));
-        assert_eq!(parquet_files(&table), 1);
-        assert_eq!(read_all(&table), before);
-        // Nothing more to do.
-        assert_eq!(
-            run_pass(dir.path(), POLICY).unwrap(),
-            MaintenanceReport::default()
-        );
+        in_a_folder_and_a_store(|root| {
+            history_with(root, 5, true);
+            let before = read_all(root);
+            assert_eq!((parquet_files(root), before.len()), (5, 50));
+            let r = run_pass(root, POLICY).unwrap();
+            assert_eq!((r.partitions_compacted, r.files_merged), (1, 5));
+            assert_eq!(parquet_files(root), 1);
+            assert_eq!(read_all(root), before);
+            // Nothing more to do.
+            assert_eq!(
+                run_pass(root, POLICY).unwrap(),
+                MaintenanceReport::default()
+            );
+        });
     }
 
     #[test]
     fn leaves_uncommitted_files_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        history_with(dir.path(), 5, false);
-        assert_eq!(run_pass(dir.path(), POLICY).unwrap().files_merged, 0);
-        assert_eq!(parquet_files(&dir.path().join("samples")), 5);
+        in_a_folder_and_a_store(|root| {
+            history_with(root, 5, false);
+            assert_eq!(run_pass(root, POLICY).unwrap().files_merged, 0);
+            assert_eq!(parquet_files(root), 5);
+        });
     }
 
     #[test]
     fn completes_a_merge_a_crash_interrupted() {
-        let dir = tempfile::tempdir().unwrap();
-        history_with(dir.path(), 4, true);
-        let table = dir.path().join("samples");
-        let partition = partition_dirs(&table).remove(0);
-        let mut names: Vec<String> = checkpoint::files_below(&partition)
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        // As if the merged file had been renamed into place and the crash
-        // came before the inputs were deleted: a copy of two inputs' rows.
-        std::fs::copy(
-            partition.join(&names[0]),
-            partition.join("compact-1.parquet"),
-        )
-        .unwrap();
-        let journal = Journal {
-            output: "compact-1.parquet".into(),
-            inputs: vec![names[0].clone()],
-        };
-        std::fs::write(
-            partition.join(JOURNAL),
-            serde_json::to_vec(&journal).unwrap(),
-        )
-        .unwrap();
-        let r = run_pass(
-            dir.path(),
-            MaintenancePolicy {
-                compact_min_files: 99,
-                ..POLICY
-            },
-        )
-        .unwrap();
-        assert_eq!(r.files_merged, 0);
-        assert!(!partition.join(JOURNAL).exists());
-        // Every row once: the input the merged file replaced is gone.
-        assert_eq!(read_all(&table), (0..40).collect::<Vec<_>>());
+        in_a_folder_and_a_store(|root| {
+            history_with(root, 4, true);
+            let files = root.list("samples").unwrap();
+            let (partition, first) = files[0].rsplit_once('/').unwrap();
+            // As if the merged file had been written and the crash came
+            // before the inputs were deleted: a copy of one input's rows.
+            let copy = root.get(&files[0]).unwrap().unwrap();
+            root.put(&format!("{partition}/compact-1.parquet"), copy.to_vec())
+                .unwrap();
+            let journal = Journal {
+                output: "compact-1.parquet".into(),
+                inputs: vec![first.to_string()],
+            };
+            root.put(
+                &format!("{partition}/{JOURNAL}"),
+                serde_json::to_vec(&journal).unwrap(),
+            )
+            .unwrap();
+            let r = run_pass(
+                root,
+                MaintenancePolicy {
+                    compact_min_files: 99,
+                    ..POLICY
+                },
+            )
+            .unwrap();
+            assert_eq!(r.files_merged, 0);
+            assert_eq!(root.get(&format!("{partition}/{JOURNAL}")).unwrap(), None);
+            // Every row once: the input the merged file replaced is gone.
+            assert_eq!(read_all(root), (0..40).collect::<Vec<_>>());
+        });
     }
 
     #[test]
     fn drops_partitions_older_than_the_retention_age_of_the_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = TableWriter::new(dir.path(), "samples", schema("samples"), 1000, "1");
-        let day = 86_400_000;
-        for d in [0, 1, 5, 10] {
-            w.push(PartitionKey::of(d * day, true), rows(&[d * day]))
-                .unwrap();
-        }
-        w.flush().unwrap();
-        let r = run_pass(
-            dir.path(),
-            MaintenancePolicy {
-                retention_days: 5,
-                ..POLICY
-            },
-        )
-        .unwrap();
-        assert_eq!(r.partitions_dropped, 2);
-        assert_eq!(read_all(&dir.path().join("samples")), [5 * day, 10 * day]);
+        in_a_folder_and_a_store(|root| {
+            let mut w = TableWriter::new(root, "samples", schema("samples"), 1000, "1");
+            let day = 86_400_000;
+            for d in [0, 1, 5, 10] {
+                w.push(PartitionKey::of(d * day, true), rows(&[d * day]))
+                    .unwrap();
+            }
+            w.flush().unwrap();
+            let r = run_pass(
+                root,
+                MaintenancePolicy {
+                    retention_days: 5,
+                    ..POLICY
+                },
+            )
+            .unwrap();
+            assert_eq!(r.partitions_dropped, 2);
+            assert_eq!(read_all(root), [5 * day, 10 * day]);
+        });
     }
 
     #[test]
     fn a_partition_dated_in_the_future_does_not_make_the_past_old() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = TableWriter::new(dir.path(), "samples", schema("samples"), 1000, "1");
-        let day = 86_400_000;
-        let today = chrono::Utc::now().timestamp_millis() / day;
-        // Yesterday and a sample dated ten years ahead.
-        for d in [today - 1, today + 3650] {
-            w.push(PartitionKey::of(d * day, true), rows(&[d * day]))
-                .unwrap();
-        }
-        w.flush().unwrap();
-        let r = run_pass(
-            dir.path(),
-            MaintenancePolicy {
-                retention_days: 30,
-                ..POLICY
-            },
-        )
-        .unwrap();
-        assert_eq!(r.partitions_dropped, 0);
-        assert_eq!(read_all(&dir.path().join("samples")).len(), 2);
+        in_a_folder_and_a_store(|root| {
+            let mut w = TableWriter::new(root, "samples", schema("samples"), 1000, "1");
+            let day = 86_400_000;
+            let today = chrono::Utc::now().timestamp_millis() / day;
+            // Yesterday and a sample dated ten years ahead.
+            for d in [today - 1, today + 3650] {
+                w.push(PartitionKey::of(d * day, true), rows(&[d * day]))
+                    .unwrap();
+            }
+            w.flush().unwrap();
+            let r = run_pass(
+                root,
+                MaintenancePolicy {
+                    retention_days: 30,
+                    ..POLICY
+                },
+            )
+            .unwrap();
+            assert_eq!(r.partitions_dropped, 0);
+            assert_eq!(read_all(root).len(), 2);
+        });
     }
 
     #[test]
     fn partition_days_count_days() {
-        let day = |p: &str| partition_day(Path::new(p)).unwrap();
+        let day = |p: &str| partition_day(p).unwrap();
         assert_eq!(
-            day("/h/samples/date=2026-11-02/hour=05") - day("/h/scores/date=2026-10-31"),
+            day("samples/date=2026-11-02/hour=05") - day("scores/date=2026-10-31"),
             2
         );
-        assert_eq!(partition_day(Path::new("/h/samples/date=soon")), None);
+        assert_eq!(partition_day("samples/date=soon"), None);
     }
 }

@@ -3,6 +3,7 @@
 //! queries.
 
 use super::sql::{PARSE_BUDGET, SqlConfig, SqlError};
+use super::store::{Location, is_url};
 use super::tables::{TABLES, schema};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema};
@@ -54,10 +55,11 @@ pub async fn context_with(
             SessionContext::new_with_config_rt(config, runtime)
         }
     };
+    let sources = TableSources::of(&ctx, root).await?;
     for table in TABLES {
-        let dir = root.join(table);
         let partitions = with_partitions(table);
-        if !dir.is_dir() {
+        let urls = sources.urls(table)?;
+        if urls.is_empty() {
             // An empty table with the full schema, so queries still plan.
             let mut fields: Vec<Field> = schema(table)
                 .fields()
@@ -75,12 +77,10 @@ pub async fn context_with(
                 .map_err(|e| SqlError::Query(e.to_string()))?;
             continue;
         }
-        let url = ListingTableUrl::parse(format!("{}/", dir.display()))
-            .map_err(|e| SqlError::Query(e.to_string()))?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(partitions);
-        let config = ListingTableConfig::new(url)
+        let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(schema(table));
         let listing = ListingTable::try_new(config).map_err(|e| SqlError::Query(e.to_string()))?;
@@ -88,6 +88,61 @@ pub async fn context_with(
             .map_err(|e| SqlError::Query(e.to_string()))?;
     }
     Ok(ctx)
+}
+
+/// Where a history's tables are read from: a folder, or every instance's
+/// prefix under an object-store URL (registered with the session).
+enum TableSources {
+    Folder(std::path::PathBuf),
+    Store {
+        location: Location,
+        instances: Vec<object_store::path::Path>,
+    },
+}
+
+impl TableSources {
+    async fn of(ctx: &SessionContext, root: &Path) -> Result<TableSources, SqlError> {
+        if !is_url(root) {
+            return Ok(TableSources::Folder(root.to_path_buf()));
+        }
+        let failed = |e: &dyn std::fmt::Display| {
+            SqlError::Query(format!("history at {}: {e}", root.display()))
+        };
+        let location = Location::parse(&root.to_string_lossy()).map_err(|e| failed(&e))?;
+        ctx.register_object_store(&location.store_url, location.store.clone());
+        let listed = location
+            .store
+            .list_with_delimiter(Some(&location.prefix))
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok(TableSources::Store {
+            location,
+            instances: listed.common_prefixes,
+        })
+    }
+
+    /// The table's folders (one per instance in a store); none when it has
+    /// none yet.
+    fn urls(&self, table: &str) -> Result<Vec<ListingTableUrl>, SqlError> {
+        let parse =
+            |url: String| ListingTableUrl::parse(url).map_err(|e| SqlError::Query(e.to_string()));
+        match self {
+            TableSources::Folder(root) => {
+                let dir = root.join(table);
+                if !dir.is_dir() {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![parse(format!("{}/", dir.display()))?])
+            }
+            TableSources::Store {
+                location,
+                instances,
+            } => instances
+                .iter()
+                .map(|i| parse(format!("{}/", location.url_of(&i.clone().join(table)))))
+                .collect(),
+        }
+    }
 }
 
 /// Parses `sql` in a child process (this binary's hidden `parse-sql`),

@@ -1,12 +1,12 @@
-//! One history table on disk: Arrow batches buffered per date (and hour)
+//! One history table: Arrow batches buffered per date (and hour)
 //! partition, written as ZSTD Parquet files under
 //! `<root>/<table>/date=YYYY-MM-DD[/hour=HH]/`.
 //!
-//! A file is written to `<name>.parquet.tmp`, synced, then renamed: readers
-//! (which only list `*.parquet`) never see a half-written file, and a crash
-//! leaves at most a `.tmp` that the next start deletes. File names carry
-//! the writer's start time and a sequence number, so a restarted writer
-//! never overwrites what an earlier one wrote.
+//! A file is written whole or not at all (see [`super::store::Root::put`]):
+//! readers never see a half-written file, and a crash leaves at most a
+//! `.tmp` in a folder, which the next start deletes. File names carry the
+//! writer's start time and a sequence number, so a restarted writer never
+//! overwrites what an earlier one wrote.
 
 use arrow::array::RecordBatch;
 use arrow::array::UInt32Array;
@@ -18,7 +18,10 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
+
+use super::store::Root;
 
 /// Writing history failed.
 #[derive(Debug, Error)]
@@ -63,11 +66,11 @@ impl PartitionKey {
         }
     }
 
-    fn dir(&self, table: &Path) -> PathBuf {
-        let d = table.join(format!("date={}", self.date));
+    /// Its folder below the table's: `date=…[/hour=…]`.
+    pub fn rel(&self) -> String {
         match &self.hour {
-            Some(h) => d.join(format!("hour={h}")),
-            None => d,
+            Some(h) => format!("date={}/hour={h}", self.date),
+            None => format!("date={}", self.date),
         }
     }
 }
@@ -75,7 +78,7 @@ impl PartitionKey {
 /// One table's writer.
 pub struct TableWriter {
     name: String,
-    dir: PathBuf,
+    root: Arc<Root>,
     schema: SchemaRef,
     row_group_rows: usize,
     run: String,
@@ -87,19 +90,20 @@ pub struct TableWriter {
 
 impl TableWriter {
     /// A writer of table `name` under `root`; `.tmp` files an earlier crash
-    /// left are deleted.
+    /// left in a folder are deleted.
     pub fn new(
-        root: &Path,
+        root: &Arc<Root>,
         name: &str,
         schema: SchemaRef,
         row_group_rows: usize,
         run: &str,
     ) -> TableWriter {
-        let dir = root.join(name);
-        remove_tmp_files(&dir);
+        if let Some(dir) = root.folder() {
+            remove_tmp_files(&dir.join(name));
+        }
         TableWriter {
             name: name.to_string(),
-            dir,
+            root: root.clone(),
             schema,
             row_group_rows: row_group_rows.max(1),
             run: run.to_string(),
@@ -175,22 +179,22 @@ impl TableWriter {
         key: &PartitionKey,
         batches: &[RecordBatch],
     ) -> Result<(), HistoryError> {
-        let dir = key.dir(&self.dir);
         self.seq += 1;
-        let path = dir.join(format!("part-{}-{:06}.parquet", self.run, self.seq));
-        let tmp = path.with_extension("parquet.tmp");
-        let fail = |p: &Path, e: &dyn std::fmt::Display| HistoryError::Write {
-            path: p.to_path_buf(),
+        let rel = format!(
+            "{}/{}/part-{}-{:06}.parquet",
+            self.name,
+            key.rel(),
+            self.run,
+            self.seq
+        );
+        let fail = |e: &dyn std::fmt::Display| HistoryError::Write {
+            path: self.root.describe(&rel),
             reason: e.to_string(),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
-        let batch = concat_batches(&self.schema, batches).map_err(|e| fail(&tmp, &e))?;
-        let batch =
-            sorted(&batch, super::tables::sort_key(&self.name)).map_err(|e| fail(&tmp, &e))?;
-        let mut file = ParquetFile::create(&tmp, self.schema.clone(), self.row_group_rows)?;
-        file.write(&batch)?;
-        file.finish()?;
-        std::fs::rename(&tmp, &path).map_err(|e| fail(&path, &e))
+        let batch = concat_batches(&self.schema, batches).map_err(|e| fail(&e))?;
+        let batch = sorted(&batch, super::tables::sort_key(&self.name)).map_err(|e| fail(&e))?;
+        let bytes = encode(&batch, self.row_group_rows).map_err(|e| fail(&e))?;
+        self.root.put(&rel, bytes)
     }
 }
 
@@ -215,60 +219,24 @@ pub fn sorted(batch: &RecordBatch, key: &[&str]) -> Result<RecordBatch, arrow::e
     take_record_batch(batch, &UInt32Array::from(order))
 }
 
-/// A Parquet file being written the way every history file is: ZSTD,
-/// row groups of a set size, synced to disk when finished.
-pub struct ParquetFile {
-    path: PathBuf,
-    writer: ArrowWriter<std::fs::File>,
-}
-
-impl ParquetFile {
-    /// Creates `path` for rows of `schema`.
-    pub fn create(
-        path: &Path,
-        schema: SchemaRef,
-        row_group_rows: usize,
-    ) -> Result<ParquetFile, HistoryError> {
-        let fail = |e: &dyn std::fmt::Display| HistoryError::Write {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(3).map_err(|e| fail(&e))?,
-            ))
-            .set_max_row_group_row_count(Some(row_group_rows))
-            .build();
-        let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
-        let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| fail(&e))?;
-        Ok(ParquetFile {
-            path: path.to_path_buf(),
-            writer,
-        })
-    }
-
-    /// Appends rows.
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), HistoryError> {
-        self.writer.write(batch).map_err(|e| HistoryError::Write {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })
-    }
-
-    /// Writes the footer and syncs the file to disk.
-    pub fn finish(self) -> Result<(), HistoryError> {
-        let fail = |e: &dyn std::fmt::Display| HistoryError::Write {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        };
-        let file = self.writer.into_inner().map_err(|e| fail(&e))?;
-        file.sync_all().map_err(|e| fail(&e))
-    }
+/// `batch` as a Parquet file the way every history file is: ZSTD, row
+/// groups of `row_group_rows`.
+pub fn encode(
+    batch: &RecordBatch,
+    row_group_rows: usize,
+) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    writer.into_inner()
 }
 
 /// Deletes `*.parquet.tmp` below `dir` (left by a crash mid-write).
 fn remove_tmp_files(dir: &Path) {
-    for path in super::checkpoint::files_below(dir) {
+    for path in super::store::files_below(dir) {
         if path.to_string_lossy().ends_with(".parquet.tmp") {
             tracing::warn!(file = %path.display(), "removing a history file a crash left half-written");
             let _ = std::fs::remove_file(&path);
@@ -293,7 +261,8 @@ mod tests {
     #[test]
     fn a_failed_write_keeps_its_rows_for_the_next_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = TableWriter::new(dir.path(), "samples", schema("samples"), 100, "1");
+        let root = Arc::new(Root::Folder(dir.path().to_path_buf()));
+        let mut w = TableWriter::new(&root, "samples", schema("samples"), 100, "1");
         let key = PartitionKey::of(0, true);
         // A file where the partition's folder must go: the write fails.
         let blocked = dir.path().join("samples/date=1970-01-01");

@@ -181,12 +181,7 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
             let inventory = crate::inventory::Inventory::with_groups(fleet, &config.canary.groups)
                 .map_err(|(group, e)| anyhow::anyhow!("canary group `{group}`: {}", e.reason))?;
             let monitor = Monitor::new(&inventory, crate::scoring::forecaster(&config).name());
-            let root = history.as_ref().map(|h| {
-                h.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .root()
-                    .to_path_buf()
-            });
+            let root = history.as_ref().map(|_| dir.clone());
             let server = crate::monitor::server::serve_with(
                 addr,
                 crate::monitor::server::AppState {
@@ -246,13 +241,13 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
         if cfg!(feature = "sql") {
             eprintln!(
                 "history: {} ({rows} rows); try: bellwether sql --history {} \"SELECT vm_id, reason FROM commands WHERE action = 'rollback'\"",
-                h.root().display(),
-                h.root().display()
+                dir.display(),
+                dir.display()
             );
         } else {
             eprintln!(
                 "history: {} ({rows} rows); query it with DuckDB or pyarrow, or with `bellwether sql` from a build with the default features",
-                h.root().display()
+                dir.display()
             );
         }
     }

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 pub struct SqlArgs {
     /// The query; without one, an interactive prompt.
     pub query: Option<String>,
-    /// The history folder (default: history.dir of the config).
+    /// The history folder or object-store URL, s3://bucket/prefix (default:
+    /// history.dir of the config).
     #[arg(long)]
     pub history: Option<PathBuf>,
 }
@@ -21,7 +22,7 @@ pub fn exec(args: SqlArgs, global: &Global) -> Result<()> {
     let config = global.load()?;
     let root = args.history.unwrap_or(config.history.dir);
     anyhow::ensure!(
-        root.is_dir(),
+        root.is_dir() || crate::history::store::is_url(&root),
         "no history at {} (run `bellwether demo` or pass --history DIR)",
         root.display()
     );

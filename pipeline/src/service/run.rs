@@ -37,10 +37,10 @@ pub fn run(config: &Config, options: RunOptions) -> Result<()> {
     let mut stage = ScoringStage::new(config, inventory.clone())?;
     let monitor = Monitor::new(&inventory, stage.forecaster_name());
     let history = open_history(config, stage.forecaster_name())?;
-    let _maintenance = history.as_ref().map(|_| {
+    let _maintenance = history.as_ref().map(|shared| {
         let h = &config.history;
         Maintenance::spawn(
-            &h.dir,
+            lock(shared).root(),
             MaintenancePolicy {
                 compact_min_files: h.compact_min_files,
                 retention_days: h.retention_days,
@@ -296,7 +296,7 @@ fn open_history(config: &Config, forecaster: &str) -> Result<Option<SharedHistor
         HistoryOptions::from_config(h, config.window.allowed_lateness_secs as i64 * 1000, true);
     let mut history = History::open(&h.dir, options)?;
     history.model_version(forecaster, env!("CARGO_PKG_VERSION"), "{}")?;
-    tracing::info!(dir = %h.dir.display(), samples = ?h.samples, "history written");
+    tracing::info!(dir = %history.root().describe("").display(), samples = ?h.samples, "history written");
     Ok(Some(Arc::new(Mutex::new(history))))
 }
 
