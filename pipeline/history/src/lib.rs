@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod config;
 pub(crate) mod downsample;
 pub mod maintenance;
+mod seen;
 pub mod sql;
 pub mod sql_config;
 #[cfg(feature = "sql")]
@@ -35,6 +36,7 @@ use bellwether_schemas::metric::sample_columns;
 use bellwether_schemas::{ControlMessage, RolloutEvent, ScoreRecord};
 use checkpoint::Checkpoint;
 use downsample::Downsampler;
+use seen::SeenSamples;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -108,7 +110,7 @@ pub struct History {
     /// Per VM and metric: samples before this time were taken in. A VM's
     /// samples of one metric arrive in time order (Kafka keeps a key's
     /// messages in order), so an older one is a replay, not news.
-    seen: HashMap<Arc<str>, HashMap<Arc<str>, i64>>,
+    seen: SeenSamples,
     events_at_floor: usize,
     /// Checkpoints saved by this writer.
     checkpoints: u64,
@@ -249,18 +251,9 @@ impl History {
         // from the first open bucket.
         let samples_through = std::mem::take(&mut floor.samples_through);
         let seen = if options.samples == SampleRetention::Raw {
-            samples_through
-                .into_iter()
-                .map(|(vm, metrics)| {
-                    let metrics = metrics
-                        .into_iter()
-                        .map(|(m, t)| (Arc::<str>::from(m), t))
-                        .collect();
-                    (Arc::<str>::from(vm), metrics)
-                })
-                .collect()
+            SeenSamples::from_checkpoint(samples_through)
         } else {
-            HashMap::new()
+            SeenSamples::default()
         };
         // Progress starts where the earlier run stopped (when resuming): a
         // run that writes nothing new must not forget what that one wrote.
@@ -318,49 +311,32 @@ impl History {
             reason: e.to_string(),
         };
         let cols = sample_columns(batch).map_err(|e| bad(&e))?;
-        let vm_names: Vec<Arc<str>> = (0..cols.vm_names.len())
-            .map(|i| Arc::from(cols.vm_names.value(i)))
-            .collect();
-        let metric_names: Vec<Arc<str>> = (0..cols.metric_names.len())
-            .map(|i| Arc::from(cols.metric_names.value(i)))
-            .collect();
-        let times = cols.times.values();
         // Replays (a restart's, or a rebalance's within a run) are skipped:
         // per VM and metric, only samples past the newest taken in pass.
-        let m_len = metric_names.len();
-        let mut through = vec![i64::MIN; vm_names.len() * m_len];
-        for (v, vm) in vm_names.iter().enumerate() {
-            if let Some(per_metric) = self.seen.get(vm) {
-                for (m, metric) in metric_names.iter().enumerate() {
-                    if let Some(t) = per_metric.get(metric) {
-                        through[v * m_len + m] = *t;
-                    }
-                }
-            }
-        }
-        let mut changed = vec![false; through.len()];
+        let vm_slots: Vec<u32> = (0..cols.vm_names.len())
+            .map(|i| self.seen.vm_slot(cols.vm_names.value(i)))
+            .collect();
+        let metric_columns: Vec<u32> = (0..cols.metric_names.len())
+            .map(|i| self.seen.metric_column(cols.metric_names.value(i)))
+            .collect();
+        let times = cols.times.values();
         let keep: BooleanArray = (0..batch.num_rows())
             .map(|i| {
-                let slot = cols.vm_keys[i] as usize * m_len + cols.metric_keys[i] as usize;
-                let news = times[i] >= through[slot];
+                let slot = vm_slots[cols.vm_keys[i] as usize];
+                let column = metric_columns[cols.metric_keys[i] as usize];
+                let news = times[i] >= self.seen.get(slot, column);
                 if news {
-                    through[slot] = times[i] + 1;
-                    changed[slot] = true;
+                    self.seen.set(slot, column, times[i] + 1);
                 }
                 Some(news)
             })
             .collect();
-        for (slot, _) in changed.iter().enumerate().filter(|(_, c)| **c) {
-            let (v, m) = (slot / m_len, slot % m_len);
-            self.seen
-                .entry(vm_names[v].clone())
-                .or_default()
-                .insert(metric_names[m].clone(), through[slot]);
-        }
         if let Some(d) = self.downsampler.as_mut() {
             for i in (0..batch.num_rows()).filter(|&i| keep.value(i)) {
-                let vm = &vm_names[cols.vm_keys[i] as usize];
-                let metric = &metric_names[cols.metric_keys[i] as usize];
+                let vm = self.seen.vm_name(vm_slots[cols.vm_keys[i] as usize]);
+                let metric = self
+                    .seen
+                    .metric_name(metric_columns[cols.metric_keys[i] as usize]);
                 d.add(times[i], vm, metric, cols.values[i]);
             }
             return Ok(());
@@ -595,13 +571,12 @@ impl History {
         }
         if self.samples == SampleRetention::Raw {
             self.checkpoints += 1;
-            let rows = self.seen.iter().flat_map(|(vm, metrics)| {
-                metrics
-                    .iter()
-                    .map(move |(m, t)| (vm.as_ref(), m.as_ref(), *t))
-            });
-            let name =
-                checkpoint::save_samples(&self.root, &self.progress.run, self.checkpoints, rows)?;
+            let name = checkpoint::save_samples(
+                &self.root,
+                &self.progress.run,
+                self.checkpoints,
+                self.seen.iter(),
+            )?;
             self.progress.samples_file = Some(name);
         }
         for name in tables::TABLES {
