@@ -126,6 +126,37 @@ impl RolloutOutcome {
     }
 }
 
+/// One rollout of a demo (several with `--rollouts`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutSummary {
+    /// Rollout id.
+    pub rollout_id: String,
+    /// The patch it rolled out.
+    pub patch_id: String,
+    /// `good` or `bad` (the simulated truth).
+    pub patch: String,
+    /// The groups its canary stage patched first.
+    pub canary_groups: Vec<String>,
+    /// What became of it.
+    pub outcome: RolloutOutcome,
+    /// Its final state.
+    pub final_state: RolloutState,
+    /// Waves deployed (with VMs).
+    pub waves: Vec<WaveSummary>,
+    /// Waves planned.
+    pub waves_planned: usize,
+    /// VMs that received its patch.
+    pub vms_patched: usize,
+    /// VMs it rolled back.
+    pub vms_rolled_back: usize,
+    /// VMs running its patch at the end.
+    pub vms_on_patch: usize,
+    /// VMs whose patch the actuator failed.
+    pub vms_failed_to_patch: usize,
+    /// VMs it rolled back that its patch did not break (false alarms).
+    pub healthy_rolled_back: usize,
+}
+
 /// The demo's outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoSummary {
@@ -184,33 +215,29 @@ pub struct DemoSummary {
     pub rollbacks: Vec<RollbackSummary>,
     /// Ground truth from the simulator.
     pub ground_truth: GroundTruth,
+    /// Every rollout of the demo, the scenario's first (one, unless
+    /// `--rollouts`); the fields above are the scenario's.
+    pub rollouts: Vec<RolloutSummary>,
     /// Counters.
     pub pipeline: PipelineCounters,
 }
 
-/// Builds the summary at the end of a demo.
-#[allow(clippy::too_many_arguments)]
-pub fn summarize<A: Actuator>(
-    config: &Config,
-    quality: PatchQuality,
-    fleet: &FleetSimulator,
+/// The waves of rollout `id` that had VMs, baked or not (by its events).
+fn wave_summaries<A: Actuator>(
     actor: &RolloutActor<A>,
-    stage: &ScoringStage,
-    scores: &ScoreTally,
-    patch_at: EventTime,
-    ended: EventTime,
-    wall: Duration,
-) -> DemoSummary {
+    id: &str,
+    waves: &[bellwether_schemas::Wave],
+) -> Vec<WaveSummary> {
     let baked: BTreeSet<usize> = actor
         .events()
         .iter()
+        .filter(|e| e.rollout_id == id)
         .filter_map(|e| match e.kind {
             bellwether_schemas::RolloutEventKind::WaveBaked { wave } => Some(wave),
             _ => None,
         })
         .collect();
-    let waves: Vec<WaveSummary> = actor
-        .waves()
+    waves
         .iter()
         .filter(|w| !w.vms.is_empty())
         .map(|w| WaveSummary {
@@ -220,19 +247,86 @@ pub fn summarize<A: Actuator>(
             started_at: w.started_at,
             baked: baked.contains(&w.index),
         })
-        .collect();
+        .collect()
+}
+
+/// Builds the summary at the end of a demo.
+#[allow(clippy::too_many_arguments)]
+pub fn summarize<A: Actuator>(
+    config: &Config,
+    qualities: &[(String, PatchQuality)],
+    fleet: &FleetSimulator,
+    actor: &RolloutActor<A>,
+    stage: &ScoringStage,
+    scores: &ScoreTally,
+    patch_at: EventTime,
+    ended: EventTime,
+    wall: Duration,
+) -> DemoSummary {
+    let (scenario_id, quality) = qualities
+        .first()
+        .map_or(("", PatchQuality::Good), |q| (q.0.as_str(), q.1));
+    // The top level is the scenario's rollout (the demo's first).
+    let nothing = BTreeSet::new();
+    let (state, scenario_waves, ever_patched, on_patch, scenario_rollbacks, failed) =
+        match actor.rollout_view(scenario_id) {
+            Some(v) => (
+                v.state,
+                v.waves,
+                v.ever_patched,
+                v.patched,
+                v.rollbacks,
+                v.failed_patches,
+            ),
+            None => (
+                RolloutState::Pending,
+                &[][..],
+                &nothing,
+                &nothing,
+                &[][..],
+                &nothing,
+            ),
+        };
+    let waves = wave_summaries(actor, scenario_id, scenario_waves);
     let affected: BTreeSet<String> = fleet.affected_vms().into_iter().collect();
-    let rolled_back: BTreeSet<&String> = actor.rollbacks().iter().map(|r| &r.vm_id).collect();
-    let affected_patched: Vec<String> = actor
-        .ever_patched()
+    let rollouts = actor
+        .rollouts()
+        .iter()
+        .map(|r| {
+            let quality = qualities
+                .iter()
+                .find(|q| q.0 == r.rollout.id)
+                .map_or(PatchQuality::Good, |q| q.1);
+            let broken = |vm: &String| quality != PatchQuality::Good && affected.contains(vm);
+            RolloutSummary {
+                rollout_id: r.rollout.id.clone(),
+                patch_id: r.rollout.patch.id.clone(),
+                patch: match quality {
+                    PatchQuality::Good => "good".into(),
+                    PatchQuality::Bad(_) => "bad".into(),
+                },
+                canary_groups: r.rollout.canary_groups.clone(),
+                outcome: RolloutOutcome::of(r.state, r.ever_patched.len(), r.patched.len()),
+                final_state: r.state,
+                waves: wave_summaries(actor, &r.rollout.id, r.waves),
+                waves_planned: r.planned_waves,
+                vms_patched: r.ever_patched.len(),
+                vms_rolled_back: r.rollbacks.len(),
+                vms_on_patch: r.patched.len(),
+                vms_failed_to_patch: r.failed_patches.len(),
+                healthy_rolled_back: r.rollbacks.iter().filter(|b| !broken(&b.vm_id)).count(),
+            }
+        })
+        .collect();
+    let rolled_back: BTreeSet<&String> = scenario_rollbacks.iter().map(|r| &r.vm_id).collect();
+    let affected_patched: Vec<String> = ever_patched
         .iter()
         .filter(|v| affected.contains(*v))
         .cloned()
         .collect();
     let stats = stage.stats();
-    let state = actor.state();
     DemoSummary {
-        outcome: RolloutOutcome::of(state, actor.ever_patched().len(), actor.patched().len()),
+        outcome: RolloutOutcome::of(state, ever_patched.len(), on_patch.len()),
         final_state: state,
         scenario: match quality {
             PatchQuality::Good => "good".into(),
@@ -250,26 +344,31 @@ pub fn summarize<A: Actuator>(
         fleet_size: fleet.inventory().len(),
         forecaster: stage.forecaster_name().to_string(),
         failure_model: stage.failure_model_name().map(str::to_string),
-        rollout_id: actor.rollout().map(|r| r.id.clone()).unwrap_or_default(),
+        rollout_id: scenario_id.to_string(),
         patch_approved_at: patch_at,
         ended_at: ended,
         fleet_hours: (ended.0 - crate::simulator::DEMO_START.0) as f64 / EventTime::HOUR_MS as f64,
         wall_seconds: wall.as_secs_f64(),
-        vms_patched: actor.ever_patched().len(),
-        vms_rolled_back: actor.rollbacks().len(),
-        vms_on_patch: actor.patched().len(),
-        vms_failed_to_patch: actor.failed_patches().iter().cloned().collect(),
-        left_canary_stage: actor.waves().iter().any(|w| !w.canary && !w.vms.is_empty()),
+        vms_patched: ever_patched.len(),
+        vms_rolled_back: scenario_rollbacks.len(),
+        vms_on_patch: on_patch.len(),
+        vms_failed_to_patch: failed.iter().cloned().collect(),
+        left_canary_stage: scenario_waves
+            .iter()
+            .any(|w| !w.canary && !w.vms.is_empty()),
         waves,
-        canary_stage: actor.events().iter().find_map(|e| match &e.kind {
-            bellwether_schemas::RolloutEventKind::CanaryStagePlanned { detects, .. } => {
-                Some(detects.clone())
-            }
-            _ => None,
-        }),
+        canary_stage: actor
+            .events()
+            .iter()
+            .filter(|e| e.rollout_id == scenario_id)
+            .find_map(|e| match &e.kind {
+                bellwether_schemas::RolloutEventKind::CanaryStagePlanned { detects, .. } => {
+                    Some(detects.clone())
+                }
+                _ => None,
+            }),
         noise: stage.noise(),
-        rollbacks: actor
-            .rollbacks()
+        rollbacks: scenario_rollbacks
             .iter()
             .map(|r| RollbackSummary {
                 order: r.order,
@@ -284,6 +383,7 @@ pub fn summarize<A: Actuator>(
                 executed_at: r.executed_at,
             })
             .collect(),
+        rollouts,
         ground_truth: GroundTruth {
             affected_rolled_back: affected_patched
                 .iter()
@@ -355,7 +455,27 @@ pub fn render_text(s: &DemoSummary) -> String {
         s.forecaster,
         s.failure_model.as_deref().unwrap_or("none")
     );
-    let _ = writeln!(out, "\nWaves");
+    if s.rollouts.len() > 1 {
+        let _ = writeln!(out, "\nRollouts side by side");
+        for r in &s.rollouts {
+            let _ = writeln!(
+                out,
+                "  {:<26} {} patch, canary {}: {} · {}/{} waves · {} VMs patched · {} rolled back ({} healthy)",
+                r.rollout_id,
+                r.patch,
+                r.canary_groups.join(", "),
+                r.outcome.as_str(),
+                r.waves.len(),
+                r.waves_planned,
+                r.vms_patched,
+                r.vms_rolled_back,
+                r.healthy_rolled_back
+            );
+        }
+        let _ = writeln!(out, "\nWaves of {}", s.rollout_id);
+    } else {
+        let _ = writeln!(out, "\nWaves");
+    }
     for w in &s.waves {
         let _ = writeln!(
             out,
@@ -492,6 +612,7 @@ mod tests {
                 detected_at: t,
                 executed_at: t,
             }],
+            rollouts: Vec::new(),
             ground_truth: GroundTruth {
                 affected_patched: Vec::new(),
                 affected_rolled_back: 0,

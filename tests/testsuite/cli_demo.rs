@@ -47,6 +47,61 @@ fn flags_choose_the_scenario_fleet_and_seed() {
 }
 
 #[test]
+fn two_rollouts_side_by_side_each_end_on_their_own() {
+    let s = demo(&["--rollouts", "2"]);
+    let rollouts = s["rollouts"].as_array().unwrap();
+    assert_eq!(rollouts.len(), 2, "{rollouts:?}");
+    let (bad, good) = (&rollouts[0], &rollouts[1]);
+    assert_eq!(
+        (&bad["patch"], &good["patch"]),
+        (&"bad".into(), &"good".into())
+    );
+    assert_ne!(bad["canary_groups"], good["canary_groups"]);
+    assert_ne!(bad["rollout_id"], good["rollout_id"]);
+    // Both started when approved: side by side, not one after the other.
+    for r in rollouts {
+        assert_eq!(r["waves"][0]["started_at"], s["patch_approved_at"], "{r}");
+    }
+    // The bad patch halted its own rollout alone, rolling back only what
+    // it broke; the good one went through the whole fleet.
+    assert_eq!(bad["outcome"], "halted");
+    assert!(bad["vms_rolled_back"].as_u64().unwrap() > 0);
+    assert_eq!(bad["healthy_rolled_back"], 0);
+    assert_eq!(good["outcome"], "completed");
+    assert_eq!(good["vms_patched"], s["fleet_size"]);
+    assert_eq!(good["vms_rolled_back"], 0);
+    // The summary's top level is the scenario's rollout.
+    assert_eq!(s["rollout_id"], bad["rollout_id"]);
+    assert_eq!(demo(&[])["rollouts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn with_one_rollout_at_a_time_the_second_waits_behind_the_halted_first() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args([
+            "demo",
+            "--rollouts",
+            "2",
+            "--format",
+            "json",
+            "--no-history",
+        ])
+        .env("BELLWETHER__ROLLOUT__MAX_PARALLEL", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rollouts = s["rollouts"].as_array().unwrap();
+    // A halted rollout keeps its place until an operator closes it.
+    assert_eq!(rollouts.len(), 1, "{rollouts:?}");
+    assert_eq!(rollouts[0]["outcome"], "halted");
+}
+
+#[test]
 fn bad_flags_are_refused_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
         .args(["demo", "--fault", "gremlins"])
@@ -60,6 +115,12 @@ fn bad_flags_are_refused_with_a_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--fault only applies"));
+    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
+        .args(["demo", "--rollouts", "5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rollouts"));
 }
 
 #[test]

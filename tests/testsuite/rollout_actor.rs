@@ -805,7 +805,9 @@ fn a_submitted_patch_starts_when_its_approval_takes_effect() {
 #[test]
 fn a_second_approved_rollout_waits_for_the_first_to_end() {
     use bellwether_schemas::ManualAction::Abort;
-    let config = Config::default_config();
+    // One rollout at a time (side by side, see the actor's unit tests).
+    let mut config = Config::default_config();
+    config.rollout.max_parallel = 1;
     let mut s = setup(&config);
     let t0 = EventTime(1_793_577_600_000);
     let first = start(&mut s, t0);
@@ -955,7 +957,9 @@ fn starting_a_rollout_is_approving_its_patch() {
 fn the_rules_in_force_decide_undecided_submissions() {
     use bellwether::approval::rules::{ApprovalConfig, ApprovalRule, RuleAction};
     use bellwether_schemas::{ApprovalDecision, ApprovalRulesUpdate, PatchSubmission};
-    let config = Config::default_config(); // no rules: everything by hand
+    // No rules: everything by hand; one rollout at a time.
+    let mut config = Config::default_config();
+    config.rollout.max_parallel = 1;
     let mut s = setup(&config);
     let t0 = EventTime(1_793_577_600_000);
     s.actor.handle(report(t0));

@@ -253,7 +253,20 @@ impl FleetSimulator {
     /// Patches `vm_id` at `time`: it reboots, and a bad patch breaks it if it is affected.
     pub fn patch(&mut self, vm_id: &str, time: EventTime) -> Result<(), SimulatorError> {
         let vm = self.vm_mut(vm_id)?;
-        vm.patch(time.0);
+        vm.patch(time.0, None);
+        Ok(())
+    }
+
+    /// Patches `vm_id` at `time` with a patch of `quality` rather than the
+    /// fleet's (another rollout's patch, rolled out beside it).
+    pub fn patch_with(
+        &mut self,
+        vm_id: &str,
+        time: EventTime,
+        quality: PatchQuality,
+    ) -> Result<(), SimulatorError> {
+        let vm = self.vm_mut(vm_id)?;
+        vm.patch(time.0, Some(quality));
         Ok(())
     }
 
@@ -360,6 +373,26 @@ mod tests {
         assert!(
             (after / before - 1.0).abs() < 0.2,
             "rolled back {after} vs before {before}"
+        );
+    }
+
+    #[test]
+    fn a_vm_runs_the_quality_of_the_patch_it_was_given() {
+        // A bad fleet patch; the same VM given a good patch instead (a
+        // rollout beside it) stays healthy.
+        let mut sim = fleet(PatchQuality::Bad(FaultKind::LatencyRegression));
+        let vm = sim.affected_vms()[0].clone();
+        let rt = 4; // response_time_ms
+        let before = mean_of(&mut sim, &vm, rt, 0, 30);
+        sim.patch_with(&vm, EventTime(30 * 60_000), PatchQuality::Good)
+            .unwrap();
+        let good = mean_of(&mut sim, &vm, rt, 40 * 60_000, 20);
+        sim.patch(&vm, EventTime(60 * 60_000)).unwrap();
+        let bad = mean_of(&mut sim, &vm, rt, 70 * 60_000, 20);
+        assert!(good < before * 1.1, "good patch {good} vs before {before}");
+        assert!(
+            bad > before * 1.4,
+            "fleet's bad patch {bad} vs before {before}"
         );
     }
 

@@ -44,6 +44,8 @@ pub(super) struct SimVm {
     noise: [f64; 7],
     load_noise: f64,
     patched_at: Option<i64>,
+    /// The quality of the patch it runs, when not the fleet's.
+    patch_quality: Option<PatchQuality>,
     down_until: i64,
     leak_since: i64,
     crashed_at: Option<i64>,
@@ -87,6 +89,7 @@ impl SimVm {
             noise: [0.0; 7],
             load_noise: 0.0,
             patched_at: None,
+            patch_quality: None,
             down_until: i64::MIN,
             leak_since: 0,
             crashed_at: None,
@@ -97,14 +100,16 @@ impl SimVm {
         self.patched_at.is_some()
     }
 
-    pub fn patch(&mut self, t: i64) {
+    pub fn patch(&mut self, t: i64, quality: Option<PatchQuality>) {
         self.patched_at = Some(t);
+        self.patch_quality = quality;
         self.down_until = t + REBOOT_MINUTES * EventTime::MINUTE_MS;
         self.leak_since = self.down_until;
     }
 
     pub fn roll_back(&mut self, t: i64) {
         self.patched_at = None;
+        self.patch_quality = None;
         self.down_until = t + REBOOT_MINUTES * EventTime::MINUTE_MS;
     }
 
@@ -166,7 +171,7 @@ impl SimVm {
         if let Some(patched_at) = self.patched_at {
             let minutes = (t - patched_at - REBOOT_MINUTES * EventTime::MINUTE_MS) as f64
                 / EventTime::MINUTE_MS as f64;
-            match quality {
+            match self.patch_quality.unwrap_or(quality) {
                 PatchQuality::Good => {
                     r.cpu *= 0.98;
                     r.response *= 0.97;

@@ -39,6 +39,12 @@ pub struct DemoArgs {
     /// Keep no history.
     #[arg(long, conflicts_with = "history")]
     pub no_history: bool,
+    /// Rollouts at once, 1 to 4: the first rolls the scenario's patch out
+    /// (bad by default), every further one a good patch canaried on
+    /// another group; they run side by side on disjoint VMs (up to
+    /// rollout.max_parallel).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub rollouts: u8,
 }
 
 /// The simulated scenario: shared by `demo` and `simulate`.
@@ -154,6 +160,7 @@ pub fn exec(args: DemoArgs, global: &Global) -> Result<()> {
         quality,
         speed: args.speed.or(args.serve.as_ref().map(|_| 600.0)),
         operator: takes_commands.then(|| std::sync::Arc::new(std::sync::Mutex::new(operator))),
+        rollouts: usize::from(args.rollouts),
     };
 
     let dir = args

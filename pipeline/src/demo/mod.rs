@@ -26,6 +26,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 mod actuator;
+pub mod side_by_side;
 
 pub use crate::simulator::DEMO_START;
 pub use actuator::SimulatorActuator;
@@ -66,6 +67,9 @@ pub struct DemoOptions {
     pub speed: Option<f64>,
     /// Commands operators send through `--serve`'s API (with http.token).
     pub operator: Option<OperatorInbox>,
+    /// Rollouts at once (`--rollouts`): the first rolls the scenario's
+    /// patch out, every further one a good patch on another canary group.
+    pub rollouts: usize,
 }
 
 impl DemoOptions {
@@ -75,6 +79,7 @@ impl DemoOptions {
             quality,
             speed: None,
             operator: None,
+            rollouts: 1,
         }
     }
 }
@@ -172,11 +177,13 @@ pub fn run_demo(
     let mut stage_control = BusSource::new(&control, "scoring");
     let mut control_sink = BusSink::new(&control);
     let mut scores = ScoreTally::default();
-    let mut actor = RolloutActor::new(
-        &config.control(),
-        inventory.clone(),
-        SimulatorActuator::new(fleet.clone()),
-    );
+    let extras = side_by_side::extra_rollouts(options.rollouts, &demo_patch(), &inventory, config);
+    let actuator = extras
+        .iter()
+        .fold(SimulatorActuator::new(fleet.clone()), |a, e| {
+            a.with_quality(&e.id, e.quality)
+        });
+    let mut actor = RolloutActor::new(&config.control(), inventory.clone(), actuator);
     let mut actor_control = BusSource::new(&control, "rollout-actor");
 
     let interval_ms = config.fleet.sample_interval_secs as i64 * 1000;
@@ -199,6 +206,11 @@ pub fn run_demo(
     loop {
         if now >= patch_at && actor.rollout().is_none() {
             actor.start(&rollout_id, demo_patch(), now);
+            // The further rollouts go through the actor's approvals: they
+            // start beside it, or queue (rollout.max_parallel).
+            for extra in &extras {
+                actor.handle(extra.submission(now));
+            }
             let approval = ControlMessage::Approval(Approval {
                 rollout_id: rollout_id.clone(),
                 patch: demo_patch(),
@@ -232,7 +244,7 @@ pub fn run_demo(
         for crash in new_crashes {
             control_sink.send(ControlMessage::Outcome(Outcome {
                 vm_id: crash.vm_id.clone(),
-                rollout_id: actor.rollout().map(|r| r.id.clone()),
+                rollout_id: actor.rollout().map(|_| rollout_id.clone()),
                 kind: OutcomeKind::Failed,
                 source: OutcomeSource::Simulator,
                 at: crash.time,
@@ -257,16 +269,13 @@ pub fn run_demo(
             &mut scores,
         )?;
         run_actor(&mut actor, &mut actor_control, &mut control_sink)?;
-        if let (Some(m), Some(r)) = (monitor, actor.rollout()) {
-            m.on_actor(
-                &r.id,
-                actor.state(),
-                actor.planned_waves().len(),
-                actor.is_paused(),
-            );
+        if let Some(m) = monitor {
+            for r in actor.rollouts() {
+                m.on_actor(&r.rollout.id, r.state, r.planned_waves, r.paused);
+                m.on_bake(&r.rollout.id, r.bake_ends());
+            }
             let events = actor.events();
             m.on_actor_events(&events[events_shown.min(events.len())..]);
-            m.on_bake(&r.id, actor.bake_ends());
             events_shown = events.len();
         }
         if let Some(h) = history.filter(|_| {
@@ -291,14 +300,16 @@ pub fn run_demo(
         }
 
         if turn.is_multiple_of(15) {
+            // The scenario's rollout (the demo's first).
+            let scenario = actor.rollout_view(&rollout_id);
             progress(&Progress {
                 now,
                 warming_up: now < patch_at,
-                state: actor.state(),
-                waves_started: actor.waves().len(),
-                waves_planned: actor.planned_waves().len(),
-                patched: actor.patched().len(),
-                rolled_back: actor.rollbacks().len(),
+                state: scenario.map_or(RolloutState::Pending, |r| r.state),
+                waves_started: scenario.map_or(0, |r| r.waves.len()),
+                waves_planned: scenario.map_or(0, |r| r.planned_waves),
+                patched: scenario.map_or(0, |r| r.patched.len()),
+                rolled_back: scenario.map_or(0, |r| r.rollbacks.len()),
                 fleet: fleet_size,
             });
         }
@@ -333,9 +344,12 @@ pub fn run_demo(
         h.finish()?;
     }
     let fleet = lock(&fleet);
+    let qualities: Vec<(String, PatchQuality)> = std::iter::once((rollout_id, options.quality))
+        .chain(extras.into_iter().map(|e| (e.id, e.quality)))
+        .collect();
     Ok(summarize(
         config,
-        options.quality,
+        &qualities,
         &fleet,
         &actor,
         &stage,

@@ -40,6 +40,12 @@ pub struct RolloutConfig {
     /// at once); the next VM starts when one is done.
     #[serde(default)]
     pub max_concurrency: usize,
+    /// Approved rollouts running at once, at most; the next one approved
+    /// waits in a queue until one ends. Rollouts side by side patch disjoint
+    /// VMs: a VM in another rollout's wave that has not baked waits for it.
+    /// 1: one rollout at a time.
+    #[serde(default = "default_max_parallel")]
+    pub max_parallel: usize,
     /// Waves start only inside a maintenance window: it opens at each time
     /// the cron expression names, in the time zone, and stays open
     /// `duration_minutes`. A VM of a wave not patched when it closes waits
@@ -274,6 +280,10 @@ impl Default for ShellConfig {
     }
 }
 
+fn default_max_parallel() -> usize {
+    4
+}
+
 fn default_workers() -> usize {
     32
 }
@@ -394,6 +404,12 @@ impl ActorConfig {
 impl RolloutConfig {
     /// Checks the waves and the canary stage against the canary `groups` defined: the error names the key.
     pub fn check(&self, groups: &BTreeSet<String>) -> Result<(), Problem> {
+        if !(1..=64).contains(&self.max_parallel) {
+            return Err(Problem::new(
+                "rollout.max_parallel",
+                format!("{} is not between 1 and 64", self.max_parallel),
+            ));
+        }
         // Cumulative sizes grow: each count past the counts before it, each
         // share past the shares before it (how counts and shares interleave
         // depends on the fleet, which the inventory may change).

@@ -10,5 +10,5 @@ pub mod shell;
 pub mod webhook;
 pub mod window;
 
-pub use actor::{RollbackRecord, RolloutActor, WaitingPatch};
+pub use actor::{RollbackRecord, RolloutActor, RolloutView, WaitingPatch};
 pub use actuator::{Actuator, ActuatorError};

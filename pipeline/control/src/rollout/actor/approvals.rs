@@ -84,10 +84,9 @@ impl<A: Actuator> RolloutActor<A> {
 
     fn is_known(&self, rollout_id: &str) -> bool {
         let a = &self.approvals;
-        self.run
-            .rollout
-            .as_ref()
-            .is_some_and(|r| r.id == rollout_id)
+        std::iter::once(&self.run)
+            .chain(&self.parked)
+            .any(|r| r.rollout.as_ref().is_some_and(|r| r.id == rollout_id))
             || a.finished.contains(rollout_id)
             || a.queued.iter().any(|q| q.rollout_id == rollout_id)
             || a.waiting
@@ -220,8 +219,9 @@ impl<A: Actuator> RolloutActor<A> {
             tracing::debug!(rollout = %id, "approval seen again; ignored");
             return;
         }
-        if let Some(running) = self.run.rollout.as_ref().filter(|_| !self.is_settled()) {
-            tracing::info!(running = %running.id, approved = %id, "a rollout is running; the approved one starts after it (one rollout at a time)");
+        let most = self.rollout_config.max_parallel.max(1);
+        if self.running() >= most || !self.approvals.queued.is_empty() {
+            tracing::info!(approved = %id, running = self.running(), "rollout.max_parallel rollouts are running; the approved one starts when one ends");
             self.approvals.queued.push_back(approval);
             return;
         }
@@ -230,11 +230,11 @@ impl<A: Actuator> RolloutActor<A> {
         self.start(&id, approval.patch, now);
     }
 
-    /// Starts the next approved rollout, if one is queued (the running one
-    /// ended).
+    /// Starts the next approved rollout, if one is queued (a place is
+    /// free).
     pub(super) fn start_queued(&mut self) {
         if let Some(next) = self.approvals.queued.pop_front() {
-            tracing::info!(rollout = %next.rollout_id, "the previous rollout ended; the next approved one starts");
+            tracing::info!(rollout = %next.rollout_id, "a rollout's place is free; the next approved one starts");
             let now = self.now_or(next.approved_at);
             self.start(&next.rollout_id, next.patch, now);
         }
@@ -303,6 +303,51 @@ mod tests {
             t.actor.queued_rollouts().count(),
             0,
             "a finished rollout does not run again"
+        );
+    }
+
+    /// The state of rollout `id` and the VMs it ever patched.
+    fn view(t: &Kit, id: &str) -> (RolloutState, Vec<String>) {
+        let r = t.actor.rollouts();
+        let r = r.iter().find(|r| r.rollout.id == id).unwrap();
+        (r.state, r.ever_patched.iter().cloned().collect())
+    }
+
+    #[test]
+    fn rollouts_run_side_by_side_on_disjoint_vms_and_an_anomaly_halts_only_its_own() {
+        let mut config = Kit::config();
+        config.rollout.max_parallel = 2;
+        let mut t = Kit::new(config);
+        t.handle(approval("r1"));
+        t.handle(approval("r2"));
+        t.handle(approval("r3"));
+        assert_eq!(t.actor.rollouts().len(), 2, "two run at once");
+        assert_eq!(t.actor.queued_rollouts().collect::<Vec<_>>(), ["r3"]);
+        // Both start with the canary ring: r1 has it, r2's VMs wait.
+        assert_eq!(view(&t, "r1").1, CANARIES);
+        assert_eq!(view(&t, "r2"), (RolloutState::Canary, vec![]));
+        // An anomaly in r1 halts r1 alone; its VMs are free for r2 then.
+        t.handle(rollback_in("r1", CANARIES[0], false));
+        t.report_at(5);
+        assert!(view(&t, "r1").0.is_final(), "{:?}", view(&t, "r1"));
+        let (state, patched) = view(&t, "r2");
+        assert_eq!(patched, CANARIES, "r2 went on");
+        assert!(!state.is_final(), "{state:?}");
+        // r1's place frees once an operator closes it: r3 starts.
+        t.handle(manual_command("r1", ManualAction::Abort));
+        assert_eq!(t.actor.queued_rollouts().count(), 0);
+        assert!(t.actor.rollouts().iter().any(|r| r.rollout.id == "r3"));
+        let calls = t.actuator_calls();
+        let patches_of = |vm: &str| {
+            calls
+                .iter()
+                .filter(|c| c == &&("patch", vm.to_string()))
+                .count()
+        };
+        assert_eq!(
+            patches_of(CANARIES[1]),
+            2,
+            "once by r1, once by r2: {calls:?}"
         );
     }
 }

@@ -53,8 +53,13 @@ pub struct RolloutActor<A: Actuator> {
     clock: EventTime,
     commands: Commands,
     approvals: Approvals,
-    /// The running rollout (or the last one).
+    /// The rollout a message is being handled for (between messages: the
+    /// one started last).
     run: Run,
+    /// The other rollouts running beside it (`rollout.max_parallel`), then
+    /// the last few that ended, each swapped into `run` while a message for
+    /// it is handled.
+    parked: Vec<Run>,
     events: Vec<RolloutEvent>,
     outbox: Vec<ControlMessage>,
     /// The fleet's noise as the scoring stage last reported it (for `rollout.detect`).
@@ -71,6 +76,43 @@ struct Commands {
     newly_executed: Vec<CommandId>,
     duplicates: usize,
     sequence: usize,
+}
+
+/// One rollout as the actor holds it (see [`RolloutActor::rollouts`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RolloutView<'a> {
+    /// The rollout.
+    pub rollout: &'a Rollout,
+    /// Its state.
+    pub state: RolloutState,
+    /// Waves planned.
+    pub planned_waves: usize,
+    /// Waves deployed so far.
+    pub waves: &'a [Wave],
+    /// VMs that received its patch at some point.
+    pub ever_patched: &'a BTreeSet<String>,
+    /// VMs running its patch now.
+    pub patched: &'a BTreeSet<String>,
+    /// Its rollbacks, in order.
+    pub rollbacks: &'a [RollbackRecord],
+    /// VMs whose patch the actuator failed.
+    pub failed_patches: &'a BTreeSet<String>,
+    /// True while an operator has it paused.
+    pub paused: bool,
+}
+
+impl RolloutView<'_> {
+    /// When the wave baking now has baked (None: nothing bakes).
+    pub fn bake_ends(&self) -> Option<EventTime> {
+        if self.state != RolloutState::Baking {
+            return None;
+        }
+        let w = self.waves.last()?;
+        Some(
+            w.started_at
+                .plus_ms(w.bake_minutes as i64 * EventTime::MINUTE_MS),
+        )
+    }
 }
 
 /// One rollout's progress; a new rollout starts from an empty one.
@@ -110,6 +152,16 @@ struct Run {
     failed_patches: BTreeSet<String>,
 }
 
+impl Run {
+    /// Running, rolling back, or halted by a policy (an operator closes
+    /// it): it counts against `rollout.max_parallel`.
+    fn holds_a_place(&self) -> bool {
+        self.rollout.is_some()
+            && (!(self.phase.is_final() && self.pending.is_empty())
+                || self.phase == Phase::Halted(Halt::Stopped))
+    }
+}
+
 impl<A: Actuator> RolloutActor<A> {
     /// An idle actor acting on `config`'s policies.
     pub fn new(config: &ControlConfig, inventory: Arc<Inventory>, actuator: A) -> RolloutActor<A> {
@@ -128,6 +180,7 @@ impl<A: Actuator> RolloutActor<A> {
             commands: Commands::default(),
             approvals: Approvals::new(config.approval.clone()),
             run: Run::default(),
+            parked: Vec::new(),
             events: Vec::new(),
             outbox: Vec::new(),
             noise: None,
@@ -168,7 +221,9 @@ impl<A: Actuator> RolloutActor<A> {
     /// Takes one message from the control topic into the actor's state;
     /// the commands it brings wait for [`RolloutActor::act`].
     pub fn receive(&mut self, message: ControlMessage) {
+        let current = self.rollout_id();
         self.dispatch(message);
+        self.switch_to(&current);
         self.start_queued_if_done();
     }
 
@@ -182,20 +237,100 @@ impl<A: Actuator> RolloutActor<A> {
             .outbox
             .iter()
             .any(|m| matches!(m, ControlMessage::Rollback(_)));
-        if !own_rollbacks_unread && self.execute_rollbacks() {
-            self.advance();
-        }
-        self.execute_patches();
+        self.each_run(|actor| {
+            if !own_rollbacks_unread && actor.execute_rollbacks() {
+                actor.advance();
+            }
+            actor.execute_patches();
+        });
         self.start_queued_if_done();
     }
 
-    /// A rollout halted by a policy stays the actor's (its VMs may still
-    /// need rolling back) until an operator aborts or rolls it back; any
-    /// other settled rollout makes way for the next approved one.
+    /// Starts approved rollouts from the queue while fewer than
+    /// `rollout.max_parallel` run. A rollout halted by a policy stays the
+    /// actor's (its VMs may still need rolling back) until an operator
+    /// aborts or rolls it back; any other settled rollout makes way.
     fn start_queued_if_done(&mut self) {
-        let done = self.is_settled() && self.run.phase != Phase::Halted(Halt::Stopped);
-        if done {
+        while self.queued_rollouts().next().is_some()
+            && self.running() < self.rollout_config.max_parallel.max(1)
+        {
             self.start_queued();
+        }
+    }
+
+    /// Rollouts that hold a place: running, rolling back, or halted by a
+    /// policy.
+    fn running(&self) -> usize {
+        std::iter::once(&self.run)
+            .chain(&self.parked)
+            .filter(|r| r.holds_a_place())
+            .count()
+    }
+
+    /// Makes `rollout_id`'s run the current one (the current one is
+    /// parked); false when there is none of that id.
+    fn switch_to(&mut self, rollout_id: &str) -> bool {
+        if self
+            .run
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.id == rollout_id)
+        {
+            return true;
+        }
+        let Some(i) = self
+            .parked
+            .iter()
+            .position(|r| r.rollout.as_ref().is_some_and(|r| r.id == rollout_id))
+        else {
+            return false;
+        };
+        std::mem::swap(&mut self.run, &mut self.parked[i]);
+        true
+    }
+
+    /// Runs `f` for every rollout that has not ended, each as the current
+    /// one; the current one is current again after.
+    fn each_run(&mut self, mut f: impl FnMut(&mut Self)) {
+        f(self);
+        for i in 0..self.parked.len() {
+            if !self.parked[i].holds_a_place() {
+                continue;
+            }
+            std::mem::swap(&mut self.run, &mut self.parked[i]);
+            f(self);
+            std::mem::swap(&mut self.run, &mut self.parked[i]);
+        }
+    }
+
+    /// The VMs other rollouts hold now: those of their current wave until
+    /// it has baked. A VM of this rollout's wave among them waits.
+    fn claimed_by_others(&self) -> HashSet<&str> {
+        self.parked
+            .iter()
+            .filter(|r| r.phase.is_deploying() || matches!(r.phase, Phase::Baking(_)))
+            .filter(|r| r.baked < r.waves.len())
+            .filter_map(|r| r.waves.last())
+            .flat_map(|w| w.vms.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Puts the current run aside for a new one: beside it while it runs,
+    /// else among the ended ones (the last 16 are kept, for summaries).
+    fn park_current(&mut self) {
+        let previous = std::mem::take(&mut self.run);
+        let Some(rollout) = &previous.rollout else {
+            return;
+        };
+        if !previous.holds_a_place() {
+            self.approvals.finished.insert(rollout.id.clone());
+        }
+        self.parked.push(previous);
+        let ended: Vec<usize> = (0..self.parked.len())
+            .filter(|&i| !self.parked[i].holds_a_place())
+            .collect();
+        if ended.len() > 16 {
+            self.parked.remove(ended[0]);
         }
     }
 
@@ -213,19 +348,30 @@ impl<A: Actuator> RolloutActor<A> {
             ControlMessage::Approval(approval) => self.on_approval(approval),
             // Outcomes are for learning; they do not move a rollout.
             ControlMessage::Execution(_) | ControlMessage::Outcome(_) => {}
-            ControlMessage::Patch(cmd) => self.on_patch(cmd),
-            ControlMessage::Rollback(cmd) => self.on_rollback(cmd),
+            ControlMessage::Patch(cmd) => {
+                self.switch_to(&cmd.rollout_id);
+                self.on_patch(cmd)
+            }
+            ControlMessage::Rollback(cmd) => {
+                self.switch_to(&cmd.rollout_id);
+                self.on_rollback(cmd)
+            }
             ControlMessage::WindowReport(report) => {
                 self.clock = self.clock.max(report.window_end);
                 if let Some(noise) = &report.noise {
                     self.noise = Some(noise.clone());
                 }
                 self.approve_due();
-                self.recheck(&report);
-                self.on_missing_data(&report.missing);
-                self.advance();
+                self.each_run(|actor| {
+                    actor.recheck(&report);
+                    actor.on_missing_data(&report.missing);
+                    actor.advance();
+                });
             }
-            ControlMessage::Manual(cmd) => self.on_manual(cmd),
+            ControlMessage::Manual(cmd) => {
+                self.switch_to(&cmd.rollout_id);
+                self.on_manual(cmd)
+            }
         }
     }
 
@@ -346,9 +492,38 @@ impl<A: Actuator> RolloutActor<A> {
         self.run.phase.hold() == Hold::Paused
     }
 
-    /// True when the rollout stopped moving and no rollback waits.
+    /// True when every rollout stopped moving and no rollback waits.
     pub fn is_settled(&self) -> bool {
-        self.run.phase.is_final() && self.run.pending.is_empty()
+        std::iter::once(&self.run)
+            .chain(&self.parked)
+            .all(|r| r.phase.is_final() && r.pending.is_empty())
+    }
+
+    /// Rollout `id`, if the actor holds it (running or among the last
+    /// ended).
+    pub fn rollout_view(&self, id: &str) -> Option<RolloutView<'_>> {
+        self.rollouts().into_iter().find(|r| r.rollout.id == id)
+    }
+
+    /// Every rollout the actor holds, the one started last first: those
+    /// running side by side, then the last ones that ended.
+    pub fn rollouts(&self) -> Vec<RolloutView<'_>> {
+        std::iter::once(&self.run)
+            .chain(self.parked.iter().rev())
+            .filter_map(|r| {
+                Some(RolloutView {
+                    rollout: r.rollout.as_ref()?,
+                    state: r.phase.state(),
+                    planned_waves: r.planned.len(),
+                    waves: &r.waves,
+                    ever_patched: &r.ever_patched,
+                    patched: &r.patched,
+                    rollbacks: &r.rollbacks,
+                    failed_patches: &r.failed_patches,
+                    paused: r.phase.hold() == Hold::Paused,
+                })
+            })
+            .collect()
     }
 
     /// VMs whose patch the actuator failed (after its retries).

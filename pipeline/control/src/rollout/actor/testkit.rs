@@ -71,6 +71,7 @@ impl Kit {
             .collect();
         config.rollout.canary_waves = 1;
         config.rollout.control_holdback = None;
+        config.rollout.max_parallel = 1;
         config
     }
 
@@ -244,9 +245,14 @@ pub fn manual_command(id: &str, action: ManualAction) -> ControlMessage {
 
 /// The scorer's rollback of `vm` in rollout r1 on an anomaly.
 pub fn rollback_of(vm: &str, critical: bool) -> ControlMessage {
+    rollback_in("r1", vm, critical)
+}
+
+/// The scorer's rollback of `vm` in rollout `rollout` on an anomaly.
+pub fn rollback_in(rollout: &str, vm: &str, critical: bool) -> ControlMessage {
     ControlMessage::Rollback(RollbackCommand {
-        command_id: CommandId::rollback("r1", vm),
-        rollout_id: "r1".into(),
+        command_id: CommandId::rollback(rollout, vm),
+        rollout_id: rollout.into(),
         vm_id: vm.into(),
         critical,
         priority: if critical { 1999 } else { 999 },

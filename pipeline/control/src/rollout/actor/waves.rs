@@ -11,6 +11,7 @@ use bellwether_schemas::{
     CommandId, ControlMessage, EventTime, Patch, PatchCommand, RollbackTrigger, Rollout,
     RolloutEventKind, RolloutState, Wave, WavePlan,
 };
+use std::collections::HashSet;
 
 impl<A: Actuator> RolloutActor<A> {
     /// The wave plan from the config.
@@ -26,11 +27,11 @@ impl<A: Actuator> RolloutActor<A> {
 
     /// Starts rolling `patch` out at `now`: plans the waves and issues the
     /// first wave's patch commands (see [`RolloutActor::take_outbox`]).
-    /// A finished rollout before it is kept as done; its VMs keep the patch.
+    /// A rollout running before it goes on beside it (this call starts one
+    /// at once; approvals wait for a place, `rollout.max_parallel`); a
+    /// finished one is kept as done, its VMs keep the patch.
     pub fn start(&mut self, rollout_id: &str, patch: Patch, now: EventTime) {
-        if let Some(previous) = std::mem::take(&mut self.run).rollout {
-            self.approvals.finished.insert(previous.id);
-        }
+        self.park_current();
         self.clock = self.clock.max(now);
         let canary_groups = self
             .approvals
@@ -181,10 +182,23 @@ impl<A: Actuator> RolloutActor<A> {
         let wave = self.run.waves.last().map_or(0, |w| w.index);
         let mut in_flight = self.run.wave_unexecuted.len() - self.run.wave_queue.len();
         let mut issued = 0;
-        while in_flight < limit {
+        // A VM another rollout's unbaked wave holds waits for it (to the
+        // back of the queue, tried again at the next window).
+        let claimed: HashSet<String> = self
+            .claimed_by_others()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let mut skipped = 0;
+        while in_flight < limit && skipped < self.run.wave_queue.len() {
             let Some(vm) = self.run.wave_queue.pop_front() else {
                 break;
             };
+            if claimed.contains(&vm) {
+                self.run.wave_queue.push_back(vm);
+                skipped += 1;
+                continue;
+            }
             self.outbox.push(ControlMessage::Patch(PatchCommand {
                 command_id: CommandId::patch(rollout_id, &vm),
                 rollout_id: rollout_id.to_string(),
