@@ -3,10 +3,16 @@
 use std::process::Command;
 
 fn demo(args: &[&str]) -> serde_json::Value {
+    demo_env(args, &[])
+}
+
+/// As [`demo`], with environment variables (config overrides).
+fn demo_env(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
         .arg("demo")
         .args(args)
         .args(["--format", "json", "--no-history"])
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -77,24 +83,10 @@ fn two_rollouts_side_by_side_each_end_on_their_own() {
 
 #[test]
 fn with_one_rollout_at_a_time_the_second_waits_behind_the_halted_first() {
-    let out = Command::new(env!("CARGO_BIN_EXE_bellwether"))
-        .args([
-            "demo",
-            "--rollouts",
-            "2",
-            "--format",
-            "json",
-            "--no-history",
-        ])
-        .env("BELLWETHER__ROLLOUT__MAX_PARALLEL", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let s = demo_env(
+        &["--rollouts", "2"],
+        &[("BELLWETHER__ROLLOUT__MAX_PARALLEL", "1")],
     );
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rollouts = s["rollouts"].as_array().unwrap();
     // A halted rollout keeps its place until an operator closes it.
     assert_eq!(rollouts.len(), 1, "{rollouts:?}");

@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use store::Root;
 use writer::{HistoryError, PartitionKey, TableWriter};
 
-/// Rows per Parquet row group (files hold up to four groups).
+/// Rows per Parquet row group (a written file holds up to two, a merged one up to eight).
 pub const ROW_GROUP_ROWS: usize = 131_072;
 
 /// What a history keeps, and whether it resumes an earlier one.

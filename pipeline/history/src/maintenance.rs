@@ -36,10 +36,11 @@ pub const JOURNAL: &str = "_compaction.json";
 const ROW_GROUP_ROWS: usize = super::ROW_GROUP_ROWS;
 
 /// A file holding fewer rows than this counts as small.
-const SMALL_FILE_ROWS: i64 = (ROW_GROUP_ROWS * 4) as i64;
+const SMALL_FILE_ROWS: i64 = (ROW_GROUP_ROWS * super::writer::FILE_ROW_GROUPS) as i64;
 
-/// Rows one merge takes in at most (32 row groups).
-const MAX_MERGE_ROWS: i64 = (ROW_GROUP_ROWS * 32) as i64;
+/// Rows one merge takes in at most (8 row groups: it is sorted in memory,
+/// beside the writer's own buffers).
+const MAX_MERGE_ROWS: i64 = (ROW_GROUP_ROWS * 8) as i64;
 
 /// What one pass does.
 #[derive(Debug, Clone, Copy)]
@@ -504,49 +505,39 @@ mod tests {
         });
     }
 
+    const DAY: i64 = 86_400_000;
+
+    /// A sample on each of `days` (day numbers), then a pass keeping
+    /// `retention_days`.
+    fn retention_pass(root: &Arc<Root>, days: &[i64], retention_days: u64) -> MaintenanceReport {
+        let mut w = TableWriter::new(root, "samples", schema("samples"), 1000, "1");
+        for d in days {
+            w.push(PartitionKey::of(d * DAY, true), rows(&[d * DAY]))
+                .unwrap();
+        }
+        w.flush().unwrap();
+        let policy = MaintenancePolicy {
+            retention_days,
+            ..POLICY
+        };
+        run_pass(root, policy).unwrap()
+    }
+
     #[test]
     fn drops_partitions_older_than_the_retention_age_of_the_newest() {
         in_a_folder_and_a_store(|root| {
-            let mut w = TableWriter::new(root, "samples", schema("samples"), 1000, "1");
-            let day = 86_400_000;
-            for d in [0, 1, 5, 10] {
-                w.push(PartitionKey::of(d * day, true), rows(&[d * day]))
-                    .unwrap();
-            }
-            w.flush().unwrap();
-            let r = run_pass(
-                root,
-                MaintenancePolicy {
-                    retention_days: 5,
-                    ..POLICY
-                },
-            )
-            .unwrap();
+            let r = retention_pass(root, &[0, 1, 5, 10], 5);
             assert_eq!(r.partitions_dropped, 2);
-            assert_eq!(read_all(root), [5 * day, 10 * day]);
+            assert_eq!(read_all(root), [5 * DAY, 10 * DAY]);
         });
     }
 
     #[test]
     fn a_partition_dated_in_the_future_does_not_make_the_past_old() {
         in_a_folder_and_a_store(|root| {
-            let mut w = TableWriter::new(root, "samples", schema("samples"), 1000, "1");
-            let day = 86_400_000;
-            let today = chrono::Utc::now().timestamp_millis() / day;
+            let today = chrono::Utc::now().timestamp_millis() / DAY;
             // Yesterday and a sample dated ten years ahead.
-            for d in [today - 1, today + 3650] {
-                w.push(PartitionKey::of(d * day, true), rows(&[d * day]))
-                    .unwrap();
-            }
-            w.flush().unwrap();
-            let r = run_pass(
-                root,
-                MaintenancePolicy {
-                    retention_days: 30,
-                    ..POLICY
-                },
-            )
-            .unwrap();
+            let r = retention_pass(root, &[today - 1, today + 3650], 30);
             assert_eq!(r.partitions_dropped, 0);
             assert_eq!(read_all(root).len(), 2);
         });

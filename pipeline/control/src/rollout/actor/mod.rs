@@ -330,7 +330,11 @@ impl<A: Actuator> RolloutActor<A> {
             .filter(|&i| !self.parked[i].holds_a_place())
             .collect();
         if ended.len() > 16 {
-            self.parked.remove(ended[0]);
+            let oldest = self.parked.remove(ended[0]);
+            // Forgotten, but known: it is not started again.
+            if let Some(r) = oldest.rollout {
+                self.approvals.finished.insert(r.id);
+            }
         }
     }
 
@@ -494,9 +498,8 @@ impl<A: Actuator> RolloutActor<A> {
 
     /// True when every rollout stopped moving and no rollback waits.
     pub fn is_settled(&self) -> bool {
-        std::iter::once(&self.run)
-            .chain(&self.parked)
-            .all(|r| r.phase.is_final() && r.pending.is_empty())
+        let settled = |r: &Run| r.phase.is_final() && r.pending.is_empty();
+        settled(&self.run) && self.parked.iter().all(settled)
     }
 
     /// Rollout `id`, if the actor holds it (running or among the last
