@@ -101,8 +101,8 @@ impl HistoryConfig {
 
     /// Checks intervals and compaction: the error names the key.
     pub fn check(&self) -> Result<(), Problem> {
-        if let Some(url) = self.dir.to_str().filter(|d| d.contains("://")) {
-            check_url(url)?;
+        if is_url(&self.dir) {
+            check_url(&self.dir.to_string_lossy())?;
         }
         if !self.instance.chars().all(allowed_in_instance)
             || self.instance == "."
@@ -139,23 +139,29 @@ fn allowed_in_instance(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
 }
 
-/// An object-store `history.dir` names a bucket of a store this build
-/// writes to.
-fn check_url(url: &str) -> Result<(), Problem> {
+/// Whether `dir` names an object store (`s3://…`) rather than a folder.
+pub fn is_url(dir: &std::path::Path) -> bool {
+    dir.to_str().is_some_and(|s| s.contains("://"))
+}
+
+/// The bucket and prefix an object-store URL names (`s3://bucket/prefix`),
+/// or why it is not one this build writes to.
+pub fn bucket_and_prefix(url: &str) -> Result<(&str, &str), String> {
     let (scheme, rest) = url.split_once("://").unwrap_or((url, ""));
     if scheme != "s3" {
-        return Err(Problem::new(
-            "history.dir",
-            format!(
-                "{url}: history on {scheme}:// is not supported; use a folder or s3://bucket/prefix"
-            ),
+        return Err(format!(
+            "history on {scheme}:// is not supported; use a folder or s3://bucket/prefix"
         ));
     }
-    if rest.split('/').next().is_none_or(str::is_empty) {
-        return Err(Problem::new(
-            "history.dir",
-            format!("{url} names no bucket (s3://bucket/prefix)"),
-        ));
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err("names no bucket (s3://bucket/prefix)".into());
     }
-    Ok(())
+    Ok((bucket, prefix.trim_matches('/')))
+}
+
+fn check_url(url: &str) -> Result<(), Problem> {
+    bucket_and_prefix(url)
+        .map(|_| ())
+        .map_err(|reason| Problem::new("history.dir", format!("{url}: {reason}")))
 }

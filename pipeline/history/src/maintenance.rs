@@ -85,7 +85,7 @@ pub fn run_pass(root: &Root, policy: MaintenancePolicy) -> Result<MaintenanceRep
         }
         for (partition, names) in partitions {
             let names = if finish_journal(root, &partition, &names)? {
-                partitions_names(root, &partition)?
+                partition_files(root, &partition)?
             } else {
                 names
             };
@@ -120,7 +120,7 @@ fn partitions(files: &[String]) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn partitions_names(root: &Root, partition: &str) -> Result<Vec<String>, HistoryError> {
+fn partition_files(root: &Root, partition: &str) -> Result<Vec<String>, HistoryError> {
     Ok(partitions(&root.list(partition)?)
         .remove(partition)
         .unwrap_or_default())

@@ -19,10 +19,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Whether `dir` names an object store (`s3://…`) rather than a folder.
-pub fn is_url(dir: &Path) -> bool {
-    dir.to_str().is_some_and(|s| s.contains("://"))
-}
+pub use super::config::is_url;
 
 /// An object store and the prefix a history URL names in it.
 pub struct Location {
@@ -42,26 +39,13 @@ impl Location {
             path: PathBuf::from(url),
             reason,
         };
-        let parsed = url::Url::parse(url).map_err(|e| fail(format!("not a URL: {e}")))?;
-        if parsed.scheme() != "s3" {
-            return Err(fail(format!(
-                "history on `{}://` is not supported: use a folder or s3://bucket/prefix",
-                parsed.scheme()
-            )));
-        }
-        let Some(bucket) = parsed.host_str().filter(|b| !b.is_empty()) else {
-            return Err(fail("names no bucket (s3://bucket/prefix)".into()));
-        };
-        let store = s3_builder()
-            .with_bucket_name(bucket)
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
-        let prefix = ObjectPath::parse(parsed.path().trim_matches('/'))
-            .map_err(|e| fail(format!("its path: {e}")))?;
+        let (bucket, prefix) = super::config::bucket_and_prefix(url).map_err(fail)?;
+        let store = s3_store(bucket).map_err(fail)?;
+        let prefix = ObjectPath::parse(prefix).map_err(|e| fail(format!("its path: {e}")))?;
         let store_url = url::Url::parse(&format!("s3://{bucket}"))
             .map_err(|e| fail(format!("not a URL: {e}")))?;
         Ok(Location {
-            store: Arc::new(store),
+            store,
             store_url,
             prefix,
         })
@@ -82,11 +66,12 @@ impl Location {
     }
 }
 
-/// An S3 client configured from the `AWS_*` environment variables, with
-/// bounds that make an unreachable store an error in about half a minute
-/// rather than minutes of retries (each overridable the same way, e.g.
-/// `AWS_CONNECT_TIMEOUT`).
-fn s3_builder() -> object_store::aws::AmazonS3Builder {
+/// An S3 client of `bucket` configured from the `AWS_*` environment
+/// variables, with bounds that make an unreachable store an error in about
+/// half a minute rather than minutes of retries (each overridable the same
+/// way, e.g. `AWS_CONNECT_TIMEOUT`).
+#[cfg(feature = "s3")]
+fn s3_store(bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
     use object_store::ClientConfigKey::{ConnectTimeout, Timeout};
     use object_store::aws::AmazonS3ConfigKey::Client;
     let mut builder = object_store::aws::AmazonS3Builder::new()
@@ -106,7 +91,17 @@ fn s3_builder() -> object_store::aws::AmazonS3Builder {
             builder = builder.with_config(key, value);
         }
     }
-    builder
+    let store = builder
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+/// Without the `s3` feature there is no S3 client.
+#[cfg(not(feature = "s3"))]
+fn s3_store(_bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    Err("this build has no S3 client (built without the `s3` feature)".into())
 }
 
 /// The folder or object-store prefix a history writes under.

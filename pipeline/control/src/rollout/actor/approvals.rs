@@ -219,9 +219,8 @@ impl<A: Actuator> RolloutActor<A> {
             tracing::debug!(rollout = %id, "approval seen again; ignored");
             return;
         }
-        let most = self.rollout_config.max_parallel.max(1);
-        if self.running() >= most || !self.approvals.queued.is_empty() {
-            tracing::info!(approved = %id, running = self.running(), "rollout.max_parallel rollouts are running; the approved one starts when one ends");
+        if !self.has_a_free_place() || !self.approvals.queued.is_empty() {
+            tracing::info!(approved = %id, "rollout.max_parallel rollouts are running; the approved one starts when one ends");
             self.approvals.queued.push_back(approval);
             return;
         }

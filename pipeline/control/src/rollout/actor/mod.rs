@@ -153,12 +153,30 @@ struct Run {
 }
 
 impl Run {
+    /// Stopped moving, with no rollback waiting.
+    fn is_settled(&self) -> bool {
+        self.phase.is_final() && self.pending.is_empty()
+    }
+
     /// Running, rolling back, or halted by a policy (an operator closes
     /// it): it counts against `rollout.max_parallel`.
     fn holds_a_place(&self) -> bool {
-        self.rollout.is_some()
-            && (!(self.phase.is_final() && self.pending.is_empty())
-                || self.phase == Phase::Halted(Halt::Stopped))
+        self.rollout.is_some() && (!self.is_settled() || self.phase == Phase::Halted(Halt::Stopped))
+    }
+
+    /// What a caller may see of it, once it has a rollout.
+    fn view(&self) -> Option<RolloutView<'_>> {
+        Some(RolloutView {
+            rollout: self.rollout.as_ref()?,
+            state: self.phase.state(),
+            planned_waves: self.planned.len(),
+            waves: &self.waves,
+            ever_patched: &self.ever_patched,
+            patched: &self.patched,
+            rollbacks: &self.rollbacks,
+            failed_patches: &self.failed_patches,
+            paused: self.phase.hold() == Hold::Paused,
+        })
     }
 }
 
@@ -251,20 +269,19 @@ impl<A: Actuator> RolloutActor<A> {
     /// actor's (its VMs may still need rolling back) until an operator
     /// aborts or rolls it back; any other settled rollout makes way.
     fn start_queued_if_done(&mut self) {
-        while self.queued_rollouts().next().is_some()
-            && self.running() < self.rollout_config.max_parallel.max(1)
-        {
+        while self.queued_rollouts().next().is_some() && self.has_a_free_place() {
             self.start_queued();
         }
     }
 
-    /// Rollouts that hold a place: running, rolling back, or halted by a
-    /// policy.
-    fn running(&self) -> usize {
-        std::iter::once(&self.run)
+    /// Fewer rollouts hold a place (running, rolling back, or halted by a
+    /// policy) than `rollout.max_parallel`.
+    fn has_a_free_place(&self) -> bool {
+        let holding = std::iter::once(&self.run)
             .chain(&self.parked)
             .filter(|r| r.holds_a_place())
-            .count()
+            .count();
+        holding < self.rollout_config.max_parallel.max(1)
     }
 
     /// Makes `rollout_id`'s run the current one (the current one is
@@ -305,13 +322,13 @@ impl<A: Actuator> RolloutActor<A> {
 
     /// The VMs other rollouts hold now: those of their current wave until
     /// it has baked. A VM of this rollout's wave among them waits.
-    fn claimed_by_others(&self) -> HashSet<&str> {
+    fn claimed_by_others(&self) -> HashSet<String> {
         self.parked
             .iter()
             .filter(|r| r.phase.is_deploying() || matches!(r.phase, Phase::Baking(_)))
             .filter(|r| r.baked < r.waves.len())
             .filter_map(|r| r.waves.last())
-            .flat_map(|w| w.vms.iter().map(String::as_str))
+            .flat_map(|w| w.vms.iter().cloned())
             .collect()
     }
 
@@ -498,8 +515,7 @@ impl<A: Actuator> RolloutActor<A> {
 
     /// True when every rollout stopped moving and no rollback waits.
     pub fn is_settled(&self) -> bool {
-        let settled = |r: &Run| r.phase.is_final() && r.pending.is_empty();
-        settled(&self.run) && self.parked.iter().all(settled)
+        self.run.is_settled() && self.parked.iter().all(Run::is_settled)
     }
 
     /// Rollout `id`, if the actor holds it (running or among the last
@@ -513,19 +529,7 @@ impl<A: Actuator> RolloutActor<A> {
     pub fn rollouts(&self) -> Vec<RolloutView<'_>> {
         std::iter::once(&self.run)
             .chain(self.parked.iter().rev())
-            .filter_map(|r| {
-                Some(RolloutView {
-                    rollout: r.rollout.as_ref()?,
-                    state: r.phase.state(),
-                    planned_waves: r.planned.len(),
-                    waves: &r.waves,
-                    ever_patched: &r.ever_patched,
-                    patched: &r.patched,
-                    rollbacks: &r.rollbacks,
-                    failed_patches: &r.failed_patches,
-                    paused: r.phase.hold() == Hold::Paused,
-                })
-            })
+            .filter_map(Run::view)
             .collect()
     }
 
@@ -546,14 +550,7 @@ impl<A: Actuator> RolloutActor<A> {
 
     /// When the wave baking now has baked (None: nothing bakes).
     pub fn bake_ends(&self) -> Option<EventTime> {
-        if self.state() != RolloutState::Baking {
-            return None;
-        }
-        let w = self.run.waves.last()?;
-        Some(
-            w.started_at
-                .plus_ms(w.bake_minutes as i64 * EventTime::MINUTE_MS),
-        )
+        self.run.view()?.bake_ends()
     }
 
     /// Waves planned (VM ids per wave).

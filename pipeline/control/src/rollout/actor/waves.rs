@@ -11,7 +11,6 @@ use bellwether_schemas::{
     CommandId, ControlMessage, EventTime, Patch, PatchCommand, RollbackTrigger, Rollout,
     RolloutEventKind, RolloutState, Wave, WavePlan,
 };
-use std::collections::HashSet;
 
 impl<A: Actuator> RolloutActor<A> {
     /// The wave plan from the config.
@@ -184,11 +183,7 @@ impl<A: Actuator> RolloutActor<A> {
         let mut issued = 0;
         // A VM another rollout's unbaked wave holds waits for it (to the
         // back of the queue, tried again at the next window).
-        let claimed: HashSet<String> = self
-            .claimed_by_others()
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let claimed = self.claimed_by_others();
         let mut skipped = 0;
         while in_flight < limit && skipped < self.run.wave_queue.len() {
             let Some(vm) = self.run.wave_queue.pop_front() else {
